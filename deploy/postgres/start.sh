@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Start a throwaway PostgreSQL cluster from Debian's packages for development and tests.
+#   deploy/postgres/start.sh   -> prints FRONTDESK_TEST_PG_URL=... on its last line
+#   deploy/postgres/stop.sh
+# The cluster lives in $FRONTDESK_STATE_DIR/postgres (default .state/ in the repo),
+# listens on 127.0.0.1:${FRONTDESK_PG_PORT:-54329} and trusts local connections.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+state=${FRONTDESK_STATE_DIR:-$here/../../.state}
+mkdir -p "$state"; state=$(cd "$state" && pwd)
+port=${FRONTDESK_PG_PORT:-54329}
+pgdata=$state/postgres
+bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+if [ -z "$bindir" ]; then
+  echo "PostgreSQL is not installed: run deploy/install-deps.sh" >&2; exit 1
+fi
+
+# PostgreSQL refuses to run as root; use the postgres system user when we are root.
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+if [ ! -f "$pgdata/PG_VERSION" ]; then
+  mkdir -p "$pgdata"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$pgdata"
+  as_pg "$bindir/initdb" -D "$pgdata" -U postgres -A trust --no-sync -E UTF8 >/dev/null
+fi
+if ! as_pg "$bindir/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+  # Test cluster: durability traded for speed (fsync off) is fine here and
+  # only here; production runs a real cluster.
+  as_pg "$bindir/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 start \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=300" >/dev/null
+fi
+for _ in $(seq 1 60); do
+  "$bindir/pg_isready" -h 127.0.0.1 -p "$port" -q && break
+  sleep 0.5
+done
+echo "FRONTDESK_TEST_PG_URL=postgresql+asyncpg://postgres@127.0.0.1:$port/postgres"

@@ -1,0 +1,61 @@
+"""Intake bookkeeping: raw payloads awaiting processing, the quarantine, IMAP checkpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from frontdesk.model.base import Base, utcnow
+
+
+class InboundPayload(Base):
+    """A raw webhook body, stored durably before the 2xx answer is sent.
+
+    ``state`` goes pending -> processed, or pending -> quarantined; a
+    restart picks up whatever is still pending.
+    """
+
+    __tablename__ = "inbound_payloads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    route: Mapped[str] = mapped_column(String(320))  # the channel key in the URL
+    blob: Mapped[str] = mapped_column(String(64))
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+
+
+class QuarantinedItem(Base):
+    """Input that could not be processed, kept raw with a cause so it can be replayed."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str | None] = mapped_column(String(320))
+    blob: Mapped[str] = mapped_column(String(64))
+    cause: Mapped[str] = mapped_column(String(50), index=True)  # a stable code, e.g. "parse_error"
+    detail: Mapped[str | None] = mapped_column(Text)
+    envelope: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    replayed_at: Mapped[datetime | None]
+    replay_outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class MailboxCheckpoint(Base):
+    """How far the IMAP poller got in one mailbox folder."""
+
+    __tablename__ = "mailbox_checkpoints"
+    __table_args__ = (UniqueConstraint("mailbox", "folder"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(200))
+    folder: Mapped[str] = mapped_column(String(200))
+    uidvalidity: Mapped[int | None]
+    last_uid: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

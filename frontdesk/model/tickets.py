@@ -1,0 +1,55 @@
+"""Tickets and the addresses that take part in them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from frontdesk.model.base import Base, utcnow
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_pipeline_status", "pipeline_id", "status_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(Text)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
+    status_id: Mapped[int] = mapped_column(ForeignKey("statuses.id"))
+    priority: Mapped[str | None] = mapped_column(String(20))
+    category: Mapped[str | None] = mapped_column(String(100))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), index=True)
+    source_channel: Mapped[str] = mapped_column(String(20))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    # The conversation the ticket was created from: "a customer replies"
+    # fires on this thread (and on any thread once the ticket was reopened).
+    # No foreign key: conversations already point at tickets, and a cycle of
+    # constraints would need ALTERs that SQLite cannot do.
+    origin_conversation_id: Mapped[int | None]
+    custom_properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[datetime | None]
+    reopened_at: Mapped[datetime | None]
+
+
+class TicketParticipant(Base):
+    """An email address seen on a ticket, as sender or recipient.
+
+    A subject token like ``[#1234]`` is only trusted when its sender is
+    already one of these: anyone can type a ticket number.
+    """
+
+    __tablename__ = "ticket_participants"
+    __table_args__ = (UniqueConstraint("ticket_id", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(320), index=True)

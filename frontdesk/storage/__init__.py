@@ -1,0 +1,1 @@
+"""Persistence: the database engine and sessions, blob storage, migrations."""

@@ -1,0 +1,68 @@
+"""Content-addressed blob storage on disk: raw messages and attachments by SHA-256.
+
+A blob is written to a temporary file, fsynced and renamed into place, so a
+name that exists always holds complete bytes.  Writing the same content
+twice is a no-op, which makes replays and duplicate deliveries free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from frontdesk.storage.database import StorageUnavailable
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, digest: str) -> Path:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"not a sha256 digest: {digest!r}")
+        return self.root / digest[:2] / digest[2:4] / digest
+
+    def put_sync(self, data: bytes) -> str:
+        digest = sha256_hex(data)
+        target = self.path_for(digest)
+        if target.exists():
+            return digest
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as error:
+            raise StorageUnavailable(f"blob store cannot write: {error}") from error
+        return digest
+
+    def get_sync(self, digest: str) -> bytes:
+        return self.path_for(digest).read_bytes()
+
+    def exists(self, digest: str) -> bool:
+        return self.path_for(digest).exists()
+
+    async def put(self, data: bytes) -> str:
+        return await asyncio.to_thread(self.put_sync, data)
+
+    async def get(self, digest: str) -> bytes:
+        return await asyncio.to_thread(self.get_sync, digest)

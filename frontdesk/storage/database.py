@@ -1,0 +1,69 @@
+"""The async engine and session factory, for SQLite (embedded) and PostgreSQL.
+
+Also the one place that decides which low-level errors mean "storage is
+down": channels translate :class:`StorageUnavailable` into a retryable
+protocol answer (SMTP 451, HTTP 503) instead of losing the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import event, exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+class StorageUnavailable(RuntimeError):
+    """The database or blob store cannot take writes right now; retry later."""
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (the API) run while the ingest path writes; NORMAL
+    # sync is still durable across process crashes in WAL mode, but we keep
+    # FULL so a power cut cannot take a message we already answered 250 for.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_timeout", 10)
+    return create_async_engine(url, **kwargs)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# Errors that say the store is unreachable or refusing writes, as opposed
+# to a bug or bad data.  asyncpg's connection errors surface as OSError or
+# its own PostgresConnectionError through SQLAlchemy's DBAPIError wrapper.
+def is_storage_outage(error: BaseException) -> bool:
+    if isinstance(error, StorageUnavailable):
+        return True
+    if isinstance(error, (OSError, asyncio.TimeoutError, ConnectionError)):
+        return True
+    if isinstance(error, exc.TimeoutError):  # pool exhausted
+        return True
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        if isinstance(error, exc.OperationalError):
+            return True
+        original = getattr(error, "orig", None)
+        name = type(original).__name__ if original is not None else ""
+        return "Connection" in name or "CannotConnectNow" in name or "TooManyConnections" in name
+    return False

@@ -1,0 +1,1 @@
+"""Outbound: render and send email, Messenger and chat replies, one delivery record each."""

@@ -1,0 +1,1 @@
+"""Wiring: the ``frontdesk`` command, the ingestion daemon and the workflow worker."""

@@ -1,0 +1,139 @@
+"""Shared fixtures: every database-backed test runs on SQLite and on PostgreSQL.
+
+The backends come from ``FRONTDESK_TEST_DATABASES`` (default: ``sqlite``, plus
+``postgresql`` when ``FRONTDESK_TEST_PG_URL`` is set, which ``make test`` does
+after starting the cluster from ``deploy/postgres``).  Each test gets a fresh,
+fully migrated database: a copy of a template migrated once per session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from frontdesk.defaults import ensure_defaults
+from frontdesk.settings import Secret, Settings, SupportAddress, load_settings
+from frontdesk.storage.blobs import BlobStore
+from frontdesk.storage.database import create_engine, session_factory
+from frontdesk.storage.migrate import upgrade
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = (REPO.parent / "shared" / "corpus").resolve()
+PG_URL = os.environ.get("FRONTDESK_TEST_PG_URL")
+
+
+def _backends() -> list[str]:
+    configured = os.environ.get("FRONTDESK_TEST_DATABASES")
+    if configured:
+        return [b.strip() for b in configured.split(",") if b.strip()]
+    return ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+
+
+def _pg_admin_dsn() -> str:
+    assert PG_URL, "FRONTDESK_TEST_PG_URL is not set: run deploy/postgres/start.sh"
+    return make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _pg_url_for(database: str) -> str:
+    return make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
+
+
+async def _pg_execute(sql: str) -> None:
+    conn = await asyncpg.connect(_pg_admin_dsn())
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One migrated database per backend, copied for each test."""
+    templates: dict[str, str] = {}
+    backends = _backends()
+    if "sqlite" in backends:
+        path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+        asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
+        templates["sqlite"] = str(path)
+    if "postgresql" in backends:
+        name = f"fd_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        asyncio.run(_pg_execute(f'CREATE DATABASE "{name}"'))
+        asyncio.run(_migrate(_pg_url_for(name)))
+        templates["postgresql"] = name
+    yield templates
+    if "postgresql" in templates:
+        asyncio.run(_pg_execute(f'DROP DATABASE IF EXISTS "{templates["postgresql"]}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=_backends())
+def database_url(request: pytest.FixtureRequest, migrated_templates: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    backend = request.param
+    if backend == "sqlite":
+        target = tmp_path / "frontdesk.db"
+        shutil.copyfile(migrated_templates["sqlite"], target)
+        yield f"sqlite+aiosqlite:///{target}"
+        return
+    name = f"fd_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_templates["postgresql"]}"'))
+    yield _pg_url_for(name)
+    asyncio.run(_pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for a test installation with two support addresses."""
+    base = load_settings(environ={"FRONTDESK_DATA_DIR": str(tmp_path / "var"),
+                                  "FRONTDESK_SECRET_KEY": "test-secret-key",
+                                  "FRONTDESK_API_TOKEN": "test-api-token"})
+    return replace(
+        base,
+        database_url=database_url,
+        support_addresses=(
+            SupportAddress("support@acme.test"),
+            SupportAddress("billing@acme.test"),
+        ),
+        from_address="support@acme.test",
+        secret_key=Secret("test-secret-key"),
+    )
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator:
+    engine = create_engine(settings.database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def sessions(engine, settings: Settings):
+    factory = session_factory(engine)
+    await ensure_defaults(factory, settings)
+    return factory
+
+
+@pytest.fixture
+def blobs(settings: Settings) -> BlobStore:
+    return BlobStore(settings.blob_dir)
+
+
+@pytest.fixture
+def corpus() -> Path:
+    assert CORPUS.is_dir(), f"the shared corpus is missing at {CORPUS}"
+    return CORPUS

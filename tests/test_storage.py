@@ -1,0 +1,52 @@
+"""The schema, the migrations and the defaults a fresh installation starts with."""
+
+from sqlalchemy import select
+
+from frontdesk.model import Channel, EmailTemplate, Pipeline, Status, StatusAction
+from frontdesk.storage.migrate import current_revision, head_revision
+
+
+async def test_migrated_database_is_at_head(engine):
+    assert await current_revision(engine) == head_revision()
+
+
+async def test_migrations_match_the_models(engine):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from frontdesk.model import Base
+
+    def diff(connection):
+        return compare_metadata(MigrationContext.configure(connection), Base.metadata)
+
+    async with engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+
+
+async def test_fresh_installation_has_the_support_pipeline(sessions):
+    async with sessions() as session:
+        pipeline = await session.scalar(select(Pipeline).where(Pipeline.internal_name == "support"))
+        statuses = (await session.scalars(
+            select(Status).where(Status.pipeline_id == pipeline.id).order_by(Status.position))).all()
+        assert pipeline.name == "Support"
+        assert [(s.label, s.internal_name, s.is_closed) for s in statuses] == [
+            ("New", "new", False),
+            ("Waiting on contact", "waiting_on_contact", False),
+            ("Waiting on us", "waiting_on_us", False),
+            ("Closed", "closed", True),
+        ]
+        templates = {t.key for t in (await session.scalars(select(EmailTemplate))).all()}
+        assert templates == {"ticket_received", "ticket_closed"}
+        actions = (await session.scalars(select(StatusAction))).all()
+        assert len(actions) == 3
+        channels = {c.key for c in (await session.scalars(select(Channel))).all()}
+        assert channels == {"support@acme.test", "billing@acme.test"}
+
+
+async def test_defaults_are_idempotent(sessions, settings):
+    from frontdesk.defaults import ensure_defaults
+
+    await ensure_defaults(sessions, settings)
+    async with sessions() as session:
+        assert len((await session.scalars(select(Pipeline))).all()) == 1
+        assert len((await session.scalars(select(Status))).all()) == 4
