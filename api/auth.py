@@ -1,0 +1,123 @@
+"""Bearer-token authentication: who is calling, with which role and ticket access.
+
+Two kinds of token: the operator's ``FRONTDESK_API_TOKEN`` from the settings
+(full access, for bootstrapping before any user exists), and per-user API
+tokens whose SHA-256 is stored in ``api_tokens``.  Both are compared by hash,
+so timing does not leak how much of a token was right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from sqlalchemy import select, update
+
+from api.errors import ApiError
+from api.keys import SESSIONS, SETTINGS
+from frontdesk.model import ApiToken, TeamMembership, User, utcnow
+from frontdesk.model.access import ACCESS_ALL, ADMIN, SUPER_ADMIN
+
+# Paths that answer without a token: probes, metrics scrapes, the spec, and
+# webhooks, which carry their own signatures.
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/webhooks/")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int | None
+    role: str
+    ticket_access: str = ACCESS_ALL
+    sees_unassigned: bool = True
+    team_ids: frozenset[int] = field(default_factory=frozenset)
+    label: str = ""
+
+    @property
+    def is_super_admin(self) -> bool:
+        return self.role == SUPER_ADMIN
+
+    @property
+    def can_edit_property_settings(self) -> bool:
+        return self.role in (SUPER_ADMIN, ADMIN)
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+OPERATOR = Principal(user_id=None, role=SUPER_ADMIN, label="operator token")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def principal_for_token(request: web.Request, token: str) -> Principal | None:
+    digest = hash_token(token)
+    operator = request.app[SETTINGS].api_token
+    if operator and hmac.compare_digest(digest, hash_token(operator.reveal())):
+        return OPERATOR
+    async with request.app[SESSIONS].begin() as session:
+        row = (
+            await session.execute(
+                select(ApiToken.id, User)
+                .join(User, User.id == ApiToken.user_id)
+                .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None), User.is_active.is_(True))
+            )
+        ).first()
+        if row is None:
+            return None
+        token_id, user = row
+        teams = set(
+            (await session.scalars(select(TeamMembership.team_id).where(TeamMembership.user_id == user.id))).all()
+        )
+        if user.primary_team_id is not None:
+            teams.add(user.primary_team_id)
+        await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
+    return Principal(
+        user_id=user.id,
+        role=user.role,
+        ticket_access=user.ticket_access,
+        sees_unassigned=user.sees_unassigned,
+        team_ids=frozenset(teams),
+        label=user.email,
+    )
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    if request.path.startswith(PUBLIC_PREFIXES):
+        return await handler(request)
+    token = _bearer(request)
+    principal = await principal_for_token(request, token) if token else None
+    if principal is None:
+        raise ApiError(401, "unauthenticated", "a valid bearer token is required")
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def principal_of(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def require_super_admin(request: web.Request) -> Principal:
+    principal = principal_of(request)
+    if not principal.is_super_admin:
+        raise ApiError(403, "super_admin_required", "only a super admin may do this")
+    return principal
+
+
+def require_property_settings(request: web.Request) -> Principal:
+    principal = principal_of(request)
+    if not principal.can_edit_property_settings:
+        raise ApiError(403, "edit_property_settings_required",
+                       "this needs the 'edit property settings' permission (admin or super admin)")
+    return principal

@@ -1,0 +1,13 @@
+"""Typed keys for what the API application holds (aiohttp ``web.AppKey``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from frontdesk.settings import Settings
+from frontdesk.storage.blobs import BlobStore
+
+SETTINGS = web.AppKey("settings", Settings)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+BLOBS = web.AppKey("blobs", BlobStore)
