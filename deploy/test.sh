@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Start the real servers the suite talks to, run it on SQLite and PostgreSQL,
+# and stop the servers again, whatever the outcome.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export FRONTDESK_STATE_DIR=${FRONTDESK_STATE_DIR:-$PWD/.state}
+
+last_line_env() { local line; line=$("$@" | tail -n 1); export "${line?}"; echo "  $line"; }
+
+cleanup() {
+  deploy/kafka/stop.sh >/dev/null 2>&1 || true
+  deploy/dovecot/stop.sh >/dev/null 2>&1 || true
+  deploy/postgres/stop.sh >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+echo "starting test servers"
+last_line_env deploy/postgres/start.sh
+last_line_env deploy/dovecot/start.sh
+last_line_env deploy/kafka/start.sh
+
+export FRONTDESK_TEST_DATABASES=sqlite,postgresql
+.venv/bin/lint-imports
+.venv/bin/pytest -q -p no:cacheprovider "$@"
