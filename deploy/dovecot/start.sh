@@ -5,7 +5,7 @@
 # Everything lives in $FRONTDESK_STATE_DIR/dovecot (default .state/ in the repo):
 # config, self-signed certificate, Maildirs, sockets and dovecot.log.
 # Listens on 127.0.0.1:${FRONTDESK_DOVECOT_PORT:-14143} (plain IMAP, STARTTLS
-# offered) and 127.0.0.1:${FRONTDESK_DOVECOT_IMAPS_PORT:-14993} (IMAPS).
+# offered) and 127.0.0.1:${FRONTDESK_DOVECOT_IMAPS_PORT:-port+850} (IMAPS).
 # Users: the fixed ones in the passwd-file below, and any user whose name
 # starts with "t-" (password "test-password"), so each test can have its own
 # mailbox and concurrent tests never collide.  Never use this for real mail.
@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 state=${FRONTDESK_STATE_DIR:-$here/../../.state}
 mkdir -p "$state"; state=$(cd "$state" && pwd)
 port=${FRONTDESK_DOVECOT_PORT:-14143}
-imaps_port=${FRONTDESK_DOVECOT_IMAPS_PORT:-14993}
+imaps_port=${FRONTDESK_DOVECOT_IMAPS_PORT:-$((port + 850))}
 dir=$state/dovecot
 conf=$dir/dovecot.conf
 

@@ -1,0 +1,244 @@
+"""The SMTP edge: accept mail for the support addresses and hand it to ingest.
+
+The edge only checks and hands over.  ``RCPT`` is a cheap check against the
+configured support addresses (so we are never an open relay); ``DATA`` passes
+the raw bytes to :func:`ingest.pipeline.ingest_email` and answers with its
+verdict: ``250`` only once ingest returned, which means the raw bytes and the
+message are committed; ``451`` when storage is down (or anything unexpected
+happened) so the sending server keeps the message and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+import structlog
+from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session as SmtpSession
+from prometheus_client import Counter, Gauge, Histogram
+
+from frontdesk.settings import SmtpSettings
+from frontdesk.storage.database import is_storage_outage
+from ingest.context import IngestContext
+from ingest.message import Envelope, IngestOutcome
+
+log = structlog.get_logger(__name__)
+
+IngestEmail = Callable[[IngestContext, bytes, Envelope], Awaitable[IngestOutcome]]
+
+SMTP_MESSAGES = Counter(
+    "frontdesk_smtp_messages_total",
+    "Messages that reached the end of DATA, by answer: accepted (250), "
+    "tempfail (451, sender retries) or rejected (552, too large).",
+    ["result"],
+)
+SMTP_RECIPIENTS_REJECTED = Counter(
+    "frontdesk_smtp_recipients_rejected_total",
+    "RCPT TO addresses refused with 550 because they are not support addresses.",
+)
+SMTP_SESSIONS = Gauge("frontdesk_smtp_sessions_active", "Open SMTP connections.")
+SMTP_HANDLING_SECONDS = Histogram(
+    "frontdesk_smtp_handling_seconds",
+    "Time from the end of DATA to our answer (ingest and commit included).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+# RFC 3463 enhanced status codes: 5.1.1 bad destination mailbox,
+# 4.3.0 other or undefined mail system status (retry), 2.0.0 success.
+REPLY_UNKNOWN_RECIPIENT = "550 5.1.1 Recipient address rejected: not a support address here"
+REPLY_RECIPIENT_OK = "250 2.1.5 Recipient OK"
+REPLY_RETRY_LATER = "451 4.3.0 Cannot store the message right now, try again later"
+
+
+def _peer_text(peer: Any) -> str | None:
+    if isinstance(peer, (tuple, list)) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer) if peer else None
+
+
+class SupportMailHandler:
+    """aiosmtpd handler hooks: recipient check at RCPT, ingest at DATA."""
+
+    def __init__(self, ctx: IngestContext, ingest: IngestEmail) -> None:
+        self._ctx = ctx
+        self._ingest = ingest
+        self.in_flight: set[asyncio.Task[IngestOutcome]] = set()
+
+    def accepts(self, address: str) -> bool:
+        # A cheap, exact check: the address must be one of ours, compared
+        # case-insensitively.  Percent hacks ("x%other@ours"), quoted local
+        # parts and bang paths never equal a configured address, so they are
+        # refused like any foreign recipient.  Source routes
+        # ("<@relay:support@ours>") arrive here already reduced to the final
+        # mailbox by aiosmtpd; RFC 5321 appendix C says to ignore the route,
+        # and delivering to our own mailbox is not relaying.
+        return self._ctx.settings.support_address(address) is not None
+
+    async def handle_RCPT(
+        self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if not self.accepts(address):
+            SMTP_RECIPIENTS_REJECTED.inc()
+            log.info("smtp.rcpt_rejected", peer=_peer_text(session.peer), rcpt=address)
+            return REPLY_UNKNOWN_RECIPIENT
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return REPLY_RECIPIENT_OK
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope) -> str:
+        started = time.perf_counter()
+        raw = envelope.original_content or b""
+        rcpt_tos = tuple(address.lower() for address in envelope.rcpt_tos)
+        mail_from = envelope.mail_from or ""
+        inbound = Envelope(
+            channel="email",
+            source="smtp",
+            mail_from="" if mail_from == "<>" else mail_from,  # null reverse path: a bounce
+            rcpt_tos=rcpt_tos,
+            channel_key=rcpt_tos[0] if rcpt_tos else None,
+            peer=_peer_text(session.peer),
+            received_at=datetime.now(timezone.utc),
+        )
+        fields = {"peer": inbound.peer, "mail_from": inbound.mail_from, "rcpt_tos": list(rcpt_tos), "size": len(raw)}
+        # Shielded: if the connection drops or the server stops while ingest
+        # commits, the commit still completes (the sender, lacking our 250,
+        # retries and ingest's duplicate check absorbs the second copy).
+        task = asyncio.ensure_future(self._ingest(self._ctx, raw, inbound))
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+        try:
+            outcome = await asyncio.shield(task)
+        except Exception as error:  # noqa: BLE001 - every failure becomes a retryable answer
+            elapsed = time.perf_counter() - started
+            SMTP_MESSAGES.labels("tempfail").inc()
+            SMTP_HANDLING_SECONDS.observe(elapsed)
+            if is_storage_outage(error):
+                log.warning("smtp.tempfail", reason="storage_unavailable", error=str(error),
+                            seconds=round(elapsed, 4), **fields)
+            else:
+                log.exception("smtp.tempfail", reason="unexpected_error", seconds=round(elapsed, 4), **fields)
+            return REPLY_RETRY_LATER
+        elapsed = time.perf_counter() - started
+        SMTP_MESSAGES.labels("accepted").inc()
+        SMTP_HANDLING_SECONDS.observe(elapsed)
+        log.info("smtp.accepted", outcome=outcome.kind, ticket_id=outcome.ticket_id,
+                 message_id=outcome.message_id, quarantine_id=outcome.quarantine_id,
+                 seconds=round(elapsed, 4), **fields)
+        reference = outcome.message_id or outcome.quarantine_id
+        return f"250 2.0.0 OK {outcome.kind}" + (f" {reference}" if reference else "")
+
+
+class _TrackedSMTP(SMTP):
+    """aiosmtpd's protocol, reporting its connections to the channel for a graceful stop."""
+
+    def __init__(self, handler: SupportMailHandler, sessions: set[_TrackedSMTP], **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._sessions = sessions
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Called a second time after STARTTLS; only the first one counts.
+        if self not in self._sessions:
+            self._sessions.add(self)
+            SMTP_SESSIONS.inc()
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self in self._sessions:
+            self._sessions.discard(self)
+            SMTP_SESSIONS.dec()
+        super().connection_lost(error)
+
+    async def push(self, status: str) -> None:
+        # aiosmtpd answers an oversized message itself, without a hook.
+        if status.startswith("552"):
+            SMTP_MESSAGES.labels("rejected").inc()
+            log.info("smtp.rejected", reason="too_large", peer=_peer_text(self.session.peer if self.session else None))
+        await super().push(status)
+
+
+def server_tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
+    if not settings.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
+    return context
+
+
+class SmtpChannel:
+    """The SMTP listener: ``await start()``, read ``port``, ``await stop()``."""
+
+    def __init__(
+        self,
+        ctx: IngestContext,
+        settings: SmtpSettings,
+        *,
+        ingest: IngestEmail | None = None,
+        session_timeout: float = 300.0,
+    ) -> None:
+        if ingest is None:
+            from ingest.pipeline import ingest_email
+
+            ingest = ingest_email
+        self._settings = settings
+        self._handler = SupportMailHandler(ctx, ingest)
+        self._tls = server_tls_context(settings)
+        if settings.require_starttls and self._tls is None:
+            raise ValueError("smtp.require_starttls needs smtp.tls_cert and smtp.tls_key")
+        self._session_timeout = session_timeout
+        self._sessions: set[_TrackedSMTP] = set()
+        self._server: asyncio.base_events.Server | None = None
+
+    def _new_session(self) -> _TrackedSMTP:
+        return _TrackedSMTP(
+            self._handler,
+            self._sessions,
+            data_size_limit=self._settings.max_message_size,  # also announced as SIZE in EHLO
+            hostname=self._settings.hostname,
+            tls_context=self._tls,
+            require_starttls=self._settings.require_starttls,
+            timeout=self._session_timeout,
+        )
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when the settings asked for port 0)."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("the SMTP channel is not started")
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self._sessions)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._new_session, host=self._settings.host, port=self._settings.port, reuse_address=True
+        )
+        log.info("smtp.listening", host=self._settings.host, port=self.port,
+                 starttls=self._tls is not None, require_starttls=self._settings.require_starttls,
+                 max_message_size=self._settings.max_message_size)
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop accepting, give open sessions ``grace`` seconds, then close them.
+
+        A message whose ingest is already running is always allowed to
+        commit, even past the grace period, so nothing half-written remains.
+        """
+        if self._server is None:
+            return
+        self._server.close()
+        deadline = time.monotonic() + grace
+        while self._sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for session in list(self._sessions):
+            if session.transport is not None:
+                session.transport.close()
+        if self._handler.in_flight:
+            await asyncio.wait(set(self._handler.in_flight))
+        await self._server.wait_closed()
+        self._server = None
+        log.info("smtp.stopped", closed_sessions=len(self._sessions))
