@@ -112,6 +112,10 @@ class SmarthostSettings:
 class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
+    # Apply pending migrations at start-up. Always done on the embedded SQLite
+    # database; on PostgreSQL only when asked, since schema changes there are
+    # an operator decision (`frontdesk migrate`).
+    auto_migrate: bool = False
     secret_key: Secret = field(default_factory=lambda: Secret(""))
     api_token: Secret | None = None
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
@@ -156,6 +160,12 @@ class Settings:
 
 
 EXAMPLE_SUPPORT_ADDRESS = "support@example.test"
+
+
+def _flag(env_value: str | None, file_value: object) -> bool:
+    if env_value is not None and env_value != "":
+        return env_value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(file_value)
 
 
 def _split_addresses(value: str) -> tuple[SupportAddress, ...]:
@@ -294,6 +304,7 @@ def load_settings(
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
+        auto_migrate=_flag(env.get("FRONTDESK_AUTO_MIGRATE"), raw.get("database", {}).get("auto_migrate", False)),
         secret_key=_secret_key(data_dir, env.get("FRONTDESK_SECRET_KEY") or raw.get("secret_key")),
         api_token=Secret(token) if token else None,
         smtp=smtp,
