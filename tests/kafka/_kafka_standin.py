@@ -1,0 +1,56 @@
+"""A stand-in automation handler for the Kafka transport tests.
+
+It does what the real handler promises, in miniature: one effect per
+(event, action), recorded under an idempotency key in the same transaction,
+so a redelivered event changes nothing.  Events whose payload says
+``poison`` always fail, to exercise retries and dead letters.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from frontdesk.events import DomainEvent
+from frontdesk.model import AppliedEffect
+from frontdesk.settings import Settings
+
+EFFECT = "standin_ticket_received"
+
+
+class PoisonEvent(RuntimeError):
+    pass
+
+
+def standin_handler(settings: Settings, sessions: async_sessionmaker[AsyncSession], *, cured: bool = False):
+    async def handle(event: DomainEvent) -> None:
+        if event.payload.get("poison") and not cured:
+            raise PoisonEvent(f"event {event.id} always fails")
+        async with sessions() as session, session.begin():
+            key = f"{event.id}:{EFFECT}"
+            if await session.get(AppliedEffect, key) is None:
+                session.add(AppliedEffect(key=key, kind=EFFECT, ticket_id=event.ticket_id))
+
+    return handle
+
+
+async def effects_by_ticket(sessions: async_sessionmaker[AsyncSession]) -> dict[int, int]:
+    async with sessions() as session:
+        rows = (await session.execute(
+            select(AppliedEffect.ticket_id).where(AppliedEffect.kind == EFFECT))).scalars().all()
+    counts: dict[int, int] = {}
+    for ticket_id in rows:
+        counts[ticket_id] = counts.get(ticket_id, 0) + 1
+    return counts
+
+
+if __name__ == "__main__":
+    # python tests/kafka/_kafka_standin.py: the worker process, with this handler.
+    from automation.event_processor import RetryPolicy
+    from frontdesk.settings import load_settings
+    from runtime.worker import run_worker
+
+    sys.exit(run_worker(load_settings(), handler_factory=standin_handler,
+                        policy=RetryPolicy(max_attempts=3, first_delay=0.05, max_delay=0.5)))
