@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal
 from api.errors import not_found
-from frontdesk.model import PipelineAccess, TeamMembership, Ticket, User
+from frontdesk.model import Pipeline, PipelineAccess, TeamMembership, Ticket, User
 from frontdesk.model.access import ACCESS_ALL, ACCESS_OWNED, ACCESS_TEAM
 
 
@@ -58,3 +58,26 @@ async def visible_ticket(session: AsyncSession, principal: Principal, ticket_id:
     if ticket is None:
         raise not_found()
     return ticket
+
+
+def pipeline_visibility(principal: Principal) -> ColumnElement[bool]:
+    """A WHERE clause on ``Pipeline``: open to all, or the principal is on its access list."""
+    if principal.is_super_admin:
+        return true()
+    restricted = exists().where(PipelineAccess.pipeline_id == Pipeline.id)
+    listed = exists().where(
+        PipelineAccess.pipeline_id == Pipeline.id,
+        or_(
+            PipelineAccess.user_id == principal.user_id,
+            PipelineAccess.team_id.in_(principal.team_ids) if principal.team_ids else false(),
+        ),
+    )
+    return or_(~restricted, listed)
+
+
+async def visible_pipeline(session: AsyncSession, principal: Principal, pipeline_id: int) -> Pipeline:
+    """Load a pipeline the principal may see and edit, or raise 404."""
+    pipeline = await session.scalar(select(Pipeline).where(Pipeline.id == pipeline_id, pipeline_visibility(principal)))
+    if pipeline is None:
+        raise not_found("pipeline")
+    return pipeline
