@@ -19,6 +19,7 @@ ACCEPTED = "accepted"
 AUTO_REPLY = "auto_reply"
 BOUNCE = "bounce"
 LOOP = "loop"
+REPORT = "report"  # abuse (ARF) reports and read receipts (MDN): stored, no ticket
 DUPLICATE = "duplicate"
 
 
