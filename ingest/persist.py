@@ -1,0 +1,313 @@
+"""Persist one threaded inbound message: conversation, ticket, message, attachments, participants, events.
+
+Everything here runs inside the pipeline runner's transaction, so the
+rows and the outbox events they announce commit together or not at all.
+Attachment bytes go to the content-addressed blob store first; a rolled
+back transaction leaves at most an unreferenced blob, never a row that
+points at nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from frontdesk.events import CUSTOMER, MESSAGE_RECEIVED, MESSAGE_SCREENED, TICKET_CREATED, Actor, DomainEvent
+from frontdesk.model import Attachment, Channel, Contact, Conversation, Message, Status, Ticket, TicketParticipant
+from frontdesk.model.messages import ACCEPTED, INBOUND
+from frontdesk.outbox import record_event
+from frontdesk.storage.blobs import BlobStore
+from ingest.contacts import dialect_insert, normalize_address
+from ingest.message import InboundMessage, IngestOutcome
+from ingest.threading import ThreadMatch
+
+TICKET_NAME_LIMIT = 500
+DESCRIPTION_LIMIT = 4000
+NO_SUBJECT = "(no subject)"
+
+
+def clean_text(value: Any, limit: int | None = None) -> str | None:
+    """Text every backend stores: no NUL (PostgreSQL refuses it), no lone surrogates, within ``limit``."""
+    if value is None:
+        return None
+    text = str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text[:limit] if limit is not None else text
+
+
+def _clean_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, (list, tuple)):
+        return [_clean_json(v) for v in value]
+    if isinstance(value, dict):
+        return {clean_text(k): _clean_json(v) for k, v in value.items()}
+    return value
+
+
+def ticket_name(message: InboundMessage) -> str:
+    """The subject, or the first words of the text when there is none."""
+    subject = " ".join((message.subject or "").split())
+    if subject:
+        return clean_text(subject, TICKET_NAME_LIMIT) or NO_SUBJECT
+    words = " ".join((message.reply_text or message.text_body or "").split()[:12])
+    if words:
+        return clean_text(words, 120) or NO_SUBJECT
+    return NO_SUBJECT
+
+
+def ticket_description(message: InboundMessage) -> str | None:
+    text = (message.reply_text or message.text_body or "").strip()
+    return clean_text(text, DESCRIPTION_LIMIT) or None
+
+
+@dataclass
+class Persisted:
+    message: Message
+    ticket: Ticket | None
+    conversation: Conversation | None
+    ticket_created: bool
+
+
+async def first_open_status(session: AsyncSession, pipeline_id: int) -> int:
+    status_id = await session.scalar(
+        select(Status.id)
+        .where(Status.pipeline_id == pipeline_id, Status.is_closed.is_(False))
+        .order_by(Status.position, Status.id)
+        .limit(1)
+    )
+    if status_id is None:
+        raise LookupError(f"pipeline {pipeline_id} has no open status for new tickets")
+    return status_id
+
+
+async def _latest_conversation(session: AsyncSession, ticket_id: int, channel: str) -> Conversation | None:
+    return await session.scalar(
+        select(Conversation)
+        .where(Conversation.ticket_id == ticket_id, Conversation.channel == channel)
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+
+
+async def add_participants(session: AsyncSession, ticket_id: int, addresses: Iterable[str | None],
+                           exclude: set[str]) -> None:
+    """Remember who took part, so their later ``[#id]`` subject tokens are trusted."""
+    wanted = []
+    for value in addresses:
+        address = normalize_address(value)
+        if address and address not in exclude and address not in wanted:
+            wanted.append(address)
+    if wanted:
+        await session.execute(
+            dialect_insert(session, TicketParticipant)
+            .values([{"ticket_id": ticket_id, "address": a} for a in wanted])
+            .on_conflict_do_nothing(index_elements=["ticket_id", "address"])
+        )
+
+
+async def _store_attachments(session: AsyncSession, blobs: BlobStore, message_id: int,
+                             message: InboundMessage) -> None:
+    for part in message.attachments:
+        digest = await blobs.put(part.data) if part.data is not None else None
+        session.add(Attachment(
+            message_id=message_id,
+            filename=clean_text(part.filename, 500),
+            content_type=clean_text(part.content_type or "application/octet-stream", 255) or "application/octet-stream",
+            size=part.size,
+            blob=digest,
+            url=clean_text(part.url),
+            content_id=clean_text(part.content_id, 998),
+            is_inline=part.is_inline,
+            from_tnef=part.from_tnef,
+        ))
+
+
+def _message_row(message: InboundMessage, channel: Channel, match: ThreadMatch, ticket: Ticket | None,
+                 conversation: Conversation | None) -> Message:
+    in_reply_to = " ".join(f"<{i.strip('<>')}>" for i in message.in_reply_to) or None
+    return Message(
+        conversation_id=conversation.id if conversation else None,
+        ticket_id=ticket.id if ticket else None,
+        direction=message.direction,
+        channel=message.channel,
+        channel_id=channel.id,
+        external_id=clean_text(message.external_id, 998),
+        in_reply_to=clean_text(in_reply_to, 998),
+        references=_clean_json(list(message.references)),
+        subject=clean_text(message.subject),
+        from_address=normalize_address(message.sender_address) or clean_text(message.sender_address, 320),
+        from_name=clean_text(message.sender_name, 300),
+        to_addresses=_clean_json(list(message.to)),
+        cc_addresses=_clean_json(list(message.cc)),
+        headers=_clean_json([list(h) for h in message.headers]),
+        text_body=clean_text(message.text_body),
+        html_body=clean_text(message.html_body),
+        reply_text=clean_text(message.reply_text),
+        raw_blob=message.raw_blob,
+        content_hash=message.content_hash,
+        sent_at=message.sent_at if message.sent_at is None or message.sent_at.tzinfo else None,
+        author_kind=message.author_kind,
+        screening=message.screening,
+        screening_reason=clean_text(message.screening_reason),
+        match_rule=match.rule,
+        match_detail=clean_text(match.detail),
+        is_forwarded=message.is_forwarded,
+        via_personal_mailbox=bool(message.extra.get("via_personal_mailbox", False)),
+        bounced_message_id=match.bounced_message_id,
+        defects=_clean_json(list(message.defects)),
+        source=clean_text(message.source, 320),
+        extra=_clean_json(dict(message.extra)),
+    )
+
+
+async def persist_message(
+    session: AsyncSession,
+    blobs: BlobStore,
+    message: InboundMessage,
+    *,
+    channel: Channel,
+    contact: Contact | None,
+    match: ThreadMatch,
+    own_addresses: set[str],
+) -> Persisted:
+    """Write the message where ``match`` says, creating the ticket and conversation it needs."""
+    screened = message.screening != ACCEPTED
+    ticket = await session.get(Ticket, match.ticket_id) if match.ticket_id is not None else None
+    conversation = await session.get(Conversation, match.conversation_id) if match.conversation_id else None
+    if ticket is None and conversation is not None and conversation.ticket_id is not None:
+        ticket = await session.get(Ticket, conversation.ticket_id)
+    created = False
+
+    if not screened:
+        if ticket is not None and (conversation is None or conversation.ticket_id != ticket.id):
+            conversation = await _latest_conversation(session, ticket.id, message.channel)
+        if ticket is None and channel.create_tickets and message.direction == INBOUND:
+            ticket = Ticket(
+                name=ticket_name(message),
+                description=ticket_description(message),
+                pipeline_id=channel.pipeline_id,
+                status_id=await first_open_status(session, channel.pipeline_id),
+                source_channel=message.channel,
+                channel_id=channel.id,
+                contact_id=contact.id if contact else None,
+                company_id=contact.company_id if contact else None,
+                custom_properties={},
+            )
+            _apply_ticket_fields(ticket, message.ticket_fields)
+            session.add(ticket)
+            await session.flush()
+            created = True
+        if conversation is None:
+            conversation = Conversation(
+                ticket_id=ticket.id if ticket else None,
+                channel=message.channel,
+                channel_id=channel.id,
+                thread_key=clean_text(message.thread_key or message.external_id, 998),
+                contact_id=contact.id if contact else None,
+                is_forwarded=message.is_forwarded,
+            )
+            session.add(conversation)
+            await session.flush()
+        elif conversation.ticket_id is None and ticket is not None:
+            conversation.ticket_id = ticket.id
+        if created:
+            assert ticket is not None
+            ticket.origin_conversation_id = conversation.id
+
+    row = _message_row(message, channel, match, ticket, conversation)
+    session.add(row)
+    await session.flush()
+    await _store_attachments(session, blobs, row.id, message)
+    if ticket is not None and not screened:
+        await add_participants(session, ticket.id, [message.sender_address, *message.to, *message.cc],
+                               exclude=own_addresses)
+    return Persisted(row, ticket, conversation, created)
+
+
+_TICKET_FIELD_COLUMNS = {"priority": 20, "category": 100}
+
+
+def _apply_ticket_fields(ticket: Ticket, fields: dict[str, Any]) -> None:
+    """Form fields: known ticket columns go to their column, the rest to custom properties."""
+    custom: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name in _TICKET_FIELD_COLUMNS and value is not None:
+            setattr(ticket, name, clean_text(value, _TICKET_FIELD_COLUMNS[name]))
+        elif name in ("subject", "name") and value:
+            ticket.name = clean_text(value, TICKET_NAME_LIMIT) or ticket.name
+        elif name == "description" and value:
+            ticket.description = clean_text(value, DESCRIPTION_LIMIT)
+        else:
+            custom[name] = _clean_json(value)
+    ticket.custom_properties = custom
+
+
+def record_ingest_events(session: AsyncSession, message: InboundMessage, stored: Persisted) -> None:
+    """The outbox events for what was just written: created, received, or screened."""
+    actor = Actor(CUSTOMER)
+    row, ticket, conversation = stored.message, stored.ticket, stored.conversation
+    ticket_id = ticket.id if ticket else None
+    if message.screening != ACCEPTED:
+        record_event(session, DomainEvent(MESSAGE_SCREENED, ticket_id, actor, {
+            "message_id": row.id,
+            "verdict": message.screening,
+            "reason": row.screening_reason,
+            "bounced_message_id": row.bounced_message_id,
+        }))
+        return
+    if ticket is None:
+        # No ticket, nothing for automation to act on (see docs/ingest-threading.md).
+        return
+    created = None
+    if stored.ticket_created:
+        created = DomainEvent(TICKET_CREATED, ticket_id, actor, {
+            "pipeline_id": ticket.pipeline_id,
+            "status_id": ticket.status_id,
+            "channel": message.channel,
+            "channel_id": ticket.channel_id,
+            "contact_id": ticket.contact_id,
+            "origin_conversation_id": ticket.origin_conversation_id,
+        })
+        record_event(session, created)
+    payload = {
+        "message_id": row.id,
+        "conversation_id": conversation.id if conversation else None,
+        "channel": message.channel,
+        "channel_id": row.channel_id,
+        "direction": row.direction,
+        "is_forwarded": row.is_forwarded,
+        "is_automated": row.is_automated,
+        "via_personal_mailbox": row.via_personal_mailbox,
+        "author_kind": row.author_kind,
+        "match_rule": row.match_rule,
+        "on_origin_thread": conversation is not None and conversation.id == ticket.origin_conversation_id,
+        "ticket_reopened": ticket.reopened_at is not None,
+        "sender": row.from_address,
+        "ticket_created": stored.ticket_created,
+    }
+    # The message that created a ticket is part of the same customer action.
+    received = DomainEvent(MESSAGE_RECEIVED, ticket_id, actor, payload,
+                           correlation_id=created.correlation_id if created else None)
+    record_event(session, received)
+
+
+def outcome_for(stored: Persisted, match: ThreadMatch, message: InboundMessage) -> IngestOutcome:
+    ticket_id = stored.ticket.id if stored.ticket else None
+    message_id = stored.message.id
+    if message.screening != ACCEPTED:
+        return IngestOutcome("screened", ticket_id, message_id, reason=message.screening)
+    if stored.ticket_created:
+        return IngestOutcome("ticket_created", ticket_id, message_id, reason=match.rule)
+    if ticket_id is None:
+        return IngestOutcome("no_ticket", None, message_id, reason=match.rule)
+    return IngestOutcome("threaded", ticket_id, message_id, reason=match.rule)
+

@@ -1,0 +1,330 @@
+"""The ingest pipelines and their runner: raw input in, one committed outcome (or a quarantined item) out.
+
+A pipeline is plain data, an ordered tuple of stages; each stage is a
+small async function of the :class:`Ingest` state.  Final outcomes that
+end a pipeline early are exceptions (:class:`FinalOutcome`,
+:class:`~ingest.message.QuarantineMessage`), caught in exactly one place,
+:func:`run_pipeline`, which owns the transaction:
+
+* success: commit, then run the context's on-commit callbacks;
+* a storage outage: roll back and raise
+  :class:`~frontdesk.storage.database.StorageUnavailable` so the edge
+  answers "retry later" (SMTP 451, IMAP leaves the mail unseen);
+* anything else (a bug, input we cannot handle): roll back and keep the
+  raw input in the quarantine, with a cause, for replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Awaitable, Callable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from frontdesk.model import Channel, Contact, Message
+from frontdesk.model.channels import EMAIL
+from frontdesk.model.messages import ACCEPTED
+from frontdesk.storage.database import StorageUnavailable, is_storage_outage
+from ingest import contacts, persist, threading
+from ingest.context import IngestContext
+from ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
+from ingest.quarantine import store_quarantined
+
+log = logging.getLogger(__name__)
+
+
+class FinalOutcome(Exception):
+    """A stage has decided what becomes of the message; no later stage runs."""
+
+    def __init__(self, outcome: IngestOutcome) -> None:
+        super().__init__(outcome.kind)
+        self.outcome = outcome
+
+
+@dataclass
+class Ingest:
+    """What the stages of one run share (Mailman's ``msgdata``)."""
+
+    ctx: IngestContext
+    session: AsyncSession
+    envelope: Envelope
+    raw: bytes | None
+    raw_blob: str
+    message: InboundMessage | None = None
+    channel: Channel | None = None
+    contact: Contact | None = None
+    match: threading.ThreadMatch | None = None
+    outcome: IngestOutcome | None = None
+
+    @property
+    def inbound(self) -> InboundMessage:
+        assert self.message is not None, "the parse stage did not run"
+        return self.message
+
+
+Stage = Callable[[Ingest], Awaitable[None]]
+
+
+# -- stages -----------------------------------------------------------------
+
+async def parse(state: Ingest) -> None:
+    """Raw RFC 5322 bytes to an :class:`InboundMessage`."""
+    from ingest.parse_email import parse_email
+
+    assert state.raw is not None
+    state.message = parse_email(state.raw, envelope=state.envelope, raw_blob=state.raw_blob)
+
+
+async def screen(state: Ingest) -> None:
+    """Flag auto-replies, bounces and loops; they are stored but never start a ticket."""
+    from ingest.screening import screen as screen_message
+
+    state.message = screen_message(state.inbound, state.ctx.settings)
+
+
+def _own_addresses(channels: list[Channel]) -> set[str]:
+    return {c.key.lower() for c in channels if c.kind == EMAIL}
+
+
+async def resolve_email_channel(state: Ingest) -> None:
+    """The support address the mail was sent to picks the channel, its pipeline and its switches.
+
+    IMAP pollers name it (``envelope.channel_key``); over SMTP it is the
+    envelope recipient; the To / Cc headers are the last resort.
+    """
+    message = state.inbound
+    channels = {c.key.lower(): c for c in (await state.session.scalars(
+        select(Channel).where(Channel.kind == EMAIL))).all()}
+    tried = [state.envelope.channel_key, message.channel_key, *state.envelope.rcpt_tos, *message.to, *message.cc]
+    for value in tried:
+        address = contacts.normalize_address(value)
+        if address in channels:
+            state.channel = channels[address]
+            message.channel_key = state.channel.key
+            return
+    raise QuarantineMessage("unknown_channel", f"no support address among {[t for t in tried if t][:10]}")
+
+
+async def resolve_message_channel(state: Ingest) -> None:
+    """Webhook channels name themselves: (kind, key) such as (messenger, page id)."""
+    message = state.inbound
+    state.channel = await state.session.scalar(
+        select(Channel).where(Channel.kind == message.channel, Channel.key == (message.channel_key or "")))
+    if state.channel is None:
+        raise QuarantineMessage("unknown_channel", f"no {message.channel} channel {message.channel_key!r}")
+
+
+async def reject_duplicate(state: Ingest) -> None:
+    """An exact redelivery (same Message-ID, same bytes) is acknowledged and not stored again.
+
+    SMTP redelivery after a lost 250 and an IMAP UIDVALIDITY resync both
+    bring back byte-identical mail.  Nothing is written: the first copy
+    already holds the same raw bytes, and the outcome names it.
+    """
+    message = state.inbound
+    query = select(Message.id, Message.ticket_id).where(Message.content_hash == message.content_hash)
+    if message.external_id:
+        query = query.where(Message.external_id == persist.clean_text(message.external_id, 998))
+    elif message.channel == EMAIL:
+        query = query.where(Message.external_id.is_(None))
+    else:
+        # One webhook body can carry several messages without ids: only
+        # the provider's message id can tell a redelivery apart.
+        return
+    first = (await state.session.execute(query.order_by(Message.id).limit(1))).first()
+    if first is not None:
+        raise FinalOutcome(IngestOutcome("duplicate", first.ticket_id, first.id, reason="same Message-ID and content"))
+
+
+async def identify_email_contact(state: Ingest) -> None:
+    """Find or create the sender as a contact; screened mail (MAILER-DAEMON, vacation) creates none."""
+    if state.inbound.screening == ACCEPTED:
+        state.contact = await contacts.identify_email_sender(state.session, state.inbound)
+
+
+async def identify_channel_contact(state: Ingest) -> None:
+    assert state.channel is not None
+    if state.inbound.screening == ACCEPTED:
+        state.contact = await contacts.identify_channel_sender(state.session, state.inbound, state.channel.id)
+
+
+async def thread_email(state: Ingest) -> None:
+    if state.inbound.screening != ACCEPTED:
+        state.match = await threading.link_screened(state.session, state.inbound, state.ctx.secret_key)
+    else:
+        state.match = await threading.thread_email(state.session, state.inbound, state.ctx.secret_key)
+
+
+async def thread_conversation(state: Ingest) -> None:
+    assert state.channel is not None
+    state.match = await threading.thread_by_key(state.session, state.inbound, state.channel.id)
+
+
+async def store(state: Ingest) -> None:
+    """One transaction (the runner's): conversation, ticket, message, attachments, participants, events."""
+    assert state.channel is not None and state.match is not None
+    own = _own_addresses(list((await state.session.scalars(select(Channel).where(Channel.kind == EMAIL))).all()))
+    stored = await persist.persist_message(
+        state.session, state.ctx.blobs, state.inbound,
+        channel=state.channel, contact=state.contact, match=state.match, own_addresses=own,
+    )
+    persist.record_ingest_events(state.session, state.inbound, stored)
+    state.outcome = persist.outcome_for(stored, state.match, state.inbound)
+
+
+# -- the pipelines, as data -------------------------------------------------
+
+# Every stage by name; pipelines list names, so adding a step is one
+# function here and one name in a tuple.
+STAGES: dict[str, Stage] = {stage.__name__: stage for stage in (
+    parse, screen, resolve_email_channel, resolve_message_channel, reject_duplicate,
+    identify_email_contact, identify_channel_contact, thread_email, thread_conversation, store,
+)}
+
+EMAIL_PIPELINE: tuple[str, ...] = (
+    "parse",
+    "screen",
+    "resolve_email_channel",
+    "reject_duplicate",
+    "identify_email_contact",
+    "thread_email",
+    "store",
+)
+
+# Messenger, chat and forms arrive already normalized by their channel.
+MESSAGE_PIPELINE: tuple[str, ...] = (
+    "resolve_message_channel",
+    "reject_duplicate",
+    "identify_channel_contact",
+    "thread_conversation",
+    "store",
+)
+
+PIPELINES: dict[str, tuple[str, ...]] = {"email": EMAIL_PIPELINE, "message": MESSAGE_PIPELINE}
+
+
+# -- the runner ---------------------------------------------------------------
+
+# SQLite allows one writer; a second transaction that read before the
+# first committed cannot upgrade to a write and fails at once ("database
+# is locked"), busy timeout or not.  Ingest transactions therefore take
+# turns per database in this process.  PostgreSQL runs them concurrently.
+_sqlite_turns: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def _writer_turn(ctx: IngestContext) -> AsyncIterator[None]:
+    if not ctx.settings.is_sqlite:
+        yield
+        return
+    lock = _sqlite_turns.get(ctx.sessions)
+    if lock is None:
+        lock = _sqlite_turns[ctx.sessions] = asyncio.Lock()
+    async with lock:
+        yield
+
+
+def _describe(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text[:4000]
+
+
+async def run_pipeline(
+    ctx: IngestContext,
+    pipeline: str,
+    *,
+    envelope: Envelope,
+    raw: bytes | None,
+    raw_blob: str,
+    message: InboundMessage | None = None,
+    replay_of: int | None = None,
+) -> IngestOutcome:
+    """Run the named pipeline in one transaction; the single place final outcomes and failures are handled."""
+    stage_name = "begin"
+    try:
+        async with _writer_turn(ctx):
+            async with ctx.sessions() as session:
+                async with session.begin():
+                    state = Ingest(ctx, session, envelope, raw, raw_blob, message=message)
+                    try:
+                        for stage_name in PIPELINES[pipeline]:
+                            await STAGES[stage_name](state)
+                        stage_name = "commit"
+                        outcome = state.outcome or IngestOutcome("quarantined", reason="no outcome")
+                    except FinalOutcome as final:
+                        outcome = final.outcome
+    except QuarantineMessage as error:
+        cause, detail = error.cause, error.detail
+    except Exception as error:  # noqa: BLE001 - the one place every failure is sorted out
+        if is_storage_outage(error):
+            log.warning("ingest: storage unavailable in stage %s: %s", stage_name, _describe(error))
+            raise StorageUnavailable(f"storage unavailable during {stage_name}: {_describe(error)}") from error
+        log.exception("ingest: stage %s failed; quarantining", stage_name)
+        cause, detail = f"{stage_name}_failed", _describe(error)
+    else:
+        if outcome.kind != "duplicate":
+            try:
+                await ctx.committed()
+            except Exception:  # noqa: BLE001 - the message is durable; automation polls anyway
+                log.exception("ingest: on-commit callback failed after a successful commit")
+        return outcome
+
+    quarantine_id = await store_quarantined(
+        ctx,
+        channel=envelope.channel,
+        source=envelope.source,
+        blob=raw_blob,
+        cause=cause,
+        detail=f"stage {stage_name}: {detail}" if detail else f"stage {stage_name}",
+        envelope=_envelope_record(envelope, message),
+        replay_of=replay_of,
+    )
+    return IngestOutcome("quarantined", quarantine_id=quarantine_id, reason=cause)
+
+
+def _envelope_record(envelope: Envelope, message: InboundMessage | None) -> dict:
+    record = envelope.to_dict()
+    if message is not None and message.external_id:
+        # Lets a webhook channel's replayer pick this message out of its payload.
+        record["external_id"] = message.external_id
+    return record
+
+
+async def _store_raw(ctx: IngestContext, raw: bytes) -> str:
+    try:
+        return await ctx.blobs.put(raw)
+    except StorageUnavailable:
+        raise
+    except OSError as error:
+        raise StorageUnavailable(f"blob store cannot write: {error}") from error
+
+
+async def ingest_email(ctx: IngestContext, raw: bytes, envelope: Envelope, *,
+                       replay_of: int | None = None) -> IngestOutcome:
+    """Store ``raw`` durably, then parse, screen, identify, thread and persist it in one transaction.
+
+    Raises :class:`StorageUnavailable` when the database or blob store is
+    down (the caller answers "retry later"); every other failure ends in
+    the quarantine with outcome ``quarantined``.  ``replay_of`` is the
+    quarantined item being replayed, updated instead of a new one added.
+    """
+    raw_blob = await _store_raw(ctx, raw)
+    return await run_pipeline(ctx, "email", envelope=envelope, raw=raw, raw_blob=raw_blob,
+                              replay_of=replay_of)
+
+
+async def ingest_message(ctx: IngestContext, message: InboundMessage, *,
+                         replay_of: int | None = None) -> IngestOutcome:
+    """Ingest an already-normalized Messenger / chat / form message (raw payload already in the blob store).
+
+    Threaded by (channel, thread key) on conversations; same persistence,
+    events and quarantine as email.
+    """
+    envelope = Envelope(channel=message.channel, source=message.source, channel_key=message.channel_key)
+    return await run_pipeline(ctx, "message", envelope=envelope, raw=None, raw_blob=message.raw_blob,
+                              message=message, replay_of=replay_of)

@@ -1,0 +1,138 @@
+"""The quarantine: input the pipeline could not process, kept raw with a cause, listed and replayed.
+
+Nothing is ever dropped: the raw bytes stay in the blob store and a
+:class:`~frontdesk.model.QuarantinedItem` row says why.  ``frontdesk
+quarantine list|replay`` calls :func:`list_quarantine` and
+:func:`replay_quarantined`.  Replaying is idempotent: the pipeline's
+duplicate check sees the message a first replay stored, so a second
+replay adds nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy import select
+
+from frontdesk.model import QuarantinedItem, utcnow
+from frontdesk.storage.database import StorageUnavailable, is_storage_outage
+from ingest.context import IngestContext
+from ingest.message import Envelope, IngestOutcome
+
+Replayer = Callable[[IngestContext, bytes, Envelope, dict[str, Any], int], Awaitable[IngestOutcome]]
+
+# Channel kind -> how to re-run its raw input.  Email is built in; webhook
+# channels register theirs (they know how to re-read their payloads).
+_replayers: dict[str, Replayer] = {}
+
+
+def register_replayer(channel: str, replayer: Replayer) -> None:
+    """Let ``channel``'s quarantined payloads be replayed: ``replayer(ctx, raw, envelope, record, item_id)``."""
+    _replayers[channel] = replayer
+
+
+async def _replay_email(ctx: IngestContext, raw: bytes, envelope: Envelope, record: dict[str, Any],
+                        item_id: int) -> IngestOutcome:
+    from ingest.pipeline import ingest_email
+
+    return await ingest_email(ctx, raw, envelope, replay_of=item_id)
+
+
+register_replayer("email", _replay_email)
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    """One quarantined item as the CLI shows it."""
+
+    id: int
+    channel: str
+    source: str | None
+    blob: str
+    cause: str
+    detail: str | None
+    created_at: datetime
+    replayed_at: datetime | None
+    replay_outcome: str | None
+
+
+def _describe_outcome(outcome: IngestOutcome) -> str:
+    parts = [outcome.kind]
+    if outcome.ticket_id is not None:
+        parts.append(f"ticket={outcome.ticket_id}")
+    if outcome.message_id is not None:
+        parts.append(f"message={outcome.message_id}")
+    if outcome.reason:
+        parts.append(f"reason={outcome.reason}")
+    return " ".join(parts)
+
+
+async def store_quarantined(
+    ctx: IngestContext,
+    *,
+    channel: str,
+    source: str | None,
+    blob: str,
+    cause: str,
+    detail: str,
+    envelope: dict[str, Any],
+    replay_of: int | None = None,
+) -> int:
+    """Keep a failed input in its own transaction; a failing replay updates its item instead.
+
+    Raises :class:`StorageUnavailable` if even this cannot be written: the
+    caller must then not acknowledge the input.
+    """
+    try:
+        async with ctx.sessions.begin() as session:
+            if replay_of is not None:
+                item = await session.get(QuarantinedItem, replay_of)
+                if item is not None:
+                    item.replayed_at = utcnow()
+                    item.replay_outcome = f"quarantined again: {cause}: {detail}"[:4000]
+                    return item.id
+            item = QuarantinedItem(channel=channel, source=(source or "")[:320] or None, blob=blob,
+                                   cause=cause[:50], detail=detail[:4000], envelope=envelope)
+            session.add(item)
+            await session.flush()
+            return item.id
+    except Exception as error:
+        if is_storage_outage(error):
+            raise StorageUnavailable(f"cannot write the quarantine: {error}") from error
+        raise
+
+
+async def list_quarantine(ctx: IngestContext, *, include_replayed: bool = False, cause: str | None = None,
+                          limit: int = 100) -> list[QuarantineEntry]:
+    """Quarantined items, oldest first; replayed ones only when asked for."""
+    query = select(QuarantinedItem).order_by(QuarantinedItem.id).limit(limit)
+    if not include_replayed:
+        query = query.where(QuarantinedItem.replayed_at.is_(None))
+    if cause is not None:
+        query = query.where(QuarantinedItem.cause == cause)
+    async with ctx.sessions() as session:
+        items = (await session.scalars(query)).all()
+    return [QuarantineEntry(i.id, i.channel, i.source, i.blob, i.cause, i.detail, i.created_at,
+                            i.replayed_at, i.replay_outcome) for i in items]
+
+
+async def replay_quarantined(ctx: IngestContext, quarantine_id: int) -> IngestOutcome:
+    """Run a quarantined item's raw input through its pipeline again and record what happened."""
+    async with ctx.sessions() as session:
+        item = await session.get(QuarantinedItem, quarantine_id)
+    if item is None:
+        raise LookupError(f"no quarantined item {quarantine_id}")
+    replayer = _replayers.get(item.channel)
+    if replayer is None:
+        raise LookupError(f"no replayer for {item.channel} items")
+    raw = await ctx.blobs.get(item.blob)
+    outcome = await replayer(ctx, raw, Envelope.from_dict(item.envelope), dict(item.envelope), item.id)
+    if outcome.kind != "quarantined":
+        async with ctx.sessions.begin() as session:
+            stored = await session.get(QuarantinedItem, quarantine_id)
+            assert stored is not None
+            stored.replayed_at = utcnow()
+            stored.replay_outcome = _describe_outcome(outcome)
+    return outcome

@@ -1,0 +1,220 @@
+"""Threading: which ticket and conversation an inbound message belongs to, and why.
+
+Lookups gather the facts (which referenced Message-IDs we know, which
+tickets exist, whether the sender takes part in a ticket) in a few
+queries; :func:`choose_email_thread` then decides as a pure function, in
+this order:
+
+1. ``forwarded``: a forwarded mail always starts a new ticket.
+2. For each referenced Message-ID, the direct parent first (In-Reply-To,
+   then References newest first, then the message's own Message-ID):
+   ``reply_token`` when it is one of our signed Message-IDs naming an
+   existing ticket; otherwise ``in_reply_to`` / ``references`` /
+   ``same_message_id`` when a stored message has that Message-ID (ours
+   or theirs, so replies to replies thread too).  A re-sent copy of a
+   stored message (``same_message_id``) only counts from the same sender.
+3. ``subject_token``: ``[#1234]`` in the subject, trusted only when the
+   sender is already a participant of ticket 1234 (anyone can type a
+   number).
+4. ``new_ticket``.
+
+The subject alone never threads: the same subject from two senders is
+two tickets.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from frontdesk.model import Conversation, Message, Ticket, TicketParticipant
+from frontdesk.reply_tokens import ticket_from_message_id
+from ingest.message import InboundMessage
+
+FORWARDED = "forwarded"
+REPLY_TOKEN = "reply_token"
+IN_REPLY_TO = "in_reply_to"
+REFERENCES = "references"
+SAME_MESSAGE_ID = "same_message_id"
+SUBJECT_TOKEN = "subject_token"
+THREAD_KEY = "thread_key"
+BOUNCE_REF = "bounce"
+NEW_TICKET = "new_ticket"
+UNLINKED = "unlinked"  # a screened message that refers to nothing we know
+
+_HEADER_RULE = {"In-Reply-To": IN_REPLY_TO, "References": REFERENCES, "Message-ID": SAME_MESSAGE_ID}
+SUBJECT_TOKEN_PATTERN = re.compile(r"\[#(\d{1,12})\]")
+MAX_REFERENCES = 50  # a References header can be long; the newest ids matter
+
+
+@dataclass(frozen=True)
+class KnownMessage:
+    """A stored message that some inbound header points at."""
+
+    id: int
+    ticket_id: int | None
+    conversation_id: int | None
+    from_address: str | None
+
+
+@dataclass(frozen=True)
+class ThreadMatch:
+    """Where a message goes and the reason, stored on the message as ``match_rule`` / ``match_detail``."""
+
+    rule: str
+    detail: str
+    ticket_id: int | None = None
+    conversation_id: int | None = None
+    bounced_message_id: int | None = None
+
+    @property
+    def starts_ticket(self) -> bool:
+        return self.ticket_id is None and self.conversation_id is None
+
+
+def _clean_id(value: str) -> str:
+    return value.strip().strip("<>").strip()
+
+
+def referenced_ids(message: InboundMessage) -> list[tuple[str, str]]:
+    """(header, Message-ID) pairs to try, the most direct parent first, without repeats."""
+    pairs: list[tuple[str, str]] = [("In-Reply-To", i) for i in message.in_reply_to]
+    pairs += [("References", i) for i in reversed(message.references[-MAX_REFERENCES:])]
+    if message.external_id:
+        pairs.append(("Message-ID", message.external_id))
+    seen: set[str] = set()
+    result = []
+    for header, value in pairs:
+        value = _clean_id(value)
+        if value and value not in seen and len(value) <= 998:
+            seen.add(value)
+            result.append((header, value))
+    return result
+
+
+def subject_ticket_numbers(subject: str | None) -> list[int]:
+    return [int(n) for n in SUBJECT_TOKEN_PATTERN.findall(subject or "")]
+
+
+def choose_email_thread(
+    message: InboundMessage,
+    candidates: list[tuple[str, str]],
+    *,
+    signed: dict[str, int],
+    known: dict[str, KnownMessage],
+    participant_tickets: set[int],
+) -> ThreadMatch:
+    """Decide where an email goes from the facts the lookups found (see the module docstring)."""
+    if message.is_forwarded:
+        return ThreadMatch(FORWARDED, "forwarded message starts a new ticket")
+    for header, value in candidates:
+        stored = known.get(value)
+        if header != "Message-ID" and value in signed:
+            return ThreadMatch(REPLY_TOKEN, f"{header}: <{value}>", ticket_id=signed[value],
+                               conversation_id=stored.conversation_id if stored else None)
+        if stored is None or (stored.ticket_id is None and stored.conversation_id is None):
+            continue
+        if header == "Message-ID" and stored.from_address != message.sender_address:
+            continue
+        return ThreadMatch(_HEADER_RULE[header], f"{header}: <{value}>", ticket_id=stored.ticket_id,
+                           conversation_id=stored.conversation_id)
+    for number in subject_ticket_numbers(message.subject):
+        if number in participant_tickets:
+            return ThreadMatch(SUBJECT_TOKEN, f"Subject: [#{number}] from participant {message.sender_address}",
+                               ticket_id=number)
+    return ThreadMatch(NEW_TICKET, "no reference, token or participant subject token matched")
+
+
+async def known_messages(session: AsyncSession, ids: Iterable[str]) -> dict[str, KnownMessage]:
+    """Stored messages by Message-ID; where several share one, the newest that is threaded wins."""
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Message.id, Message.external_id, Message.ticket_id, Message.conversation_id, Message.from_address)
+        .where(Message.external_id.in_(ids))
+        .order_by(Message.id)
+    )
+    found: dict[str, KnownMessage] = {}
+    for row in rows:
+        if row.ticket_id is None and row.conversation_id is None and row.external_id in found:
+            continue
+        found[row.external_id] = KnownMessage(row.id, row.ticket_id, row.conversation_id, row.from_address)
+    return found
+
+
+async def existing_tickets(session: AsyncSession, ticket_ids: Iterable[int]) -> set[int]:
+    ticket_ids = set(ticket_ids)
+    if not ticket_ids:
+        return set()
+    return set((await session.scalars(select(Ticket.id).where(Ticket.id.in_(ticket_ids)))).all())
+
+
+async def tickets_with_participant(session: AsyncSession, ticket_ids: Iterable[int], address: str | None) -> set[int]:
+    ticket_ids = set(ticket_ids)
+    if not ticket_ids or not address:
+        return set()
+    rows = await session.scalars(
+        select(TicketParticipant.ticket_id)
+        .where(TicketParticipant.ticket_id.in_(ticket_ids), TicketParticipant.address == address)
+    )
+    return set(rows.all())
+
+
+async def thread_email(session: AsyncSession, message: InboundMessage, secret_key: bytes) -> ThreadMatch:
+    """Find the ticket an email replies to (or decide it starts one)."""
+    candidates = referenced_ids(message)
+    tokens = {value: ticket_from_message_id(secret_key, value) for _, value in candidates}
+    token_tickets = {t for t in tokens.values() if t is not None}
+    subject_numbers = subject_ticket_numbers(message.subject)
+    real = await existing_tickets(session, token_tickets)
+    signed = {value: ticket for value, ticket in tokens.items() if ticket is not None and ticket in real}
+    known = await known_messages(session, [value for _, value in candidates])
+    participants = await tickets_with_participant(session, subject_numbers, message.sender_address)
+    return choose_email_thread(message, candidates, signed=signed, known=known, participant_tickets=participants)
+
+
+async def link_screened(session: AsyncSession, message: InboundMessage, secret_key: bytes) -> ThreadMatch:
+    """Where a screened message (auto-reply, bounce, loop) belongs, if anywhere; it never starts a ticket.
+
+    A bounce is tied to the outbound message it reports on through the
+    Message-IDs the screening stage found in the report.
+    """
+    refs = [_clean_id(r) for r in message.bounced_refs if _clean_id(r)]
+    if refs:
+        known = await known_messages(session, refs)
+        for ref in refs:
+            stored = known.get(ref)
+            if stored is not None:
+                return ThreadMatch(BOUNCE_REF, f"bounce of <{ref}>", ticket_id=stored.ticket_id,
+                                   conversation_id=stored.conversation_id, bounced_message_id=stored.id)
+        signed = {ref: ticket_from_message_id(secret_key, ref) for ref in refs}
+        real = await existing_tickets(session, {t for t in signed.values() if t is not None})
+        for ref, ticket in signed.items():
+            if ticket in real:
+                return ThreadMatch(BOUNCE_REF, f"bounce of <{ref}>", ticket_id=ticket)
+    # A screened message never starts a ticket, forwarded or not; it may only join one.
+    match = await thread_email(session, replace(message, is_forwarded=False), secret_key)
+    if match.rule == NEW_TICKET:
+        return ThreadMatch(UNLINKED, "refers to no message or ticket we know")
+    return match
+
+
+async def thread_by_key(session: AsyncSession, message: InboundMessage, channel_id: int) -> ThreadMatch:
+    """Non-email channels: the conversation is (channel, thread key), e.g. Page + PSID or a chat session."""
+    if not message.thread_key:
+        return ThreadMatch(NEW_TICKET, "no thread key")
+    conversation = await session.scalar(
+        select(Conversation)
+        .where(Conversation.channel_id == channel_id, Conversation.thread_key == message.thread_key[:998])
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+    if conversation is None:
+        return ThreadMatch(NEW_TICKET, f"new thread {message.thread_key}")
+    return ThreadMatch(THREAD_KEY, f"thread {message.thread_key}", ticket_id=conversation.ticket_id,
+                       conversation_id=conversation.id)
