@@ -52,5 +52,5 @@ if __name__ == "__main__":
     from frontdesk.settings import load_settings
     from runtime.worker import run_worker
 
-    sys.exit(run_worker(load_settings(), handler_factory=standin_handler,
+    sys.exit(run_worker(load_settings(), handler_factory=lambda s, db: (standin_handler(s, db), ()),
                         policy=RetryPolicy(max_attempts=3, first_delay=0.05, max_delay=0.5)))

@@ -1,0 +1,74 @@
+"""The faust app of ``frontdesk worker``: one agent over the events topic.
+
+The agent is a thin runner: each message goes to
+:class:`automation.event_processor.EventProcessor`, which decodes it, calls
+the automation handler with bounded retries, and dead-letters what keeps
+failing.  The agent moves to the next message (and faust may commit the
+offset) only after that returned, so a killed worker redelivers what it
+had not finished, and the idempotent handler makes the repeat harmless.
+
+Workers sharing the consumer group split the partitions; events are keyed
+by ticket, so each ticket is handled by one worker, in order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Awaitable, Callable, Sequence
+
+import faust
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from automation.dead_letters import EventHandler
+from automation.event_processor import EventProcessor, RetryPolicy
+from automation.kafka_config import KafkaTopics, bootstrap_servers
+
+
+def create_worker_app(
+    topics: KafkaTopics,
+    handler: EventHandler,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    datadir: Path,
+    policy: RetryPolicy = RetryPolicy(),
+    on_start: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> faust.App:
+    """The worker app; ``on_start`` coroutines run once the worker is up (e.g. the mail sender)."""
+    app = faust.App(
+        topics.group,  # the app id is the consumer group
+        broker=[f"kafka://{server}" for server in bootstrap_servers(topics.bootstrap)],
+        # Must equal the broker's num.partitions: faust declares the topics
+        # with this count, the relay lets the broker create them on first use.
+        topic_partitions=topics.partitions,
+        topic_disable_leader=True,  # no tables, so no leader topic to assign
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        datadir=str(datadir),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    events_topic = app.topic(topics.events, key_type=bytes, value_type=bytes, partitions=topics.partitions)
+    dead_letter_topic = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes,
+                                  partitions=topics.partitions)
+
+    async def publish_dead_letter(key: bytes, value: bytes) -> None:
+        sent = await dead_letter_topic.send(key=key, value=value)
+        await sent  # wait for the broker's acknowledgement
+
+    processor = EventProcessor(handler, sessions, publish_dead_letter, policy)
+
+    @app.agent(events_topic, name="apply_events")
+    async def apply_events(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            await processor.process(
+                event.key, event.value, origin=f"{message.topic}/{message.partition}/{message.offset}"
+            )
+
+    for starter in on_start:
+        app.task(starter)
+
+    return app

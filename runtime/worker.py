@@ -1,0 +1,87 @@
+"""``frontdesk worker``: run the automation handlers over the Kafka event stream.
+
+Wiring only: settings in; database sessions, the outbound mail sender and
+the automation handler built; the faust app from :mod:`automation.faust_app`
+run until SIGTERM / SIGINT.  ``python -m runtime.worker`` does the same with
+settings from the environment (and ``FRONTDESK_CONFIG`` for a config file).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Awaitable, Callable, Sequence
+
+import faust
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from automation.dead_letters import EventHandler
+from automation.event_processor import RetryPolicy
+from automation.faust_app import create_worker_app
+from automation.handlers import handle_event
+from automation.kafka_config import KafkaTopics
+from automation.services import AutomationServices
+from frontdesk.settings import ConfigError, Settings, load_settings
+from frontdesk.storage.blobs import BlobStore
+from frontdesk.storage.database import create_engine, session_factory
+from outbound.deliveries import DeliveryLoop
+
+# (settings, sessions) -> the handler and what to start with the worker.
+HandlerFactory = Callable[
+    [Settings, async_sessionmaker[AsyncSession]],
+    tuple[EventHandler, Sequence[Callable[[], Awaitable[None]]]],
+]
+
+
+def automation_handler(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], outbound: DeliveryLoop | None = None
+) -> EventHandler:
+    """``automation.handlers.handle_event`` bound to its services.
+
+    Without ``outbound`` the deliveries it queues are sent by whichever
+    delivery loop polls next (the dead-letter replay command uses it so).
+    """
+    services = AutomationServices(settings=settings, sessions=sessions, blobs=BlobStore(settings.blob_dir),
+                                  outbound=outbound)
+    return functools.partial(handle_event, services)
+
+
+def automation_with_outbound(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> tuple[EventHandler, Sequence[Callable[[], Awaitable[None]]]]:
+    """The production handler, with a delivery loop in this process sending what it queues at once."""
+    outbound = DeliveryLoop(settings, sessions, BlobStore(settings.blob_dir))
+    return automation_handler(settings, sessions, outbound), (outbound.start,)
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    handler_factory: HandlerFactory = automation_with_outbound,
+    topics: KafkaTopics | None = None,
+    policy: RetryPolicy = RetryPolicy(),
+) -> int:
+    """Block running the worker; returns the process exit code."""
+    if not settings.kafka_bootstrap:
+        raise ConfigError("frontdesk worker needs Kafka: set FRONTDESK_KAFKA_BOOTSTRAP or [kafka] bootstrap")
+    topics = topics or KafkaTopics.from_environ(settings.kafka_bootstrap)
+    sessions = session_factory(create_engine(settings.database_url))
+    datadir = settings.data_dir / "worker"
+    datadir.mkdir(parents=True, exist_ok=True)
+    handler, on_start = handler_factory(settings, sessions)
+    app = create_worker_app(topics, handler, sessions, datadir=datadir, policy=policy, on_start=on_start)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()  # runs the loop until SIGTERM / SIGINT
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    return 0
+
+
+def main() -> int:
+    return run_worker(load_settings(os.environ.get("FRONTDESK_CONFIG")))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
