@@ -1,0 +1,105 @@
+"""Build the HTTP API application from its route modules.
+
+Each module named in :data:`ROUTE_MODULES` exposes ``routes`` (an aiohttp
+``RouteTableDef``) and ``OPENAPI`` (its OpenAPI 3.1 ``paths`` and optional
+``components``).  To add endpoints, write such a module and add one line to
+the tuple.  What lives outside ``api/`` (the webhook sub-app, readiness of
+the SMTP listener and IMAP pollers) is handed in by the daemon through
+:class:`AppExtras`, because ``api`` may not import ``channels``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Callable, Mapping, Sequence
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.auth import auth_middleware
+from api.errors import error_middleware
+from api.keys import BLOBS, SESSIONS, SETTINGS
+from api.middleware import json_errors_middleware, request_context_middleware
+from frontdesk.settings import Settings
+from frontdesk.storage.blobs import BlobStore
+
+ROUTE_MODULES = (
+    "api.health",
+    "api.metrics",
+    "api.openapi",
+    "api.tickets",
+    "api.content",
+    "api.replies", "api.ticket_updates",
+    "api.users",
+    "api.pipelines",
+    "api.audit",
+    "api.properties",
+    "api.automation_settings",
+    "api.templates",
+    "api.ticket_create",
+    "api.bulk_move",
+)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """One component's answer to "can you do your job right now?"."""
+
+    ready: bool
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AppExtras:
+    """What the daemon adds from outside ``api/``.
+
+    ``subapps``: (prefix, application) pairs, e.g. ``("/webhooks/", webhook_app)``.
+    ``openapi``: more OpenAPI fragments (``{"paths": ..., "components": ...}``).
+    ``readiness``: named checks reported by ``/readyz``; any not ready makes it 503.
+    """
+
+    subapps: Sequence[tuple[str, web.Application]] = ()
+    openapi: Sequence[Mapping[str, Any]] = ()
+    readiness: Mapping[str, Callable[[], Readiness]] = field(default_factory=dict)
+
+
+EXTRAS = web.AppKey("extras", AppExtras)
+OPENAPI_FRAGMENTS = web.AppKey("openapi_fragments", tuple)
+
+
+def route_modules() -> tuple[ModuleType, ...]:
+    return tuple(importlib.import_module(name) for name in ROUTE_MODULES)
+
+
+def create_app(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    blobs: BlobStore,
+    *,
+    extra: AppExtras | None = None,
+) -> web.Application:
+    extras = extra or AppExtras()
+    app = web.Application(
+        middlewares=[
+            request_context_middleware,
+            json_errors_middleware,
+            error_middleware,
+            auth_middleware,
+        ],
+        client_max_size=settings.http.max_body_size,
+    )
+    app[SETTINGS] = settings
+    app[SESSIONS] = sessions
+    app[BLOBS] = blobs
+    app[EXTRAS] = extras
+    fragments: list[Mapping[str, Any]] = []
+    for module in route_modules():
+        app.router.add_routes(module.routes)
+        fragments.append(module.OPENAPI)
+    fragments.extend(extras.openapi)
+    app[OPENAPI_FRAGMENTS] = tuple(fragments)
+    for prefix, subapp in extras.subapps:
+        app.add_subapp(prefix.rstrip("/"), subapp)
+    return app

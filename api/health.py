@@ -1,0 +1,115 @@
+"""Probes: ``/healthz`` (the process answers) and ``/readyz`` (it can do its job right now)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+from sqlalchemy import text
+
+from api.app import EXTRAS, Readiness
+from api.keys import BLOBS, SESSIONS
+
+routes = web.RouteTableDef()
+log = structlog.get_logger("frontdesk.health")
+
+DATABASE_TIMEOUT = 5.0
+
+_CHECK_SCHEMA = {
+    "type": "object",
+    "required": ["ready"],
+    "properties": {"ready": {"type": "boolean"}},
+    "additionalProperties": True,
+}
+
+OPENAPI: dict[str, Any] = {
+    "paths": {
+        "/healthz": {
+            "get": {
+                "summary": "Liveness: the process is up and answering",
+                "operationId": "getHealth",
+                "tags": ["operations"],
+                "security": [],
+                "responses": {"200": {"description": "Alive.", "content": {"application/json": {
+                    "schema": {"type": "object", "properties": {"status": {"const": "ok"}}}}}}},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: database, blob storage, SMTP listener and IMAP mailboxes",
+                "operationId": "getReadiness",
+                "tags": ["operations"],
+                "security": [],
+                "responses": {
+                    "200": {"description": "Every check passed.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}},
+                    "503": {"description": "At least one check failed; the body says which.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}},
+                },
+            }
+        },
+    },
+    "components": {
+        "schemas": {
+            "Readiness": {
+                "type": "object",
+                "required": ["ready", "checks"],
+                "properties": {
+                    "ready": {"type": "boolean"},
+                    "checks": {"type": "object", "additionalProperties": _CHECK_SCHEMA},
+                },
+            }
+        }
+    },
+}
+
+
+async def _database(request: web.Request) -> Readiness:
+    try:
+        async with request.app[SESSIONS]() as session:
+            # A real round trip through the pool, not just "an engine exists".
+            await asyncio.wait_for(session.execute(text("SELECT 1")), DATABASE_TIMEOUT)
+    except Exception as error:  # noqa: BLE001 - any failure means "not ready"
+        return Readiness(False, {"error": type(error).__name__})
+    return Readiness(True)
+
+
+def _writable(directory: Path) -> Readiness:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-"):
+            pass
+    except OSError as error:
+        return Readiness(False, {"error": os.strerror(error.errno) if error.errno else str(error)})
+    return Readiness(True)
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    checks: dict[str, Readiness] = {
+        "database": await _database(request),
+        "blob_storage": await asyncio.to_thread(_writable, request.app[BLOBS].root),
+    }
+    for name, check in request.app[EXTRAS].readiness.items():
+        try:
+            checks[name] = check()
+        except Exception as error:  # noqa: BLE001 - a crashing probe is a failing probe
+            checks[name] = Readiness(False, {"error": type(error).__name__})
+    ready = all(check.ready for check in checks.values())
+    if not ready:
+        log.warning("readiness.failed", failed=sorted(n for n, c in checks.items() if not c.ready))
+    body = {
+        "ready": ready,
+        "checks": {name: {"ready": check.ready, **check.detail} for name, check in checks.items()},
+    }
+    return web.json_response(body, status=200 if ready else 503)

@@ -1,0 +1,104 @@
+"""Cross-cutting HTTP behaviour: request ids, the structured access log, request metrics, JSON errors.
+
+Every response carries an ``X-Request-Id`` (the caller's, when it sent a
+sane one), and every request ends in one access-log line with that id.
+aiohttp's own refusals (unknown route, wrong method, body too large) and
+unexpected crashes come back as the same JSON error shape as
+:class:`api.errors.ApiError`, so clients parse one format.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from aiohttp import web
+from prometheus_client import Counter, Histogram
+
+from frontdesk.storage.database import is_storage_outage
+
+log = structlog.get_logger("frontdesk.http")
+
+REQUESTS = Counter(
+    "frontdesk_http_requests_total",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "frontdesk_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ["route"],
+)
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# aiohttp's status codes mapped to the stable codes our clients switch on.
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _route_template(request: web.Request) -> str:
+    """The matched route's template (``/api/v1/tickets/{id}``), so metric labels stay few."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return "unmatched"
+    return resource.canonical
+
+
+def _error_body(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    """Outermost: binds the request id for every log line, logs and counts the answer."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        route = _route_template(request)
+        REQUESTS.labels(request.method, route, str(status)).inc()
+        LATENCY.labels(route).observe(elapsed)
+        # The query string is left out: it may carry search terms about customers.
+        log.info("http.request", method=request.method, path=request.path, route=route,
+                 status=status, duration_ms=round(elapsed * 1000, 1), peer=request.remote)
+        structlog.contextvars.unbind_contextvars("request_id")
+
+
+@web.middleware
+async def json_errors_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    """Turn aiohttp's HTTP errors and unexpected crashes into JSON error bodies."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code = _HTTP_CODES.get(error.status, "http_error")
+        response = _error_body(error.status, code, error.reason)
+        if error.status == 405 and "Allow" in error.headers:
+            response.headers["Allow"] = error.headers["Allow"]
+        return response
+    except Exception as error:  # noqa: BLE001 - the last line of defence for one request
+        if is_storage_outage(error):
+            log.warning("http.storage_unavailable", error=type(error).__name__)
+            response = _error_body(503, "storage_unavailable", "storage is unavailable, retry later")
+            response.headers["Retry-After"] = "30"
+            return response
+        log.exception("http.unhandled_error")
+        return _error_body(500, "internal_error", "internal error")

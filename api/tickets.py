@@ -1,0 +1,469 @@
+"""Read tickets: the filtered, paginated list and one ticket with its whole conversation.
+
+Every query goes through :func:`api.access.ticket_visibility`, the list,
+its total and the detail alike, so a user never learns of a ticket they
+may not see.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.access import ticket_visibility, visible_ticket
+from api.auth import principal_of
+from api.errors import ApiError
+from api.keys import SESSIONS
+from api.openapi import AUTH_ERRORS, error_response
+from frontdesk.model import Attachment, Contact, Message, Pipeline, Status, Ticket
+
+routes = web.RouteTableDef()
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+# sort parameter -> (column, descending?)
+SORTS = {
+    "-updated_at": (Ticket.updated_at, True),
+    "updated_at": (Ticket.updated_at, False),
+    "-created_at": (Ticket.created_at, True),
+    "created_at": (Ticket.created_at, False),
+}
+DEFAULT_SORT = "-updated_at"
+
+
+def bad_parameter(name: str, message: str) -> ApiError:
+    return ApiError(400, "invalid_parameter", message, parameter=name)
+
+
+def _int_param(request: web.Request, name: str, *, minimum: int = 1, maximum: int | None = None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_parameter(name, f"{name} must be an integer") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise bad_parameter(name, f"{name} must be {bound}")
+    return value
+
+
+def _id_or_none(request: web.Request, name: str) -> int | None | str:
+    """An id filter: a number, or ``none`` for "not set"; absent returns the string ``any``."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return "any"
+    if raw.lower() == "none":
+        return None
+    if not raw.isdigit():
+        raise bad_parameter(name, f"{name} must be a numeric id or 'none'")
+    return int(raw)
+
+
+# --- cursors ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the previous page ended: the sort key and id of its last ticket."""
+
+    sort: str
+    value: datetime
+    ticket_id: int
+
+    def encode(self) -> str:
+        payload = json.dumps({"s": self.sort, "v": self.value.isoformat(), "id": self.ticket_id})
+        return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            cursor = cls(sort=data["s"], value=datetime.fromisoformat(data["v"]), ticket_id=int(data["id"]))
+        except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
+            raise bad_parameter("cursor", "cursor is not one this API handed out") from None
+        if cursor.sort not in SORTS or cursor.value.tzinfo is None:
+            raise bad_parameter("cursor", "cursor is not one this API handed out")
+        return cursor
+
+
+def _after_cursor(cursor: Cursor) -> Any:
+    column, descending = SORTS[cursor.sort]
+    if descending:
+        return or_(column < cursor.value, and_(column == cursor.value, Ticket.id < cursor.ticket_id))
+    return or_(column > cursor.value, and_(column == cursor.value, Ticket.id > cursor.ticket_id))
+
+
+# --- filters ----------------------------------------------------------------
+
+def _filters(request: web.Request) -> list[Any]:
+    clauses: list[Any] = [ticket_visibility(principal_of(request))]
+    query = request.query
+    pipeline = query.get("pipeline")
+    if pipeline:
+        clauses.append(Pipeline.id == int(pipeline) if pipeline.isdigit() else Pipeline.internal_name == pipeline)
+    if query.get("status"):
+        clauses.append(Status.internal_name == query["status"])
+    owner = _id_or_none(request, "owner")
+    if owner != "any":
+        clauses.append(Ticket.owner_id.is_(None) if owner is None else Ticket.owner_id == owner)
+    team = _id_or_none(request, "team")
+    if team != "any":
+        clauses.append(Ticket.team_id.is_(None) if team is None else Ticket.team_id == team)
+    if query.get("priority"):
+        clauses.append(Ticket.priority == query["priority"])
+    search = query.get("q", "").strip()
+    if search:
+        full_name = func.coalesce(Contact.first_name, "") + " " + func.coalesce(Contact.last_name, "")
+        clauses.append(
+            or_(
+                Ticket.name.icontains(search, autoescape=True),
+                Ticket.description.icontains(search, autoescape=True),
+                Contact.email.icontains(search, autoescape=True),
+                full_name.icontains(search, autoescape=True),
+            )
+        )
+    return clauses
+
+
+def _joined(statement: Select[Any]) -> Select[Any]:
+    return (
+        statement.join(Pipeline, Pipeline.id == Ticket.pipeline_id)
+        .join(Status, Status.id == Ticket.status_id)
+        .outerjoin(Contact, Contact.id == Ticket.contact_id)
+    )
+
+
+# --- serialization ----------------------------------------------------------
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def contact_json(contact: Contact | None) -> dict[str, Any] | None:
+    if contact is None:
+        return None
+    return {
+        "id": contact.id,
+        "email": contact.email,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "phone": contact.phone,
+    }
+
+
+def ticket_json(ticket: Ticket, pipeline: Pipeline, status: Status, contact: Contact | None) -> dict[str, Any]:
+    return {
+        "id": ticket.id,
+        "name": ticket.name,
+        "description": ticket.description,
+        "pipeline": {"id": pipeline.id, "name": pipeline.name, "internal_name": pipeline.internal_name},
+        "status": {"id": status.id, "label": status.label, "internal_name": status.internal_name,
+                   "is_closed": status.is_closed},
+        "priority": ticket.priority,
+        "category": ticket.category,
+        "owner_id": ticket.owner_id,
+        "team_id": ticket.team_id,
+        "source_channel": ticket.source_channel,
+        "contact": contact_json(contact),
+        "custom_properties": ticket.custom_properties,
+        "created_at": _time(ticket.created_at),
+        "updated_at": _time(ticket.updated_at),
+        "closed_at": _time(ticket.closed_at),
+        "reopened_at": _time(ticket.reopened_at),
+    }
+
+
+def attachment_json(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "id": attachment.id,
+        "filename": attachment.filename,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "sha256": attachment.blob,
+        "inline": attachment.is_inline,
+        "content_id": attachment.content_id,
+        "from_tnef": attachment.from_tnef,
+        "remote_url": attachment.url,
+        "download_url": f"/api/v1/attachments/{attachment.id}" if attachment.blob else None,
+    }
+
+
+def message_json(message: Message, attachments: list[Attachment]) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "direction": message.direction,
+        "channel": message.channel,
+        "source": message.source,
+        "external_id": message.external_id,
+        "in_reply_to": message.in_reply_to,
+        "references": message.references,
+        "from": {"address": message.from_address, "name": message.from_name},
+        "to": message.to_addresses,
+        "cc": message.cc_addresses,
+        "subject": message.subject,
+        "text": message.text_body,
+        "html": message.html_body,
+        "reply_text": message.reply_text,
+        "author_kind": message.author_kind,
+        "author_user_id": message.author_user_id,
+        "screening": {"verdict": message.screening, "reason": message.screening_reason},
+        "match": {"rule": message.match_rule, "detail": message.match_detail},
+        "is_forwarded": message.is_forwarded,
+        "is_automated": message.is_automated,
+        "delivery_state": message.delivery_state,
+        "defects": message.defects,
+        "sent_at": _time(message.sent_at),
+        "created_at": _time(message.created_at),
+        "raw_url": f"/api/v1/messages/{message.id}/raw" if message.raw_blob else None,
+        "attachments": [attachment_json(a) for a in attachments],
+    }
+
+
+# --- handlers ---------------------------------------------------------------
+
+@routes.get("/api/v1/tickets")
+async def list_tickets(request: web.Request) -> web.Response:
+    limit = _int_param(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
+    page = _int_param(request, "page")
+    sort = request.query.get("sort", DEFAULT_SORT)
+    if sort not in SORTS:
+        raise bad_parameter("sort", f"sort must be one of {', '.join(SORTS)}")
+    cursor = Cursor.decode(request.query["cursor"]) if request.query.get("cursor") else None
+    if cursor is not None and page is not None:
+        raise bad_parameter("cursor", "use either cursor or page, not both")
+    if cursor is not None and cursor.sort != sort:
+        raise bad_parameter("cursor", "the cursor belongs to another sort order")
+    clauses = _filters(request)
+    column, descending = SORTS[sort]
+    statement = _joined(select(Ticket, Pipeline, Status, Contact)).where(*clauses)
+    if cursor is not None:
+        statement = statement.where(_after_cursor(cursor))
+    order = (column.desc(), Ticket.id.desc()) if descending else (column.asc(), Ticket.id.asc())
+    statement = statement.order_by(*order).limit(limit + 1)
+    if page is not None:
+        statement = statement.offset((page - 1) * limit)
+
+    async with request.app[SESSIONS]() as session:
+        total = await session.scalar(_joined(select(func.count(Ticket.id))).where(*clauses))
+        rows = (await session.execute(statement)).all()
+
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if has_more and rows:
+        last = rows[-1][0]
+        next_cursor = Cursor(sort, getattr(last, column.key), last.id).encode()
+    body: dict[str, Any] = {
+        "tickets": [ticket_json(*row) for row in rows],
+        "total": total,
+        "limit": limit,
+        "next_cursor": next_cursor,
+    }
+    if page is not None:
+        body["page"] = page
+    return web.json_response(body)
+
+
+async def _ticket_detail(session: AsyncSession, ticket: Ticket) -> dict[str, Any]:
+    pipeline = await session.get_one(Pipeline, ticket.pipeline_id)
+    status = await session.get_one(Status, ticket.status_id)
+    contact = await session.get(Contact, ticket.contact_id) if ticket.contact_id is not None else None
+    messages = (
+        await session.scalars(
+            select(Message).where(Message.ticket_id == ticket.id).order_by(Message.created_at, Message.id)
+        )
+    ).all()
+    by_message: dict[int, list[Attachment]] = {m.id: [] for m in messages}
+    if messages:
+        attachments = await session.scalars(
+            select(Attachment).where(Attachment.message_id.in_(by_message)).order_by(Attachment.id)
+        )
+        for attachment in attachments:
+            by_message[attachment.message_id].append(attachment)
+    body = ticket_json(ticket, pipeline, status, contact)
+    body["messages"] = [message_json(m, by_message[m.id]) for m in messages]
+    return body
+
+
+@routes.get(r"/api/v1/tickets/{ticket_id:\d+}")
+async def get_ticket(request: web.Request) -> web.Response:
+    async with request.app[SESSIONS]() as session:
+        ticket = await visible_ticket(session, principal_of(request), int(request.match_info["ticket_id"]))
+        return web.json_response(await _ticket_detail(session, ticket))
+
+
+# --- OpenAPI ----------------------------------------------------------------
+
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+OPENAPI: dict[str, Any] = {
+    "paths": {
+        "/api/v1/tickets": {
+            "get": {
+                "summary": "List the tickets the caller may see",
+                "operationId": "listTickets",
+                "tags": ["tickets"],
+                "description": (
+                    "Newest activity first by default. Page with `cursor` (the previous answer's "
+                    "`next_cursor`) or with `page`; `total` counts every matching ticket the caller may see."
+                ),
+                "parameters": [
+                    _query("limit", f"Tickets per page (1-{MAX_LIMIT}, default {DEFAULT_LIMIT}).",
+                           {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+                    _query("cursor", "Opaque position from a previous answer's next_cursor.", {"type": "string"}),
+                    _query("page", "1-based page number (alternative to cursor).", {"type": "integer", "minimum": 1}),
+                    _query("sort", "Sort order.", {"type": "string", "enum": list(SORTS)}),
+                    _query("pipeline", "Pipeline internal name or id.", {"type": "string"}),
+                    _query("status", "Status internal name.", {"type": "string"}),
+                    _query("owner", "Owner user id, or 'none' for unassigned.", {"type": "string"}),
+                    _query("team", "Team id, or 'none'.", {"type": "string"}),
+                    _query("priority", "Priority value.", {"type": "string"}),
+                    _query("q", "Search in ticket name and description and the contact's name and email.",
+                           {"type": "string"}),
+                ],
+                "responses": {
+                    "200": {"description": "One page of tickets.", "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "required": ["tickets", "total", "limit", "next_cursor"],
+                        "properties": {
+                            "tickets": {"type": "array", "items": {"$ref": "#/components/schemas/TicketSummary"}},
+                            "total": {"type": "integer"},
+                            "limit": {"type": "integer"},
+                            "page": {"type": "integer"},
+                            "next_cursor": _NULLABLE_STRING,
+                        },
+                    }}}},
+                    "400": error_response("A parameter is invalid; error.parameter names it."),
+                    **AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/v1/tickets/{ticket_id}": {
+            "get": {
+                "summary": "One ticket with its messages, attachments and contact",
+                "operationId": "getTicket",
+                "tags": ["tickets"],
+                "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {
+                    "200": {"description": "The ticket.", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/TicketDetail"}}}},
+                    "404": error_response("No such ticket, or the caller may not see it."),
+                    **AUTH_ERRORS,
+                },
+            }
+        },
+    },
+    "components": {
+        "schemas": {
+            "Contact": {
+                "type": ["object", "null"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "email": _NULLABLE_STRING,
+                    "first_name": _NULLABLE_STRING,
+                    "last_name": _NULLABLE_STRING,
+                    "phone": _NULLABLE_STRING,
+                },
+            },
+            "TicketSummary": {
+                "type": "object",
+                "required": ["id", "name", "pipeline", "status", "created_at", "updated_at"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "name": {"type": "string"},
+                    "description": _NULLABLE_STRING,
+                    "pipeline": {"type": "object", "properties": {
+                        "id": {"type": "integer"}, "name": {"type": "string"}, "internal_name": {"type": "string"}}},
+                    "status": {"type": "object", "properties": {
+                        "id": {"type": "integer"}, "label": {"type": "string"},
+                        "internal_name": {"type": "string"}, "is_closed": {"type": "boolean"}}},
+                    "priority": _NULLABLE_STRING,
+                    "category": _NULLABLE_STRING,
+                    "owner_id": {"type": ["integer", "null"]},
+                    "team_id": {"type": ["integer", "null"]},
+                    "source_channel": {"type": "string"},
+                    "contact": {"$ref": "#/components/schemas/Contact"},
+                    "custom_properties": {"type": "object"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "updated_at": {"type": "string", "format": "date-time"},
+                    "closed_at": _TIME,
+                    "reopened_at": _TIME,
+                },
+            },
+            "TicketDetail": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/TicketSummary"},
+                    {"type": "object", "required": ["messages"], "properties": {
+                        "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}}},
+                ]
+            },
+            "Message": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "conversation_id": {"type": ["integer", "null"]},
+                    "direction": {"type": "string", "enum": ["inbound", "outbound"]},
+                    "channel": {"type": "string"},
+                    "source": _NULLABLE_STRING,
+                    "external_id": {"type": ["string", "null"], "description": "Message-ID without <>, or the channel's id."},
+                    "in_reply_to": _NULLABLE_STRING,
+                    "references": {"type": "array", "items": {"type": "string"}},
+                    "from": {"type": "object", "properties": {"address": _NULLABLE_STRING, "name": _NULLABLE_STRING}},
+                    "to": {"type": "array", "items": {"type": "string"}},
+                    "cc": {"type": "array", "items": {"type": "string"}},
+                    "subject": _NULLABLE_STRING,
+                    "text": _NULLABLE_STRING,
+                    "html": _NULLABLE_STRING,
+                    "reply_text": {"type": ["string", "null"], "description": "The latest reply, quoted history stripped."},
+                    "author_kind": {"type": "string"},
+                    "author_user_id": {"type": ["integer", "null"]},
+                    "screening": {"type": "object", "properties": {
+                        "verdict": {"type": "string"}, "reason": _NULLABLE_STRING}},
+                    "match": {"type": "object", "description": "Why the message was put on this ticket.",
+                              "properties": {"rule": _NULLABLE_STRING, "detail": _NULLABLE_STRING}},
+                    "is_forwarded": {"type": "boolean"},
+                    "is_automated": {"type": "boolean"},
+                    "delivery_state": _NULLABLE_STRING,
+                    "defects": {"type": "array"},
+                    "sent_at": _TIME,
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "raw_url": _NULLABLE_STRING,
+                    "attachments": {"type": "array", "items": {"$ref": "#/components/schemas/Attachment"}},
+                },
+            },
+            "Attachment": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "filename": _NULLABLE_STRING,
+                    "content_type": {"type": "string"},
+                    "size": {"type": "integer"},
+                    "sha256": _NULLABLE_STRING,
+                    "inline": {"type": "boolean"},
+                    "content_id": _NULLABLE_STRING,
+                    "from_tnef": {"type": "boolean"},
+                    "remote_url": _NULLABLE_STRING,
+                    "download_url": _NULLABLE_STRING,
+                },
+            },
+        }
+    },
+}
