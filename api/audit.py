@@ -92,7 +92,7 @@ async def list_audit(request: web.Request) -> web.Response:
     return web.json_response({"entries": [audit_json(e) for e in entries]})
 
 
-OPENAPI: dict[str, Any] = {
+OPENAPI: dict[str, Any] = {"paths": {
     "/api/v1/audit": {
         "get": {
             "summary": "The admin audit log, newest first (super admins only)",
@@ -106,4 +106,4 @@ OPENAPI: dict[str, Any] = {
                           "403": {"description": "super_admin_required"}},
         }
     }
-}
+}}

@@ -378,7 +378,7 @@ _ERR = {"description": "error; `error.code` names the broken rule"}
 _PID = {"name": "pipeline_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _SID = {"name": "status_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 
-OPENAPI: dict[str, Any] = {
+OPENAPI: dict[str, Any] = {"paths": {
     "/api/v1/pipelines": {
         "get": {"summary": "Pipelines the caller may see, with statuses and access lists",
                 "responses": {"200": {"description": "pipelines"}}},
@@ -431,4 +431,4 @@ OPENAPI: dict[str, Any] = {
                    "parameters": [{"name": "target_status_id", "in": "query", "schema": {"type": "integer"}}],
                    "responses": {"200": {"description": "deleted"}, "409": _ERR}},
     },
-}
+}}

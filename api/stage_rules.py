@@ -27,7 +27,7 @@ from api.property_registry import (
     PropertySpec,
     all_properties,
 )
-from frontdesk.events import AUTOMATION
+from frontdesk.events import AGENT, AUTOMATION
 from frontdesk.model import StageProperty, Status, Ticket
 
 MAX_STRING = 10_000
@@ -147,3 +147,13 @@ async def validate_custom_values(session: AsyncSession, raw: Mapping[str, Any]) 
             raise ApiError(422, "property_read_only", f"property {name!r} is read-only", property=name)
         cleaned[name] = validate_value(spec, value)
     return cleaned
+
+
+async def enforce_stage_properties(session: AsyncSession, ticket: Ticket, status: Status,
+                                   changes: Mapping[str, Any]) -> None:
+    """The hook ``PATCH /api/v1/tickets/{id}`` calls: the ticket with ``changes`` applied must satisfy ``status``."""
+    values = ticket_values(ticket)
+    by_attribute = {spec.attribute: name for name, spec in BUILT_IN.items() if spec.attribute}
+    for key, value in changes.items():
+        values[by_attribute.get(key, key)] = value
+    await check_required_properties(session, values, status.id, actor_kind=AGENT)

@@ -259,7 +259,7 @@ _USER = {"type": "object", "properties": {
     "ticket_access": {"enum": list(TICKET_ACCESS)}, "sees_unassigned": {"type": "boolean"},
     "is_active": {"type": "boolean"}}}
 
-OPENAPI: dict[str, Any] = {
+OPENAPI: dict[str, Any] = {"paths": {
     "/api/v1/me": {"get": {"summary": "Who the bearer token belongs to", "responses": {"200": {"description": "principal"}}}},
     "/api/v1/users": {
         "get": {"summary": "All users (super admin)", "responses": {"200": {"description": "users"}, "403": _ERR}},
@@ -292,4 +292,4 @@ OPENAPI: dict[str, Any] = {
         "patch": {"summary": "Rename a team", "responses": {"200": {"description": "team"}}},
         "delete": {"summary": "Delete a team", "responses": {"204": {"description": "deleted"}}},
     },
-}
+}}

@@ -1,0 +1,85 @@
+"""``POST /api/v1/tickets/bulk-move``: move many tickets to one status, all or nothing.
+
+Every ticket must be visible to the caller (else 404, so nothing leaks) and
+carry the target's required stage properties (else 422 naming the ticket and
+what is missing).  One ``ticket.status_changed`` event per moved ticket.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from api.access import ticket_visibility, visible_pipeline
+from api.auth import principal_of
+from api.errors import ApiError, not_found
+from api.keys import SESSIONS
+from api.request_body import int_field, int_list_field, json_body
+from api.stage_rules import check_required_properties
+from api.status_moves import move_ticket
+from frontdesk.events import AGENT, Actor
+from frontdesk.model import Status, Ticket
+
+routes = web.RouteTableDef()
+
+MAX_TICKETS = 1000
+
+
+@routes.post("/api/v1/tickets/bulk-move")
+async def bulk_move(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    body = await json_body(request)
+    target_id = int_field(body, "status_id", required=True)
+    ticket_ids = int_list_field(body, "ticket_ids") if "ticket_ids" in body else None
+    from_status_id = int_field(body, "from_status_id")
+    if (ticket_ids is None) == (from_status_id is None):
+        raise ApiError(422, "bulk_selection_required", "give exactly one of ticket_ids or from_status_id")
+    actor = Actor(AGENT, None if principal.user_id is None else str(principal.user_id))
+    async with request.app[SESSIONS].begin() as session:
+        target = await session.get(Status, target_id)
+        if target is None:
+            raise not_found("status")
+        await visible_pipeline(session, principal, target.pipeline_id)
+        query = select(Ticket).where(ticket_visibility(principal)).order_by(Ticket.id)
+        if ticket_ids is not None:
+            if len(set(ticket_ids)) > MAX_TICKETS:
+                raise ApiError(422, "bulk_too_large", f"at most {MAX_TICKETS} tickets per request")
+            tickets = (await session.scalars(query.where(Ticket.id.in_(ticket_ids)))).all()
+            if unseen := sorted(set(ticket_ids) - {t.id for t in tickets}):
+                raise ApiError(404, "not_found", "ticket not found", ticket_ids=unseen)
+        else:
+            tickets = (await session.scalars(query.where(Ticket.status_id == from_status_id).limit(MAX_TICKETS))).all()
+        moved: list[int] = []
+        for ticket in tickets:
+            if ticket.status_id == target.id:
+                continue
+            try:
+                await check_required_properties(session, ticket, target.id, actor_kind=AGENT)
+            except ApiError as error:
+                error.details["ticket_id"] = ticket.id
+                raise
+            await move_ticket(session, ticket, target, actor=actor, reason="bulk_move")
+            moved.append(ticket.id)
+    return web.json_response({"status_id": target.id, "moved": moved,
+                              "unchanged": [t.id for t in tickets if t.id not in moved]})
+
+
+OPENAPI: dict[str, Any] = {"paths": {
+    "/api/v1/tickets/bulk-move": {
+        "post": {
+            "summary": "Move tickets (by id, or all visible ones in from_status_id) to status_id, all or nothing",
+            "requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "required": ["status_id"],
+                "properties": {"status_id": {"type": "integer"},
+                               "ticket_ids": {"type": "array", "items": {"type": "integer"}},
+                               "from_status_id": {"type": "integer"}}}}}},
+            "responses": {
+                "200": {"description": "moved and unchanged ticket ids"},
+                "404": {"description": "a ticket or status the caller cannot see"},
+                "422": {"description": "required_properties_missing (with ticket_id and missing)"},
+            },
+        }
+    }
+}}

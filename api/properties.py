@@ -1,0 +1,236 @@
+"""Admin API for ticket properties (built-in registry and custom definitions) and per-status stage properties.
+
+Changing either needs the "edit property settings" permission.  A stage
+property list may only name properties users can set: read-only and
+calculated ones are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.access import visible_pipeline
+from api.audit import record_audit
+from api.auth import principal_of, require_property_settings
+from api.errors import ApiError, not_found
+from api.keys import SESSIONS
+from api.pipeline_rules import valid_internal_name
+from api.property_registry import BUILT_IN, CUSTOM_TYPES, ENUMERATION, PropertySpec, all_properties
+from api.request_body import bool_field, json_body, path_id, text_field
+from frontdesk.model import PropertyDefinition, StageProperty, Status
+
+routes = web.RouteTableDef()
+
+
+def definition_json(definition: PropertyDefinition) -> dict[str, Any]:
+    return {"name": definition.name, "label": definition.label, "type": definition.type,
+            "options": list(definition.options or []), "read_only": definition.read_only,
+            "calculated": definition.calculated, "built_in": False}
+
+
+def check_definition(name: str, type_: str, options: Any) -> list[str]:
+    if not valid_internal_name(name) or name in BUILT_IN:
+        raise ApiError(422, "property_name_invalid",
+                       f"{name!r} must be lowercase letters, digits and _ and not a built-in property name")
+    if type_ not in CUSTOM_TYPES:
+        raise ApiError(422, "property_type_invalid", f"type must be one of {', '.join(CUSTOM_TYPES)}")
+    options = options or []
+    if not isinstance(options, list) or not all(isinstance(o, str) and o for o in options):
+        raise ApiError(422, "property_options_invalid", "options must be a list of non-empty strings")
+    if type_ == ENUMERATION and not options:
+        raise ApiError(422, "property_options_required", "an enumeration needs at least one option")
+    if len(set(options)) != len(options):
+        raise ApiError(422, "property_options_invalid", "options must be distinct")
+    return options
+
+
+@routes.get("/api/v1/properties")
+async def list_properties(request: web.Request) -> web.Response:
+    principal_of(request)
+    async with request.app[SESSIONS]() as session:
+        registry = await all_properties(session)
+    return web.json_response({"properties": [spec.to_json() for spec in registry.values()]})
+
+
+@routes.post("/api/v1/properties")
+async def create_property(request: web.Request) -> web.Response:
+    principal = require_property_settings(request)
+    body = await json_body(request)
+    name = text_field(body, "name", max_length=80)
+    type_ = text_field(body, "type", max_length=20)
+    options = check_definition(name, type_, body.get("options"))
+    async with request.app[SESSIONS].begin() as session:
+        if await session.scalar(select(PropertyDefinition.id).where(PropertyDefinition.name == name)):
+            raise ApiError(409, "property_name_taken", f"a property named {name!r} exists")
+        definition = PropertyDefinition(
+            name=name, label=text_field(body, "label", required=False) or name, type=type_, options=options,
+            read_only=bool(bool_field(body, "read_only", False)), calculated=bool(bool_field(body, "calculated", False)),
+        )
+        session.add(definition)
+        await session.flush()
+        record_audit(session, principal, "property.created", "property", name, after=definition_json(definition))
+    return web.json_response(definition_json(definition), status=201)
+
+
+async def _definition(session: AsyncSession, name: str) -> PropertyDefinition:
+    if name in BUILT_IN:
+        raise ApiError(422, "built_in_property", f"{name!r} is a built-in property and cannot be changed")
+    definition = await session.scalar(select(PropertyDefinition).where(PropertyDefinition.name == name))
+    if definition is None:
+        raise not_found("property")
+    return definition
+
+
+@routes.patch("/api/v1/properties/{name}")
+async def update_property(request: web.Request) -> web.Response:
+    principal = require_property_settings(request)
+    body = await json_body(request)
+    if "name" in body or "type" in body:
+        raise ApiError(422, "property_name_immutable", "a property's name and type never change")
+    async with request.app[SESSIONS].begin() as session:
+        definition = await _definition(session, request.match_info["name"])
+        before = definition_json(definition)
+        if "label" in body:
+            definition.label = text_field(body, "label")
+        if "options" in body:
+            definition.options = check_definition(definition.name, definition.type, body["options"])
+        for flag in ("read_only", "calculated"):
+            if flag in body:
+                setattr(definition, flag, bool(bool_field(body, flag)))
+        if (definition.read_only or definition.calculated) and await _used_on_stages(session, definition.name):
+            raise ApiError(409, "stage_property_read_only",
+                           f"{definition.name!r} is a stage property; remove it from statuses before making it read-only")
+        record_audit(session, principal, "property.updated", "property", definition.name,
+                     before=before, after=definition_json(definition))
+    return web.json_response(definition_json(definition))
+
+
+async def _used_on_stages(session: AsyncSession, name: str) -> bool:
+    return bool(await session.scalar(select(StageProperty.id).where(StageProperty.property_name == name).limit(1)))
+
+
+@routes.delete("/api/v1/properties/{name}")
+async def delete_property(request: web.Request) -> web.Response:
+    principal = require_property_settings(request)
+    async with request.app[SESSIONS].begin() as session:
+        definition = await _definition(session, request.match_info["name"])
+        await session.execute(delete(StageProperty).where(StageProperty.property_name == definition.name))
+        record_audit(session, principal, "property.deleted", "property", definition.name,
+                     before=definition_json(definition))
+        await session.delete(definition)
+    return web.Response(status=204)
+
+
+# --- stage properties --------------------------------------------------------------
+
+
+async def stage_properties(session: AsyncSession, status_id: int) -> list[dict[str, Any]]:
+    rows = (await session.scalars(
+        select(StageProperty).where(StageProperty.status_id == status_id)
+        .order_by(StageProperty.position, StageProperty.id)
+    )).all()
+    return [{"property": row.property_name, "required": row.required} for row in rows]
+
+
+async def check_stage_list(session: AsyncSession, entries: Any) -> list[tuple[str, bool]]:
+    """Validate an ordered stage property list: known, settable, each once."""
+    if not isinstance(entries, list):
+        raise ApiError(422, "field_invalid", "'properties' must be a list of {property, required}")
+    registry: dict[str, PropertySpec] = await all_properties(session)
+    seen: set[str] = set()
+    cleaned: list[tuple[str, bool]] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            entry = {"property": entry}
+        name = entry.get("property") if isinstance(entry, dict) else None
+        spec = registry.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise ApiError(422, "unknown_property", f"there is no property {name!r}", property=name)
+        if not spec.settable:
+            raise ApiError(422, "stage_property_read_only",
+                           f"{name!r} is read-only or calculated and cannot be a stage property", property=name)
+        if name in seen:
+            raise ApiError(422, "stage_property_duplicate", f"{name!r} is listed twice", property=name)
+        seen.add(name)
+        required = entry.get("required", False)
+        if not isinstance(required, bool):
+            raise ApiError(422, "field_invalid", "'required' must be true or false", property=name)
+        cleaned.append((name, required))
+    return cleaned
+
+
+async def replace_stage_properties(session: AsyncSession, status_id: int, entries: list[tuple[str, bool]]) -> None:
+    await session.execute(delete(StageProperty).where(StageProperty.status_id == status_id))
+    session.add_all([
+        StageProperty(status_id=status_id, property_name=name, position=position, required=required)
+        for position, (name, required) in enumerate(entries)
+    ])
+    await session.flush()
+
+
+async def _status(request: web.Request, session: AsyncSession) -> Status:
+    status = await session.get(Status, path_id(request, "status_id"))
+    if status is None:
+        raise not_found("status")
+    await visible_pipeline(session, principal_of(request), status.pipeline_id)
+    return status
+
+
+@routes.get("/api/v1/statuses/{status_id}/properties")
+async def get_stage_properties(request: web.Request) -> web.Response:
+    async with request.app[SESSIONS]() as session:
+        status = await _status(request, session)
+        return web.json_response({"status_id": status.id, "properties": await stage_properties(session, status.id)})
+
+
+@routes.put("/api/v1/statuses/{status_id}/properties")
+async def put_stage_properties(request: web.Request) -> web.Response:
+    principal = require_property_settings(request)
+    body = await json_body(request)
+    async with request.app[SESSIONS].begin() as session:
+        status = await _status(request, session)
+        entries = await check_stage_list(session, body.get("properties"))
+        before = await stage_properties(session, status.id)
+        await replace_stage_properties(session, status.id, entries)
+        after = await stage_properties(session, status.id)
+        record_audit(session, principal, "stage_properties.set", "status", status.id,
+                     before={"properties": before}, after={"properties": after})
+    return web.json_response({"status_id": status.id, "properties": after})
+
+
+_ERR = {"description": "error; `error.code` names the broken rule"}
+_STAGE = {"type": "object", "properties": {"properties": {"type": "array", "items": {
+    "type": "object", "required": ["property"],
+    "properties": {"property": {"type": "string"}, "required": {"type": "boolean"}}}}}}
+
+OPENAPI: dict[str, Any] = {"paths": {
+    "/api/v1/properties": {
+        "get": {"summary": "Every ticket property: built-in and custom, with read_only / calculated flags",
+                "responses": {"200": {"description": "properties"}}},
+        "post": {"summary": "Define a custom property (string, number, enumeration, date, boolean)",
+                 "requestBody": {"content": {"application/json": {"schema": {"type": "object",
+                     "required": ["name", "type"], "properties": {
+                         "name": {"type": "string"}, "label": {"type": "string"}, "type": {"enum": list(CUSTOM_TYPES)},
+                         "options": {"type": "array", "items": {"type": "string"}},
+                         "read_only": {"type": "boolean"}, "calculated": {"type": "boolean"}}}}}},
+                 "responses": {"201": {"description": "property"}, "409": _ERR, "422": _ERR}},
+    },
+    "/api/v1/properties/{name}": {
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "patch": {"summary": "Relabel a custom property or change its options", "responses": {"200": {"description": "property"}}},
+        "delete": {"summary": "Delete a custom property (and its stage property entries)",
+                   "responses": {"204": {"description": "deleted"}}},
+    },
+    "/api/v1/statuses/{status_id}/properties": {
+        "parameters": [{"name": "status_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+        "get": {"summary": "The status's ordered stage properties", "responses": {"200": {"description": "list"}}},
+        "put": {"summary": "Replace the ordered stage properties; read-only or calculated ones are refused "
+                           "(422 stage_property_read_only)",
+                "requestBody": {"content": {"application/json": {"schema": _STAGE}}},
+                "responses": {"200": {"description": "list"}, "422": _ERR}},
+    },
+}}

@@ -1,0 +1,184 @@
+"""``POST /api/v1/tickets``: an agent creates a ticket by hand.
+
+It needs a name, a pipeline and a status, plus the status's required stage
+properties, and may associate an existing or new contact and company.  The
+ticket and its ``ticket.created`` event commit together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.access import pipeline_visibility
+from api.audit import snapshot
+from api.auth import Principal, principal_of
+from api.errors import ApiError, not_found
+from api.keys import SESSIONS
+from api.property_registry import BUILT_IN
+from api.request_body import int_field, json_body, text_field
+from api.stage_rules import check_required_properties, validate_custom_values, validate_value
+from frontdesk.events import AGENT, TICKET_CREATED, Actor, DomainEvent
+from frontdesk.model import Company, Contact, Pipeline, Status, Team, Ticket, User, utcnow
+from frontdesk.outbox import record_event
+
+routes = web.RouteTableDef()
+
+MANUAL_SOURCE = "manual"
+TICKET_FIELDS = ("id", "name", "description", "pipeline_id", "status_id", "priority", "category", "owner_id",
+                 "team_id", "source_channel", "contact_id", "company_id", "custom_properties", "created_at",
+                 "closed_at")
+
+
+async def _pipeline(session: AsyncSession, principal: Principal, body: dict[str, Any]) -> Pipeline:
+    ref = body.get("pipeline_id", body.get("pipeline"))
+    if ref is None:
+        raise ApiError(422, "field_required", "'pipeline_id' (or 'pipeline', its internal name) is required",
+                       field="pipeline_id")
+    column = Pipeline.id if isinstance(ref, int) and not isinstance(ref, bool) else Pipeline.internal_name
+    pipeline = await session.scalar(select(Pipeline).where(column == ref, pipeline_visibility(principal)))
+    if pipeline is None:
+        raise not_found("pipeline")
+    return pipeline
+
+
+async def _status(session: AsyncSession, pipeline: Pipeline, body: dict[str, Any]) -> Status:
+    ref = body.get("status_id", body.get("status"))
+    if ref is None:
+        raise ApiError(422, "field_required", "'status_id' (or 'status', its internal name) is required",
+                       field="status_id")
+    column = Status.id if isinstance(ref, int) and not isinstance(ref, bool) else Status.internal_name
+    status = await session.scalar(select(Status).where(column == ref, Status.pipeline_id == pipeline.id))
+    if status is None:
+        raise ApiError(422, "status_not_in_pipeline", f"status {ref!r} is not a status of pipeline "
+                       f"{pipeline.internal_name!r}", field="status_id")
+    return status
+
+
+async def _contact(session: AsyncSession, spec: Any) -> Contact | None:
+    """An existing contact by id, or by email when it is already known, or a new one."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise ApiError(422, "field_invalid", "'contact' must be {id} or {email, first_name, ...}", field="contact")
+    if "id" in spec:
+        contact = await session.get(Contact, int_field(spec, "id", required=True))
+        if contact is None:
+            raise ApiError(422, "unknown_contact", "no contact with that id", field="contact")
+        return contact
+    email = text_field(spec, "email", max_length=320)
+    if "@" not in email:
+        raise ApiError(422, "email_invalid", "contact.email must be an email address", field="contact")
+    email = email.lower()
+    contact = await session.scalar(select(Contact).where(Contact.email == email))
+    if contact is None:
+        contact = Contact(email=email, first_name=text_field(spec, "first_name", required=False),
+                          last_name=text_field(spec, "last_name", required=False),
+                          phone=text_field(spec, "phone", required=False, max_length=64))
+        session.add(contact)
+        await session.flush()
+    return contact
+
+
+async def _company(session: AsyncSession, spec: Any, contact: Contact | None) -> Company | None:
+    if spec is None:
+        if contact is not None and contact.company_id is not None:
+            return await session.get(Company, contact.company_id)
+        return None
+    if not isinstance(spec, dict):
+        raise ApiError(422, "field_invalid", "'company' must be {id} or {name, domain}", field="company")
+    if "id" in spec:
+        company = await session.get(Company, int_field(spec, "id", required=True))
+        if company is None:
+            raise ApiError(422, "unknown_company", "no company with that id", field="company")
+        return company
+    company = Company(name=text_field(spec, "name", max_length=300),
+                      domain=(text_field(spec, "domain", required=False, max_length=255) or "").lower() or None)
+    session.add(company)
+    await session.flush()
+    if contact is not None and contact.company_id is None:
+        contact.company_id = company.id
+    return company
+
+
+async def _built_in_values(session: AsyncSession, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "name": text_field(body, "name", max_length=500),
+        "description": validate_value(BUILT_IN["description"], body.get("description")),
+        "priority": validate_value(BUILT_IN["priority"], body.get("priority")),
+        "category": validate_value(BUILT_IN["category"], body.get("category")),
+    }
+    # Without an explicit owner the creator owns the ticket, so an agent with
+    # owned-only access can see what they just made.
+    owner_id = int_field(body, "owner_id") if "owner_id" in body else principal.user_id
+    if owner_id is not None and await session.get(User, owner_id) is None:
+        raise ApiError(422, "unknown_user", "owner_id names no user", field="owner_id")
+    team_id = int_field(body, "team_id")
+    if team_id is not None and await session.get(Team, team_id) is None:
+        raise ApiError(422, "unknown_team", "team_id names no team", field="team_id")
+    values.update(owner_id=owner_id, team_id=team_id)
+    return values
+
+
+@routes.post("/api/v1/tickets")
+async def create_ticket(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    body = await json_body(request)
+    async with request.app[SESSIONS].begin() as session:
+        pipeline = await _pipeline(session, principal, body)
+        status = await _status(session, pipeline, body)
+        values = await _built_in_values(session, principal, body)
+        custom = await validate_custom_values(session, body.get("properties") or {})
+        await check_required_properties(session, {**values, **custom}, status.id, actor_kind=AGENT)
+        contact = await _contact(session, body.get("contact"))
+        company = await _company(session, body.get("company"), contact)
+        now = utcnow()
+        ticket = Ticket(
+            **values, pipeline_id=pipeline.id, status_id=status.id, source_channel=MANUAL_SOURCE,
+            contact_id=contact.id if contact else None, company_id=company.id if company else None,
+            custom_properties=custom, created_at=now, updated_at=now, closed_at=now if status.is_closed else None,
+        )
+        session.add(ticket)
+        await session.flush()
+        record_event(session, DomainEvent(
+            type=TICKET_CREATED, ticket_id=ticket.id,
+            actor=Actor(AGENT, None if principal.user_id is None else str(principal.user_id)),
+            payload={"pipeline_id": pipeline.id, "status_id": status.id, "status": status.internal_name,
+                     "source": MANUAL_SOURCE, "contact_id": ticket.contact_id},
+        ))
+        result = snapshot(ticket, TICKET_FIELDS)
+        result["status"] = {"id": status.id, "internal_name": status.internal_name, "label": status.label,
+                            "state": "closed" if status.is_closed else "open"}
+        result["pipeline"] = {"id": pipeline.id, "internal_name": pipeline.internal_name, "name": pipeline.name}
+    return web.json_response(result, status=201)
+
+
+_ERR = {"description": "error; `error.code` names the broken rule"}
+
+OPENAPI: dict[str, Any] = {"paths": {
+    "/api/v1/tickets": {
+        "post": {
+            "summary": "Create a ticket by hand; the status's required stage properties must have values "
+                       "(422 required_properties_missing lists them). Emits ticket.created (actor agent).",
+            "requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "required": ["name"],
+                "properties": {
+                    "name": {"type": "string"}, "pipeline_id": {"type": "integer"},
+                    "pipeline": {"type": "string", "description": "internal name, instead of pipeline_id"},
+                    "status_id": {"type": "integer"},
+                    "status": {"type": "string", "description": "internal name, instead of status_id"},
+                    "description": {"type": "string"}, "priority": {"enum": list(BUILT_IN["priority"].options)},
+                    "category": {"type": "string"},
+                    "owner_id": {"type": ["integer", "null"], "description": "defaults to the caller"},
+                    "team_id": {"type": "integer"},
+                    "properties": {"type": "object", "description": "custom property values by name"},
+                    "contact": {"type": "object", "description": "{id} or {email, first_name, last_name, phone}"},
+                    "company": {"type": "object", "description": "{id} or {name, domain}"},
+                }}}}},
+            "responses": {"201": {"description": "the ticket"}, "404": _ERR, "422": _ERR},
+        }
+    }
+}}
