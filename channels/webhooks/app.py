@@ -1,0 +1,241 @@
+"""The webhook sub-application: Messenger, chat and form endpoints, mounted at ``/webhooks/``.
+
+Each handler is a protocol edge only: check size, content type, signature
+and shape, store the raw body durably, answer, and hand the stored row to
+the payload processor.  Status codes: 200 accepted (or duplicate), 400
+malformed JSON, 403 bad signature / stale timestamp, 404 unknown channel,
+413 too large, 415 wrong content type, 422 invalid fields, 429 rate
+limited (forms), 503 storage down (nothing was accepted).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any, AsyncIterator
+
+import structlog
+from aiohttp import web
+
+from channels.webhooks import forms
+from channels.webhooks.chat import parse_chat_message
+from channels.webhooks.config import WebhookConfig
+from channels.webhooks.intake import IngestFunction, PayloadProcessor, store_payload
+from channels.webhooks.messenger import entry_page_ids
+from channels.webhooks.processing import HANDLERS
+from channels.webhooks.ratelimit import SlidingWindowLimiter
+from channels.webhooks.signing import (
+    HUB_SIGNATURE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureRefused, check_timestamped,
+    hub_signature_matches,
+)
+from channels.webhooks.sync import sync_webhook_channels
+from channels.webhooks.validation import InvalidFields
+from frontdesk.model.channels import CHAT, FORM, MESSENGER
+from frontdesk.storage.database import StorageUnavailable
+from ingest.context import IngestContext
+
+log = structlog.get_logger(__name__)
+
+PROCESSOR = web.AppKey("webhook_processor", PayloadProcessor)
+CONFIG = web.AppKey("webhook_config", WebhookConfig)
+CONTEXT = web.AppKey("webhook_context", IngestContext)
+LIMITER = web.AppKey("webhook_rate_limiter", SlidingWindowLimiter)
+
+
+class Refusal(Exception):
+    """A request we answer with an error and no side effect."""
+
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+    def response(self) -> web.Response:
+        body = {"error": {"code": self.code, "message": self.message, **self.details}}
+        headers = {"Retry-After": str(self.details["retry_after"])} if "retry_after" in self.details else None
+        return web.json_response(body, status=self.status, headers=headers)
+
+
+@web.middleware
+async def refusals(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Refusal as refusal:
+        log.info("webhook.refused", path=request.path, status=refusal.status, code=refusal.code)
+        return refusal.response()
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body, refusing (413) anything over ``limit`` without reading it all."""
+    too_large = Refusal(413, "body_too_large", f"the body exceeds {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def require_content_type(request: web.Request, allowed: tuple[str, ...]) -> str:
+    if request.content_type not in allowed:
+        raise Refusal(415, "unsupported_media_type", f"Content-Type must be {' or '.join(allowed)}")
+    return request.content_type
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise Refusal(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+
+
+async def accept(request: web.Request, *, channel: str, route: str, raw: bytes, headers: dict[str, Any]) -> web.Response:
+    """Store durably, then answer 200 and queue processing; 503 when storage is down."""
+    ctx, processor = request.app[CONTEXT], request.app[PROCESSOR]
+    try:
+        stored = await store_payload(ctx, channel=channel, route=route, raw=raw, headers=headers)
+    except StorageUnavailable as error:
+        log.warning("webhook.storage_unavailable", channel=channel, error=str(error))
+        raise Refusal(503, "storage_unavailable", "storage is unavailable; nothing was accepted, retry later",
+                      retry_after=30) from None
+    if not stored.duplicate:
+        processor.submit(stored.id)
+    return web.json_response({"status": "duplicate" if stored.duplicate else "accepted", "id": stored.id})
+
+
+# --- Messenger -----------------------------------------------------------------------------
+
+async def messenger_verify(request: web.Request) -> web.Response:
+    """Meta's subscription check: echo ``hub.challenge`` for our verify token, else 403."""
+    config = request.app[CONFIG]
+    mode = request.query.get("hub.mode")
+    token = request.query.get("hub.verify_token", "")
+    challenge = request.query.get("hub.challenge", "")
+    known = False
+    for page in config.messenger:
+        known |= hmac.compare_digest(page.verify_token.reveal().encode(), token.encode())
+    if mode != "subscribe" or not known or not challenge:
+        raise Refusal(403, "verification_failed", "hub.mode or hub.verify_token is wrong")
+    return web.Response(text=challenge, content_type="text/plain")
+
+
+async def messenger_receive(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    if not config.messenger:
+        raise Refusal(404, "unknown_channel", "no Messenger Page is configured")
+    raw = await read_body(request, config.max_body_size)
+    require_content_type(request, ("application/json",))
+    signature = request.headers.get(HUB_SIGNATURE_HEADER)
+    verified = [p.page_id for p in config.messenger if hub_signature_matches(raw, signature, p.app_secrets)]
+    if not verified:
+        raise Refusal(403, "signature_invalid", f"{HUB_SIGNATURE_HEADER} is missing or does not match")
+    data = parse_json(raw)
+    if isinstance(data, dict) and data.get("object") == "page":
+        pages = entry_page_ids(data)
+        if pages and not pages & set(verified):
+            raise Refusal(404, "unknown_channel", "the payload names no Page configured with this app secret",
+                          pages=sorted(pages))
+    return await accept(request, channel=MESSENGER, route="messenger", raw=raw,
+                        headers={"verified_pages": verified})
+
+
+# --- Live chat -------------------------------------------------------------------------------
+
+async def chat_receive(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    slug = request.match_info["channel"]
+    channel = config.chat_channel(slug)
+    if channel is None:
+        raise Refusal(404, "unknown_channel", f"no chat channel {slug!r}")
+    raw = await read_body(request, config.max_body_size)
+    require_content_type(request, ("application/json",))
+    timestamp = request.headers.get(TIMESTAMP_HEADER)
+    try:
+        check_timestamped(raw, timestamp, request.headers.get(SIGNATURE_HEADER), channel.secret,
+                          channel.max_skew_seconds)
+    except SignatureRefused as refused:
+        raise Refusal(403, refused.code, refused.message) from None
+    try:
+        parse_chat_message(parse_json(raw))
+    except InvalidFields as invalid:
+        raise Refusal(422, "invalid_fields", "some fields are missing or invalid", fields=invalid.errors) from None
+    return await accept(request, channel=CHAT, route=slug, raw=raw, headers={"timestamp": timestamp})
+
+
+# --- Web forms -------------------------------------------------------------------------------
+
+async def form_receive(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    slug = request.match_info["form"]
+    form = config.form(slug)
+    if form is None:
+        raise Refusal(404, "unknown_channel", f"no form {slug!r}")
+    if form.rate_limit is not None:
+        # Behind a reverse proxy request.remote is the proxy unless aiohttp is
+        # told to trust X-Forwarded-For; see docs/channels-webhooks.md.
+        wait = request.app[LIMITER].allow((slug, request.remote or "?"), form.rate_limit)
+        if wait is not None:
+            raise Refusal(429, "rate_limited", "too many submissions from this address", retry_after=int(wait) + 1)
+    raw = await read_body(request, config.max_body_size)
+    content_type = require_content_type(request, (*forms.JSON_TYPES, forms.URLENCODED))
+    if form.secret:
+        try:
+            check_timestamped(raw, request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER),
+                              form.secret, form.max_skew_seconds)
+        except SignatureRefused as refused:
+            raise Refusal(403, refused.code, refused.message) from None
+    try:
+        data = forms.decode_body(raw, content_type)
+    except (UnicodeDecodeError, ValueError) as error:
+        code = "malformed_json" if content_type in forms.JSON_TYPES else "malformed_body"
+        raise Refusal(400, code, f"the body cannot be decoded: {error}") from None
+    try:
+        forms.map_submission(form, data)
+    except InvalidFields as invalid:
+        raise Refusal(422, "invalid_fields", "some fields are missing or invalid", fields=invalid.errors) from None
+    return await accept(request, channel=FORM, route=slug, raw=raw,
+                        headers={"content_type": content_type, "remote": request.remote})
+
+
+# --- The application -------------------------------------------------------------------------
+
+def create_webhook_app(ctx: IngestContext, config: WebhookConfig, *, ingest: IngestFunction | None = None,
+                       sync_channels: bool = True) -> web.Application:
+    """The sub-application to mount at ``/webhooks/``.
+
+    On start-up it mirrors the configured channels into the database,
+    queues every payload still pending from before, and starts the worker
+    that processes stored payloads through ``ingest`` (by default
+    :func:`ingest.pipeline.ingest_message`).
+    """
+    if ingest is None:
+        from ingest.pipeline import ingest_message
+
+        ingest = ingest_message
+    app = web.Application(middlewares=[refusals])
+    app[CONFIG] = config
+    app[CONTEXT] = ctx
+    app[LIMITER] = SlidingWindowLimiter()
+    app[PROCESSOR] = PayloadProcessor(ctx, config, HANDLERS, ingest)
+
+    async def processing(app: web.Application) -> AsyncIterator[None]:
+        if sync_channels:
+            await sync_webhook_channels(ctx.sessions, config)
+        await app[PROCESSOR].start()
+        yield
+        await app[PROCESSOR].stop()
+
+    app.cleanup_ctx.append(processing)
+    app.router.add_get("/messenger", messenger_verify)
+    app.router.add_post("/messenger", messenger_receive)
+    app.router.add_post("/chat/{channel}", chat_receive)
+    app.router.add_post("/forms/{form}", form_receive)
+    return app
+
+
+def openapi_paths() -> dict[str, Any]:
+    """OpenAPI 3 ``paths`` and ``components.schemas`` for the webhook endpoints."""
+    from channels.webhooks.openapi import OPENAPI
+
+    return OPENAPI

@@ -1,0 +1,145 @@
+"""Web form submissions: the configured field mapping -> ticket and contact properties.
+
+Pure functions: the edge validates with :func:`map_submission` before it
+stores anything (a 422 names every bad field), and the processor maps the
+stored body again, with the same result, when it builds the inbound message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from channels.webhooks.config import FormChannel
+from channels.webhooks.validation import PHONE, InvalidFields, is_email
+from ingest.message import InboundMessage
+
+PRIORITIES = ("low", "medium", "high", "urgent")
+LIMITS = {"ticket.name": 500, "ticket.category": 100, "contact.first_name": 200, "contact.last_name": 200,
+          "contact.phone": 64, "contact.company": 300, "contact.email": 320}
+JSON_TYPES = ("application/json",)
+URLENCODED = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True)
+class FormSubmission:
+    ticket: dict[str, Any]  # name, description, priority, category, custom_properties
+    contact: dict[str, Any]  # email, first_name, last_name, phone, company
+    unmapped: dict[str, str] = field(default_factory=dict)  # fields the mapping does not name
+    honeypot_filled: bool = False
+
+
+def decode_body(raw: bytes, content_type: str) -> dict[str, Any]:
+    """JSON object or urlencoded body -> field values; ``ValueError`` when malformed."""
+    if content_type in JSON_TYPES:
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("the JSON body must be an object")
+        return data
+    text = raw.decode("utf-8")
+    # keep_blank_values: a blank required field must be reported as blank, not as absent.
+    return {key: value for key, value in parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))}
+
+
+def _value(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, (int, float, str)):
+        text = str(raw).strip()
+        return text or None
+    raise TypeError
+
+
+def map_submission(form: FormChannel, data: dict[str, Any]) -> FormSubmission:
+    """Apply the mapping and validate; raise :class:`InvalidFields` naming every bad field."""
+    errors: dict[str, str] = {}
+    values: dict[str, str | None] = {}
+    for name, raw in data.items():
+        try:
+            values[name] = _value(raw)
+        except TypeError:
+            errors[name] = "must be a single value"
+    honeypot = bool(form.honeypot_field and values.get(form.honeypot_field))
+    for name in form.required:
+        if not values.get(name) and name not in errors:
+            errors[name] = "is required"
+    ticket: dict[str, Any] = {"custom_properties": {}}
+    contact: dict[str, Any] = {}
+    for name, target in form.fields.items():
+        value = values.get(name)
+        if value is None or name in errors:
+            continue
+        limit = LIMITS.get(target)
+        if limit and len(value) > limit:
+            errors[name] = f"must be at most {limit} characters"
+            continue
+        kind, _, prop = target.partition(".")
+        if target == "contact.email":
+            if not is_email(value):
+                errors[name] = "is not a valid email address"
+                continue
+            value = value.lower()
+        elif target == "ticket.priority":
+            if value.lower() not in PRIORITIES:
+                errors[name] = f"must be one of {', '.join(PRIORITIES)}"
+                continue
+            value = value.lower()
+        elif target == "contact.phone" and not PHONE.match(value):
+            errors[name] = "is not a valid phone number"
+            continue
+        if kind == "ticket" and prop.startswith("custom."):
+            ticket["custom_properties"][prop.removeprefix("custom.")] = value
+        elif kind == "ticket":
+            ticket[prop] = value
+        else:
+            contact[prop] = value
+    if "email" not in contact and not form.allow_without_email:
+        email_field = form.field_for("contact.email") or "email"
+        errors.setdefault(email_field, "is required (this form does not accept submissions without an email)")
+    if errors and not honeypot:
+        raise InvalidFields(errors)
+    mapped = set(form.fields) | ({form.honeypot_field} if form.honeypot_field else set())
+    unmapped = {k: v for k, v in values.items() if k not in mapped and v is not None}
+    return FormSubmission(ticket=ticket, contact=contact, unmapped=unmapped, honeypot_filled=honeypot)
+
+
+def _describe(submission: FormSubmission, form: FormChannel, data: dict[str, Any]) -> str:
+    """Without a mapped description, the agent still sees every submitted field."""
+    lines = [f"{name}: {value}" for name, value in data.items()
+             if name != form.honeypot_field and value not in (None, "")]
+    return "\n".join(lines)
+
+
+def to_inbound(form: FormChannel, submission: FormSubmission, data: dict[str, Any], *,
+               raw_blob: str, raw: bytes) -> InboundMessage:
+    digest = hashlib.sha256(raw).hexdigest()
+    contact = submission.contact
+    full_name = " ".join(p for p in (contact.get("first_name"), contact.get("last_name")) if p) or None
+    description = submission.ticket.get("description") or _describe(submission, form, data)
+    name = submission.ticket.get("name") or f"{form.name or form.slug} form submission"
+    ticket_fields = {k: v for k, v in submission.ticket.items() if v not in (None, {}, "")}
+    ticket_fields.setdefault("name", name)
+    ticket_fields.setdefault("description", description)
+    return InboundMessage(
+        channel="form",
+        channel_key=form.slug,
+        source=f"webhook:forms/{form.slug}",
+        raw_blob=raw_blob,
+        content_hash=digest,
+        external_id=f"form:{form.slug}:{digest}",
+        # Every submission is its own conversation.
+        thread_key=f"form:{digest}",
+        subject=name,
+        sender_address=contact.get("email"),
+        sender_name=full_name,
+        text_body=description,
+        reply_text=description,
+        ticket_fields=ticket_fields,
+        contact_fields=dict(contact),
+        extra={"form": {"slug": form.slug, "unmapped": submission.unmapped}},
+    )

@@ -1,0 +1,179 @@
+"""Durable intake: store a raw webhook body before answering, and process stored bodies once.
+
+The edge calls :func:`store_payload` and answers 2xx only after the blob is
+fsynced and the ``InboundPayload`` row is committed.  A single
+:class:`PayloadProcessor` worker then processes rows in arrival order (so a
+thread's messages keep their order); rows still pending after a crash or
+restart are picked up again by :meth:`PayloadProcessor.recover_pending`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import structlog
+from sqlalchemy import select
+
+from channels.webhooks.config import WebhookConfig
+from frontdesk.model import InboundPayload, QuarantinedItem, utcnow
+from frontdesk.storage.database import StorageUnavailable, is_storage_outage
+from ingest.context import IngestContext
+from ingest.message import InboundMessage, IngestOutcome, QuarantineMessage
+
+log = structlog.get_logger(__name__)
+
+PENDING, PROCESSED, QUARANTINED = "pending", "processed", "quarantined"
+
+IngestFunction = Callable[[IngestContext, InboundMessage], Awaitable[IngestOutcome]]
+
+
+@dataclass(frozen=True)
+class StoredPayload:
+    id: int
+    duplicate: bool  # the exact same body was already stored for this channel
+
+
+async def store_payload(ctx: IngestContext, *, channel: str, route: str, raw: bytes,
+                        headers: dict[str, Any]) -> StoredPayload:
+    """Make the body durable (blob + committed row); raise ``StorageUnavailable`` when we cannot.
+
+    A redelivery of byte-identical content is recognised here and stores
+    nothing new: providers retry whenever our answer was lost.
+    """
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        if ctx.blobs.exists(digest):
+            async with ctx.sessions() as session:
+                known = await session.scalar(select(InboundPayload.id).where(
+                    InboundPayload.channel == channel, InboundPayload.blob == digest).limit(1))
+            if known is not None:
+                return StoredPayload(known, duplicate=True)
+        await ctx.blobs.put(raw)
+        async with ctx.sessions.begin() as session:
+            row = InboundPayload(channel=channel, route=route, blob=digest, headers=headers, state=PENDING)
+            session.add(row)
+            await session.flush()
+            return StoredPayload(row.id, duplicate=False)
+    except StorageUnavailable:
+        raise
+    except Exception as error:
+        if is_storage_outage(error):
+            raise StorageUnavailable(str(error)) from error
+        raise
+
+
+# (ctx, config, payload row, raw bytes, ingest) -> human-readable outcomes, one per event.
+PayloadHandler = Callable[[IngestContext, WebhookConfig, InboundPayload, bytes, IngestFunction],
+                          Awaitable[list[str]]]
+
+
+class PayloadProcessor:
+    """One background worker that turns stored payloads into messages, in arrival order."""
+
+    def __init__(self, ctx: IngestContext, config: WebhookConfig, handlers: dict[str, PayloadHandler],
+                 ingest: IngestFunction, *, outage_retry_seconds: float = 5.0) -> None:
+        self.ctx = ctx
+        self.config = config
+        self.handlers = handlers
+        self.ingest = ingest
+        self.outage_retry_seconds = outage_retry_seconds
+        self.queue: asyncio.Queue[int] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.outcomes: dict[int, list[str]] = {}  # recent outcomes by payload id (logs, tests)
+
+    def submit(self, payload_id: int) -> None:
+        self.queue.put_nowait(payload_id)
+
+    async def start(self) -> None:
+        await self.recover_pending()
+        self._task = asyncio.create_task(self._run(), name="webhook-payload-processor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def join(self) -> None:
+        """Wait until every submitted payload has been processed (tests, shutdown)."""
+        await self.queue.join()
+
+    async def recover_pending(self) -> int:
+        """Queue every row still pending: stored and answered 2xx, but never processed."""
+        async with self.ctx.sessions() as session:
+            ids = list((await session.scalars(
+                select(InboundPayload.id).where(InboundPayload.state == PENDING).order_by(InboundPayload.id))).all())
+        for payload_id in ids:
+            self.submit(payload_id)
+        if ids:
+            log.info("webhook.recovered_pending", count=len(ids))
+        return len(ids)
+
+    async def _run(self) -> None:
+        while True:
+            payload_id = await self.queue.get()
+            try:
+                await self.process(payload_id)
+            except Exception as error:  # storage outage: keep the row pending and try again later
+                log.warning("webhook.processing_deferred", payload_id=payload_id, error=str(error))
+                asyncio.get_running_loop().call_later(self.outage_retry_seconds, self.submit, payload_id)
+            finally:
+                self.queue.task_done()
+
+    async def process(self, payload_id: int) -> list[str]:
+        """Process one stored payload; quarantine it when it cannot be processed.
+
+        Re-raises only storage outages, leaving the row pending for a retry.
+        """
+        async with self.ctx.sessions() as session:
+            payload = await session.get(InboundPayload, payload_id)
+        if payload is None or payload.state != PENDING:
+            return []
+        try:
+            raw = await self.ctx.blobs.get(payload.blob)
+            handler = self.handlers.get(payload.channel)
+            if handler is None:
+                raise QuarantineMessage("unknown_channel", f"no handler for channel {payload.channel!r}")
+            outcomes = await handler(self.ctx, self.config, payload, raw, self.ingest)
+        except QuarantineMessage as refusal:
+            await self._quarantine(payload, refusal.cause, refusal.detail)
+            return [f"quarantined: {refusal.cause}"]
+        except Exception as error:
+            if is_storage_outage(error) and not isinstance(error, FileNotFoundError):
+                raise
+            log.exception("webhook.processing_failed", payload_id=payload_id)
+            await self._quarantine(payload, "processing_error", f"{type(error).__name__}: {error}")
+            return ["quarantined: processing_error"]
+        async with self.ctx.sessions.begin() as session:
+            row = await session.get(InboundPayload, payload_id)
+            if row is not None:
+                row.state = PROCESSED
+                row.processed_at = utcnow()
+        self._remember(payload_id, outcomes)
+        log.info("webhook.processed", payload_id=payload_id, channel=payload.channel, outcomes=outcomes)
+        return outcomes
+
+    async def _quarantine(self, payload: InboundPayload, cause: str, detail: str) -> None:
+        async with self.ctx.sessions.begin() as session:
+            session.add(QuarantinedItem(
+                channel=payload.channel, source=f"webhook:{payload.channel}/{payload.route}",
+                blob=payload.blob, cause=cause, detail=detail[:10_000],
+                envelope={"inbound_payload_id": payload.id, "route": payload.route, "headers": payload.headers},
+            ))
+            row = await session.get(InboundPayload, payload.id)
+            if row is not None:
+                row.state = QUARANTINED
+                row.processed_at = utcnow()
+        self._remember(payload.id, [f"quarantined: {cause}"])
+        log.warning("webhook.quarantined", payload_id=payload.id, cause=cause)
+
+    def _remember(self, payload_id: int, outcomes: list[str]) -> None:
+        self.outcomes[payload_id] = outcomes
+        if len(self.outcomes) > 1000:  # a bounded window for logs and tests, not a store
+            self.outcomes.pop(next(iter(self.outcomes)))

@@ -1,0 +1,73 @@
+"""Request signatures: Meta's ``X-Hub-Signature-256`` and our timestamped chat/form recipe.
+
+Both compare in constant time (``hmac.compare_digest``) over the raw body
+exactly as received: re-serialized JSON would not match what was signed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Iterable
+
+from frontdesk.settings import Secret
+
+TIMESTAMP_HEADER = "X-Frontdesk-Timestamp"
+SIGNATURE_HEADER = "X-Frontdesk-Signature"
+HUB_SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+
+def hub_signature(secret: str, raw: bytes) -> str:
+    """The header value Meta sends: ``sha256=`` and the hex HMAC-SHA256 of the raw body."""
+    return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def hub_signature_matches(raw: bytes, header: str | None, secrets: Iterable[Secret]) -> bool:
+    """True when ``header`` is the body's signature under any of ``secrets`` (rotation)."""
+    if not header or not header.startswith("sha256="):
+        return False
+    matched = False
+    for secret in secrets:
+        # Check every secret (no early exit) so timing does not tell which matched.
+        matched |= hmac.compare_digest(hub_signature(secret.reveal(), raw).encode(), header.strip().encode())
+    return matched
+
+
+def timestamped_signature(secret: str, timestamp: str, raw: bytes) -> str:
+    """Chat and form recipe: ``sha256=`` hex HMAC-SHA256 over ``"{timestamp}." + body``."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + raw, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+class SignatureRefused(Exception):
+    """Why a timestamped signature was not accepted (a stable code for the 403 body)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def check_timestamped(
+    raw: bytes, timestamp: str | None, signature: str | None, secret: Secret, max_skew_seconds: int,
+    *, now: float | None = None,
+) -> None:
+    """Raise :class:`SignatureRefused` unless the request is signed and fresh.
+
+    The timestamp is inside the signed bytes, so an old request cannot be
+    replayed with a new timestamp; refusing stale ones bounds the window in
+    which an exact replay can arrive (and such a replay is then a duplicate).
+    """
+    if not timestamp or not signature:
+        raise SignatureRefused("signature_missing", f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required")
+    expected = timestamped_signature(secret.reveal(), timestamp, raw)
+    if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
+        raise SignatureRefused("signature_invalid", "the signature does not match the body")
+    try:
+        sent = float(timestamp)
+    except ValueError:
+        raise SignatureRefused("timestamp_invalid", f"{TIMESTAMP_HEADER} must be Unix seconds") from None
+    current = time.time() if now is None else now
+    if abs(current - sent) > max_skew_seconds:
+        raise SignatureRefused("timestamp_stale", f"the request timestamp is more than {max_skew_seconds}s away")

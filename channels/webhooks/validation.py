@@ -1,0 +1,22 @@
+"""Field-level validation errors shared by the chat and form contracts (answered as 422)."""
+
+from __future__ import annotations
+
+import re
+
+# Deliberately simple: one @, no spaces, a dot in the domain.  Delivery is
+# the real test; this only catches what is plainly not an address.
+EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+PHONE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
+
+
+class InvalidFields(Exception):
+    """One or more fields are missing or invalid; ``errors`` maps field -> message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+        self.errors = errors
+
+
+def is_email(value: str) -> bool:
+    return len(value) <= 320 and EMAIL.match(value) is not None
