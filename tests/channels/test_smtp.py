@@ -26,10 +26,7 @@ from frontdesk.model.messages import Message
 from frontdesk.model.tickets import Ticket
 from frontdesk.storage.database import create_engine, session_factory
 from ingest.context import IngestContext
-try:
-    from ingest.pipeline import ingest_email
-except ImportError:  # TEMPORARY until ingest/pipeline.py lands
-    from _standin_pipeline import ingest_email
+from _standin_pipeline import ingest_email  # TEMPORARY until ingest/pipeline.py lands
 
 
 def make_email(*, to: str = "support@acme.test", subject: str = "Printer on fire", body: str = "Help!") -> tuple[bytes, str]:
