@@ -1,0 +1,201 @@
+"""Agents reply to a ticket's contact: ``POST /api/v1/tickets/{id}/replies``.
+
+The reply goes out on the ticket's channel (email, or Messenger / chat
+through :mod:`outbound.dispatch`), recorded as an outbound message plus one
+delivery in the same transaction as its ``message.sent`` event (actor
+agent, ``from_ticket: true``), which the "email sent to a customer" status
+trigger acts on.  A client may send ``Idempotency-Key``: a retried request
+with the same key returns the first reply instead of sending twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.access import visible_ticket
+from api.auth import principal_of
+from api.errors import ApiError
+from api.keys import BLOBS, SESSIONS, SETTINGS
+from api.openapi import AUTH_ERRORS, error_response
+from api.request_body import json_body
+from frontdesk.events import AGENT, MESSAGE_SENT, Actor, DomainEvent
+from frontdesk.model import Contact, ContactIdentity, Conversation, Delivery, Message, Ticket
+from frontdesk.model.channels import CHAT, EMAIL, FORM, MESSENGER
+from frontdesk.model.messages import OUTBOUND
+from frontdesk.outbox import record_event
+from outbound.deliveries import find_delivery, queue_delivery
+from outbound.email.compose import HeaderInjectionError, checked_address, checked_header
+from outbound.email.outgoing import queue_ticket_email
+
+routes = web.RouteTableDef()
+
+# Async callbacks the daemon registers (the embedded runner's and the
+# delivery loop's ``wake_async``), run after a commit that wrote events and
+# queued deliveries; pass IngestContext.on_commit's list to share them.
+AFTER_COMMIT = web.AppKey("after_commit", list)
+
+MAX_TEXT = 100_000
+MAX_KEY = 100
+
+
+async def run_after_commit(app: web.Application) -> None:
+    callbacks: list[Callable[[], Awaitable[None]]] = app.get(AFTER_COMMIT, [])
+    for callback in callbacks:
+        await callback()
+
+
+def _reply_fields(body: dict[str, Any]) -> tuple[str, str | None, str | None, tuple[str, ...]]:
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(422, "field_required", "'text' is required", field="text")
+    if len(text) > MAX_TEXT:
+        raise ApiError(422, "field_too_long", f"'text' is longer than {MAX_TEXT} characters", field="text")
+    html = body.get("html")
+    if html is not None and (not isinstance(html, str) or len(html) > MAX_TEXT):
+        raise ApiError(422, "field_invalid", "'html' must be a string", field="html")
+    subject = body.get("subject")
+    cc = body.get("cc") or []
+    if subject is not None and not isinstance(subject, str):
+        raise ApiError(422, "field_invalid", "'subject' must be a string", field="subject")
+    if not isinstance(cc, list) or not all(isinstance(a, str) for a in cc):
+        raise ApiError(422, "field_invalid", "'cc' must be a list of addresses", field="cc")
+    try:
+        if subject is not None:
+            checked_header(subject, name="subject")
+        addresses = tuple(checked_address(a, name="cc") for a in cc)
+    except HeaderInjectionError as error:
+        raise ApiError(422, "header_injection", str(error)) from None
+    return text, html, subject, addresses
+
+
+def _idempotency_key(request: web.Request, ticket_id: int) -> str:
+    given = request.headers.get("Idempotency-Key")
+    if given is None:
+        return f"reply:{ticket_id}:{uuid.uuid4()}"
+    if not given.strip() or len(given) > MAX_KEY or any(c in given for c in "\r\n"):
+        raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be 1-{MAX_KEY} characters")
+    return f"reply:{ticket_id}:{given.strip()}"
+
+
+def _answer(delivery: Delivery, message: Message | None, status: int) -> web.Response:
+    return web.json_response({
+        "message_id": delivery.message_id,
+        "delivery_id": delivery.id,
+        "channel": delivery.channel,
+        "recipient": delivery.recipient,
+        "state": delivery.state,
+        "external_id": message.external_id if message else None,
+        "subject": message.subject if message else None,
+    }, status=status)
+
+
+async def _queue_chat_reply(session: AsyncSession, ticket: Ticket, text: str, key: str,
+                            author_user_id: int | None) -> tuple[Message, Delivery]:
+    """Messenger / chat: one message on the ticket's conversation, delivered by the channel's deliverer."""
+    conversation = None
+    if ticket.origin_conversation_id is not None:
+        conversation = await session.get(Conversation, ticket.origin_conversation_id)
+    identity = None
+    if ticket.contact_id is not None and ticket.channel_id is not None:
+        identity = await session.scalar(select(ContactIdentity).where(
+            ContactIdentity.contact_id == ticket.contact_id, ContactIdentity.channel_id == ticket.channel_id))
+    if identity is None:
+        raise ApiError(409, "no_channel_identity",
+                       f"the contact has no {ticket.source_channel} identity to reply to")
+    message = Message(
+        conversation_id=conversation.id if conversation else None, ticket_id=ticket.id, direction=OUTBOUND,
+        channel=ticket.source_channel, channel_id=ticket.channel_id, text_body=text, author_kind=AGENT,
+        author_user_id=author_user_id, delivery_state="queued", source="outbound",
+    )
+    session.add(message)
+    await session.flush()
+    delivery = queue_delivery(
+        session, idempotency_key=key, channel=ticket.source_channel, recipient=identity.external_id,
+        kind="agent_reply", ticket_id=ticket.id, message_id=message.id,
+        payload={"text": text, "channel_id": ticket.channel_id,
+                 "thread_key": conversation.thread_key if conversation else None},
+    )
+    await session.flush()
+    return message, delivery
+
+
+@routes.post(r"/api/v1/tickets/{ticket_id:\d+}/replies")
+async def post_reply(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    ticket_id = int(request.match_info["ticket_id"])
+    text, html, subject, cc = _reply_fields(await json_body(request))
+    key = _idempotency_key(request, ticket_id)
+    app = request.app
+    async with app[SESSIONS].begin() as session:
+        ticket = await visible_ticket(session, principal, ticket_id)
+        existing = await find_delivery(session, key)
+        if existing is not None:
+            message = await session.get(Message, existing.message_id) if existing.message_id else None
+            return _answer(existing, message, 200)
+        if ticket.source_channel in (MESSENGER, CHAT):
+            message, delivery = await _queue_chat_reply(session, ticket, text, key, principal.user_id)
+        elif ticket.source_channel in (EMAIL, FORM):
+            contact = await session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+            if contact is None or not contact.email:
+                raise ApiError(409, "contact_has_no_email", "the ticket's contact has no email address")
+            message, delivery = await queue_ticket_email(
+                session, app[BLOBS], app[SETTINGS], ticket=ticket, to=contact.email, subject=subject, text=text,
+                html=html, cc=cc, idempotency_key=key, kind="agent_reply", author_kind=AGENT,
+                author_user_id=principal.user_id,
+            )
+        else:
+            raise ApiError(409, "channel_cannot_reply", f"cannot reply on channel {ticket.source_channel!r}")
+        record_event(session, DomainEvent(
+            type=MESSAGE_SENT, ticket_id=ticket.id,
+            actor=Actor(AGENT, str(principal.user_id) if principal.user_id is not None else None),
+            payload={"message_id": message.id, "conversation_id": message.conversation_id,
+                     "channel": message.channel, "direction": OUTBOUND, "from_ticket": True,
+                     "automated": False, "delivery_id": delivery.id},
+        ))
+    await run_after_commit(app)
+    return _answer(delivery, message, 201)
+
+
+OPENAPI: dict[str, Any] = {
+    "paths": {
+        "/api/v1/tickets/{ticket_id}/replies": {
+            "post": {
+                "summary": "Reply to the ticket's contact on the ticket's channel",
+                "operationId": "replyToTicket",
+                "tags": ["tickets"],
+                "description": (
+                    "Email tickets: an email to the contact, threaded on the customer's conversation, "
+                    "with [#id] in the subject. Messenger / chat tickets: a message on that channel. "
+                    "Emits message.sent (from_ticket: true), which may move the ticket to the pipeline's "
+                    "'email sent' status. Send Idempotency-Key to make retries safe."
+                ),
+                "parameters": [
+                    {"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                    {"name": "Idempotency-Key", "in": "header", "required": False,
+                     "schema": {"type": "string", "maxLength": MAX_KEY}},
+                ],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["text"],
+                    "properties": {
+                        "text": {"type": "string"},
+                        "html": {"type": "string"},
+                        "subject": {"type": "string", "description": "default: Re: <customer's subject>"},
+                        "cc": {"type": "array", "items": {"type": "string", "format": "email"}},
+                    }}}}},
+                "responses": {
+                    "201": {"description": "Queued for delivery."},
+                    "200": {"description": "A reply with this Idempotency-Key already exists."},
+                    "404": error_response("No such ticket, or not visible to you."),
+                    "409": error_response("The contact cannot be reached on this channel."),
+                    "422": error_response("Invalid fields, or a line break in a header value."),
+                    **AUTH_ERRORS,
+                },
+            }
+        }
+    }
+}

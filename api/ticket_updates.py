@@ -1,0 +1,181 @@
+"""Agents change a ticket: ``PATCH /api/v1/tickets/{id}``.
+
+Status (by internal name or id), owner, team, priority, category, name and
+description.  A status change emits ``ticket.status_changed`` (which runs
+the new status's action chain) and stamps ``closed_at`` / ``reopened_at``;
+other changes emit one ``ticket.property_changed``.  When the admin API's
+``api.stage_rules`` module is present, its required stage properties are
+enforced before anything is written.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from api.access import visible_ticket
+from api.auth import principal_of
+from api.errors import ApiError
+from api.keys import SESSIONS
+from api.openapi import AUTH_ERRORS, error_response
+from api.replies import run_after_commit
+from api.request_body import json_body
+from automation.status_change import move_ticket
+from frontdesk.events import AGENT, TICKET_PROPERTY_CHANGED, TICKET_STATUS_CHANGED, Actor, DomainEvent
+from frontdesk.model import Status, Team, Ticket, User, utcnow
+from frontdesk.outbox import record_event
+
+routes = web.RouteTableDef()
+
+FIELDS = ("status", "owner_id", "team_id", "priority", "category", "name", "description")
+TEXT_LIMITS = {"priority": 20, "category": 100, "name": 500, "description": 100_000}
+# Values that end up in email headers (the subject) must stay on one line.
+ONE_LINE = ("priority", "category", "name")
+
+
+def _invalid(field: str, message: str, code: str = "field_invalid") -> ApiError:
+    return ApiError(422, code, message, field=field)
+
+
+async def _status(session: Any, ticket: Ticket, value: Any) -> Status:
+    query = select(Status).where(Status.pipeline_id == ticket.pipeline_id)
+    if isinstance(value, int) and not isinstance(value, bool):
+        status = await session.scalar(query.where(Status.id == value))
+    elif isinstance(value, str) and value.strip():
+        status = await session.scalar(query.where(Status.internal_name == value.strip()))
+    else:
+        raise _invalid("status", "'status' must be a status id or internal name")
+    if status is None:
+        raise _invalid("status", f"no status {value!r} in this ticket's pipeline", "unknown_status")
+    return status
+
+
+def _text(field: str, value: Any) -> str | None:
+    if value is None:
+        if field == "name":
+            raise _invalid(field, "'name' cannot be empty")
+        return None
+    if not isinstance(value, str) or (field == "name" and not value.strip()):
+        raise _invalid(field, f"'{field}' must be a string")
+    if len(value) > TEXT_LIMITS[field]:
+        raise _invalid(field, f"'{field}' is longer than {TEXT_LIMITS[field]} characters", "field_too_long")
+    if field in ONE_LINE and any(c in value for c in "\r\n\x00"):
+        raise _invalid(field, f"'{field}' must not contain line breaks", "header_injection")
+    return value.strip() if field != "description" else value
+
+
+async def _reference(session: Any, field: str, value: Any, model: type) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid(field, f"'{field}' must be an integer or null")
+    row = await session.get(model, value)
+    if row is None or (model is User and not row.is_active):
+        raise _invalid(field, f"no active {model.__name__.lower()} {value}", "unknown_reference")
+    return value
+
+
+async def _enforce_stage_rules(session: Any, ticket: Ticket, status: Status, changes: dict[str, Any]) -> None:
+    """Call the admin API's stage-property check when that module exists."""
+    if importlib.util.find_spec("api.stage_rules") is None:
+        return
+    module = importlib.import_module("api.stage_rules")
+    check = getattr(module, "enforce_stage_properties", None)
+    if check is not None:
+        result = check(session, ticket, status, changes)
+        if inspect.isawaitable(result):
+            await result
+
+
+def _ticket_json(ticket: Ticket, status: Status) -> dict[str, Any]:
+    return {
+        "id": ticket.id, "name": ticket.name, "description": ticket.description,
+        "pipeline_id": ticket.pipeline_id, "status_id": ticket.status_id, "status": status.internal_name,
+        "is_closed": status.is_closed, "owner_id": ticket.owner_id, "team_id": ticket.team_id,
+        "priority": ticket.priority, "category": ticket.category,
+        "closed_at": ticket.closed_at.isoformat() if ticket.closed_at else None,
+        "reopened_at": ticket.reopened_at.isoformat() if ticket.reopened_at else None,
+    }
+
+
+@routes.patch(r"/api/v1/tickets/{ticket_id:\d+}")
+async def patch_ticket(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    body = await json_body(request)
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise ApiError(422, "unknown_fields", f"cannot change {', '.join(unknown)}", fields=unknown)
+    if not body:
+        raise ApiError(422, "nothing_to_change", f"send one or more of {', '.join(FIELDS)}")
+    actor = Actor(AGENT, str(principal.user_id) if principal.user_id is not None else None)
+    async with request.app[SESSIONS].begin() as session:
+        ticket = await visible_ticket(session, principal, int(request.match_info["ticket_id"]))
+        current = await session.get(Status, ticket.status_id)
+        assert current is not None
+        target = await _status(session, ticket, body["status"]) if "status" in body else current
+        wanted: dict[str, Any] = {}
+        for field in ("priority", "category", "name", "description"):
+            if field in body:
+                wanted[field] = _text(field, body[field])
+        if "owner_id" in body:
+            wanted["owner_id"] = await _reference(session, "owner_id", body["owner_id"], User)
+        if "team_id" in body:
+            wanted["team_id"] = await _reference(session, "team_id", body["team_id"], Team)
+        changes = {f: {"from": getattr(ticket, f), "to": v} for f, v in wanted.items() if getattr(ticket, f) != v}
+        if target.id != current.id:
+            await _enforce_stage_rules(session, ticket, target, {f: c["to"] for f, c in changes.items()})
+        for field, change in changes.items():
+            setattr(ticket, field, change["to"])
+        if changes:
+            ticket.updated_at = utcnow()
+            record_event(session, DomainEvent(type=TICKET_PROPERTY_CHANGED, ticket_id=ticket.id, actor=actor,
+                                              payload={"changes": changes}))
+        if target.id != current.id:
+            payload = move_ticket(ticket, current, target)
+            ticket.updated_at = utcnow()
+            record_event(session, DomainEvent(type=TICKET_STATUS_CHANGED, ticket_id=ticket.id, actor=actor,
+                                              payload=payload))
+        answer = _ticket_json(ticket, target)
+    await run_after_commit(request.app)
+    return web.json_response(answer)
+
+
+OPENAPI: dict[str, Any] = {
+    "paths": {
+        "/api/v1/tickets/{ticket_id}": {
+            "patch": {
+                "summary": "Change a ticket's status, owner, team, priority, category, name or description",
+                "operationId": "updateTicket",
+                "tags": ["tickets"],
+                "description": (
+                    "A status change (by internal name or id, within the ticket's pipeline) emits "
+                    "ticket.status_changed and runs the new status's actions; closing stamps closed_at, "
+                    "leaving a closed status stamps reopened_at."
+                ),
+                "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {
+                        "status": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                        "owner_id": {"type": ["integer", "null"]},
+                        "team_id": {"type": ["integer", "null"]},
+                        "priority": {"type": ["string", "null"]},
+                        "category": {"type": ["string", "null"]},
+                        "name": {"type": "string"},
+                        "description": {"type": ["string", "null"]},
+                    }}}}},
+                "responses": {
+                    "200": {"description": "The ticket after the change."},
+                    "404": error_response("No such ticket, or not visible to you."),
+                    "422": error_response("Unknown field or status, invalid value, or a required stage property missing."),
+                    **AUTH_ERRORS,
+                },
+            }
+        }
+    }
+}

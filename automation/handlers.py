@@ -1,0 +1,300 @@
+"""Apply one domain event's automation: load state, decide (pure), apply in one transaction.
+
+Every effect (a status change, an email, a notification) is guarded by an
+``AppliedEffect`` key, ``<event id>:<effect>``, inserted in the same
+transaction as the effect itself.  A replayed or redelivered event finds
+its keys and changes nothing; two handlers racing on the same event collide
+on the unique key, and the loser reruns and finds them.  Follow-up events
+(``event.caused(...)``, actor automation, one step deeper) go to the outbox
+in that same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import structlog
+from prometheus_client import Counter
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from automation.actions import (
+    ActionConfig,
+    ActionWorld,
+    Notify,
+    Person,
+    SendTemplate,
+    SkipAction,
+    entered_status,
+    plan_status_actions,
+)
+from automation.loop_guard import (
+    AUTOMATED_MAIL_WINDOW_SECONDS,
+    RATE_LIMITED,
+    admit,
+    automated_mail_allowed,
+)
+from automation.services import AutomationServices
+from automation.status_change import move_ticket
+from automation.triggers import NoChange, TicketState, TriggerSettings, status_trigger
+from frontdesk.events import (
+    MESSAGE_RECEIVED,
+    MESSAGE_SENT,
+    TICKET_CREATED,
+    TICKET_STATUS_CHANGED,
+    DomainEvent,
+)
+from frontdesk.model import (
+    AppliedEffect,
+    Contact,
+    Conversation,
+    Delivery,
+    EmailTemplate,
+    PipelineAutomation,
+    Status,
+    StatusAction,
+    TeamMembership,
+    Ticket,
+    User,
+    utcnow,
+)
+from frontdesk.model.automation import TO_TEAM
+from frontdesk.model.channels import EMAIL
+from frontdesk.outbox import record_event
+from outbound.email.outgoing import queue_internal_email, queue_ticket_email
+from outbound.email.render import contact_fields, owner_fields, render_template, ticket_fields
+
+log = structlog.get_logger(__name__)
+
+LOOP_GUARD_STOPS = Counter("frontdesk_automation_loop_guard_stops_total",
+                           "Events automation refused to act on", ["reason"])
+EFFECTS = Counter("frontdesk_automation_effects_total", "Automation effects applied", ["kind"])
+
+ATTEMPTS_ON_CONFLICT = 5
+
+
+def _sqlite_busy(error: OperationalError) -> bool:
+    return "database is locked" in str(error)
+
+
+async def handle_event(services: AutomationServices, event: DomainEvent) -> None:
+    """Apply the automation ``event`` calls for, exactly once."""
+    admission = admit(event)
+    if not admission.allowed:
+        LOOP_GUARD_STOPS.labels(admission.reason).inc()
+        log.info("automation_loop_guard", event_id=event.id, type=event.type, ticket_id=event.ticket_id,
+                 depth=event.depth, causation_id=event.causation_id, reason=admission.reason)
+        return
+    if event.ticket_id is None:
+        return
+    if event.type in (MESSAGE_SENT, MESSAGE_RECEIVED):
+        apply = _apply_status_trigger
+    elif event.type in (TICKET_CREATED, TICKET_STATUS_CHANGED):
+        apply = _apply_status_actions
+    else:
+        return
+    for attempt in range(1, ATTEMPTS_ON_CONFLICT + 1):
+        try:
+            async with services.sessions() as session, session.begin():
+                queued = await apply(services, session, event)
+            break
+        except (IntegrityError, OperationalError) as error:
+            # A concurrent handler of the same event won the race (unique
+            # effect key), or SQLite refused a second writer: rerun, and
+            # the rerun sees what the winner committed.
+            if isinstance(error, OperationalError) and not _sqlite_busy(error):
+                raise
+            if attempt == ATTEMPTS_ON_CONFLICT:
+                raise
+            log.info("automation_conflict_rerun", event_id=event.id, attempt=attempt, error=type(error).__name__)
+            await asyncio.sleep(0.05 * attempt)
+    if queued and services.outbound is not None:
+        services.outbound.wake()
+
+
+async def _already_applied(session: AsyncSession, keys: list[str]) -> set[str]:
+    if not keys:
+        return set()
+    return set((await session.scalars(select(AppliedEffect.key).where(AppliedEffect.key.in_(keys)))).all())
+
+
+def _effect(session: AsyncSession, key: str, kind: str, ticket_id: int) -> None:
+    session.add(AppliedEffect(key=key, kind=kind, ticket_id=ticket_id))
+    EFFECTS.labels(kind).inc()
+
+
+async def _locked_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
+    # FOR UPDATE on PostgreSQL serializes with agents changing the same
+    # ticket; SQLite ignores it and serializes writers anyway.
+    return await session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+
+
+async def _ticket_state(session: AsyncSession, ticket: Ticket) -> tuple[TicketState, dict[int, Status]]:
+    statuses = {s.id: s for s in (await session.scalars(
+        select(Status).where(Status.pipeline_id == ticket.pipeline_id))).all()}
+    state = TicketState(
+        id=ticket.id, pipeline_id=ticket.pipeline_id, status_id=ticket.status_id,
+        source_channel=ticket.source_channel, reopened=ticket.reopened_at is not None,
+        pipeline_status_ids=frozenset(statuses),
+    )
+    return state, statuses
+
+
+async def _apply_status_trigger(services: AutomationServices, session: AsyncSession, event: DomainEvent) -> bool:
+    key = f"{event.id}:status-trigger"
+    if await _already_applied(session, [key]):
+        return False
+    ticket = await _locked_ticket(session, event.ticket_id or 0)
+    if ticket is None:
+        return False
+    automation = await session.get(PipelineAutomation, ticket.pipeline_id)
+    config = None if automation is None else TriggerSettings(
+        automation.email_sent_enabled, automation.email_sent_status_id,
+        automation.customer_replied_enabled, automation.customer_replied_status_id)
+    state, statuses = await _ticket_state(session, ticket)
+    thread_forwarded = False
+    conversation_id = event.payload.get("conversation_id")
+    if event.type == MESSAGE_RECEIVED and conversation_id is not None:
+        conversation = await session.get(Conversation, int(conversation_id))
+        thread_forwarded = bool(conversation and conversation.is_forwarded)
+    decision = status_trigger(event, config, state, thread_forwarded=thread_forwarded)
+    if isinstance(decision, NoChange):
+        log.debug("status_trigger_no_change", event_id=event.id, ticket_id=ticket.id, reason=decision.reason)
+        return False
+    payload = move_ticket(ticket, statuses[ticket.status_id], statuses[decision.status_id])
+    payload["rule"] = decision.rule
+    _effect(session, key, "status_change", ticket.id)
+    record_event(session, event.caused(TICKET_STATUS_CHANGED, payload=payload))
+    log.info("status_trigger_applied", event_id=event.id, ticket_id=ticket.id, rule=decision.rule,
+             to_status=payload["to_status"])
+    return False
+
+
+async def _people(session: AsyncSession, users: list[User]) -> dict[int, Person]:
+    return {u.id: Person(u.id, u.name, u.email) for u in users if u.is_active}
+
+
+async def _action_world(session: AsyncSession, ticket: Ticket, automation: PipelineAutomation | None,
+                        chain: list[StatusAction]) -> tuple[ActionWorld, Contact | None, User | None]:
+    contact = await session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    template_ids = {a.template_id for a in chain if a.template_id is not None}
+    templates = {t.id: t.transactional for t in (await session.scalars(
+        select(EmailTemplate).where(EmailTemplate.id.in_(template_ids)))).all()} if template_ids else {}
+    owner = await session.get(User, ticket.owner_id) if ticket.owner_id else None
+    owner_team_id = (owner.primary_team_id if owner and owner.primary_team_id else ticket.team_id) if owner else None
+    team_ids = {a.recipient_id for a in chain if a.recipient_kind == TO_TEAM and a.recipient_id is not None}
+    if owner_team_id is not None:
+        team_ids.add(owner_team_id)
+    members: dict[int, list[User]] = {t: [] for t in team_ids}
+    if team_ids:
+        rows = (await session.execute(
+            select(TeamMembership.team_id, User).join(User, User.id == TeamMembership.user_id)
+            .where(TeamMembership.team_id.in_(team_ids)))).all()
+        for team_id, user in rows:
+            members[team_id].append(user)
+        primary = (await session.scalars(select(User).where(User.primary_team_id.in_(team_ids)))).all()
+        for user in primary:
+            if all(u.id != user.id for u in members[user.primary_team_id or -1]):
+                members[user.primary_team_id or -1].append(user)
+    user_ids = {a.recipient_id for a in chain if a.recipient_kind == "user" and a.recipient_id is not None}
+    named = list((await session.scalars(select(User).where(User.id.in_(user_ids)))).all()) if user_ids else []
+    users = await _people(session, [*named, *([owner] if owner else [])])
+    team_members = {}
+    for team_id, team_users in members.items():
+        people = await _people(session, sorted(team_users, key=lambda u: u.id))
+        team_members[team_id] = tuple(people.values())
+    world = ActionWorld(
+        source_channel=ticket.source_channel,
+        action_sources=frozenset(automation.action_sources or []) if automation else frozenset(),
+        contact_email=contact.email if contact else None,
+        contact_is_marketing=bool(contact and contact.is_marketing_contact),
+        template_transactional=templates, users=users, team_members=team_members,
+        owner_id=ticket.owner_id, owner_team_id=owner_team_id,
+    )
+    return world, contact, owner
+
+
+async def _apply_status_actions(services: AutomationServices, session: AsyncSession, event: DomainEvent) -> bool:
+    ticket = await _locked_ticket(session, event.ticket_id or 0)
+    if ticket is None:
+        return False
+    status_id = entered_status(event, ticket.status_id)
+    status = await session.get(Status, status_id) if status_id is not None else None
+    if status is None:
+        return False
+    chain = list((await session.scalars(
+        select(StatusAction).where(StatusAction.status_id == status.id)
+        .order_by(StatusAction.position, StatusAction.id))).all())
+    if not chain:
+        return False
+    keys = {a.id: f"{event.id}:action:{a.id}" for a in chain}
+    done = await _already_applied(session, list(keys.values()))
+    pending = [a for a in chain if keys[a.id] not in done]
+    if not pending:
+        return False
+    automation = await session.get(PipelineAutomation, ticket.pipeline_id)
+    world, contact, owner = await _action_world(session, ticket, automation, pending)
+    decisions = plan_status_actions(
+        [ActionConfig(a.id, a.kind, a.template_id, a.recipient_kind, a.recipient_id) for a in pending], world)
+    context = {"ticket": ticket_fields(ticket, status.label), "contact": contact_fields(contact),
+               "owner": owner_fields(owner)}
+    queued = False
+    for decision in decisions:
+        key = keys[decision.action_id]
+        if isinstance(decision, SkipAction):
+            log.info("status_action_skipped", event_id=event.id, ticket_id=ticket.id,
+                     action_id=decision.action_id, reason=decision.reason)
+            continue
+        if isinstance(decision, SendTemplate) and not await _may_send_automated(session, decision.to):
+            LOOP_GUARD_STOPS.labels(RATE_LIMITED).inc()
+            log.warning("automation_loop_guard", event_id=event.id, ticket_id=ticket.id, reason=RATE_LIMITED,
+                        action_id=decision.action_id)
+            continue
+        if isinstance(decision, SendTemplate):
+            template = await session.get(EmailTemplate, decision.template_id)
+            assert template is not None  # planned from the same transaction's read
+            rendered = render_template(template.subject, template.body_text, template.body_html, context)
+            message, _ = await queue_ticket_email(
+                session, services.blobs, services.settings, ticket=ticket, to=decision.to,
+                subject=rendered.subject, text=rendered.text, html=rendered.html, idempotency_key=key,
+                kind="template", author_kind="automation", automated=True,
+            )
+            _effect(session, key, "send_email", ticket.id)
+            record_event(session, event.caused(MESSAGE_SENT, payload={
+                "message_id": message.id, "conversation_id": message.conversation_id, "channel": EMAIL,
+                "direction": "outbound", "from_ticket": False, "automated": True, "template": template.key,
+                "action_id": decision.action_id,
+            }))
+        elif isinstance(decision, Notify):
+            for person in decision.recipients:
+                await queue_internal_email(
+                    session, services.blobs, services.settings, ticket=ticket, to=person.email,
+                    subject=f"Ticket {status.label.lower()}: {ticket.name}",
+                    text=_notification_text(ticket, status, contact, person),
+                    idempotency_key=f"{key}:user:{person.user_id}",
+                )
+            _effect(session, key, "notify", ticket.id)
+        queued = True
+        log.info("status_action_applied", event_id=event.id, ticket_id=ticket.id,
+                 action_id=decision.action_id, kind=type(decision).__name__)
+    return queued
+
+
+async def _may_send_automated(session: AsyncSession, recipient: str) -> bool:
+    since = utcnow() - timedelta(seconds=AUTOMATED_MAIL_WINDOW_SECONDS)
+    recent = await session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.recipient == recipient, Delivery.kind == "template", Delivery.created_at >= since))
+    return automated_mail_allowed(recent or 0)
+
+
+def _notification_text(ticket: Ticket, status: Status, contact: Contact | None, person: Person) -> str:
+    who = contact_fields(contact)
+    requester = who["name"] or who["email"] or "unknown contact"
+    return (
+        f"Hello {person.name},\n\n"
+        f"Ticket #{ticket.id} \"{ticket.name}\" entered the status {status.label}.\n"
+        f"Contact: {requester}\n"
+        f"Priority: {ticket.priority or '-'}\n"
+    )

@@ -1,0 +1,112 @@
+"""Status triggers: which status a ticket moves to when email is sent or a customer replies.
+
+Reference semantics (HubSpot's "ticket status automation"), per pipeline,
+each trigger with its own switch and target status:
+
+* **An email is sent to a customer**: an agent sent email from the ticket.
+  Mail sent from the contact record (``from_ticket`` false) and automated
+  mail do not count.
+* **A customer replies to an email**: the customer wrote on the thread the
+  ticket was created from; once the ticket was closed and reopened, any
+  thread on it counts.
+* **No status change** for forwarded emails and replies to them, other
+  emails the contact sends, replies sent from a user's connected personal
+  mailbox, screened messages and our own automated mail coming back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from frontdesk.events import AGENT, CUSTOMER, MESSAGE_RECEIVED, MESSAGE_SENT, DomainEvent
+
+EMAIL_SENT = "email_sent"
+CUSTOMER_REPLIED = "customer_replied"
+
+
+@dataclass(frozen=True)
+class TriggerSettings:
+    email_sent_enabled: bool
+    email_sent_status_id: int | None
+    customer_replied_enabled: bool
+    customer_replied_status_id: int | None
+
+
+@dataclass(frozen=True)
+class TicketState:
+    id: int
+    pipeline_id: int
+    status_id: int
+    source_channel: str
+    reopened: bool  # closed and reopened at least once
+    pipeline_status_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    status_id: int
+    rule: str
+
+
+@dataclass(frozen=True)
+class NoChange:
+    reason: str
+
+
+def _target(enabled: bool, status_id: int | None, rule: str, ticket: TicketState) -> SetStatus | NoChange:
+    if not enabled:
+        return NoChange(f"{rule}_trigger_off")
+    if status_id is None or status_id not in ticket.pipeline_status_ids:
+        return NoChange(f"{rule}_no_target_status")
+    if status_id == ticket.status_id:
+        return NoChange("already_in_target_status")
+    return SetStatus(status_id, rule)
+
+
+def email_sent_trigger(event: DomainEvent, config: TriggerSettings, ticket: TicketState) -> SetStatus | NoChange:
+    payload = event.payload
+    if event.actor.kind != AGENT:
+        return NoChange("not_sent_by_agent")
+    if payload.get("channel", "email") != "email":
+        return NoChange("not_email")
+    if not payload.get("from_ticket"):
+        return NoChange("not_sent_from_ticket")
+    return _target(config.email_sent_enabled, config.email_sent_status_id, EMAIL_SENT, ticket)
+
+
+def customer_replied_trigger(event: DomainEvent, config: TriggerSettings, ticket: TicketState, *,
+                             thread_forwarded: bool = False) -> SetStatus | NoChange:
+    payload = event.payload
+    if payload.get("channel", "email") != "email":
+        return NoChange("not_email")
+    if payload.get("direction", "inbound") != "inbound":
+        return NoChange("not_inbound")
+    if payload.get("is_automated"):
+        return NoChange("own_automated_mail")
+    if payload.get("screening") not in (None, "accepted"):
+        return NoChange("screened")
+    if payload.get("is_forwarded"):
+        return NoChange("forwarded_email")
+    if thread_forwarded:
+        return NoChange("reply_to_forwarded_email")
+    if payload.get("via_personal_mailbox"):
+        return NoChange("sent_from_personal_mailbox")
+    if payload.get("author_kind", CUSTOMER) != CUSTOMER or event.actor.kind != CUSTOMER:
+        return NoChange("not_from_customer")
+    on_thread = bool(payload.get("on_origin_thread"))
+    reopened = ticket.reopened or bool(payload.get("ticket_reopened"))
+    if not on_thread and not reopened:
+        return NoChange("other_email_from_contact")
+    return _target(config.customer_replied_enabled, config.customer_replied_status_id, CUSTOMER_REPLIED, ticket)
+
+
+def status_trigger(event: DomainEvent, config: TriggerSettings | None, ticket: TicketState, *,
+                   thread_forwarded: bool = False) -> SetStatus | NoChange:
+    """The status change ``event`` asks for under ``config``, or why there is none."""
+    if config is None:
+        return NoChange("pipeline_has_no_automation")
+    if event.type == MESSAGE_SENT:
+        return email_sent_trigger(event, config, ticket)
+    if event.type == MESSAGE_RECEIVED:
+        return customer_replied_trigger(event, config, ticket, thread_forwarded=thread_forwarded)
+    return NoChange("not_a_trigger_event")

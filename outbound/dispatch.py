@@ -1,0 +1,73 @@
+"""Which function delivers a queued outbound message on each channel.
+
+The delivery loop (:mod:`outbound.deliveries`) looks the channel of every
+due ``Delivery`` row up here.  Email is registered by
+:mod:`outbound.email.deliver`; the webhook channels register ``"messenger"``
+and ``"chat"``.
+
+A deliverer has the signature::
+
+    async def deliver(job: DeliveryJob) -> str | None
+
+It sends ``job`` once and returns the provider's id for the sent message
+(a Messenger ``mid``, an SMTP queue id) or ``None``.  It raises
+:class:`TemporaryDeliveryError` for anything worth retrying (4xx, timeouts,
+connection refused: the loop reschedules with backoff) and
+:class:`PermanentDeliveryError` when retrying cannot help (5xx, unknown
+recipient): the delivery is marked ``failed``.  Any other exception counts
+as temporary.  A deliverer may be called again for the same job after a
+crash, so it must send the same content each time (email reuses the stored
+MIME bytes, hence the same Message-ID).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping
+
+from frontdesk.settings import Settings
+from frontdesk.storage.blobs import BlobStore
+
+
+class TemporaryDeliveryError(Exception):
+    """Sending failed in a way that may succeed later."""
+
+
+class PermanentDeliveryError(Exception):
+    """Sending failed and will fail again: give up on this delivery."""
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """One attempt at one ``Delivery`` row, detached from the database session."""
+
+    delivery_id: int
+    idempotency_key: str
+    channel: str
+    recipient: str
+    kind: str
+    ticket_id: int | None
+    message_id: int | None  # our messages.id, when the send is part of a conversation
+    attempt: int  # 1 for the first try
+    payload: Mapping[str, Any]
+    settings: Settings
+    blobs: BlobStore
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+Deliverer = Callable[[DeliveryJob], Awaitable[str | None]]
+
+_DELIVERERS: dict[str, Deliverer] = {}
+
+
+def register_deliverer(channel: str, deliver: Deliverer) -> None:
+    """Make ``deliver`` the sender for ``channel``; a later registration replaces it."""
+    _DELIVERERS[channel] = deliver
+
+
+def deliverer_for(channel: str) -> Deliverer | None:
+    return _DELIVERERS.get(channel)
+
+
+def registered_channels() -> frozenset[str]:
+    return frozenset(_DELIVERERS)

@@ -1,0 +1,1 @@
+"""Outbound email: render templates, compose MIME, send to the smarthost or the spool."""

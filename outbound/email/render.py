@@ -1,0 +1,67 @@
+"""Render an email template (subject, text and HTML) in a Jinja2 sandbox.
+
+Templates are edited by admins in ``email_templates``; the sandbox keeps
+them from reaching Python internals, and the HTML part is autoescaped so a
+customer's name or subject cannot inject markup.  The context is plain
+dictionaries (ticket, contact, owner), never ORM objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from jinja2 import TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from outbound.email.compose import flatten_header
+
+_TEXT = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
+_HTML = SandboxedEnvironment(autoescape=True, keep_trailing_newline=True)
+
+
+class TemplateRenderError(ValueError):
+    """A template does not render: fix it in the admin API, then replay the event."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str  # one line, flattened
+    text: str
+    html: str | None
+
+
+def ticket_fields(ticket: Any, status_label: str | None = None) -> dict[str, Any]:
+    return {
+        "id": ticket.id,
+        "name": ticket.name,
+        "description": ticket.description,
+        "priority": ticket.priority,
+        "category": ticket.category,
+        "status": status_label,
+        "source": ticket.source_channel,
+        "properties": dict(ticket.custom_properties or {}),
+    }
+
+
+def contact_fields(contact: Any | None) -> dict[str, Any]:
+    if contact is None:
+        return {"first_name": None, "last_name": None, "email": None, "name": None}
+    name = " ".join(p for p in (contact.first_name, contact.last_name) if p) or None
+    return {"first_name": contact.first_name, "last_name": contact.last_name,
+            "email": contact.email, "name": name}
+
+
+def owner_fields(owner: Any | None) -> dict[str, Any] | None:
+    return None if owner is None else {"name": owner.name, "email": owner.email}
+
+
+def render_template(subject: str, body_text: str, body_html: str | None,
+                    context: Mapping[str, Any]) -> RenderedEmail:
+    try:
+        rendered_subject = flatten_header(_TEXT.from_string(subject).render(context))
+        text = _TEXT.from_string(body_text).render(context)
+        html = _HTML.from_string(body_html).render(context) if body_html else None
+    except TemplateError as error:
+        raise TemplateRenderError(f"template does not render: {error}") from error
+    return RenderedEmail(subject=rendered_subject, text=text, html=html)
