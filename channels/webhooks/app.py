@@ -201,7 +201,7 @@ async def form_receive(request: web.Request) -> web.Response:
 # --- The application -------------------------------------------------------------------------
 
 def create_webhook_app(ctx: IngestContext, config: WebhookConfig, *, ingest: IngestFunction | None = None,
-                       sync_channels: bool = True) -> web.Application:
+                       sync_channels: bool = True, recover_pending: bool = True) -> web.Application:
     """The sub-application to mount at ``/webhooks/``.
 
     On start-up it mirrors the configured channels into the database,
@@ -222,7 +222,7 @@ def create_webhook_app(ctx: IngestContext, config: WebhookConfig, *, ingest: Ing
     async def processing(app: web.Application) -> AsyncIterator[None]:
         if sync_channels:
             await sync_webhook_channels(ctx.sessions, config)
-        await app[PROCESSOR].start()
+        await app[PROCESSOR].start(recover=recover_pending)
         yield
         await app[PROCESSOR].stop()
 

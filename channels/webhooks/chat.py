@@ -125,7 +125,8 @@ def to_inbound(chat: ChatMessage, *, slug: str, raw_blob: str, raw: bytes) -> In
         source=f"webhook:chat/{slug}",
         raw_blob=raw_blob,
         content_hash=hashlib.sha256(raw).hexdigest(),
-        external_id=f"chat:{slug}:{chat.message_id}",
+        # Scoped by session: providers only promise unique ids within one conversation.
+        external_id=f"chat:{slug}:{chat.session_id}:{chat.message_id}",
         thread_key=chat.session_id,
         sender_address=chat.visitor_email,
         sender_name=chat.visitor_name,

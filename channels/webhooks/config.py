@@ -174,7 +174,8 @@ def _parse_form(table: Mapping[str, Any], index: int) -> FormChannel:
     for form_field, target in fields.items():
         kind, _, rest = str(target).partition(".")
         valid = (
-            (kind == "ticket" and (rest in TICKET_TARGETS or (rest.startswith("custom.") and len(rest) > 7)))
+            (kind == "ticket" and (rest in TICKET_TARGETS or (
+                rest.startswith("custom.") and rest.removeprefix("custom.") not in ("", *TICKET_TARGETS, "subject"))))
             or (kind == "contact" and rest in CONTACT_TARGETS)
         )
         if not valid:

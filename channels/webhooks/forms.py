@@ -26,7 +26,7 @@ URLENCODED = "application/x-www-form-urlencoded"
 
 @dataclass(frozen=True)
 class FormSubmission:
-    ticket: dict[str, Any]  # name, description, priority, category, custom_properties
+    ticket: dict[str, Any]  # name, description, priority, category, then custom properties by name
     contact: dict[str, Any]  # email, first_name, last_name, phone, company
     unmapped: dict[str, str] = field(default_factory=dict)  # fields the mapping does not name
     honeypot_filled: bool = False
@@ -68,7 +68,7 @@ def map_submission(form: FormChannel, data: dict[str, Any]) -> FormSubmission:
     for name in form.required:
         if not values.get(name) and name not in errors:
             errors[name] = "is required"
-    ticket: dict[str, Any] = {"custom_properties": {}}
+    ticket: dict[str, Any] = {}
     contact: dict[str, Any] = {}
     for name, target in form.fields.items():
         value = values.get(name)
@@ -92,10 +92,9 @@ def map_submission(form: FormChannel, data: dict[str, Any]) -> FormSubmission:
         elif target == "contact.phone" and not PHONE.match(value):
             errors[name] = "is not a valid phone number"
             continue
-        if kind == "ticket" and prop.startswith("custom."):
-            ticket["custom_properties"][prop.removeprefix("custom.")] = value
-        elif kind == "ticket":
-            ticket[prop] = value
+        if kind == "ticket":
+            # The pipeline puts names that are not ticket columns into custom properties.
+            ticket[prop.removeprefix("custom.")] = value
         else:
             contact[prop] = value
     if "email" not in contact and not form.allow_without_email:
@@ -122,7 +121,7 @@ def to_inbound(form: FormChannel, submission: FormSubmission, data: dict[str, An
     full_name = " ".join(p for p in (contact.get("first_name"), contact.get("last_name")) if p) or None
     description = submission.ticket.get("description") or _describe(submission, form, data)
     name = submission.ticket.get("name") or f"{form.name or form.slug} form submission"
-    ticket_fields = {k: v for k, v in submission.ticket.items() if v not in (None, {}, "")}
+    ticket_fields = {k: v for k, v in submission.ticket.items() if v not in (None, "")}
     ticket_fields.setdefault("name", name)
     ticket_fields.setdefault("description", description)
     return InboundMessage(

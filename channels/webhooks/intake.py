@@ -87,8 +87,9 @@ class PayloadProcessor:
     def submit(self, payload_id: int) -> None:
         self.queue.put_nowait(payload_id)
 
-    async def start(self) -> None:
-        await self.recover_pending()
+    async def start(self, *, recover: bool = True) -> None:
+        if recover:
+            await self.recover_pending()
         self._task = asyncio.create_task(self._run(), name="webhook-payload-processor")
 
     async def stop(self) -> None:

@@ -1,0 +1,170 @@
+"""The Messenger endpoint's refusals, idempotency and durability, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+
+from _webhooks_support import APP_SECRET, PREVIOUS_APP_SECRET, VERIFY_TOKEN, count_rows, start_server
+from channels.webhooks.intake import store_payload
+from frontdesk.model import InboundPayload, Message, QuarantinedItem, Ticket
+from frontdesk.storage.blobs import BlobStore
+from ingest.context import IngestContext
+
+PAGE = "12345654332"
+ALL = (InboundPayload, Message, Ticket, QuarantinedItem)
+NOTHING = {"inbound_payloads": 0, "messages": 0, "tickets": 0, "quarantine": 0}
+
+
+def text_message(mid: str, text: str = "My order never arrived", psid: str = "4242", page: str = PAGE) -> bytes:
+    return json.dumps({"object": "page", "entry": [{"id": page, "time": 1700000000000, "messaging": [{
+        "sender": {"id": psid}, "recipient": {"id": page}, "timestamp": 1700000000000,
+        "message": {"mid": mid, "text": text}}]}]}).encode()
+
+
+async def test_verification_echoes_the_challenge_only_for_our_token(webhooks) -> None:
+    ok = await webhooks.client.get("/webhooks/messenger", params={
+        "hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1158201444"})
+    assert ok.status == 200 and await ok.text() == "1158201444"
+    for params in ({"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "1"},
+                   {"hub.mode": "unsubscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"},
+                   {}):
+        refused = await webhooks.client.get("/webhooks/messenger", params=params)
+        assert refused.status == 403
+
+
+async def test_forged_unsigned_malformed_oversized_and_mistyped_requests_change_nothing(webhooks, sessions) -> None:
+    body = text_message("mid.forged")
+    cases = [
+        (await webhooks.post_messenger(body, secret="not-our-secret"), 403),
+        (await webhooks.post_messenger(body, secret=None), 403),
+        (await webhooks.post_messenger(body, **{"X-Hub-Signature-256": "sha1=abc"}), 403),
+        # Signed, then altered in transit.
+        (await webhooks.post_messenger(body.replace(b"never", b"always"),
+                                       **{"X-Hub-Signature-256": (await _signature(body))}), 403),
+        (await webhooks.post_messenger(b"{not json", secret=APP_SECRET), 400),
+        (await webhooks.post_messenger(body, **{"Content-Type": "text/plain"}), 415),
+        (await webhooks.post_messenger(b"{" + b" " * (webhooks.config.max_body_size + 10) + b"}"), 413),
+        (await webhooks.post_messenger(text_message("mid.x", page="999999")), 404),
+        # Another app's secret does not open this app's Pages.
+        (await webhooks.post_messenger(body, secret="other-app-secret"), 404),
+    ]
+    assert [response.status for response, _ in cases] == [expected for _, expected in cases]
+    for response, _ in cases:
+        assert "error" in await response.json()
+    await webhooks.settle()
+    assert await count_rows(sessions, *ALL) == NOTHING
+
+
+async def _signature(body: bytes) -> str:
+    from channels.webhooks.signing import hub_signature
+
+    return hub_signature(APP_SECRET, body)
+
+
+async def test_a_message_makes_a_ticket_and_a_redelivery_makes_nothing_more(webhooks, sessions) -> None:
+    body = text_message("mid.once")
+    first = await webhooks.post_messenger(body)
+    assert first.status == 200 and (await first.json())["status"] == "accepted"
+    await webhooks.settle()
+    again = await webhooks.post_messenger(body)
+    assert again.status == 200 and (await again.json())["status"] == "duplicate"
+    # Same mid inside a different body (Meta adds fields on a retry): still one message.
+    reworded = json.loads(body)
+    reworded["entry"][0]["time"] += 1
+    third = await webhooks.post_messenger(json.dumps(reworded).encode())
+    assert third.status == 200
+    await webhooks.settle()
+    assert webhooks.processor.outcomes[(await third.json())["id"]][0].startswith("duplicate")
+    counts = await count_rows(sessions, Message, Ticket)
+    assert counts == {"messages": 1, "tickets": 1}
+    async with sessions() as session:
+        message = await session.scalar(select(Message))
+    assert message.text_body == "My order never arrived" and message.external_id == "mid.once"
+
+
+async def test_the_previous_app_secret_still_works_during_rotation(webhooks, sessions) -> None:
+    response = await webhooks.post_messenger(text_message("mid.rotated"), secret=PREVIOUS_APP_SECRET)
+    assert response.status == 200
+    await webhooks.settle()
+    assert await count_rows(sessions, Message) == {"messages": 1}
+
+
+async def test_messages_from_one_person_thread_into_one_ticket(webhooks, sessions) -> None:
+    for n in range(3):
+        assert (await webhooks.post_messenger(text_message(f"mid.thread.{n}", f"part {n}"))).status == 200
+    await webhooks.post_messenger(text_message("mid.other", psid="5151"))
+    await webhooks.settle()
+    async with sessions() as session:
+        tickets = {m.external_id: m.ticket_id for m in (await session.scalars(select(Message))).all()}
+    assert tickets["mid.thread.0"] == tickets["mid.thread.1"] == tickets["mid.thread.2"] != tickets["mid.other"]
+
+
+async def test_storage_down_answers_503_and_claims_nothing(webhook_settings, webhook_config, sessions, tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the blob store's directory should be")
+    server = await start_server(IngestContext(webhook_settings, sessions, BlobStore(blocked)), webhook_config)
+    try:
+        response = await server.post_messenger(text_message("mid.outage"))
+        assert response.status == 503
+        assert (await response.json())["error"]["code"] == "storage_unavailable"
+        assert response.headers["Retry-After"]
+    finally:
+        await server.client.close()
+    assert await count_rows(sessions, *ALL) == NOTHING
+
+
+async def test_database_down_answers_503(webhook_settings, webhook_config, blobs) -> None:
+    from frontdesk.storage.database import create_engine, session_factory
+
+    dead = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", pool_timeout=2)
+    ctx = IngestContext(webhook_settings, session_factory(dead), blobs)
+    server = await start_server(ctx, webhook_config, sync_channels=False, recover_pending=False)
+    try:
+        response = await server.post_messenger(text_message("mid.db-outage"))
+        assert response.status == 503
+    finally:
+        await server.client.close()
+        await dead.dispose()
+
+
+async def test_a_payload_stored_before_a_crash_is_processed_after_restart(webhook_settings, webhook_config,
+                                                                          sessions, blobs) -> None:
+    ctx = IngestContext(webhook_settings, sessions, blobs)
+    # Stored and answered, then the process died before processing it.
+    stored = await store_payload(ctx, channel="messenger", route="messenger", raw=text_message("mid.crash"),
+                                 headers={"verified_pages": [PAGE]})
+    assert await count_rows(sessions, Message) == {"messages": 0}
+    server = await start_server(ctx, webhook_config)
+    try:
+        await server.settle()
+    finally:
+        await server.client.close()
+    async with sessions() as session:
+        payload = await session.get(InboundPayload, stored.id)
+        message = await session.scalar(select(Message))
+    assert payload.state == "processed"
+    assert message is not None and message.external_id == "mid.crash" and message.ticket_id is not None
+
+
+async def test_a_payload_that_cannot_be_processed_is_quarantined_with_its_cause(webhook_settings, webhook_config,
+                                                                                sessions, blobs) -> None:
+    async def broken_ingest(ctx, message):
+        raise RuntimeError("the pipeline fell over")
+
+    server = await start_server(IngestContext(webhook_settings, sessions, blobs), webhook_config,
+                                ingest=broken_ingest)
+    try:
+        response = await server.post_messenger(text_message("mid.broken"))
+        assert response.status == 200
+        await server.settle()
+    finally:
+        await server.client.close()
+    async with sessions() as session:
+        item = await session.scalar(select(QuarantinedItem))
+        payload = await session.scalar(select(InboundPayload))
+    assert payload.state == "quarantined"
+    assert item.cause == "processing_error" and "the pipeline fell over" in item.detail
+    assert blobs.exists(item.blob) and json.loads(await blobs.get(item.blob))["entry"][0]["messaging"][0]["message"]["mid"] == "mid.broken"
