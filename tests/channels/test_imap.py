@@ -25,7 +25,7 @@ from frontdesk.settings import ImapMailbox, Secret
 from frontdesk.storage.database import StorageUnavailable
 from ingest.context import IngestContext
 
-from _standin_pipeline import ingest_email  # TEMPORARY until ingest/pipeline.py lands
+from ingest.pipeline import ingest_email
 
 pytestmark = pytest.mark.dovecot
 

@@ -26,7 +26,7 @@ from frontdesk.model.messages import Message
 from frontdesk.model.tickets import Ticket
 from frontdesk.storage.database import create_engine, session_factory
 from ingest.context import IngestContext
-from _standin_pipeline import ingest_email  # TEMPORARY until ingest/pipeline.py lands
+from ingest.pipeline import ingest_email
 
 
 def make_email(*, to: str = "support@acme.test", subject: str = "Printer on fire", body: str = "Help!") -> tuple[bytes, str]:
