@@ -68,3 +68,44 @@ async def support_pipeline(api: Api) -> dict[str, Any]:
 
 def status_named(pipeline: dict[str, Any], internal_name: str) -> dict[str, Any]:
     return next(s for s in pipeline["statuses"] if s["internal_name"] == internal_name)
+
+
+async def story_setup(api: Api) -> dict[str, Any]:
+    """The issue's user story, up to the admin's pipeline set-up; returns the ids and tokens made on the way."""
+    field = await api.ok("POST", "/api/v1/teams", {"name": "Field service"}, expect=201)
+    desk = await api.ok("POST", "/api/v1/teams", {"name": "Help desk"}, expect=201)
+    admin_id, admin = await make_user(api, "ada@acme.test", role="admin", primary_team_id=desk["id"])
+    agent_id, agent = await make_user(api, "sam@acme.test", primary_team_id=field["id"], team_ids=[desk["id"]],
+                                      access="team", unassigned=True)
+    # The admin builds the On-site service pipeline.
+    onsite = await api.ok("POST", "/api/v1/pipelines", {"name": "On-site service", "statuses": [
+        {"label": "Requested", "state": "open"}, {"label": "Visit planned", "state": "open"},
+        {"label": "Escalated", "state": "open"}, {"label": "Follow-up", "state": "open"},
+        {"label": "Closed", "state": "closed"}]}, token=admin, expect=201)
+    ids = {s["internal_name"]: s["id"] for s in onsite["statuses"]}
+    base = f"/api/v1/pipelines/{onsite['id']}/statuses"
+    await api.ok("PATCH", f"{base}/{ids['visit_planned']}", {"label": "Technician booked"}, token=admin)
+    order = [ids[n] for n in ("requested", "escalated", "visit_planned", "follow_up", "closed")]
+    await api.ok("POST", f"{base}/reorder", {"order": order}, token=admin)
+    await api.ok("POST", "/api/v1/properties", {"name": "resolution", "label": "Resolution", "type": "enumeration",
+                                                 "options": ["fixed", "replaced", "no_fault_found"]},
+                 token=admin, expect=201)
+    await api.ok("PUT", f"/api/v1/statuses/{ids['closed']}/properties",
+                 {"properties": [{"property": "resolution", "required": True}, {"property": "category"}]},
+                 token=admin)
+    await api.ok("PATCH", f"/api/v1/pipelines/{onsite['id']}/automation",
+                 {"customer_replied": {"enabled": True, "status_id": ids["follow_up"]},
+                  "email_sent": {"enabled": False}, "action_sources": ["chat"]}, token=admin)
+    await api.ok("POST", f"/api/v1/statuses/{ids['escalated']}/actions",
+                 {"kind": "notify", "recipient": {"kind": "owner_team"}, "comment": "Escalations go to the team"},
+                 token=admin, expect=201)
+    await api.ok("POST", "/api/v1/templates", {"key": "visit_booked", "name": "Visit booked",
+                                                "subject": "Your visit for {{ ticket.name }}",
+                                                "body_text": "A technician is booked for ticket #{{ ticket.id }}.",
+                                                "transactional": True}, token=admin, expect=201)
+    await api.ok("POST", f"/api/v1/statuses/{ids['visit_planned']}/actions",
+                 {"kind": "send_email", "template_key": "visit_booked"}, token=admin, expect=201)
+    await api.ok("PUT", f"/api/v1/pipelines/{onsite['id']}/access",
+                 {"team_ids": [field["id"], desk["id"]], "user_ids": [admin_id]})
+    return {"teams": {"field": field["id"], "desk": desk["id"]}, "admin": (admin_id, admin),
+            "agent": (agent_id, agent), "pipeline": onsite["id"], "statuses": ids}
