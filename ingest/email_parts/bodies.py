@@ -1,0 +1,144 @@
+"""Find the text and HTML bodies of a MIME tree, decode them, and derive text from HTML when needed.
+
+A leaf is body when it is ``text/plain`` or ``text/html``, not marked as an
+attachment and without a file name; everything else (including attached
+messages, DSN parts and ``text/calendar``) is left to
+:mod:`ingest.email_parts.attachments`.  Attached ``message/rfc822`` parts are
+not descended into: a forwarded or bounced message is an attachment, not our
+sender's words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from email.message import Message
+
+from ingest.email_parts.charset import decode_bytes
+
+MAX_DEPTH = 50  # MIME nesting deeper than this is treated as one opaque part
+
+_TAGS = re.compile(r"<[^>]*>")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+@dataclass
+class MimeLayout:
+    """The leaves of a message sorted into body candidates and attachment parts."""
+
+    text_parts: list[Message] = field(default_factory=list)
+    html_parts: list[Message] = field(default_factory=list)
+    attachment_parts: list[Message] = field(default_factory=list)
+
+
+def content_type(part: Message) -> str:
+    try:
+        return part.get_content_type()
+    except Exception:  # a Content-Type the structured parser chokes on
+        return "application/octet-stream"
+
+
+def disposition(part: Message) -> str | None:
+    try:
+        return part.get_content_disposition()
+    except Exception:
+        return None
+
+
+def raw_filename(part: Message) -> str | None:
+    """The part's file name as declared (RFC 2231 / 2047 handled by the caller), or None."""
+    for getter in (lambda: part.get_filename(), lambda: part.get_param("name")):
+        try:
+            value = getter()
+        except Exception:
+            continue
+        if isinstance(value, tuple):  # undecoded RFC 2231 triple
+            value = value[2]
+        if value:
+            return str(value)
+    return None
+
+
+def layout(msg: Message, defects: list[str]) -> MimeLayout:
+    found = MimeLayout()
+    _walk(msg, found, defects, depth=0)
+    return found
+
+
+def _walk(part: Message, found: MimeLayout, defects: list[str], depth: int) -> None:
+    ctype = content_type(part)
+    if part.is_multipart() and not ctype.startswith("message/"):
+        if depth >= MAX_DEPTH:
+            defects.append(f"mime: nesting deeper than {MAX_DEPTH}, kept the rest as one attachment")
+            found.attachment_parts.append(part)
+            return
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            for child in payload:
+                if isinstance(child, Message):
+                    _walk(child, found, defects, depth + 1)
+            return
+    if ctype.startswith("multipart/"):
+        # A multipart without a usable boundary: its content is all we have.
+        defects.append(f"mime: {ctype} without parts, read as text")
+        found.text_parts.append(part)
+        return
+    if ctype.startswith("message/"):
+        found.attachment_parts.append(part)
+        return
+    is_attachment = disposition(part) == "attachment" or raw_filename(part) is not None
+    if ctype == "text/plain" and not is_attachment:
+        found.text_parts.append(part)
+    elif ctype == "text/html" and not is_attachment:
+        found.html_parts.append(part)
+    else:
+        found.attachment_parts.append(part)
+
+
+def payload_bytes(part: Message) -> bytes:
+    """The part's content with its transfer encoding undone; never raises."""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        data = None
+    if isinstance(data, bytes):
+        return data
+    payload = part.get_payload()
+    if isinstance(payload, str):
+        return payload.encode("utf-8", "surrogateescape")
+    return b""
+
+
+def decode_part_text(part: Message, defects: list[str], where: str) -> str:
+    try:
+        charset = part.get_content_charset()
+    except Exception:
+        charset = None
+    if charset is None:
+        try:
+            charset = part.get_param("charset")
+            charset = charset if isinstance(charset, str) else None
+        except Exception:
+            charset = None
+    decoded = decode_bytes(payload_bytes(part), charset, where=where)
+    defects.extend(decoded.defects)
+    return decoded.text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def joined_text(parts: list[Message], defects: list[str], where: str) -> str | None:
+    texts = [decode_part_text(part, defects, where) for part in parts]
+    texts = [text for text in texts if text.strip()]
+    return "\n\n".join(texts) if texts else None
+
+
+def html_to_text(html: str, defects: list[str]) -> str:
+    """Readable text from HTML via inscriptis; a crude tag strip only if inscriptis fails."""
+    try:
+        from inscriptis import get_text
+
+        text = get_text(html)
+    except Exception as exc:  # deep or broken markup
+        defects.append(f"html: inscriptis failed ({type(exc).__name__}), tags stripped instead")
+        text = _TAGS.sub(" ", html)
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()

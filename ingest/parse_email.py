@@ -1,0 +1,161 @@
+"""Parse stage: raw RFC 5322 bytes to a normalized :class:`InboundMessage`, never crashing on real mail.
+
+Parsing uses the stdlib ``email`` package with ``policy.default``; every
+header and body read goes through :mod:`ingest.email_parts`, which decodes
+defensively and records what was wrong in ``defects`` instead of raising.
+Only input with nothing recognisable as a message (no headers at all) is
+quarantined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from email import errors
+from email import policy
+from email.message import Message
+from email.parser import BytesParser
+
+from ingest.email_parts import headers as hdr
+from ingest.email_parts.attachments import to_attachments
+from ingest.email_parts.bodies import content_type, html_to_text, joined_text, layout
+from ingest.email_parts.forwarded import is_forwarded
+from ingest.email_parts.quotes import latest_reply
+from ingest.message import Envelope, InboundAttachment, InboundMessage, QuarantineMessage
+
+MAX_DEFECTS = 200
+
+
+def parse_email(raw: bytes, *, envelope: Envelope, raw_blob: str) -> InboundMessage:
+    """Everything we can read from ``raw``; raises only ``QuarantineMessage("parse_error", ...)``."""
+    if not raw or not raw.strip():
+        raise QuarantineMessage("parse_error", "empty message")
+    try:
+        msg = _parse_bytes(raw)
+        message = _normalize(msg, raw, envelope=envelope, raw_blob=raw_blob)
+    except QuarantineMessage:
+        raise
+    except Exception as exc:  # a parser bug must end in the quarantine, not in a lost message
+        raise QuarantineMessage("parse_error", f"{type(exc).__name__}: {exc}"[:500]) from exc
+    return message
+
+
+_BOM = b"\xef\xbb\xbf"
+# RFC 822's obsolete syntax allowed blanks before the colon ("From  : x");
+# the stdlib parser then sees no headers at all.
+_OBS_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
+
+
+def _parse_bytes(raw: bytes) -> Message:
+    parser = BytesParser(policy=policy.default)
+    if raw.startswith(_BOM):
+        raw = raw[len(_BOM) :]
+    bare_cr = b"\n" not in raw and b"\r" in raw
+    if bare_cr:
+        # Classic Mac OS line ends: the MIME boundary scanner only knows LF / CRLF.
+        raw = raw.replace(b"\r", b"\n")
+    msg = parser.parsebytes(raw)
+    if bare_cr:
+        msg.defects.append(_BareCarriageReturns("CR-only line endings read as LF"))
+    if not list(msg.raw_items()) and _OBS_FIELD_NAME.match(raw):
+        head, *rest = re.split(rb"(\r?\n\r?\n|\r\r)", raw, maxsplit=1)
+        msg = parser.parsebytes(_OBS_FIELD_NAME.sub(rb"\1:", head) + b"".join(rest))
+        msg.defects.append(_ObsoleteHeaderSyntax("field names followed by blanks before the colon"))
+    return msg
+
+
+class _BareCarriageReturns(errors.MessageDefect):
+    """Lines ended by CR alone were converted before parsing."""
+
+
+class _ObsoleteHeaderSyntax(errors.MessageDefect):
+    """RFC 822 obsolete header syntax was repaired before parsing."""
+
+
+def _normalize(msg: Message, raw: bytes, *, envelope: Envelope, raw_blob: str) -> InboundMessage:
+    defects: list[str] = []
+    raw_items = hdr.raw_headers(msg, defects)
+    if not raw_items:
+        raise QuarantineMessage("parse_error", "no header lines: not an email message")
+
+    first = lambda name: hdr.first(raw_items, name)  # noqa: E731
+    decoded_headers = [(name, hdr.decode_value(value, where=f"header {name}", defects=defects)) for name, value in raw_items]
+    subject = hdr.first(decoded_headers, "subject")
+
+    senders = hdr.addresses(first("from"), where="from", defects=defects)
+    if not senders:
+        senders = hdr.addresses(first("sender"), where="sender", defects=defects)
+        if first("from") is None:
+            defects.append("from: missing")
+    sender_name, sender_address = senders[0] if senders else (None, None)
+    reply_to = hdr.addresses(first("reply-to"), where="reply-to", defects=defects)
+
+    in_reply_to: list[str] = []
+    for value in hdr.all_values(raw_items, "in-reply-to"):
+        in_reply_to += [i for i in hdr.message_ids(value) if i not in in_reply_to]
+    references: list[str] = []
+    for value in hdr.all_values(raw_items, "references"):
+        references += [i for i in hdr.message_ids(value) if i not in references]
+    own_ids = hdr.message_ids(first("message-id"))
+
+    mime = layout(msg, defects)
+    text_body = joined_text(mime.text_parts, defects, "text body")
+    html_body = joined_text(mime.html_parts, defects, "html body")
+    attachments: list[InboundAttachment] = []
+    for part in mime.attachment_parts:
+        found, tnef_contents = to_attachments(part, defects)
+        attachments += found
+        if tnef_contents is not None:
+            html_body = html_body or tnef_contents.html_body
+            text_body = text_body or tnef_contents.text_body
+    if text_body is None and html_body:
+        text_body = html_to_text(html_body, defects)
+
+    to = [address for _, address in hdr.addresses(first("to"), where="to", defects=defects)]
+    cc = [address for _, address in hdr.addresses(first("cc"), where="cc", defects=defects)]
+    sent_at = hdr.sent_at(first("date"), defects)
+    forwarded = is_forwarded(
+        subject, text_body, attachments, raw_items, is_report=content_type(msg) == "multipart/report"
+    )
+    defects += _parser_defects(msg)
+    if len(defects) > MAX_DEFECTS:
+        defects = defects[:MAX_DEFECTS] + [f"... {len(defects) - MAX_DEFECTS} more defects"]
+
+    return InboundMessage(
+        channel="email",
+        channel_key=envelope.channel_key,
+        source=envelope.source,
+        raw_blob=raw_blob,
+        content_hash=hashlib.sha256(raw).hexdigest(),
+        external_id=own_ids[0] if own_ids else None,
+        in_reply_to=in_reply_to,
+        references=references,
+        subject=subject,
+        sender_address=sender_address,
+        sender_name=sender_name or None,
+        reply_to=reply_to[0][1] if reply_to else None,
+        to=to,
+        cc=cc,
+        headers=decoded_headers,
+        text_body=text_body,
+        html_body=html_body,
+        reply_text=latest_reply(text_body),
+        attachments=attachments,
+        sent_at=sent_at,
+        defects=defects,
+        is_forwarded=forwarded,
+    )
+
+
+def _parser_defects(msg: Message) -> list[str]:
+    """The stdlib parser's own findings (missing boundaries, bad base64, ...), by class name."""
+    found: list[str] = []
+    try:
+        for part in msg.walk():
+            for defect in getattr(part, "defects", ()):
+                name = type(defect).__name__
+                if name not in found:
+                    found.append(name)
+    except RecursionError:
+        found.append("mime: nesting too deep to inspect")
+    return [f"parser: {name}" for name in found]

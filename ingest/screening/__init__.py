@@ -1,0 +1,54 @@
+"""Screen stage: decide, before any ticket exists, whether an inbound message is a person writing to us.
+
+Rules run in order and the first match wins (Mailman's rule chain, Zammad's
+pre-filters).  The order matters: loops first (our own mail must never be
+treated as anything else), then bounces and reports, whose senders also set
+``Auto-Submitted``, then the auto-reply markers.  Every verdict but
+``ACCEPTED`` stores the message flagged, with no ticket and no automation.
+Exact duplicates need the database and are screened by persistence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from frontdesk.model.messages import ACCEPTED, BOUNCE
+from frontdesk.settings import Settings
+from ingest.message import InboundMessage
+from ingest.screening.auto_reply import AutoSubmitted, BulkPrecedence, NullReturnPath, VendorAutoReplyHeaders
+from ingest.screening.bounce import DeliveryStatusReport, FailedRecipientsHeader, MailerDaemonBounce, reported_message_ids
+from ingest.screening.loop import FromOwnAddress, OwnMarkerHeader, OwnMessageId, OwnXLoop
+from ingest.screening.report import AbuseReport, DeliverySuccessReport, ReadReceipt
+from ingest.screening.rule import ScreeningRule
+
+RULES: tuple[ScreeningRule, ...] = (
+    OwnMessageId(),
+    OwnMarkerHeader(),
+    FromOwnAddress(),
+    OwnXLoop(),
+    DeliverySuccessReport(),
+    DeliveryStatusReport(),
+    FailedRecipientsHeader(),
+    MailerDaemonBounce(),
+    AbuseReport(),
+    ReadReceipt(),
+    AutoSubmitted(),
+    VendorAutoReplyHeaders(),
+    BulkPrecedence(),
+    NullReturnPath(),
+)
+
+
+def screen(message: InboundMessage, settings: Settings) -> InboundMessage:
+    """The message with ``screening``, ``screening_reason`` and (for bounces) ``bounced_refs`` set."""
+    for rule in RULES:
+        reason = rule.check(message, settings)
+        if reason is None:
+            continue
+        return replace(
+            message,
+            screening=rule.verdict,
+            screening_reason=f"{rule.name}: {reason}",
+            bounced_refs=reported_message_ids(message) if rule.verdict == BOUNCE else [],
+        )
+    return replace(message, screening=ACCEPTED, screening_reason=None, bounced_refs=[])

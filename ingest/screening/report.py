@@ -1,0 +1,51 @@
+"""Report rules: abuse feedback (ARF), read receipts (MDN) and delivery *success* notices are reports, not bounces or requests."""
+
+from __future__ import annotations
+
+import re
+
+from frontdesk.model.messages import REPORT
+from frontdesk.settings import Settings
+from ingest.message import InboundMessage
+from ingest.screening.bounce import DSN_PART_TYPES
+from ingest.screening.rule import report_evidence
+
+_ACTION = re.compile(rb"^Action[ \t]*:[ \t]*([A-Za-z-]+)", re.IGNORECASE | re.MULTILINE)
+SUCCESS_ACTIONS = {"delivered", "relayed", "expanded"}
+
+
+class AbuseReport:
+    name = "abuse_report"
+    description = "RFC 5965 abuse feedback: multipart/report; report-type=feedback-report."
+    verdict = REPORT
+
+    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+        evidence = report_evidence(message, "feedback-report")
+        return f"{evidence} (abuse report)" if evidence else None
+
+
+class ReadReceipt:
+    name = "read_receipt"
+    description = "RFC 8098 message disposition notification (read receipt)."
+    verdict = REPORT
+
+    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+        evidence = report_evidence(message, "disposition-notification")
+        return f"{evidence} (read receipt)" if evidence else None
+
+
+class DeliverySuccessReport:
+    name = "delivery_success_report"
+    description = "A DSN whose every recipient was delivered, relayed or expanded: a receipt, not a bounce."
+    verdict = REPORT
+
+    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+        actions = [
+            action.decode("ascii").lower()
+            for attachment in message.attachments
+            if attachment.content_type in DSN_PART_TYPES and attachment.data
+            for action in _ACTION.findall(attachment.data)
+        ]
+        if actions and set(actions) <= SUCCESS_ACTIONS:
+            return f"delivery status notification with Action: {', '.join(sorted(set(actions)))} only"
+        return None
