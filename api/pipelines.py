@@ -27,7 +27,7 @@ from api.pipeline_rules import (
     unique_internal_name,
     valid_internal_name,
 )
-from api.request_body import bool_field, int_field, int_list_field, json_body, path_id, text_field
+from api.request_body import int_field, int_list_field, json_body, path_id, text_field
 from api.status_moves import move_ticket
 from frontdesk.events import AGENT, Actor
 from frontdesk.model import Channel, Pipeline, PipelineAccess, PipelineAutomation, Status, Team, Ticket, User

@@ -16,7 +16,6 @@ The same file applied twice changes nothing the second time.
 from __future__ import annotations
 
 import difflib
-import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,7 @@ from frontdesk.model import (
     User,
 )
 from frontdesk.model.access import ROLES, SUPER_ADMIN, TICKET_ACCESS
-from frontdesk.model.automation import NOTIFY, SEND_EMAIL, TO_TEAM, TO_USER
+from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
 from frontdesk.model.channels import CHANNEL_KINDS
 
 FORMAT_VERSION = 1
@@ -647,7 +646,3 @@ class _Applier:
             if team.name not in self.doc["teams"]:
                 await self.session.delete(team)
         await self.session.flush()
-
-
-def to_json(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, sort_keys=True)
