@@ -92,9 +92,7 @@ class WebhookConfig:
     chat: tuple[ChatChannel, ...] = ()
     forms: tuple[FormChannel, ...] = ()
     max_body_size: int = 1024 * 1024
-    # Outbound retries (Send API, chat callbacks): attempts and first backoff.
-    send_attempts: int = 3
-    send_backoff_seconds: float = 0.5
+    # Per request to the Send API or a chat callback; retries are the delivery loop's.
     send_timeout_seconds: float = 10.0
     verify_tokens: tuple[Secret, ...] = field(default=(), repr=False)
 
@@ -231,8 +229,6 @@ def parse_webhook_config(settings: Settings) -> WebhookConfig:
         chat=chats,
         forms=forms,
         max_body_size=int(limits.get("max_body_size", settings.http.max_body_size)),
-        send_attempts=int(limits.get("send_attempts", 3)),
-        send_backoff_seconds=float(limits.get("send_backoff_seconds", 0.5)),
         send_timeout_seconds=float(limits.get("send_timeout_seconds", 10.0)),
         verify_tokens=tuple(p.verify_token for p in pages),
     )

@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from channels.webhooks.messenger import MessengerEvent
 from frontdesk.model import Channel, Conversation, Delivery, Message
 from frontdesk.model.messages import INBOUND, OUTBOUND
+from outbound.messenger import ECHO_METADATA_PREFIX  # "fd:<message id>" in the Send API metadata
 
 # Delivery states only move forward; "failed" is final and never touched.
 STATE_ORDER = {None: 0, "queued": 1, "deferred": 1, "sent": 2, "delivered": 3, "read": 4}
-ECHO_METADATA_PREFIX = "fd:"  # outbound.messenger puts "fd:<message id>" in the Send API metadata
 
 
 async def _advance(session: AsyncSession, messages: list[Message], state: str, at: datetime | None) -> int:

@@ -12,9 +12,8 @@ import time
 from typing import Iterable
 
 from frontdesk.settings import Secret
+from outbound.chat import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_timestamped
 
-TIMESTAMP_HEADER = "X-Frontdesk-Timestamp"
-SIGNATURE_HEADER = "X-Frontdesk-Signature"
 HUB_SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 
@@ -35,9 +34,8 @@ def hub_signature_matches(raw: bytes, header: str | None, secrets: Iterable[Secr
 
 
 def timestamped_signature(secret: str, timestamp: str, raw: bytes) -> str:
-    """Chat and form recipe: ``sha256=`` hex HMAC-SHA256 over ``"{timestamp}." + body``."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + raw, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+    """Chat and form recipe, shared with outbound chat replies: HMAC over ``"{timestamp}." + body``."""
+    return sign_timestamped(secret, timestamp, raw)
 
 
 class SignatureRefused(Exception):

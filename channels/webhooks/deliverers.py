@@ -1,0 +1,30 @@
+"""Register the Messenger and chat deliverers with the outbound dispatch registry.
+
+The deliverers live in :mod:`outbound`; this is where the webhook
+configuration (page tokens, callback URLs, secrets) is handed to them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from channels.webhooks.config import WebhookConfig
+from outbound.chat import ChatDeliverer, ChatEndpoint
+from outbound.dispatch import register_deliverer
+from outbound.messenger import MessengerDeliverer, PageSender
+
+
+def messenger_deliverer(config: WebhookConfig, sessions: async_sessionmaker[AsyncSession] | None) -> MessengerDeliverer:
+    pages = {p.page_id: PageSender(p.page_id, p.page_access_token, p.graph_api_base) for p in config.messenger}
+    return MessengerDeliverer(pages, sessions, timeout_seconds=config.send_timeout_seconds)
+
+
+def chat_deliverer(config: WebhookConfig, sessions: async_sessionmaker[AsyncSession] | None) -> ChatDeliverer:
+    endpoints = {c.slug: ChatEndpoint(c.slug, c.callback_url, c.secret) for c in config.chat}
+    return ChatDeliverer(endpoints, sessions, timeout_seconds=config.send_timeout_seconds)
+
+
+def register_webhook_deliverers(config: WebhookConfig, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Make ``"messenger"`` and ``"chat"`` deliveries go out through the Send API and chat callbacks."""
+    register_deliverer("messenger", messenger_deliverer(config, sessions))
+    register_deliverer("chat", chat_deliverer(config, sessions))
