@@ -1,0 +1,1 @@
+"""The ``frontdesk`` subcommands, one module each (listed in :data:`runtime.cli.COMMANDS`)."""

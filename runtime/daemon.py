@@ -1,0 +1,220 @@
+"""``frontdesk run``: the ingestion daemon, wired from its parts and shut down gracefully.
+
+Start-up order: storage (migrations where allowed, defaults), one shared
+:class:`ingest.context.IngestContext`, automation (embedded runner or the
+Kafka outbox relay), then the edges: SMTP, IMAP pollers, HTTP with the
+webhook sub-app.  Shutdown runs the other way: stop accepting SMTP and HTTP
+(in-flight requests finish within the grace period), stop the pollers and
+automation, dispose the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.app import AppExtras, Readiness, create_app
+from channels.smtp import SmtpChannel
+from frontdesk.defaults import ensure_defaults
+from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, Settings
+from frontdesk.storage.blobs import BlobStore
+from frontdesk.storage.database import create_engine, session_factory
+from frontdesk.storage.migrate import current_revision, head_revision, upgrade
+from ingest.context import IngestContext
+
+log = structlog.get_logger("frontdesk.daemon")
+
+SHUTDOWN_GRACE = 30.0
+
+# Exit codes of ``frontdesk run``.
+EXIT_OK = 0
+EXIT_CONFIG = 2  # the operator must change something (schema not migrated, port taken)
+
+
+class StartupError(RuntimeError):
+    """The daemon cannot start; the message says what the operator should do."""
+
+
+def redacted_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def describe_defaults(settings: Settings) -> dict[str, str]:
+    """What each built-in default that was used amounts to, for the start-up log."""
+    described = {}
+    for name in settings.used_defaults:
+        if name == "database":
+            described[name] = f"SQLite database at {make_url(settings.database_url).database}"
+        elif name == "support_addresses":
+            described[name] = f"example support address {EXAMPLE_SUPPORT_ADDRESS}"
+        else:
+            described[name] = "built-in default"
+    return described
+
+
+async def prepare_database(settings: Settings, engine: AsyncEngine) -> None:
+    """Migrate the embedded database (or when asked to); otherwise insist the schema is current."""
+    if settings.is_sqlite or settings.auto_migrate:
+        before = await current_revision(engine)
+        await upgrade(engine)
+        after = await current_revision(engine)
+        if before != after:
+            log.info("database.migrated", from_revision=before, to_revision=after)
+        return
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        raise StartupError(
+            f"the database schema is at {current or 'nothing'}, this version needs {head}: "
+            "run `frontdesk migrate` (or set [database] auto_migrate = true)"
+        )
+
+
+@dataclass
+class Daemon:
+    """The running parts of one ``frontdesk run``; built by :meth:`start`, torn down by :meth:`stop`."""
+
+    settings: Settings
+    grace: float = SHUTDOWN_GRACE
+    engine: AsyncEngine | None = None
+    ctx: IngestContext | None = None
+    smtp: SmtpChannel | None = None
+    http: web.AppRunner | None = None
+    http_port: int | None = None
+    # Background parts with an ``async stop()``, stopped in reverse order.
+    _stoppables: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        log.info("frontdesk.starting", data_dir=str(settings.data_dir.resolve()),
+                 database=redacted_url(settings.database_url),
+                 automation="embedded" if settings.embedded else "kafka")
+        for name, what in describe_defaults(settings).items():
+            log.info("defaults.used", setting=name, value=what)
+        if not settings.api_token:
+            log.warning("api.no_operator_token",
+                        message="FRONTDESK_API_TOKEN is not set: the HTTP API accepts only per-user API tokens")
+
+        self.engine = create_engine(settings.database_url)
+        await prepare_database(settings, self.engine)
+        sessions = session_factory(self.engine)
+        await ensure_defaults(sessions, settings)
+        blobs = BlobStore(settings.blob_dir)
+        self.ctx = IngestContext(settings=settings, sessions=sessions, blobs=blobs)
+
+        await self._start_automation()
+        self.smtp = SmtpChannel(self.ctx, settings.smtp)
+        try:
+            await self.smtp.start()
+        except OSError as error:
+            raise StartupError(f"cannot listen for SMTP on {settings.smtp.host}:{settings.smtp.port}: "
+                               f"{error.strerror or error}") from error
+        await self._start_http()
+        log.info("frontdesk.ready", smtp=f"{settings.smtp.host}:{self.smtp.port}",
+                 http=f"{settings.http.host}:{self.http_port}",
+                 support_addresses=[a.address for a in settings.support_addresses])
+
+    async def _start_automation(self) -> None:
+        assert self.ctx is not None
+        if self.settings.embedded:
+            # TODO(automation): start automation.embedded's in-process runner here once it lands.
+            log.warning("automation.embedded_runner_missing",
+                        message="status triggers and actions are not run by this build")
+            return
+        from automation.kafka_config import KafkaTopics
+        from automation.relay import OutboxRelay
+
+        assert self.settings.kafka_bootstrap is not None
+        topics = KafkaTopics.from_environ(self.settings.kafka_bootstrap)
+        relay = OutboxRelay(self.ctx.sessions, self.settings.kafka_bootstrap, topic=topics.events)
+        relay.start()
+
+        async def wake() -> None:
+            relay.wake()
+
+        self.ctx.on_commit.append(wake)
+        self._stoppables.append(relay.stop)
+        log.info("automation.outbox_relay_started", topic=topics.events)
+
+    def _readiness(self) -> dict[str, Callable[[], Readiness]]:
+        def smtp() -> Readiness:
+            try:
+                assert self.smtp is not None
+                return Readiness(True, {"listening": f"{self.settings.smtp.host}:{self.smtp.port}",
+                                        "sessions": self.smtp.active_sessions})
+            except (AssertionError, RuntimeError):
+                return Readiness(False, {"listening": None})
+
+        return {"smtp": smtp}
+
+    async def _start_http(self) -> None:
+        assert self.ctx is not None
+        extras = AppExtras(readiness=self._readiness())
+        app = create_app(self.settings, self.ctx.sessions, self.ctx.blobs, extra=extras)
+        # aiohttp's own access log is off: request_context_middleware writes a structured one.
+        self.http = web.AppRunner(app, access_log=None, shutdown_timeout=self.grace)
+        await self.http.setup()
+        site = web.TCPSite(self.http, self.settings.http.host, self.settings.http.port)
+        try:
+            await site.start()
+        except OSError as error:
+            raise StartupError(f"cannot listen for HTTP on {self.settings.http.host}:{self.settings.http.port}: "
+                               f"{error.strerror or error}") from error
+        self.http_port = self.http.addresses[0][1]
+        log.info("http.listening", host=self.settings.http.host, port=self.http_port)
+
+    async def stop(self) -> None:
+        log.info("frontdesk.stopping", grace_seconds=self.grace)
+        # Stop taking new work on both edges at once; each waits for its in-flight work.
+        edges = []
+        if self.smtp is not None:
+            edges.append(self.smtp.stop(self.grace))
+        if self.http is not None:
+            edges.append(self.http.cleanup())
+        for result in await asyncio.gather(*edges, return_exceptions=True):
+            if isinstance(result, BaseException):
+                log.error("shutdown.edge_failed", error=repr(result))
+        self.smtp = self.http = None
+        while self._stoppables:
+            stop = self._stoppables.pop()
+            try:
+                await asyncio.wait_for(stop(), self.grace)
+            except Exception as error:  # noqa: BLE001 - keep shutting the rest down
+                log.error("shutdown.part_failed", part=getattr(stop, "__qualname__", repr(stop)), error=repr(error))
+        if self.engine is not None:
+            await self.engine.dispose()
+            self.engine = None
+        log.info("frontdesk.stopped")
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    """Run until ``stop`` is set (by SIGTERM / SIGINT when not given); return the exit code."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    daemon = Daemon(settings)
+    async with AsyncExitStack() as cleanup:
+        cleanup.push_async_callback(daemon.stop)
+        try:
+            await daemon.start()
+        except StartupError as error:
+            log.error("frontdesk.cannot_start", reason=str(error))
+            return EXIT_CONFIG
+        await stop.wait()
+        log.info("frontdesk.signal_received")
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(signum)
+    return EXIT_OK
+
+
+def run(settings: Settings) -> int:
+    return asyncio.run(serve(settings))

@@ -1,0 +1,111 @@
+"""Run ``frontdesk`` as a real subprocess for the runtime tests, and read what it logged."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+STARTUP_DEADLINE = 60.0  # seconds; a loaded CI machine may be slow to import everything
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def frontdesk(*args: str, env: Mapping[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run one ``frontdesk`` subcommand to completion."""
+    return subprocess.run([sys.executable, "-m", "runtime.cli", *args], env=dict(env), cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FRONTDESK_")}
+    env.update({"FRONTDESK_DATA_DIR": str(tmp_path / "var")}, **extra)
+    return env
+
+
+@dataclass
+class DaemonProcess:
+    """``frontdesk run`` in the background, its stderr captured to a file."""
+
+    cwd: Path
+    env: dict[str, str]
+    http_port: int = field(default_factory=free_port)
+    smtp_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.cwd / "daemon.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> None:
+        env = dict(self.env, FRONTDESK_HTTP_LISTEN=f"127.0.0.1:{self.http_port}",
+                   FRONTDESK_SMTP_LISTEN=f"127.0.0.1:{self.smtp_port}")
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run"], env=env, cwd=self.cwd,
+                                            stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_until_healthy(self) -> None:
+        """Poll /healthz until it answers, or fail with the log when the process dies or takes too long."""
+        assert self.process is not None
+        deadline = time.monotonic() + STARTUP_DEADLINE
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"frontdesk run exited with {self.process.returncode}:\n{self.log_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"frontdesk run did not become healthy:\n{self.log_text()}")
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=STARTUP_DEADLINE)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON log lines (anything else a library printed is skipped)."""
+        parsed = []
+        for line in self.log_text().splitlines():
+            try:
+                parsed.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return parsed
+
+    def get_json(self, path: str, token: str | None = None) -> tuple[int, Any]:
+        request = urllib.request.Request(self.url + path)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())

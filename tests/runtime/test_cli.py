@@ -1,0 +1,144 @@
+"""The ``frontdesk`` command line as an operator runs it: real subprocesses, real databases."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from daemon_process import base_env, frontdesk
+from frontdesk.model import QuarantinedItem, Ticket
+from frontdesk.defaults import ensure_defaults
+from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, load_settings
+from frontdesk.storage.blobs import BlobStore
+from frontdesk.storage.database import create_engine, session_factory
+from frontdesk.storage.migrate import upgrade
+from ingest.message import Envelope
+
+PG_URL = os.environ.get("FRONTDESK_TEST_PG_URL")
+
+
+def test_help_lists_every_subcommand(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = frontdesk("--help", env=base_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("run", "migrate", "quarantine", "worker", "dead-letters"):
+        assert command in result.stdout
+
+
+def test_an_unreadable_config_file_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = frontdesk("migrate", "--config", str(tmp_path / "missing.toml"), env=base_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "configuration error" in result.stderr and "missing.toml" in result.stderr
+
+
+def test_migrate_brings_a_fresh_sqlite_database_to_head(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = base_env(tmp_path)
+    assert frontdesk("migrate", "--check", env=env, cwd=tmp_path).returncode == 1
+    result = frontdesk("migrate", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "migrate.done" in result.stderr
+    assert frontdesk("migrate", "--check", env=env, cwd=tmp_path).returncode == 0
+    assert (tmp_path / "var" / "frontdesk.db").exists()
+
+
+@pytest.fixture
+def empty_postgres() -> str:
+    if not PG_URL:
+        pytest.skip("FRONTDESK_TEST_PG_URL is not set")
+    name = f"fd_cli_{uuid.uuid4().hex[:10]}"
+    admin = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def execute(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_on_postgresql_run_refuses_an_unmigrated_schema_until_migrate(tmp_path, empty_postgres) -> None:  # type: ignore[no-untyped-def]
+    env = base_env(tmp_path, FRONTDESK_DATABASE_URL=empty_postgres,
+                   FRONTDESK_HTTP_LISTEN="127.0.0.1:0", FRONTDESK_SMTP_LISTEN="127.0.0.1:0")
+    refused = frontdesk("run", env=env, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "frontdesk migrate" in refused.stdout + refused.stderr
+    assert frontdesk("migrate", env=env, cwd=tmp_path).returncode == 0
+    assert frontdesk("migrate", "--check", env=env, cwd=tmp_path).returncode == 0
+
+
+async def _quarantine_one(database_url: str, blob_dir: Path) -> int:
+    """A mail the pipeline once failed on, stored as the quarantine stores it."""
+    raw = (f"From: Ada <ada@example.com>\r\nTo: {EXAMPLE_SUPPORT_ADDRESS}\r\nSubject: Replayed request\r\n"
+           "Message-ID: <replay-1@example.com>\r\n\r\nPlease help.\r\n").encode()
+    digest = await BlobStore(blob_dir).put(raw)
+    envelope = Envelope(channel="email", source="smtp", mail_from="ada@example.com",
+                        rcpt_tos=(EXAMPLE_SUPPORT_ADDRESS,), channel_key=EXAMPLE_SUPPORT_ADDRESS)
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine).begin() as session:
+            item = QuarantinedItem(channel="email", source="smtp", blob=digest, cause="store_failed",
+                                   detail="the database hiccuped", envelope=envelope.to_dict())
+            session.add(item)
+            await session.flush()
+            return item.id
+    finally:
+        await engine.dispose()
+
+
+async def _ticket_names(database_url: str) -> list[str]:
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            return list((await session.scalars(select(Ticket.name))).all())
+    finally:
+        await engine.dispose()
+
+
+def test_quarantine_list_and_replay(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = base_env(tmp_path)
+    url = asyncio.run(_installed(env))
+    item_id = asyncio.run(_quarantine_one(url, tmp_path / "var" / "blobs"))
+    listed = frontdesk("quarantine", "list", env=env, cwd=tmp_path)
+    assert listed.returncode == 0
+    assert f"{item_id}\t" in listed.stdout and "store_failed" in listed.stdout
+
+    replayed = frontdesk("quarantine", "replay", str(item_id), env=env, cwd=tmp_path)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "ticket_created" in replayed.stdout
+    assert asyncio.run(_ticket_names(url)) == ["Replayed request"]
+    after = frontdesk("quarantine", "list", env=env, cwd=tmp_path)
+    assert "the quarantine is empty" in after.stdout
+
+    missing = frontdesk("quarantine", "replay", "999", env=env, cwd=tmp_path)
+    assert missing.returncode == 1 and "no quarantined item 999" in missing.stdout
+
+
+async def _installed(env: dict[str, str]) -> str:
+    """What a first ``frontdesk run`` leaves behind: the migrated SQLite database with its defaults."""
+    settings = load_settings(environ=env)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        await ensure_defaults(session_factory(engine), settings)
+    finally:
+        await engine.dispose()
+    return settings.database_url
+
+
+def test_dead_letters_list_on_an_empty_installation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = base_env(tmp_path)
+    asyncio.run(_installed(env))
+    result = frontdesk("dead-letters", "list", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "no dead letters" in result.stdout

@@ -1,0 +1,104 @@
+"""``frontdesk run`` as a real process: zero-config start, one email in over SMTP, out over HTTP, clean SIGTERM."""
+
+from __future__ import annotations
+
+import smtplib
+from email.message import EmailMessage
+from typing import Iterator
+
+import pytest
+
+from daemon_process import DaemonProcess, base_env
+from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS
+
+OPERATOR_TOKEN = "operator-token-6f1d3c9a8b"
+SMARTHOST_PASSWORD = "smarthost-pass-0a7e55d2"
+SECRET_KEY = "reply-token-key-93b1f2"
+IMAP_PASSWORD = "imap-pass-c41e8d70"
+
+
+@pytest.fixture
+def daemon(tmp_path) -> Iterator[DaemonProcess]:  # type: ignore[no-untyped-def]
+    config = tmp_path / "frontdesk.toml"
+    # A mailbox nobody serves: the poller fails to connect, and must not log the password doing so.
+    config.write_text(
+        "[[imap.mailboxes]]\n"
+        'name = "helpdesk"\nhost = "127.0.0.1"\nport = 9\nsecurity = "none"\n'
+        f'username = "helpdesk"\npassword = "{IMAP_PASSWORD}"\npoll_interval = 3600\n'
+    )
+    env = base_env(
+        tmp_path,
+        FRONTDESK_CONFIG=str(config),
+        FRONTDESK_API_TOKEN=OPERATOR_TOKEN,
+        FRONTDESK_SECRET_KEY=SECRET_KEY,
+        FRONTDESK_SMARTHOST="127.0.0.1:9",
+        FRONTDESK_SMARTHOST_USER="relay",
+        FRONTDESK_SMARTHOST_PASSWORD=SMARTHOST_PASSWORD,
+        FRONTDESK_LOG_LEVEL="DEBUG",
+    )
+    process = DaemonProcess(cwd=tmp_path, env=env)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+def test_zero_config_daemon_turns_an_email_into_a_ticket_and_stops_cleanly(daemon, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    daemon.wait_until_healthy()
+
+    message = EmailMessage()
+    message["From"] = "Ada Lovelace <ada@example.com>"
+    message["To"] = EXAMPLE_SUPPORT_ADDRESS
+    message["Subject"] = "The printer is on fire"
+    message["Message-ID"] = "<printer-1@example.com>"
+    message.set_content("Hello,\n\nthe printer in room 4 is on fire.\n\nAda\n")
+    with smtplib.SMTP("127.0.0.1", daemon.smtp_port, timeout=30) as smtp:
+        refused = smtp.send_message(message)
+    assert refused == {}
+
+    status, listing = daemon.get_json("/api/v1/tickets", token=OPERATOR_TOKEN)
+    assert status == 200, listing
+    assert listing["total"] == 1
+    [ticket] = listing["tickets"]
+    assert ticket["name"] == "The printer is on fire"
+    assert ticket["contact"]["email"] == "ada@example.com"
+    status, detail = daemon.get_json(f"/api/v1/tickets/{ticket['id']}", token=OPERATOR_TOKEN)
+    assert [m["external_id"] for m in detail["messages"]] == ["printer-1@example.com"]
+
+    status, _ = daemon.get_json("/api/v1/tickets")
+    assert status == 401
+    status, ready = daemon.get_json("/readyz")
+    assert ready["checks"]["database"]["ready"] is True
+    assert ready["checks"]["smtp"]["ready"] is True
+
+    assert daemon.terminate() == 0
+
+    events = daemon.events()
+    names = [event["event"] for event in events]
+    assert "frontdesk.stopped" in names
+    defaults = {event["setting"]: event["value"] for event in events if event["event"] == "defaults.used"}
+    assert EXAMPLE_SUPPORT_ADDRESS in defaults["support_addresses"]
+    assert str((tmp_path / "var" / "frontdesk.db").resolve()) in defaults["database"]
+    assert (tmp_path / "var" / "frontdesk.db").exists()
+    # The one SMTP delivery and the HTTP calls each left a log line.
+    assert any(e["event"] == "http.request" and e.get("route") == "/api/v1/tickets" for e in events)
+
+    log = daemon.log_text()
+    for secret in (OPERATOR_TOKEN, SMARTHOST_PASSWORD, SECRET_KEY, IMAP_PASSWORD):
+        assert secret not in log
+
+
+def test_without_an_operator_token_the_daemon_warns(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    daemon = DaemonProcess(cwd=tmp_path, env=base_env(tmp_path))
+    daemon.start()
+    try:
+        daemon.wait_until_healthy()
+        status, body = daemon.get_json("/api/v1/tickets", token="anything")
+        assert status == 401 and body["error"]["code"] == "unauthenticated"
+        assert daemon.terminate() == 0
+    finally:
+        daemon.kill()
+    warnings = [e for e in daemon.events() if e["event"] == "api.no_operator_token"]
+    assert warnings and warnings[0]["level"] == "warning"
+    assert "FRONTDESK_API_TOKEN" in warnings[0]["message"]
