@@ -80,7 +80,7 @@ def _normalize(msg: Message, raw: bytes, *, envelope: Envelope, raw_blob: str) -
 
     first = lambda name: hdr.first(raw_items, name)  # noqa: E731
     decoded_headers = [(name, hdr.decode_value(value, where=f"header {name}", defects=defects)) for name, value in raw_items]
-    subject = hdr.first(decoded_headers, "subject")
+    subject = (hdr.first(decoded_headers, "subject") or "").strip() or None
 
     senders = hdr.addresses(first("from"), where="from", defects=defects)
     if not senders:

@@ -165,13 +165,21 @@ def candidate_codecs(label: str | None) -> list[str]:
 def _detect(data: bytes) -> tuple[str, str] | None:
     """Ask charset-normalizer; None when it has no confident answer."""
     try:
-        best = from_bytes(data[:262_144]).best()
+        results = from_bytes(data[:262_144])
+        best = results.best()
     except Exception:  # the detector must never take a message down with it
         return None
     if best is None:
         return None
+    # On short Western text the detector ties between Latin code pages and
+    # may pick cp1250 ("derničre"); windows-1252 is by far the likeliest
+    # undeclared one (the WHATWG default), so it wins every tie.
+    western = next((r for r in results if "cp1252" in r.could_be_from_charset), None)
+    if western is not None and western.chaos <= best.chaos + 0.01:
+        best = western
     try:
-        return data.decode(best.encoding), best.encoding
+        codec = "cp1252" if "cp1252" in best.could_be_from_charset else best.encoding
+        return data.decode(codec), codec
     except (UnicodeDecodeError, LookupError):
         return None
 

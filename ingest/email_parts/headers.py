@@ -107,19 +107,21 @@ def addresses(value: str | None, *, where: str, defects: list[str]) -> list[tupl
     except Exception as exc:
         defects.append(f"{where}: unparseable address list ({type(exc).__name__})")
         return []
-    found: list[tuple[str, str]] = []
+    found: dict[str, str] = {}
     for name, address in pairs:
-        address = address.strip().strip("<>").strip()
-        if "@" not in address:
-            continue
-        found.append((decode_value(name, where=where, defects=defects).strip() if name else "", address.lower()))
-    if not found and "@" in text:
-        # getaddresses gives up on some malformed lists; salvage bare addresses.
-        for match in _BARE_ID.finditer(text):
-            found.append(("", match.group(0).strip(".").lower()))
-        if found:
-            defects.append(f"{where}: malformed address list, salvaged {len(found)} address(es)")
-    return found
+        address = address.strip().strip("<>").strip().lower()
+        if "@" in address and address not in found:
+            found[address] = decode_value(name, where=where, defects=defects).strip() if name else ""
+    lowered = text.lower()
+    if "@" in text and (not found or any(address not in lowered for address in found)):
+        # getaddresses gives up on some malformed lists, or glues words onto
+        # an address ("a@b.com www.b.com"): take the addresses that are
+        # literally there instead.
+        salvaged = {m.group(0).strip(".").lower(): "" for m in _BARE_ID.finditer(text)}
+        if salvaged:
+            defects.append(f"{where}: malformed address list, salvaged {len(salvaged)} address(es)")
+            found = {address: found.get(address, "") for address in salvaged}
+    return [(name, address) for address, name in found.items()]
 
 
 def message_ids(value: str | None) -> list[str]:
