@@ -47,6 +47,10 @@ def create_worker_app(
         datadir=str(datadir),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # A killed worker's partitions move to the others after this long
+        # without heartbeats (faust's default is a minute).
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         key_serializer="raw",
         value_serializer="raw",
     )

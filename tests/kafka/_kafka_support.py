@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import email
+import email.policy
 import json
 import os
 import subprocess
 from pathlib import Path
+from typing import AsyncIterator
 
 import pytest
+from aiosmtpd.smtp import SMTP
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -115,3 +120,25 @@ async def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"timed out waiting for {what} (last: {result!r})")
         await asyncio.sleep(interval)
+
+
+class MailSink:
+    """The smarthost: an aiosmtpd handler keeping every message it accepted."""
+
+    def __init__(self) -> None:
+        self.received: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.received.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 2.0.0 queued"
+
+
+@contextlib.asynccontextmanager
+async def mail_sink() -> AsyncIterator[tuple[MailSink, int]]:
+    sink = MailSink()
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(sink, hostname="sink.test"), "127.0.0.1", 0)
+    try:
+        yield sink, server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
