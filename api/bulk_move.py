@@ -50,7 +50,11 @@ async def bulk_move(request: web.Request) -> web.Response:
             if unseen := sorted(set(ticket_ids) - {t.id for t in tickets}):
                 raise ApiError(404, "not_found", "ticket not found", ticket_ids=unseen)
         else:
-            tickets = (await session.scalars(query.where(Ticket.status_id == from_status_id).limit(MAX_TICKETS))).all()
+            tickets = (await session.scalars(
+                query.where(Ticket.status_id == from_status_id).limit(MAX_TICKETS + 1))).all()
+        # More than one request's worth: move the first MAX_TICKETS and say so; the caller repeats.
+        truncated = len(tickets) > MAX_TICKETS
+        tickets = tickets[:MAX_TICKETS]
         moved: list[int] = []
         for ticket in tickets:
             if ticket.status_id == target.id:
@@ -63,7 +67,7 @@ async def bulk_move(request: web.Request) -> web.Response:
             await move_ticket(session, ticket, target, actor=actor, reason="bulk_move")
             moved.append(ticket.id)
     return web.json_response({"status_id": target.id, "moved": moved,
-                              "unchanged": [t.id for t in tickets if t.id not in moved]})
+                              "unchanged": [t.id for t in tickets if t.id not in moved], "truncated": truncated})
 
 
 OPENAPI: dict[str, Any] = {"paths": {

@@ -28,6 +28,7 @@ from api.pipeline_rules import (
     valid_internal_name,
 )
 from api.request_body import int_field, int_list_field, json_body, path_id, text_field
+from api.stage_rules import check_required_properties
 from api.status_moves import move_ticket
 from frontdesk.events import AGENT, Actor
 from frontdesk.model import Channel, Pipeline, PipelineAccess, PipelineAutomation, Status, Team, Ticket, User
@@ -356,10 +357,17 @@ async def remove_status(session: AsyncSession, status: Status, target_raw: Any, 
             target = await session.get(Status, int(target_raw))
         except (TypeError, ValueError):
             target = None
-        if target is None or target.id == status.id:
-            raise ApiError(422, "target_status_invalid", "target_status_id must name another existing status")
+        if target is None or target.id == status.id or target.pipeline_id != status.pipeline_id:
+            raise ApiError(422, "target_status_invalid",
+                           "target_status_id must name another status of the same pipeline")
         tickets = (await session.scalars(select(Ticket).where(Ticket.status_id == status.id))).all()
         for ticket in tickets:
+            # Like a bulk move, which is what this is: the target's required properties apply.
+            try:
+                await check_required_properties(session, ticket, target.id, actor_kind=actor.kind)
+            except ApiError as error:
+                error.details["ticket_id"] = ticket.id
+                raise
             await move_ticket(session, ticket, target, actor=actor, reason="status_deleted")
         await session.flush()
     await session.execute(delete(Status).where(Status.id == status.id))

@@ -22,7 +22,7 @@ from api.property_registry import BUILT_IN
 from api.request_body import int_field, json_body, text_field
 from api.stage_rules import check_required_properties, validate_custom_values, validate_value
 from frontdesk.events import AGENT, TICKET_CREATED, Actor, DomainEvent
-from frontdesk.model import Company, Contact, Pipeline, Status, Team, Ticket, User, utcnow
+from frontdesk.model import Company, Contact, Pipeline, Status, Team, Ticket, TicketParticipant, User, utcnow
 from frontdesk.outbox import record_event
 
 routes = web.RouteTableDef()
@@ -83,6 +83,21 @@ async def _contact(session: AsyncSession, spec: Any) -> Contact | None:
     return contact
 
 
+async def _contacts(session: AsyncSession, body: dict[str, Any]) -> list[Contact]:
+    """``contact`` (one) or ``contacts`` (several; the first is the ticket's main contact)."""
+    if "contact" in body and "contacts" in body:
+        raise ApiError(422, "field_invalid", "give either 'contact' or 'contacts'", field="contacts")
+    specs = body.get("contacts") if "contacts" in body else [body.get("contact")]
+    if not isinstance(specs, list):
+        raise ApiError(422, "field_invalid", "'contacts' must be a list", field="contacts")
+    found: list[Contact] = []
+    for spec in specs:
+        contact = await _contact(session, spec)
+        if contact is not None and contact not in found:
+            found.append(contact)
+    return found
+
+
 async def _company(session: AsyncSession, spec: Any, contact: Contact | None) -> Company | None:
     if spec is None:
         if contact is not None and contact.company_id is not None:
@@ -133,7 +148,8 @@ async def create_ticket(request: web.Request) -> web.Response:
         values = await _built_in_values(session, principal, body)
         custom = await validate_custom_values(session, body.get("properties") or {})
         await check_required_properties(session, {**values, **custom}, status.id, actor_kind=AGENT)
-        contact = await _contact(session, body.get("contact"))
+        contacts = await _contacts(session, body)
+        contact = contacts[0] if contacts else None
         company = await _company(session, body.get("company"), contact)
         now = utcnow()
         ticket = Ticket(
@@ -143,6 +159,9 @@ async def create_ticket(request: web.Request) -> web.Response:
         )
         session.add(ticket)
         await session.flush()
+        # Associated contacts take part in the ticket: their replies quoting [#id] are trusted.
+        addresses = sorted({c.email for c in contacts if c.email})
+        session.add_all([TicketParticipant(ticket_id=ticket.id, address=a) for a in addresses])
         record_event(session, DomainEvent(
             type=TICKET_CREATED, ticket_id=ticket.id,
             actor=Actor(AGENT, None if principal.user_id is None else str(principal.user_id)),
@@ -150,6 +169,7 @@ async def create_ticket(request: web.Request) -> web.Response:
                      "source": MANUAL_SOURCE, "contact_id": ticket.contact_id},
         ))
         result = snapshot(ticket, TICKET_FIELDS)
+        result["contact_ids"] = [c.id for c in contacts]
         result["status"] = {"id": status.id, "internal_name": status.internal_name, "label": status.label,
                             "state": "closed" if status.is_closed else "open"}
         result["pipeline"] = {"id": pipeline.id, "internal_name": pipeline.internal_name, "name": pipeline.name}
@@ -176,6 +196,8 @@ OPENAPI: dict[str, Any] = {"paths": {
                     "team_id": {"type": "integer"},
                     "properties": {"type": "object", "description": "custom property values by name"},
                     "contact": {"type": "object", "description": "{id} or {email, first_name, last_name, phone}"},
+                    "contacts": {"type": "array", "items": {"type": "object"},
+                                 "description": "several contacts instead of 'contact'; the first is the main one"},
                     "company": {"type": "object", "description": "{id} or {name, domain}"},
                 }}}}},
             "responses": {"201": {"description": "the ticket"}, "404": _ERR, "422": _ERR},

@@ -98,3 +98,17 @@ async def test_stage_properties_need_the_permission(api):
     code, body = await api.put(f"/api/v1/statuses/{support['statuses'][0]['id']}/properties",
                                {"properties": []}, token=agent)
     assert code == 403 and body["error"]["code"] == "edit_property_settings_required"
+
+
+async def test_required_property_when_a_deleted_status_moves_its_tickets(api):
+    support, closed = await _setup(api)
+    await api.ok("POST", f"/api/v1/pipelines/{support['id']}/statuses", {"label": "Cancelled", "state": "closed"},
+                 expect=201)
+    cancelled = status_named(await support_pipeline(api), "cancelled")
+    ticket = await api.ok("POST", "/api/v1/tickets", {"name": "T", "pipeline": "support", "status": "cancelled"},
+                          expect=201)
+    code, error = await api.delete(f"/api/v1/pipelines/{support['id']}/statuses/{cancelled['id']}",
+                                   params={"target_status_id": closed["id"]})
+    assert code == 422 and error["error"]["code"] == "required_properties_missing"
+    assert error["error"]["ticket_id"] == ticket["id"]
+    assert status_named(await support_pipeline(api), "cancelled")  # still there

@@ -1,0 +1,46 @@
+"""Manual ticket creation: what it requires, what it associates, and the event it emits."""
+
+from sqlalchemy import select
+
+from admin_client import support_pipeline
+from frontdesk.model import Contact, OutboxEvent, TicketParticipant
+
+
+async def test_name_pipeline_and_status_are_required(api):
+    support = await support_pipeline(api)
+    for body, field in (({"pipeline": "support", "status": "new"}, "name"),
+                        ({"name": "x", "status": "new"}, "pipeline_id"),
+                        ({"name": "x", "pipeline": "support"}, "status_id")):
+        code, error = await api.post("/api/v1/tickets", body)
+        assert code == 422 and error["error"]["code"] == "field_required" and error["error"]["field"] == field
+    other = await api.ok("POST", "/api/v1/pipelines", {"name": "Other"}, expect=201)
+    code, error = await api.post("/api/v1/tickets", {"name": "x", "pipeline_id": support["id"],
+                                                     "status_id": other["statuses"][0]["id"]})
+    assert code == 422 and error["error"]["code"] == "status_not_in_pipeline"
+    code, error = await api.post("/api/v1/tickets", {"name": "x", "pipeline": "support", "status": "new",
+                                                     "priority": "whenever"})
+    assert code == 422 and error["error"]["code"] == "property_value_invalid" and error["error"]["property"] == "priority"
+    code, error = await api.post("/api/v1/tickets", {"name": "x", "pipeline": "support", "status": "new",
+                                                     "properties": {"created_at": "2020-01-01"}})
+    assert code == 422 and error["error"]["code"] == "unknown_property"
+
+
+async def test_existing_and_new_contacts_and_companies(api, sessions):
+    first = await api.ok("POST", "/api/v1/tickets", {"name": "A", "pipeline": "support", "status": "new",
+                                                     "contact": {"email": "kim@client.test", "first_name": "Kim"},
+                                                     "company": {"name": "Client", "domain": "client.test"}},
+                         expect=201)
+    second = await api.ok("POST", "/api/v1/tickets", {
+        "name": "B", "pipeline": "support", "status": "new", "company": {"id": first["company_id"]},
+        "contacts": [{"id": first["contact_id"]}, {"email": "lee@client.test"}, {"email": "KIM@client.test"}]},
+        expect=201)
+    assert second["contact_id"] == first["contact_id"] and second["company_id"] == first["company_id"]
+    assert len(second["contact_ids"]) == 2
+    async with sessions() as session:
+        assert await session.scalar(select(Contact.id).where(Contact.email == "lee@client.test")) is not None
+        participants = set((await session.scalars(select(TicketParticipant.address)
+                                                  .where(TicketParticipant.ticket_id == second["id"]))).all())
+        event = await session.scalar(select(OutboxEvent).where(OutboxEvent.ticket_id == second["id"]))
+    assert participants == {"kim@client.test", "lee@client.test"}
+    assert event.type == "ticket.created" and event.body["actor"]["kind"] == "agent"
+    assert event.body["payload"]["source"] == "manual"
