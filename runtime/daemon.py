@@ -1,16 +1,19 @@
 """``frontdesk run``: the ingestion daemon, wired from its parts and shut down gracefully.
 
-Start-up order: storage (migrations where allowed, defaults), one shared
-:class:`ingest.context.IngestContext`, automation (embedded runner or the
-Kafka outbox relay), then the edges: SMTP, IMAP pollers, HTTP with the
-webhook sub-app.  Shutdown runs the other way: stop accepting SMTP and HTTP
-(in-flight requests finish within the grace period), stop the pollers and
-automation, dispose the engine.
+Start-up order: configuration checks, storage (migrations where allowed,
+defaults), one shared :class:`ingest.context.IngestContext`, the outbound
+delivery loop and automation (the embedded runner, or the outbox relay that
+feeds the Kafka worker), then the edges: SMTP, IMAP pollers, HTTP with the
+webhook sub-app.  Every commit on any edge wakes the runners through
+``IngestContext.on_commit``.  Shutdown runs the other way: stop accepting
+SMTP and HTTP (in-flight work finishes within the grace period), stop the
+pollers, automation and deliveries, dispose the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -21,14 +24,26 @@ from aiohttp import web
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import outbound.email.deliver  # noqa: F401  (registers the email deliverer)
 from api.app import AppExtras, Readiness, create_app
+from api.replies import AFTER_COMMIT
+from automation.embedded import EmbeddedAutomation
+from automation.kafka_config import KafkaTopics
+from automation.relay import OutboxRelay
+from automation.services import AutomationServices
+from channels.imap import IDLE, POLLING, SYNCING, ImapPollers
 from channels.smtp import SmtpChannel
+from channels.webhooks.app import create_webhook_app, openapi_paths
+from channels.webhooks.config import WebhookConfig, parse_webhook_config
+from channels.webhooks.deliverers import register_webhook_deliverers
 from frontdesk.defaults import ensure_defaults
-from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, Settings
+from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, ConfigError, Settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import create_engine, session_factory
 from frontdesk.storage.migrate import current_revision, head_revision, upgrade
 from ingest.context import IngestContext
+from outbound.deliveries import DeliveryLoop
+from outbound.polling import PollingLoop
 
 log = structlog.get_logger("frontdesk.daemon")
 
@@ -88,11 +103,15 @@ class Daemon:
     smtp: SmtpChannel | None = None
     http: web.AppRunner | None = None
     http_port: int | None = None
+    imap: ImapPollers | None = None  # when mailboxes are configured
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
     # Background parts with an ``async stop()``, stopped in reverse order.
     _stoppables: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     async def start(self) -> None:
         settings = self.settings
+        # Parsed first: a mistake in the channel tables should stop us before anything listens.
+        self.webhooks = parse_webhook_config(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         log.info("frontdesk.starting", data_dir=str(settings.data_dir.resolve()),
                  database=redacted_url(settings.database_url),
@@ -117,32 +136,52 @@ class Daemon:
         except OSError as error:
             raise StartupError(f"cannot listen for SMTP on {settings.smtp.host}:{settings.smtp.port}: "
                                f"{error.strerror or error}") from error
+        await self._start_imap()
         await self._start_http()
         log.info("frontdesk.ready", smtp=f"{settings.smtp.host}:{self.smtp.port}",
                  http=f"{settings.http.host}:{self.http_port}",
                  support_addresses=[a.address for a in settings.support_addresses])
 
     async def _start_automation(self) -> None:
+        """Outbound deliveries always; automation in-process, or the relay that feeds the Kafka worker."""
         assert self.ctx is not None
-        if self.settings.embedded:
-            # TODO(automation): start automation.embedded's in-process runner here once it lands.
-            log.warning("automation.embedded_runner_missing",
-                        message="status triggers and actions are not run by this build")
+        ctx, settings = self.ctx, self.settings
+        register_webhook_deliverers(self.webhooks, ctx.sessions)
+        deliveries = DeliveryLoop(settings, ctx.sessions, ctx.blobs)
+        await self._run_loop(deliveries)
+        if settings.embedded:
+            automation = EmbeddedAutomation(
+                AutomationServices(settings=settings, sessions=ctx.sessions, blobs=ctx.blobs, outbound=deliveries))
+            await self._run_loop(automation)
+            ctx.on_commit.append(automation.wake_async)
+            log.info("automation.embedded_started")
+        else:
+            assert settings.kafka_bootstrap is not None
+            topics = KafkaTopics.from_environ(settings.kafka_bootstrap)
+            relay = OutboxRelay(ctx.sessions, settings.kafka_bootstrap, topic=topics.events)
+            relay.start()
+            self._stoppables.append(relay.stop)
+
+            async def wake_relay() -> None:
+                relay.wake()
+
+            ctx.on_commit.append(wake_relay)
+            log.info("automation.outbox_relay_started", topic=topics.events)
+        ctx.on_commit.append(deliveries.wake_async)
+
+    async def _run_loop(self, loop: PollingLoop) -> None:
+        await loop.start()
+        self._stoppables.append(loop.stop)
+
+    async def _start_imap(self) -> None:
+        if not self.settings.imap_mailboxes:
             return
-        from automation.kafka_config import KafkaTopics
-        from automation.relay import OutboxRelay
-
-        assert self.settings.kafka_bootstrap is not None
-        topics = KafkaTopics.from_environ(self.settings.kafka_bootstrap)
-        relay = OutboxRelay(self.ctx.sessions, self.settings.kafka_bootstrap, topic=topics.events)
-        relay.start()
-
-        async def wake() -> None:
-            relay.wake()
-
-        self.ctx.on_commit.append(wake)
-        self._stoppables.append(relay.stop)
-        log.info("automation.outbox_relay_started", topic=topics.events)
+        assert self.ctx is not None
+        self.imap = ImapPollers(self.ctx, self.settings.imap_mailboxes)
+        await self.imap.start()
+        imap = self.imap
+        self._stoppables.append(lambda: imap.stop(self.grace))
+        log.info("imap.started", mailboxes=[m.name for m in self.settings.imap_mailboxes])
 
     def _readiness(self) -> dict[str, Callable[[], Readiness]]:
         def smtp() -> Readiness:
@@ -153,12 +192,29 @@ class Daemon:
             except (AssertionError, RuntimeError):
                 return Readiness(False, {"listening": None})
 
-        return {"smtp": smtp}
+        checks: dict[str, Callable[[], Readiness]] = {"smtp": smtp}
+        for mailbox in self.settings.imap_mailboxes:
+            checks[f"imap:{mailbox.name}"] = functools.partial(self._mailbox_readiness, mailbox.name)
+        return checks
+
+    def _mailbox_readiness(self, name: str) -> Readiness:
+        state = self.imap.states.get(name) if self.imap is not None else None
+        if state is None:
+            return Readiness(False, {"state": "not_started"})
+        detail = {key: value for key, value in state.to_dict().items()
+                  if key in ("state", "folder", "last_error", "last_error_at", "last_sync_at", "consecutive_failures")}
+        return Readiness(state.state in (SYNCING, IDLE, POLLING), detail)
 
     async def _start_http(self) -> None:
         assert self.ctx is not None
-        extras = AppExtras(readiness=self._readiness())
+        extras = AppExtras(
+            subapps=[("/webhooks/", create_webhook_app(self.ctx, self.webhooks))],
+            openapi=[openapi_paths()],
+            readiness=self._readiness(),
+        )
         app = create_app(self.settings, self.ctx.sessions, self.ctx.blobs, extra=extras)
+        # Agent replies and ticket updates wake the same runners as ingest does.
+        app[AFTER_COMMIT] = self.ctx.on_commit
         # aiohttp's own access log is off: request_context_middleware writes a structured one.
         self.http = web.AppRunner(app, access_log=None, shutdown_timeout=self.grace)
         await self.http.setup()
@@ -206,7 +262,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         cleanup.push_async_callback(daemon.stop)
         try:
             await daemon.start()
-        except StartupError as error:
+        except (StartupError, ConfigError) as error:
             log.error("frontdesk.cannot_start", reason=str(error))
             return EXIT_CONFIG
         await stop.wait()

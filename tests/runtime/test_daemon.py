@@ -71,6 +71,10 @@ def test_zero_config_daemon_turns_an_email_into_a_ticket_and_stops_cleanly(daemo
     status, ready = daemon.get_json("/readyz")
     assert ready["checks"]["database"]["ready"] is True
     assert ready["checks"]["smtp"]["ready"] is True
+    # Nothing serves the configured mailbox, so the daemon is up but not ready, and says why.
+    assert status == 503
+    assert ready["checks"]["imap:helpdesk"]["ready"] is False
+    assert ready["checks"]["imap:helpdesk"]["state"] in ("starting", "connecting", "backoff")
 
     assert daemon.terminate() == 0
 
