@@ -53,12 +53,6 @@ def dialect_insert(session: AsyncSession, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-async def _company_for_domain(session: AsyncSession, address: str) -> int | None:
-    """An existing company whose domain is the address's domain; we never invent companies from mail."""
-    domain = address.rpartition("@")[2]
-    return await session.scalar(select(Company.id).where(Company.domain == domain).order_by(Company.id).limit(1))
-
-
 async def find_or_create_by_email(
     session: AsyncSession,
     address: str,
@@ -77,15 +71,20 @@ async def find_or_create_by_email(
     contact = await session.scalar(select(Contact).where(Contact.email == address))
     if contact is None:
         if company_id is None:
-            company_id = await _company_for_domain(session, address)
-        await session.execute(
+            # Company by domain, only when one is already on file: we never invent companies from mail.
+            domain = address.rpartition("@")[2]
+            company_id = (select(Company.id).where(Company.domain == domain)  # type: ignore[assignment]
+                          .order_by(Company.id).limit(1).scalar_subquery())
+        contact = await session.scalar(
             dialect_insert(session, Contact)
             .values(email=address, first_name=first_name, last_name=last_name, phone=phone,
                     company_id=company_id, is_marketing_contact=False)
             .on_conflict_do_nothing(index_elements=["email"])
+            .returning(Contact)
         )
-        contact = await session.scalar(select(Contact).where(Contact.email == address))
-        assert contact is not None
+        if contact is None:  # a concurrent message from the same new sender created it first
+            contact = await session.scalar(select(Contact).where(Contact.email == address))
+            assert contact is not None
         return contact
     if first_name and not contact.first_name:
         contact.first_name = first_name

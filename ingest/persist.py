@@ -115,9 +115,12 @@ async def add_participants(session: AsyncSession, ticket_id: int, addresses: Ite
 
 
 async def _store_attachments(session: AsyncSession, blobs: BlobStore, message_id: int,
-                             message: InboundMessage) -> None:
-    for part in message.attachments:
-        digest = await blobs.put(part.data) if part.data is not None else None
+                             message: InboundMessage, digests: list[str | None] | None) -> None:
+    for index, part in enumerate(message.attachments):
+        if digests is not None:
+            digest = digests[index]
+        else:
+            digest = await blobs.put(part.data) if part.data is not None else None
         session.add(Attachment(
             message_id=message_id,
             filename=clean_text(part.filename, 500),
@@ -178,8 +181,13 @@ async def persist_message(
     contact: Contact | None,
     match: ThreadMatch,
     own_addresses: set[str],
+    attachment_blobs: list[str | None] | None = None,
 ) -> Persisted:
-    """Write the message where ``match`` says, creating the ticket and conversation it needs."""
+    """Write the message where ``match`` says, creating the ticket and conversation it needs.
+
+    ``attachment_blobs`` are the digests of attachments already in the
+    blob store, in order; without them the bytes are stored here.
+    """
     screened = message.screening != ACCEPTED
     ticket = await session.get(Ticket, match.ticket_id) if match.ticket_id is not None else None
     conversation = await session.get(Conversation, match.conversation_id) if match.conversation_id else None
@@ -226,7 +234,7 @@ async def persist_message(
     row = _message_row(message, channel, match, ticket, conversation)
     session.add(row)
     await session.flush()
-    await _store_attachments(session, blobs, row.id, message)
+    await _store_attachments(session, blobs, row.id, message, attachment_blobs)
     if ticket is not None and not screened:
         await add_participants(session, ticket.id, [message.sender_address, *message.to, *message.cc],
                                exclude=own_addresses)

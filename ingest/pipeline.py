@@ -51,7 +51,7 @@ class Ingest:
     """What the stages of one run share (Mailman's ``msgdata``)."""
 
     ctx: IngestContext
-    session: AsyncSession
+    session: AsyncSession | None
     envelope: Envelope
     raw: bytes | None
     raw_blob: str
@@ -59,7 +59,14 @@ class Ingest:
     channel: Channel | None = None
     contact: Contact | None = None
     match: threading.ThreadMatch | None = None
+    attachment_blobs: list[str | None] | None = None
+    email_channels: list[Channel] = field(default_factory=list)
     outcome: IngestOutcome | None = None
+
+    @property
+    def db(self) -> AsyncSession:
+        assert self.session is not None, "a database stage ran outside the transaction"
+        return self.session
 
     @property
     def inbound(self) -> InboundMessage:
@@ -87,8 +94,12 @@ async def screen(state: Ingest) -> None:
     state.message = screen_message(state.inbound, state.ctx.settings)
 
 
-def _own_addresses(channels: list[Channel]) -> set[str]:
-    return {c.key.lower() for c in channels if c.kind == EMAIL}
+async def store_attachments(state: Ingest) -> None:
+    """Attachment bytes to the blob store, before the transaction, so it holds no lock while fsyncing."""
+    state.attachment_blobs = [
+        await state.ctx.blobs.put(part.data) if part.data is not None else None
+        for part in state.inbound.attachments
+    ]
 
 
 async def resolve_email_channel(state: Ingest) -> None:
@@ -98,8 +109,8 @@ async def resolve_email_channel(state: Ingest) -> None:
     envelope recipient; the To / Cc headers are the last resort.
     """
     message = state.inbound
-    channels = {c.key.lower(): c for c in (await state.session.scalars(
-        select(Channel).where(Channel.kind == EMAIL))).all()}
+    state.email_channels = list((await state.db.scalars(select(Channel).where(Channel.kind == EMAIL))).all())
+    channels = {c.key.lower(): c for c in state.email_channels}
     tried = [state.envelope.channel_key, message.channel_key, *state.envelope.rcpt_tos, *message.to, *message.cc]
     for value in tried:
         address = contacts.normalize_address(value)
@@ -113,7 +124,7 @@ async def resolve_email_channel(state: Ingest) -> None:
 async def resolve_message_channel(state: Ingest) -> None:
     """Webhook channels name themselves: (kind, key) such as (messenger, page id)."""
     message = state.inbound
-    state.channel = await state.session.scalar(
+    state.channel = await state.db.scalar(
         select(Channel).where(Channel.kind == message.channel, Channel.key == (message.channel_key or "")))
     if state.channel is None:
         raise QuarantineMessage("unknown_channel", f"no {message.channel} channel {message.channel_key!r}")
@@ -136,7 +147,7 @@ async def reject_duplicate(state: Ingest) -> None:
         # One webhook body can carry several messages without ids: only
         # the provider's message id can tell a redelivery apart.
         return
-    first = (await state.session.execute(query.order_by(Message.id).limit(1))).first()
+    first = (await state.db.execute(query.order_by(Message.id).limit(1))).first()
     if first is not None:
         raise FinalOutcome(IngestOutcome("duplicate", first.ticket_id, first.id, reason="same Message-ID and content"))
 
@@ -144,36 +155,39 @@ async def reject_duplicate(state: Ingest) -> None:
 async def identify_email_contact(state: Ingest) -> None:
     """Find or create the sender as a contact; screened mail (MAILER-DAEMON, vacation) creates none."""
     if state.inbound.screening == ACCEPTED:
-        state.contact = await contacts.identify_email_sender(state.session, state.inbound)
+        state.contact = await contacts.identify_email_sender(state.db, state.inbound)
 
 
 async def identify_channel_contact(state: Ingest) -> None:
     assert state.channel is not None
     if state.inbound.screening == ACCEPTED:
-        state.contact = await contacts.identify_channel_sender(state.session, state.inbound, state.channel.id)
+        state.contact = await contacts.identify_channel_sender(state.db, state.inbound, state.channel.id)
 
 
 async def thread_email(state: Ingest) -> None:
     if state.inbound.screening != ACCEPTED:
-        state.match = await threading.link_screened(state.session, state.inbound, state.ctx.secret_key)
+        state.match = await threading.link_screened(state.db, state.inbound, state.ctx.secret_key)
     else:
-        state.match = await threading.thread_email(state.session, state.inbound, state.ctx.secret_key)
+        state.match = await threading.thread_email(state.db, state.inbound, state.ctx.secret_key)
 
 
 async def thread_conversation(state: Ingest) -> None:
     assert state.channel is not None
-    state.match = await threading.thread_by_key(state.session, state.inbound, state.channel.id)
+    state.match = await threading.thread_by_key(state.db, state.inbound, state.channel.id)
 
 
 async def store(state: Ingest) -> None:
     """One transaction (the runner's): conversation, ticket, message, attachments, participants, events."""
     assert state.channel is not None and state.match is not None
-    own = _own_addresses(list((await state.session.scalars(select(Channel).where(Channel.kind == EMAIL))).all()))
+    if not state.email_channels:
+        state.email_channels = list((await state.db.scalars(select(Channel).where(Channel.kind == EMAIL))).all())
+    own = {c.key.lower() for c in state.email_channels}
     stored = await persist.persist_message(
-        state.session, state.ctx.blobs, state.inbound,
+        state.db, state.ctx.blobs, state.inbound,
         channel=state.channel, contact=state.contact, match=state.match, own_addresses=own,
+        attachment_blobs=state.attachment_blobs,
     )
-    persist.record_ingest_events(state.session, state.inbound, stored)
+    persist.record_ingest_events(state.db, state.inbound, stored)
     state.outcome = persist.outcome_for(stored, state.match, state.inbound)
 
 
@@ -182,13 +196,14 @@ async def store(state: Ingest) -> None:
 # Every stage by name; pipelines list names, so adding a step is one
 # function here and one name in a tuple.
 STAGES: dict[str, Stage] = {stage.__name__: stage for stage in (
-    parse, screen, resolve_email_channel, resolve_message_channel, reject_duplicate,
+    parse, screen, store_attachments, resolve_email_channel, resolve_message_channel, reject_duplicate,
     identify_email_contact, identify_channel_contact, thread_email, thread_conversation, store,
 )}
 
 EMAIL_PIPELINE: tuple[str, ...] = (
     "parse",
     "screen",
+    "store_attachments",
     "resolve_email_channel",
     "reject_duplicate",
     "identify_email_contact",
@@ -198,6 +213,7 @@ EMAIL_PIPELINE: tuple[str, ...] = (
 
 # Messenger, chat and forms arrive already normalized by their channel.
 MESSAGE_PIPELINE: tuple[str, ...] = (
+    "store_attachments",
     "resolve_message_channel",
     "reject_duplicate",
     "identify_channel_contact",
@@ -206,6 +222,11 @@ MESSAGE_PIPELINE: tuple[str, ...] = (
 )
 
 PIPELINES: dict[str, tuple[str, ...]] = {"email": EMAIL_PIPELINE, "message": MESSAGE_PIPELINE}
+
+# Stages that touch no database run before the transaction opens, so a
+# slow parse or an fsync never holds it (or SQLite's single writer) open.
+# They lead their pipeline; every later stage runs inside the transaction.
+BEFORE_TRANSACTION = frozenset({"parse", "screen", "store_attachments"})
 
 
 # -- the runner ---------------------------------------------------------------
@@ -246,18 +267,25 @@ async def run_pipeline(
 ) -> IngestOutcome:
     """Run the named pipeline in one transaction; the single place final outcomes and failures are handled."""
     stage_name = "begin"
+    stages = PIPELINES[pipeline]
+    leading = 0
+    while leading < len(stages) and stages[leading] in BEFORE_TRANSACTION:
+        leading += 1
     try:
-        async with _writer_turn(ctx):
-            async with ctx.sessions() as session:
-                async with session.begin():
-                    state = Ingest(ctx, session, envelope, raw, raw_blob, message=message)
-                    try:
-                        for stage_name in PIPELINES[pipeline]:
+        state = Ingest(ctx, None, envelope, raw, raw_blob, message=message)
+        try:
+            for stage_name in stages[:leading]:
+                await STAGES[stage_name](state)
+            async with _writer_turn(ctx):
+                async with ctx.sessions() as session:
+                    async with session.begin():
+                        state.session = session
+                        for stage_name in stages[leading:]:
                             await STAGES[stage_name](state)
                         stage_name = "commit"
-                        outcome = state.outcome or IngestOutcome("quarantined", reason="no outcome")
-                    except FinalOutcome as final:
-                        outcome = final.outcome
+            outcome = state.outcome or IngestOutcome("quarantined", reason="no outcome")
+        except FinalOutcome as final:
+            outcome = final.outcome
     except QuarantineMessage as error:
         cause, detail = error.cause, error.detail
     except Exception as error:  # noqa: BLE001 - the one place every failure is sorted out
