@@ -27,7 +27,7 @@ PG_URL = os.environ.get("FRONTDESK_TEST_PG_URL")
 def test_help_lists_every_subcommand(tmp_path) -> None:  # type: ignore[no-untyped-def]
     result = frontdesk("--help", env=base_env(tmp_path), cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("run", "migrate", "quarantine", "worker", "dead-letters"):
+    for command in ("run", "migrate", "quarantine", "worker", "dead-letters", "config"):
         assert command in result.stdout
 
 
@@ -142,3 +142,25 @@ def test_dead_letters_list_on_an_empty_installation(tmp_path) -> None:  # type: 
     result = frontdesk("dead-letters", "list", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "no dead letters" in result.stdout
+
+
+def test_config_export_then_apply_changes_nothing_and_bad_files_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = base_env(tmp_path)
+    asyncio.run(_installed(env))
+    exported = frontdesk("config", "export", "-o", str(tmp_path / "admin.yaml"), env=env, cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    text = (tmp_path / "admin.yaml").read_text()
+    assert "support" in text and "waiting_on_contact" in text
+
+    (tmp_path / "admin.yaml").write_text(text.replace("Waiting on contact", "Waiting on the customer"))
+    dry = frontdesk("config", "apply", str(tmp_path / "admin.yaml"), "--dry-run", env=env, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "+" in dry.stdout and "Waiting on the customer" in dry.stdout
+    applied = frontdesk("config", "apply", str(tmp_path / "admin.yaml"), env=env, cwd=tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    again = frontdesk("config", "apply", str(tmp_path / "admin.yaml"), env=env, cwd=tmp_path)
+    assert again.returncode == 0 and "no changes" in again.stdout
+
+    (tmp_path / "broken.yaml").write_text("- just a list\n")
+    refused = frontdesk("config", "apply", str(tmp_path / "broken.yaml"), env=env, cwd=tmp_path)
+    assert refused.returncode == 1 and "file_unreadable" in refused.stderr
