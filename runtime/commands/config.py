@@ -1,7 +1,9 @@
-"""``frontdesk config export | apply FILE``: the admin configuration as one declarative file.
+"""``frontdesk config export [-o FILE] [--format yaml|toml]`` and ``frontdesk config apply FILE [--dry-run]``.
 
-The work is :mod:`runtime.config_cli`'s; this module only reads the
-command line and prints.
+Export writes pipelines, statuses, stage properties, automation, templates,
+custom properties, users and teams (never tokens or secrets).  Apply shows
+the difference first, then makes the database match the file, or changes
+nothing and names the broken rule.
 """
 
 from __future__ import annotations
@@ -13,63 +15,56 @@ from pathlib import Path
 
 from frontdesk.settings import Settings
 from frontdesk.storage.database import create_engine, session_factory
+from runtime.config_cli import ConfigApplyError, apply_config, dump_config, export_config, format_for, load_config
 
 NAME = "config"
-HELP = "export the admin configuration to YAML/TOML, or apply such a file"
+HELP = "export or apply the declarative admin configuration (YAML or TOML)"
 
 EXIT_REFUSED = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    export = actions.add_parser("export", help="write the current configuration")
-    export.add_argument("-o", "--output", type=Path, help="file to write (.yaml, .yml or .toml); default stdout")
-    export.add_argument("--format", choices=("yaml", "toml"), help="format for stdout (default yaml)")
-    apply = actions.add_parser("apply", help="make the installation match a file (all or nothing)")
-    apply.add_argument("file", type=Path)
-    apply.add_argument("--dry-run", action="store_true", help="show the difference, change nothing")
+    export = actions.add_parser("export", help="write the configuration to a file or stdout")
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument("--format", choices=("yaml", "toml"), help="default: from the file suffix, else yaml")
+    apply = actions.add_parser("apply", help="make the database match FILE; shows the diff first")
+    apply.add_argument("file", type=Path, metavar="FILE")
+    apply.add_argument("--dry-run", action="store_true", help="only show what would change")
 
 
 async def _export(settings: Settings, args: argparse.Namespace) -> int:
-    from runtime.config_cli import dump_config, export_config, format_for
-
     engine = create_engine(settings.database_url)
     try:
         async with session_factory(engine)() as session:
-            document = await export_config(session)
+            doc = await export_config(session)
     finally:
         await engine.dispose()
     fmt = args.format or (format_for(args.output) if args.output else "yaml")
-    text = dump_config(document, fmt)
+    text = dump_config(doc, fmt)
     if args.output:
         args.output.write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
 
 
 async def _apply(settings: Settings, args: argparse.Namespace) -> int:
-    from runtime.config_cli import ConfigApplyError, apply_config, load_config
-
     engine = create_engine(settings.database_url)
     try:
-        document = load_config(args.file)
-        result = await apply_config(session_factory(engine), document, max_pipelines=settings.max_pipelines,
-                                    dry_run=args.dry_run)
+        result = await apply_config(session_factory(engine), load_config(args.file),
+                                    max_pipelines=settings.max_pipelines, dry_run=args.dry_run,
+                                    actor=f"frontdesk config apply {args.file.name}")
     except ConfigApplyError as error:
-        print(f"refused, nothing changed: {error}", file=sys.stderr)
-        return EXIT_REFUSED
-    except OSError as error:
-        print(f"cannot read {args.file}: {error.strerror or error}", file=sys.stderr)
+        print(f"frontdesk config apply: refused, nothing changed: {error}", file=sys.stderr)
         return EXIT_REFUSED
     finally:
         await engine.dispose()
     if not result.changed:
-        print("no changes: the installation already matches the file")
+        print("no changes: the database already matches the file")
         return 0
     sys.stdout.write(result.diff)
-    print("dry run: nothing changed" if args.dry_run else "applied", file=sys.stderr)
+    print("dry run: nothing changed" if args.dry_run else "applied")
     return 0
 
 
