@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -164,3 +165,34 @@ def test_config_export_then_apply_changes_nothing_and_bad_files_are_refused(tmp_
     (tmp_path / "broken.yaml").write_text("- just a list\n")
     refused = frontdesk("config", "apply", str(tmp_path / "broken.yaml"), env=env, cwd=tmp_path)
     assert refused.returncode == 1 and "file_unreadable" in refused.stderr
+
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "frontdesk.example.toml"
+
+
+def test_the_example_config_states_the_true_defaults(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {"FRONTDESK_DATA_DIR": str(tmp_path / "var")}
+    documented, built_in = load_settings(EXAMPLE_CONFIG, environ=env), load_settings(environ=env)
+    for name in ("data_dir", "database_url", "auto_migrate", "smtp", "http", "support_addresses", "imap_mailboxes",
+                 "smarthost", "from_address", "kafka_bootstrap", "max_pipelines", "log_level", "log_format"):
+        assert getattr(documented, name) == getattr(built_in, name), name
+
+
+def test_every_optional_setting_in_the_example_config_parses(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from channels.webhooks.config import parse_webhook_config
+
+    # "# key = value" and "# [table]" lines are the optional settings; prose comments are neither.
+    text = re.sub(r"(?m)^# (?=\[|[a-z_]+ = )", "", EXAMPLE_CONFIG.read_text())
+    everything = tmp_path / "everything.toml"
+    everything.write_text(text)
+    settings = load_settings(everything, environ={})
+    assert settings.database_url.startswith("postgresql+asyncpg://")
+    assert settings.api_token and settings.smarthost and settings.smarthost.password
+    assert settings.kafka_bootstrap and settings.smtp.tls_cert
+    assert [a.address for a in settings.support_addresses] == ["support@example.test", "billing@example.test"]
+    assert [m.name for m in settings.imap_mailboxes] == ["helpdesk"]
+    webhooks = parse_webhook_config(settings)
+    assert [p.page_id for p in webhooks.messenger] == ["123456789012345"]
+    assert [c.slug for c in webhooks.chat] == ["website-chat"]
+    [form] = webhooks.forms
+    assert form.fields["order"] == "ticket.custom.order_number" and form.rate_limit is not None
