@@ -10,6 +10,7 @@ limited (forms), 503 storage down (nothing was accepted).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from typing import Any, AsyncIterator
@@ -20,7 +21,9 @@ from aiohttp import web
 from channels.webhooks import forms
 from channels.webhooks.chat import parse_chat_message
 from channels.webhooks.config import WebhookConfig
-from channels.webhooks.intake import IngestFunction, PayloadProcessor, store_payload
+from channels.webhooks.intake import (
+    IngestFunction, PayloadProcessor, PayloadWriter, RecentPayloads, StoredPayload, store_payload,
+)
 from channels.webhooks.messenger import entry_page_ids
 from channels.webhooks.processing import HANDLERS
 from channels.webhooks.ratelimit import SlidingWindowLimiter
@@ -40,6 +43,8 @@ PROCESSOR = web.AppKey("webhook_processor", PayloadProcessor)
 CONFIG = web.AppKey("webhook_config", WebhookConfig)
 CONTEXT = web.AppKey("webhook_context", IngestContext)
 LIMITER = web.AppKey("webhook_rate_limiter", SlidingWindowLimiter)
+WRITER = web.AppKey("webhook_payload_writer", PayloadWriter)
+RECENT = web.AppKey("webhook_recent_payloads", RecentPayloads)
 
 
 class Refusal(Exception):
@@ -67,8 +72,10 @@ async def refusals(request: web.Request, handler: Any) -> web.StreamResponse:
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The raw body, refusing (413) anything over ``limit`` without reading it all."""
     too_large = Refusal(413, "body_too_large", f"the body exceeds {limit} bytes")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise too_large
+        return await request.content.readexactly(request.content_length)
     body = bytearray()
     async for chunk in request.content.iter_chunked(64 * 1024):
         body += chunk
@@ -90,18 +97,30 @@ def parse_json(raw: bytes) -> Any:
         raise Refusal(400, "malformed_json", f"the body is not valid JSON: {error}") from None
 
 
+def duplicate(stored: StoredPayload) -> web.Response:
+    return web.json_response({"status": "duplicate", "id": stored.id})
+
+
+def known_body(request: web.Request, channel: str, raw: bytes) -> StoredPayload | None:
+    """A verified body this process already committed: answered before any parsing."""
+    payload_id = request.app[RECENT].get(channel, hashlib.sha256(raw).hexdigest())
+    return StoredPayload(payload_id, duplicate=True) if payload_id is not None else None
+
+
 async def accept(request: web.Request, *, channel: str, route: str, raw: bytes, headers: dict[str, Any]) -> web.Response:
     """Store durably, then answer 200 and queue processing; 503 when storage is down."""
     ctx, processor = request.app[CONTEXT], request.app[PROCESSOR]
     try:
-        stored = await store_payload(ctx, channel=channel, route=route, raw=raw, headers=headers)
+        stored = await store_payload(ctx, channel=channel, route=route, raw=raw, headers=headers,
+                                     writer=request.app[WRITER], recent=request.app[RECENT])
     except StorageUnavailable as error:
         log.warning("webhook.storage_unavailable", channel=channel, error=str(error))
         raise Refusal(503, "storage_unavailable", "storage is unavailable; nothing was accepted, retry later",
                       retry_after=30) from None
-    if not stored.duplicate:
-        processor.submit(stored.id)
-    return web.json_response({"status": "duplicate" if stored.duplicate else "accepted", "id": stored.id})
+    if stored.duplicate:
+        return duplicate(stored)
+    processor.submit(stored.id)
+    return web.json_response({"status": "accepted", "id": stored.id})
 
 
 # --- Messenger -----------------------------------------------------------------------------
@@ -130,6 +149,8 @@ async def messenger_receive(request: web.Request) -> web.Response:
     verified = [p.page_id for p in config.messenger if hub_signature_matches(raw, signature, p.app_secrets)]
     if not verified:
         raise Refusal(403, "signature_invalid", f"{HUB_SIGNATURE_HEADER} is missing or does not match")
+    if (seen := known_body(request, MESSENGER, raw)) is not None:  # Meta redelivering
+        return duplicate(seen)
     data = parse_json(raw)
     if isinstance(data, dict) and data.get("object") == "page":
         pages = entry_page_ids(data)
@@ -218,12 +239,16 @@ def create_webhook_app(ctx: IngestContext, config: WebhookConfig, *, ingest: Ing
     app[CONTEXT] = ctx
     app[LIMITER] = SlidingWindowLimiter()
     app[PROCESSOR] = PayloadProcessor(ctx, config, HANDLERS, ingest)
+    app[WRITER] = PayloadWriter(ctx)
+    app[RECENT] = RecentPayloads()
 
     async def processing(app: web.Application) -> AsyncIterator[None]:
         if sync_channels:
             await sync_webhook_channels(ctx.sessions, config)
         await app[PROCESSOR].start(recover=recover_pending)
+        await app[WRITER].start()
         yield
+        await app[WRITER].stop()
         await app[PROCESSOR].stop()
 
     app.cleanup_ctx.append(processing)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -36,33 +37,117 @@ class StoredPayload:
     duplicate: bool  # the exact same body was already stored for this channel
 
 
+class RecentPayloads:
+    """Digests of bodies this process has committed, so a redelivery skips the database.
+
+    Only committed rows enter it, so an answer from here is as durable as
+    one from the database; a miss falls back to the database lookup.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._ids: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._size = size
+
+    def get(self, channel: str, digest: str) -> int | None:
+        return self._ids.get((channel, digest))
+
+    def clear(self) -> None:
+        self._ids.clear()
+
+    def add(self, channel: str, digest: str, payload_id: int) -> None:
+        self._ids[(channel, digest)] = payload_id
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+
+
+class PayloadWriter:
+    """Group commit: rows from concurrent requests are inserted and committed together.
+
+    Each request still waits for the commit that holds its row before it
+    is answered; under load one commit (one fsync) serves many requests.
+    """
+
+    def __init__(self, ctx: IngestContext, *, max_batch: int = 200) -> None:
+        self.ctx = ctx
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[int]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="webhook-payload-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def insert(self, values: dict[str, Any]) -> int:
+        if self._task is None:  # not started (direct use): commit alone
+            return (await self._commit([values]))[0]
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((values, future))
+        return await future
+
+    async def _commit(self, batch: list[dict[str, Any]]) -> list[int]:
+        async with self.ctx.sessions.begin() as session:
+            rows = [InboundPayload(**values, state=PENDING) for values in batch]
+            session.add_all(rows)
+            await session.flush()
+            return [row.id for row in rows]
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                ids = await self._commit([values for values, _ in batch])
+            except Exception as error:  # noqa: BLE001 - every waiting request gets the error
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), payload_id in zip(batch, ids):
+                if not future.done():
+                    future.set_result(payload_id)
+
+
 async def store_payload(ctx: IngestContext, *, channel: str, route: str, raw: bytes,
-                        headers: dict[str, Any]) -> StoredPayload:
+                        headers: dict[str, Any], writer: PayloadWriter | None = None,
+                        recent: RecentPayloads | None = None) -> StoredPayload:
     """Make the body durable (blob + committed row); raise ``StorageUnavailable`` when we cannot.
 
     A redelivery of byte-identical content is recognised here and stores
     nothing new: providers retry whenever our answer was lost.
     """
     digest = hashlib.sha256(raw).hexdigest()
+    if recent is not None and (known := recent.get(channel, digest)) is not None:
+        return StoredPayload(known, duplicate=True)
     try:
         if ctx.blobs.exists(digest):
             async with ctx.sessions() as session:
                 known = await session.scalar(select(InboundPayload.id).where(
                     InboundPayload.channel == channel, InboundPayload.blob == digest).limit(1))
             if known is not None:
+                if recent is not None:
+                    recent.add(channel, digest, known)
                 return StoredPayload(known, duplicate=True)
         await ctx.blobs.put(raw)
-        async with ctx.sessions.begin() as session:
-            row = InboundPayload(channel=channel, route=route, blob=digest, headers=headers, state=PENDING)
-            session.add(row)
-            await session.flush()
-            return StoredPayload(row.id, duplicate=False)
+        values = {"channel": channel, "route": route, "blob": digest, "headers": headers}
+        payload_id = await (writer or PayloadWriter(ctx)).insert(values)
     except StorageUnavailable:
         raise
     except Exception as error:
         if is_storage_outage(error):
             raise StorageUnavailable(str(error)) from error
         raise
+    if recent is not None:
+        recent.add(channel, digest, payload_id)
+    return StoredPayload(payload_id, duplicate=False)
 
 
 # (ctx, config, payload row, raw bytes, ingest) -> human-readable outcomes, one per event.

@@ -59,6 +59,7 @@ class WebhookServer:
     processor: PayloadProcessor
     ctx: IngestContext
     config: WebhookConfig
+    app: web.Application  # the webhook sub-application
 
     async def post_messenger(self, body: bytes, *, secret: str | None = APP_SECRET, **headers: str):
         headers.setdefault("Content-Type", "application/json")
@@ -83,7 +84,7 @@ async def start_server(ctx: IngestContext, config: WebhookConfig, **options: Any
     root.add_subapp("/webhooks/", sub)
     client = TestClient(TestServer(root, host="127.0.0.1", port=0))
     await client.start_server()
-    return WebhookServer(client, sub[PROCESSOR], ctx, config)
+    return WebhookServer(client, sub[PROCESSOR], ctx, config, sub)
 
 
 async def count_rows(sessions, *models: type[Base]) -> dict[str, int]:
