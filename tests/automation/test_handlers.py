@@ -10,7 +10,17 @@ from sqlalchemy import func, select, update
 
 from automation.handlers import handle_event
 from automation.loop_guard import MAX_AUTOMATED_MAILS_PER_WINDOW, MAX_DEPTH
-from frontdesk.events import AGENT, AUTOMATION, CUSTOMER, MESSAGE_SENT, TICKET_CREATED, TICKET_STATUS_CHANGED, Actor, DomainEvent
+from frontdesk.events import (
+    AGENT,
+    AUTOMATION,
+    CUSTOMER,
+    MESSAGE_RECEIVED,
+    MESSAGE_SENT,
+    TICKET_CREATED,
+    TICKET_STATUS_CHANGED,
+    Actor,
+    DomainEvent,
+)
 from frontdesk.model import (
     AppliedEffect,
     DeadLetter,
@@ -219,3 +229,35 @@ async def test_embedded_runner_dead_letters_a_failing_event_and_moves_on(runner,
         assert (await session.get(Ticket, fine)).status_id == statuses["waiting_on_contact"]
         assert await session.scalar(select(func.count()).select_from(OutboxEvent)
                                     .where(OutboxEvent.handled_at.is_(None))) == 0
+
+
+async def test_a_customer_reply_reopens_a_closed_ticket_then_any_thread_counts(services, sessions) -> None:  # type: ignore[no-untyped-def]
+    statuses = await status_ids(sessions)
+    ticket_id = await make_ticket(sessions, status="closed")
+    base = {"channel": "email", "direction": "inbound", "author_kind": "customer", "ticket_reopened": False}
+    await handle_event(services, DomainEvent(MESSAGE_RECEIVED, ticket_id, Actor(CUSTOMER),
+                                             {**base, "on_origin_thread": True}))
+    async with sessions() as session:
+        ticket = await session.get(Ticket, ticket_id)
+        change = (await session.scalars(select(OutboxEvent).where(OutboxEvent.type == TICKET_STATUS_CHANGED))).one()
+    assert ticket.status_id == statuses["waiting_on_us"] and ticket.reopened_at is not None
+    assert ticket.closed_at is None
+    assert change.body["payload"]["reopened"] is True and change.body["payload"]["is_closed"] is False
+    async with sessions.begin() as session:
+        (await session.get(Ticket, ticket_id)).status_id = statuses["waiting_on_contact"]
+    await handle_event(services, DomainEvent(MESSAGE_RECEIVED, ticket_id, Actor(CUSTOMER),
+                                             {**base, "on_origin_thread": False}))
+    assert await _status_of(sessions, ticket_id) == statuses["waiting_on_us"]
+
+
+async def test_an_email_on_another_thread_of_a_never_closed_ticket_changes_nothing(services, sessions) -> None:  # type: ignore[no-untyped-def]
+    statuses = await status_ids(sessions)
+    ticket_id = await make_ticket(sessions, status="waiting_on_contact")
+    await handle_event(services, DomainEvent(MESSAGE_RECEIVED, ticket_id, Actor(CUSTOMER), {
+        "channel": "email", "direction": "inbound", "author_kind": "customer", "on_origin_thread": False}))
+    assert await _status_of(sessions, ticket_id) == statuses["waiting_on_contact"]
+
+
+async def _status_of(sessions, ticket_id: int) -> int:  # type: ignore[no-untyped-def]
+    async with sessions() as session:
+        return (await session.get(Ticket, ticket_id)).status_id
