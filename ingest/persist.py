@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.events import CUSTOMER, MESSAGE_RECEIVED, MESSAGE_SCREENED, TICKET_CREATED, Actor, DomainEvent
+from frontdesk.events import AGENT, CUSTOMER, MESSAGE_RECEIVED, MESSAGE_SCREENED, TICKET_CREATED, Actor, DomainEvent
 from frontdesk.model import Attachment, Channel, Contact, Conversation, Message, Status, Ticket, TicketParticipant
 from frontdesk.model.messages import ACCEPTED, INBOUND
 from frontdesk.outbox import record_event
@@ -261,7 +261,8 @@ def _apply_ticket_fields(ticket: Ticket, fields: dict[str, Any]) -> None:
 
 def record_ingest_events(session: AsyncSession, message: InboundMessage, stored: Persisted) -> None:
     """The outbox events for what was just written: created, received, or screened."""
-    actor = Actor(CUSTOMER)
+    # A Messenger echo is our own page speaking: an agent, not the customer.
+    actor = Actor(CUSTOMER if message.direction == INBOUND else AGENT)
     row, ticket, conversation = stored.message, stored.ticket, stored.conversation
     ticket_id = ticket.id if ticket else None
     if message.screening != ACCEPTED:

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from frontdesk.model import (
     Attachment,
     Channel,
+    Company,
     Contact,
     ContactIdentity,
     Conversation,
@@ -444,3 +445,34 @@ async def test_form_submission_fills_contact_and_ticket_fields(ctx, sessions, bl
     # The same person writing by email later is the same contact.
     by_mail = await ingest_email(ctx, mail(sender="ada@example.com", message_id="later@example.com"), smtp_envelope())
     assert (await _ticket(sessions, by_mail.ticket_id)).contact_id == contact.id
+
+
+async def test_new_contact_joins_the_company_on_file_for_its_domain(ctx, sessions):
+    async with sessions.begin() as session:
+        company = Company(name="Example Ltd", domain="example.com")
+        session.add(company)
+    outcome = await ingest_email(ctx, mail(sender="Ada <ada@example.com>", message_id="c1@example.com"),
+                                 smtp_envelope())
+    stranger = await ingest_email(ctx, mail(sender="zed@nowhere.test", message_id="c2@nowhere.test"),
+                                  smtp_envelope())
+    async with sessions() as session:
+        ticket = await session.get(Ticket, outcome.ticket_id)
+        contact = await session.get(Contact, ticket.contact_id)
+        other = await session.get(Contact, (await session.get(Ticket, stranger.ticket_id)).contact_id)
+        companies = (await session.scalars(select(Company))).all()
+    assert contact.company_id == company.id and ticket.company_id == company.id
+    assert other.company_id is None and len(companies) == 1
+
+
+async def test_messenger_echo_of_our_own_reply_is_outbound_and_starts_no_ticket(ctx, sessions, blobs):
+    await _messenger_channel(sessions)
+    first = await ingest_message(ctx, _chat(blobs, "m1", "Where is my parcel?"))
+    echo = await ingest_message(ctx, _chat(blobs, "m2", "It ships today.", direction="outbound", author_kind="agent"))
+    stray_echo = await ingest_message(ctx, _chat(blobs, "m3", "Hello!", psid="psid-9", direction="outbound",
+                                                 author_kind="agent"))
+    assert (echo.kind, echo.ticket_id) == ("threaded", first.ticket_id)
+    assert stray_echo.kind == "no_ticket"
+    received = (await _events(sessions, first.ticket_id))[-1].body
+    assert received["type"] == "message.received" and received["actor"]["kind"] == "agent"
+    assert received["payload"]["direction"] == "outbound"
+    assert await count(sessions, Ticket) == 1
