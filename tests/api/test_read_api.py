@@ -1,63 +1,83 @@
-"""The ticket read API over real HTTP: auth, pagination, filters, detail, raw source, downloads, access."""
+"""The ticket read API over real HTTP, on tickets made by the real ingest pipeline: auth, pagination, filters, detail, raw source, downloads, access."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api_harness import OPERATOR, create_user_token
-from frontdesk.model import Attachment, Contact, Conversation, Message, Pipeline, Status, Team, Ticket
-from frontdesk.model.messages import AUTO_REPLY, INBOUND, OUTBOUND
+from frontdesk.model import Attachment, Message, Status, Team, Ticket
+from frontdesk.model.messages import OUTBOUND
+from ingest.context import IngestContext
+from ingest.message import Envelope
+from ingest.pipeline import ingest_email
+
+SUPPORT = "support@acme.test"
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
 
+def support_mail(*, subject: str, sender: str, message_id: str, body: str = "hello",
+                 in_reply_to: str | None = None, attachment: tuple[str, str, bytes] | None = None) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = SUPPORT
+    mail["Subject"] = subject
+    mail["Message-ID"] = f"<{message_id}>"
+    if in_reply_to:
+        mail["In-Reply-To"] = f"<{in_reply_to}>"
+        mail["References"] = f"<{in_reply_to}>"
+    mail.set_content(body)
+    if attachment:
+        filename, content_type, data = attachment
+        maintype, subtype = content_type.split("/")
+        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return mail.as_bytes()
+
+
+async def ingest(settings, sessions, blobs, raw: bytes):  # type: ignore[no-untyped-def]
+    """Through the real pipeline, as the SMTP edge hands it over."""
+    envelope = Envelope(channel="email", source="smtp", mail_from=None, rcpt_tos=(SUPPORT,), channel_key=SUPPORT)
+    return await ingest_email(IngestContext(settings=settings, sessions=sessions, blobs=blobs), raw, envelope)
+
+
 async def seed_ticket(
-    sessions, blobs, *, name: str, email: str, first_name: str = "Ada", minutes: int = 0,  # type: ignore[no-untyped-def]
+    settings, sessions, blobs, *, name: str, email: str, first_name: str = "Ada", minutes: int = 0,  # type: ignore[no-untyped-def]
     owner_id: int | None = None, priority: str | None = None, status: str = "new",
 ) -> int:
-    """A ticket in the Support pipeline with one inbound email whose raw bytes are in blob storage."""
-    raw = f"From: {first_name} <{email}>\r\nTo: support@acme.test\r\nSubject: {name}\r\n\r\nhello\r\n".encode()
-    digest = await blobs.put(raw)
+    """A ticket made by ingesting one email, then given an owner, priority, status and time as an agent would."""
+    raw = support_mail(subject=name, sender=f"{first_name} Lovelace <{email}>", message_id=f"{uuid.uuid4().hex}@example.com",
+                       body=f"about {name}")
+    outcome = await ingest(settings, sessions, blobs, raw)
+    assert outcome.kind == "ticket_created", outcome
     async with sessions.begin() as session:
-        pipeline = await session.scalar(select(Pipeline).where(Pipeline.internal_name == "support"))
+        ticket = await session.get_one(Ticket, outcome.ticket_id)
         state = await session.scalar(
-            select(Status).where(Status.pipeline_id == pipeline.id, Status.internal_name == status))
-        contact = await session.scalar(select(Contact).where(Contact.email == email))
-        if contact is None:
-            contact = Contact(email=email, first_name=first_name, last_name="Lovelace")
-            session.add(contact)
-            await session.flush()
+            select(Status).where(Status.pipeline_id == ticket.pipeline_id, Status.internal_name == status))
         when = T0 + timedelta(minutes=minutes)
-        ticket = Ticket(name=name, description=f"about {name}", pipeline_id=pipeline.id, status_id=state.id,
-                        priority=priority, owner_id=owner_id, source_channel="email", contact_id=contact.id,
-                        created_at=when, updated_at=when)
-        session.add(ticket)
-        await session.flush()
-        conversation = Conversation(ticket_id=ticket.id, channel="email", thread_key=f"{ticket.id}@example.com",
-                                    contact_id=contact.id)
-        session.add(conversation)
-        await session.flush()
-        session.add(Message(
-            conversation_id=conversation.id, ticket_id=ticket.id, direction=INBOUND, channel="email",
-            external_id=f"{ticket.id}@example.com", subject=name, from_address=email, from_name=first_name,
-            to_addresses=["support@acme.test"], text_body="hello", reply_text="hello", raw_blob=digest,
-            content_hash=digest, match_rule="new_ticket", match_detail="no thread matched", created_at=when,
-        ))
-        return ticket.id
+        ticket.status_id, ticket.owner_id, ticket.priority = state.id, owner_id, priority
+        ticket.description = f"about {name}"
+        ticket.created_at = ticket.updated_at = when
+    # onupdate=utcnow would have overwritten updated_at in that flush; set it alone, last.
+    async with sessions.begin() as session:
+        await session.execute(update(Ticket).where(Ticket.id == outcome.ticket_id).values(updated_at=when))
+    return outcome.ticket_id
 
 
 @pytest.fixture
-async def three_tickets(sessions, blobs) -> list[int]:  # type: ignore[no-untyped-def]
+async def three_tickets(settings, sessions, blobs) -> list[int]:  # type: ignore[no-untyped-def]
     """Oldest first: printer (high), network, printer again from Grace."""
     return [
-        await seed_ticket(sessions, blobs, name="The printer is on fire", email="ada@example.com", minutes=0,
+        await seed_ticket(settings, sessions, blobs, name="The printer is on fire", email="ada@example.com", minutes=0,
                           priority="high"),
-        await seed_ticket(sessions, blobs, name="Network down", email="bob@example.com", first_name="Bob",
+        await seed_ticket(settings, sessions, blobs, name="Network down", email="bob@example.com", first_name="Bob",
                           minutes=10),
-        await seed_ticket(sessions, blobs, name="Toner again", email="grace@example.org", first_name="Grace",
+        await seed_ticket(settings, sessions, blobs, name="Toner again", email="grace@example.org", first_name="Grace",
                           minutes=20, status="waiting_on_us"),
     ]
 
@@ -140,62 +160,54 @@ async def test_bad_parameters_are_named(client, three_tickets, params, parameter
     assert body["error"]["code"] == "invalid_parameter" and body["error"]["parameter"] == parameter
 
 
-async def test_detail_shows_messages_match_reasons_and_attachments(client, sessions, blobs, three_tickets) -> None:  # type: ignore[no-untyped-def]
-    ticket_id = three_tickets[0]
+async def test_detail_shows_messages_match_reasons_and_attachments(client, settings, sessions, blobs) -> None:  # type: ignore[no-untyped-def]
     pdf = b"%PDF-1.4 not really a pdf"
-    pdf_digest = await blobs.put(pdf)
-    async with sessions.begin() as session:
-        first = await session.scalar(select(Message).where(Message.ticket_id == ticket_id))
-        reply = Message(
-            conversation_id=first.conversation_id, ticket_id=ticket_id, direction=INBOUND, channel="email",
-            external_id="reply-1@example.com", in_reply_to=first.external_id, references=[first.external_id],
-            subject="Re: The printer is on fire", from_address="ada@example.com", to_addresses=["support@acme.test"],
-            text_body="Still burning\n\n> hello", reply_text="Still burning", screening=AUTO_REPLY,
-            screening_reason="Auto-Submitted: auto-replied", match_rule="in_reply_to",
-            match_detail=f"In-Reply-To <{first.external_id}> is message {first.id}",
-            created_at=T0 + timedelta(minutes=5),
-        )
-        answer = Message(
-            conversation_id=first.conversation_id, ticket_id=ticket_id, direction=OUTBOUND, channel="email",
-            external_id="fd.1.x.y@acme.test", subject="Re: The printer is on fire", author_kind="agent",
-            text_body="We are on it", delivery_state="sent", created_at=T0 + timedelta(minutes=6),
-        )
-        session.add_all([reply, answer])
-        await session.flush()
-        session.add(Attachment(message_id=reply.id, filename="smoke report.pdf", content_type="application/pdf",
-                               size=len(pdf), blob=pdf_digest, is_inline=False, from_tnef=True))
+    first_raw = support_mail(subject="The printer is on fire", sender="Ada Lovelace <ada@example.com>",
+                             message_id="fire-1@example.com", body="It is burning.",
+                             attachment=("smoke report.pdf", "application/pdf", pdf))
+    created = await ingest(settings, sessions, blobs, first_raw)
+    threaded = await ingest(settings, sessions, blobs, support_mail(
+        subject="Re: The printer is on fire", sender="Ada Lovelace <ada@example.com>",
+        message_id="fire-2@example.com", in_reply_to="fire-1@example.com",
+        body="Still burning\n\nOn Monday, Support wrote:\n> It is burning.\n"))
+    auto_reply = support_mail(subject="Out of office", sender="Ada Lovelace <ada@example.com>",
+                              message_id="fire-3@example.com", in_reply_to="fire-1@example.com", body="I am away")
+    auto_reply = b"Auto-Submitted: auto-replied\r\n" + auto_reply
+    screened = await ingest(settings, sessions, blobs, auto_reply)
+    assert (created.kind, threaded.kind, screened.kind) == ("ticket_created", "threaded", "screened")
+    ticket_id = created.ticket_id
+    async with sessions.begin() as session:  # an agent's answer, as the outbound side records it
+        session.add(Message(ticket_id=ticket_id, direction=OUTBOUND, channel="email", external_id="fd.1.x.y@acme.test",
+                            subject="Re: The printer is on fire", author_kind="agent", text_body="We are on it",
+                            delivery_state="sent", created_at=datetime.now(timezone.utc) + timedelta(minutes=1)))
 
     status, ticket = await get_json(client, f"/api/v1/tickets/{ticket_id}")
     assert status == 200
     assert ticket["name"] == "The printer is on fire"
-    assert ticket["status"] == {"id": ticket["status"]["id"], "label": "New", "internal_name": "new",
-                                "is_closed": False}
+    assert (ticket["status"]["label"], ticket["status"]["internal_name"]) == ("New", "new")
+    assert ticket["pipeline"]["internal_name"] == "support"
     assert ticket["contact"]["email"] == "ada@example.com"
-    created, threaded, sent = ticket["messages"]
-    assert created["match"] == {"rule": "new_ticket", "detail": "no thread matched"}
-    assert threaded["match"]["rule"] == "in_reply_to"
-    assert threaded["external_id"] == "reply-1@example.com"
-    assert threaded["reply_text"] == "Still burning"
-    assert threaded["screening"] == {"verdict": "auto_reply", "reason": "Auto-Submitted: auto-replied"}
-    assert threaded["from"]["address"] == "ada@example.com"
-    assert sent["direction"] == "outbound" and sent["delivery_state"] == "sent"
-    [attachment] = threaded["attachments"]
-    assert attachment["filename"] == "smoke report.pdf"
-    assert attachment["size"] == len(pdf) and attachment["sha256"] == pdf_digest
-    assert attachment["from_tnef"] is True and attachment["inline"] is False
+    first, reply, out_of_office, answer = ticket["messages"]
+    assert first["external_id"] == "fire-1@example.com" and first["match"]["rule"] == "new_ticket"
+    assert first["direction"] == "inbound" and first["from"]["address"] == "ada@example.com"
+    assert reply["match"]["rule"] == "in_reply_to" and "fire-1@example.com" in reply["match"]["detail"]
+    assert reply["reply_text"] == "Still burning"
+    assert out_of_office["screening"]["verdict"] == "auto_reply" and out_of_office["screening"]["reason"]
+    assert answer["direction"] == "outbound" and answer["delivery_state"] == "sent" and answer["raw_url"] is None
+    [attachment] = first["attachments"]
+    assert attachment["filename"] == "smoke report.pdf" and attachment["content_type"] == "application/pdf"
+    assert attachment["size"] == len(pdf) and attachment["sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert attachment["inline"] is False and attachment["from_tnef"] is False
 
     async with client.get(attachment["download_url"], headers=OPERATOR) as response:
         assert response.status == 200
         assert await response.read() == pdf
         assert response.headers["Content-Type"] == "application/pdf"
-        assert "attachment" in response.headers["Content-Disposition"]
+        assert response.headers["Content-Disposition"].startswith("attachment")
         assert response.headers["X-Content-Type-Options"] == "nosniff"
-
-    async with client.get(created["raw_url"], headers=OPERATOR) as response:
-        assert response.status == 200
-        raw = await response.read()
-        assert raw.startswith(b"From: Ada <ada@example.com>") and response.content_type == "message/rfc822"
-    assert sent["raw_url"] is None
+    async with client.get(first["raw_url"], headers=OPERATOR) as response:
+        assert response.status == 200 and response.content_type == "message/rfc822"
+        assert await response.read() == first_raw
 
 
 async def test_unknown_ticket_is_404(client, three_tickets) -> None:  # type: ignore[no-untyped-def]
@@ -203,7 +215,7 @@ async def test_unknown_ticket_is_404(client, three_tickets) -> None:  # type: ig
     assert status == 404 and body["error"]["code"] == "not_found"
 
 
-async def test_team_user_sees_only_their_teams_tickets(client, sessions, blobs) -> None:  # type: ignore[no-untyped-def]
+async def test_team_user_sees_only_their_teams_tickets(client, settings, sessions, blobs) -> None:  # type: ignore[no-untyped-def]
     async with sessions.begin() as session:
         red, blue = Team(name="Red"), Team(name="Blue")
         session.add_all([red, blue])
@@ -212,11 +224,11 @@ async def test_team_user_sees_only_their_teams_tickets(client, sessions, blobs) 
     me, my_headers = await create_user_token(sessions, email="me@acme.test", ticket_access="team", team_id=red_id)
     mate, _ = await create_user_token(sessions, email="mate@acme.test", team_id=red_id)
     other, _ = await create_user_token(sessions, email="other@acme.test", team_id=blue_id)
-    mine = await seed_ticket(sessions, blobs, name="Mine", email="a@example.com", owner_id=me, minutes=1)
-    mates = await seed_ticket(sessions, blobs, name="Mate's", email="b@example.com", owner_id=mate, minutes=2)
-    foreign = await seed_ticket(sessions, blobs, name="Other team's", email="c@example.com", owner_id=other,
+    mine = await seed_ticket(settings, sessions, blobs, name="Mine", email="a@example.com", owner_id=me, minutes=1)
+    mates = await seed_ticket(settings, sessions, blobs, name="Mate's", email="b@example.com", owner_id=mate, minutes=2)
+    foreign = await seed_ticket(settings, sessions, blobs, name="Other team's", email="c@example.com", owner_id=other,
                                 minutes=3)
-    unassigned = await seed_ticket(sessions, blobs, name="Nobody's", email="d@example.com", minutes=4)
+    unassigned = await seed_ticket(settings, sessions, blobs, name="Nobody's", email="d@example.com", minutes=4)
 
     status, body = await get_json(client, "/api/v1/tickets", headers=my_headers)
     assert status == 200
@@ -239,10 +251,10 @@ async def test_team_user_sees_only_their_teams_tickets(client, sessions, blobs) 
     assert everything["total"] == 4
 
 
-async def test_attachments_of_invisible_tickets_are_404(client, sessions, blobs) -> None:  # type: ignore[no-untyped-def]
+async def test_attachments_of_invisible_tickets_are_404(client, settings, sessions, blobs) -> None:  # type: ignore[no-untyped-def]
     owner, _ = await create_user_token(sessions, email="owner@acme.test")
     _, outsider = await create_user_token(sessions, email="outsider@acme.test", ticket_access="owned")
-    ticket_id = await seed_ticket(sessions, blobs, name="Private", email="p@example.com", owner_id=owner)
+    ticket_id = await seed_ticket(settings, sessions, blobs, name="Private", email="p@example.com", owner_id=owner)
     digest = await blobs.put(b"secret plans")
     async with sessions.begin() as session:
         message_id = await session.scalar(select(Message.id).where(Message.ticket_id == ticket_id))
