@@ -24,6 +24,7 @@ from frontdesk.model import Delivery, Pipeline, PipelineAutomation, Ticket, utcn
 from frontdesk.reply_tokens import ticket_from_message_id
 from frontdesk.settings import SmarthostSettings
 from ingest.context import IngestContext
+from ingest.message import Envelope
 from ingest.pipeline import ingest_email
 from outbound.deliveries import DeliveryLoop
 
@@ -48,17 +49,23 @@ def customer_mail(n: int, *, reply: bool = False) -> bytes:
     return msg.as_bytes()
 
 
-async def ingest_customers(ctx: IngestContext) -> list[int]:
-    from ingest.message import Envelope
-    ticket_ids = []
+async def ingest_customers(ctx: IngestContext, *, concurrency: int = 4) -> list[int]:
+    """Every customer's first mail, then every reply, a few SMTP sessions at a time."""
+    ticket_ids: list[int] = []
     for reply in (False, True):
-        for n in range(TICKETS):
-            envelope = Envelope(channel="email", source="smtp", mail_from=f"customer{n}@example.com",
-                                rcpt_tos=(SUPPORT,), received_at=utcnow())
-            outcome = await ingest_email(ctx, customer_mail(n, reply=reply), envelope)
-            assert outcome.kind == ("threaded" if reply else "ticket_created"), outcome
-            if not reply:
-                ticket_ids.append(outcome.ticket_id)
+        queue = iter(range(TICKETS))
+
+        async def session() -> None:
+            for n in queue:
+                envelope = Envelope(channel="email", source="smtp", mail_from=f"customer{n}@example.com",
+                                    rcpt_tos=(SUPPORT,), received_at=utcnow())
+                outcome = await ingest_email(ctx, customer_mail(n, reply=reply), envelope)
+                assert outcome.kind == ("threaded" if reply else "ticket_created"), outcome
+                if not reply:
+                    ticket_ids.append(outcome.ticket_id)
+                await ctx.committed()
+
+        await asyncio.gather(*(session() for _ in range(concurrency)))
     return ticket_ids
 
 
@@ -85,11 +92,11 @@ async def sent_templates(sessions) -> int:  # type: ignore[no-untyped-def]
 async def test_every_ticket_gets_one_received_email_and_its_status_despite_a_crash(
         disruption, settings, sessions, blobs, topics, tmp_path):
     if settings.is_sqlite and TICKETS > 100 and disruption == "restart_broker":
-        pytest.skip("the broker-restart variant runs on PostgreSQL; the worker-kill one covers SQLite")
+        # Suite time, not SQLite, is the limit: the worker-kill variant already
+        # shows SQLite taking the two processes' writes at this volume.
+        pytest.skip("the 500-ticket broker-restart variant runs on PostgreSQL only (suite time)")
     async with mail_sink() as (sink, port):
         settings = replace(settings, smarthost=SmarthostSettings(host="127.0.0.1", port=port, tls="none"))
-        ctx = IngestContext(settings=settings, sessions=sessions, blobs=blobs)
-        tickets = await ingest_customers(ctx)
         target = await replied_status(sessions)
 
         env = worker_environment(settings, topics) | {
@@ -101,6 +108,9 @@ async def test_every_ticket_gets_one_received_email_and_its_status_despite_a_cra
         relay = OutboxRelay(sessions, topics.bootstrap, topic=topics.events)
         relay.start()
         worker.start()
+        # Mail keeps arriving while the worker works (and dies).
+        ctx = IngestContext(settings=settings, sessions=sessions, blobs=blobs, on_commit=[_waker(relay)])
+        ingesting = asyncio.create_task(ingest_customers(ctx))
         try:
             # In the middle of the batch: some mail out, most still to come.
             await wait_for(lambda: _at_least(len(sink.received), TICKETS // 5), timeout=300,
@@ -110,6 +120,8 @@ async def test_every_ticket_gets_one_received_email_and_its_status_despite_a_cra
                 worker.start()
             else:
                 await asyncio.to_thread(restart_broker, topics.bootstrap)
+
+            tickets = await ingesting
 
             async def settled() -> bool:
                 current = await statuses(sessions)
@@ -126,6 +138,7 @@ async def test_every_ticket_gets_one_received_email_and_its_status_despite_a_cra
             print(worker.log_tail())
             raise
         finally:
+            ingesting.cancel()
             worker.stop()
             await relay.stop()
 
@@ -141,6 +154,12 @@ async def test_every_ticket_gets_one_received_email_and_its_status_despite_a_cra
     # smarthost before it was recorded: it goes again, same Message-ID.
     assert len(received) - len(tickets) <= (1 if disruption == "kill_worker" else 0)
     assert set((await statuses(sessions)).values()) == {target}
+
+
+def _waker(relay: OutboxRelay):  # type: ignore[no-untyped-def]
+    async def wake() -> None:
+        relay.wake()
+    return wake
 
 
 async def _at_least(value, wanted: int, *, awaitable: bool = False):  # type: ignore[no-untyped-def]
