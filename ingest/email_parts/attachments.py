@@ -28,19 +28,31 @@ def safe_filename(value: str | None, defects: list[str]) -> str | None:
     return name[:MAX_FILENAME] or None
 
 
-def _message_bytes(part: Message, defects: list[str]) -> bytes:
-    """An attached message (or over-deep multipart) serialized back to bytes."""
-    inner = part.get_payload(0) if content_type(part).startswith("message/") and part.is_multipart() else part
+def _render(message: Message) -> bytes | None:
     for render in (
-        lambda: inner.as_bytes(policy=default_policy),
-        lambda: inner.as_string(policy=default_policy).encode("utf-8", "surrogateescape"),
+        lambda: message.as_bytes(policy=default_policy),
+        lambda: message.as_string(policy=default_policy).encode("utf-8", "surrogateescape"),
     ):
         try:
             return render()
         except Exception:
             continue
-    defects.append("attachment: attached message could not be serialized")
-    return b""
+    return None
+
+
+def _message_bytes(part: Message, defects: list[str]) -> bytes:
+    """An attached message, a DSN's status blocks, or an over-deep multipart, serialized back to bytes."""
+    payload = part.get_payload()
+    if content_type(part).startswith("message/") and isinstance(payload, list):
+        # message/rfc822 holds one message; message/delivery-status holds one
+        # header block per recipient, and every block matters.
+        items = payload[:1] if content_type(part) in ("message/rfc822", "message/global") else payload
+    else:
+        items = [part]
+    rendered = [_render(item) for item in items if isinstance(item, Message)]
+    if any(r is None for r in rendered):
+        defects.append("attachment: attached message could not be serialized")
+    return b"".join(r for r in rendered if r)
 
 
 def _subject_of(part: Message) -> str | None:

@@ -15,7 +15,13 @@ from dataclasses import replace
 from frontdesk.model.messages import ACCEPTED, BOUNCE
 from frontdesk.settings import Settings
 from ingest.message import InboundMessage
-from ingest.screening.auto_reply import AutoSubmitted, BulkPrecedence, NullReturnPath, VendorAutoReplyHeaders
+from ingest.screening.auto_reply import (
+    AutoSubmitted,
+    BulkPrecedence,
+    MailerDaemonSender,
+    NullReturnPath,
+    VendorAutoReplyHeaders,
+)
 from ingest.screening.bounce import DeliveryStatusReport, FailedRecipientsHeader, MailerDaemonBounce, reported_message_ids
 from ingest.screening.loop import FromOwnAddress, OwnMarkerHeader, OwnMessageId, OwnXLoop
 from ingest.screening.report import AbuseReport, DeliverySuccessReport, ReadReceipt
@@ -36,6 +42,7 @@ RULES: tuple[ScreeningRule, ...] = (
     VendorAutoReplyHeaders(),
     BulkPrecedence(),
     NullReturnPath(),
+    MailerDaemonSender(),
 )
 
 

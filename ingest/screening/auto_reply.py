@@ -7,7 +7,7 @@ import re
 from frontdesk.model.messages import AUTO_REPLY
 from frontdesk.settings import Settings
 from ingest.message import InboundMessage
-from ingest.screening.rule import header, own_addresses
+from ingest.screening.rule import header, local_part, own_addresses
 
 
 class AutoSubmitted:
@@ -89,3 +89,13 @@ class NullReturnPath:
         if value is not None and value.strip() in ("<>", ""):
             return "Return-Path: <>"
         return None
+
+
+class MailerDaemonSender:
+    name = "mailer_daemon_sender"
+    description = "Sent by MAILER-DAEMON: mail software, never a person (postmaster notices that are not bounces)."
+    verdict = AUTO_REPLY
+
+    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+        sender = local_part(message.sender_address)
+        return f"From: {message.sender_address}" if re.fullmatch(r"mailer[-_]?daemon", sender) else None

@@ -12,16 +12,24 @@ from ingest.screening.rule import report_evidence
 
 _ACTION = re.compile(rb"^Action[ \t]*:[ \t]*([A-Za-z-]+)", re.IGNORECASE | re.MULTILINE)
 SUCCESS_ACTIONS = {"delivered", "relayed", "expanded"}
+_JMRP_MARKER = b"X-HmXmrOriginalRecipient:"
 
 
 class AbuseReport:
     name = "abuse_report"
-    description = "RFC 5965 abuse feedback: multipart/report; report-type=feedback-report."
+    description = "RFC 5965 abuse feedback (multipart/report; report-type=feedback-report) or a Microsoft JMRP complaint."
     verdict = REPORT
 
     def check(self, message: InboundMessage, settings: Settings) -> str | None:
         evidence = report_evidence(message, "feedback-report")
-        return f"{evidence} (abuse report)" if evidence else None
+        if evidence:
+            return f"{evidence} (abuse report)"
+        # Microsoft's JMRP complaints predate ARF: the reported message is
+        # attached with this header added.
+        for attachment in message.attachments:
+            if attachment.content_type == "message/rfc822" and _JMRP_MARKER in (attachment.data or b"")[:65_536]:
+                return "attached message carries X-HmXmrOriginalRecipient (Microsoft JMRP complaint)"
+        return None
 
 
 class ReadReceipt:

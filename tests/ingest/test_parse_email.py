@@ -361,3 +361,11 @@ def test_forward_body_marker() -> None:
 
 def test_bounce_with_original_attached_is_not_a_forward() -> None:
     assert not parse_file(CHATWOOT / "bounced_gmail.eml").is_forwarded
+
+
+def test_delivery_status_part_keeps_every_recipient_block() -> None:
+    message = parse_file(CHATWOOT / "bounced_with_no_from.eml")
+    status = next(a for a in message.attachments if a.content_type == "message/delivery-status")
+    assert status.data is not None
+    assert b"Reporting-MTA: dns; smtp5.relay.example.com" in status.data
+    assert b"Action: failed" in status.data and b"Final-Recipient: rfc822; noreply@example-service.com" in status.data
