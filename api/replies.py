@@ -15,10 +15,11 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.access import visible_ticket
-from api.auth import principal_of
+from api.auth import Principal, principal_of
 from api.errors import ApiError
 from api.keys import BLOBS, SESSIONS, SETTINGS
 from api.openapi import AUTH_ERRORS, error_response
@@ -124,19 +125,15 @@ async def _queue_chat_reply(session: AsyncSession, ticket: Ticket, text: str, ke
     return message, delivery
 
 
-@routes.post(r"/api/v1/tickets/{ticket_id:\d+}/replies")
-async def post_reply(request: web.Request) -> web.Response:
-    principal = principal_of(request)
-    ticket_id = int(request.match_info["ticket_id"])
-    text, html, subject, cc = _reply_fields(await json_body(request))
-    key = _idempotency_key(request, ticket_id)
-    app = request.app
+async def _reply(app: web.Application, principal: Principal, ticket_id: int, key: str, text: str,
+                 html: str | None, subject: str | None, cc: tuple[str, ...]) -> tuple[Delivery, Message | None, bool]:
+    """Record and queue the reply; returns (delivery, message, created)."""
     async with app[SESSIONS].begin() as session:
         ticket = await visible_ticket(session, principal, ticket_id)
         existing = await find_delivery(session, key)
         if existing is not None:
             message = await session.get(Message, existing.message_id) if existing.message_id else None
-            return _answer(existing, message, 200)
+            return existing, message, False
         if ticket.source_channel in (MESSENGER, CHAT):
             message, delivery = await _queue_chat_reply(session, ticket, text, key, principal.user_id)
         elif ticket.source_channel in (EMAIL, FORM):
@@ -157,6 +154,28 @@ async def post_reply(request: web.Request) -> web.Response:
                      "channel": message.channel, "direction": OUTBOUND, "from_ticket": True,
                      "automated": False, "delivery_id": delivery.id},
         ))
+    return delivery, message, True
+
+
+@routes.post(r"/api/v1/tickets/{ticket_id:\d+}/replies")
+async def post_reply(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    ticket_id = int(request.match_info["ticket_id"])
+    text, html, subject, cc = _reply_fields(await json_body(request))
+    key = _idempotency_key(request, ticket_id)
+    app = request.app
+    try:
+        delivery, message, created = await _reply(app, principal, ticket_id, key, text, html, subject, cc)
+    except IntegrityError:
+        # The same Idempotency-Key raced in twice: the other request won.
+        async with app[SESSIONS]() as session:
+            delivery = await find_delivery(session, key)
+            if delivery is None:
+                raise
+            message = await session.get(Message, delivery.message_id) if delivery.message_id else None
+        return _answer(delivery, message, 200)
+    if not created:
+        return _answer(delivery, message, 200)
     await run_after_commit(app)
     return _answer(delivery, message, 201)
 

@@ -15,7 +15,14 @@ It sends ``job`` once and returns the provider's id for the sent message
 connection refused: the loop reschedules with backoff) and
 :class:`PermanentDeliveryError` when retrying cannot help (5xx, unknown
 recipient): the delivery is marked ``failed``.  Any other exception counts
-as temporary.  A deliverer may be called again for the same job after a
+as temporary.
+
+Messenger and chat replies (``POST /api/v1/tickets/{id}/replies``) are
+queued with ``recipient`` = the contact's id on that channel (the
+``ContactIdentity.external_id``: a PSID, a chat visitor id) and
+``payload = {"text": ..., "channel_id": <channels.id>, "thread_key": ...}``.
+
+A deliverer may be called again for the same job after a
 crash, so it must send the same content each time (email reuses the stored
 MIME bytes, hence the same Message-ID).
 """

@@ -25,10 +25,22 @@ from _automation_world import make_team, status_ids
 from api.app import create_app
 from api.auth import hash_token
 from api.replies import AFTER_COMMIT
-from frontdesk.model import ApiToken, Delivery, OutboxEvent, Ticket
+from frontdesk.model import (
+    ApiToken,
+    Channel,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Delivery,
+    OutboxEvent,
+    Status,
+    Ticket,
+    User,
+)
 from ingest.context import IngestContext
 from ingest.message import Envelope
 from ingest.pipeline import ingest_email
+from outbound.dispatch import DeliveryJob, deliverer_for, register_deliverer
 
 CUSTOMER = "ada@example.com"
 SUPPORT = "support@acme.test"
@@ -227,7 +239,6 @@ async def test_the_api_refuses_header_injection_and_hides_invisible_tickets(mail
         assert await session.scalar(select(func.count()).select_from(Delivery)) == 0
     _, (outsider,) = await make_team(sessions, "Elsewhere", [("Olga", "olga@acme.test")])
     async with sessions.begin() as session:
-        from frontdesk.model import User
         (await session.get(User, outsider)).ticket_access = "owned"
     headers = await agent_token(sessions, outsider)
     assert (await api.post(f"{url}/replies", json={"text": "x"}, headers=headers)).status == 404
@@ -250,3 +261,45 @@ async def test_a_retried_reply_with_the_same_idempotency_key_sends_once(mail_set
     async with sessions() as session:
         sent = (await session.scalars(select(OutboxEvent).where(OutboxEvent.type == "message.sent"))).all()
     assert len(sent) == 1 and sent[0].body["payload"]["from_ticket"] is True
+
+
+async def test_a_messenger_ticket_is_answered_through_the_dispatch_registry(sessions, deliveries, api) -> None:  # type: ignore[no-untyped-def]
+    statuses = await status_ids(sessions)
+    async with sessions.begin() as session:
+        pipeline_id = (await session.get(Status, statuses["new"])).pipeline_id
+        channel = Channel(kind="messenger", key="page-1", pipeline_id=pipeline_id)
+        contact = Contact(first_name="Max")
+        session.add_all([channel, contact])
+        await session.flush()
+        session.add(ContactIdentity(contact_id=contact.id, channel_id=channel.id, external_id="psid-42"))
+        conversation = Conversation(channel="messenger", channel_id=channel.id, thread_key="page-1:psid-42",
+                                    contact_id=contact.id)
+        session.add(conversation)
+        await session.flush()
+        ticket = Ticket(name="Hi", pipeline_id=pipeline_id, status_id=statuses["new"],
+                        source_channel="messenger", channel_id=channel.id, contact_id=contact.id,
+                        origin_conversation_id=conversation.id)
+        session.add(ticket)
+        await session.flush()
+        ticket_id = ticket.id
+    sent: list[DeliveryJob] = []
+
+    async def fake_messenger(job: DeliveryJob) -> str:
+        sent.append(job)
+        return "mid.1"
+
+    previous = deliverer_for("messenger")
+    register_deliverer("messenger", fake_messenger)
+    try:
+        answer = await api.post(f"/api/v1/tickets/{ticket_id}/replies", json={"text": "Hello Max"},
+                                headers={"Authorization": "Bearer test-api-token"})
+        assert answer.status == 201, await answer.text()
+        await deliveries.deliver_due()
+    finally:
+        if previous is not None:
+            register_deliverer("messenger", previous)
+    [job] = sent
+    assert (job.recipient, job.payload["text"], job.payload["thread_key"]) == ("psid-42", "Hello Max", "page-1:psid-42")
+    async with sessions() as session:
+        delivery = (await session.scalars(select(Delivery))).one()
+    assert (delivery.state, delivery.payload["provider_id"]) == ("sent", "mid.1")
