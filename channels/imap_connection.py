@@ -75,6 +75,8 @@ class ImapConnection:
     async def _call(self, awaitable: Awaitable[T], what: str) -> T:
         """Run one command, failing fast when the connection drops meanwhile."""
         if self._lost.is_set():
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()  # never started; avoids "never awaited" noise
             raise ImapError(f"connection lost before {what}")
         command = asyncio.ensure_future(awaitable)
         lost = asyncio.ensure_future(self._lost.wait())

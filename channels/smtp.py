@@ -11,6 +11,7 @@ happened) so the sending server keeps the message and retries.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from datetime import datetime, timezone
@@ -188,6 +189,8 @@ class SmtpChannel:
         if settings.require_starttls and self._tls is None:
             raise ValueError("smtp.require_starttls needs smtp.tls_cert and smtp.tls_key")
         self._session_timeout = session_timeout
+        # aiosmtpd would look the FQDN up for every connection.
+        self._hostname = settings.hostname or socket.getfqdn()
         self._sessions: set[_TrackedSMTP] = set()
         self._server: asyncio.base_events.Server | None = None
 
@@ -196,7 +199,7 @@ class SmtpChannel:
             self._handler,
             self._sessions,
             data_size_limit=self._settings.max_message_size,  # also announced as SIZE in EHLO
-            hostname=self._settings.hostname,
+            hostname=self._hostname,
             tls_context=self._tls,
             require_starttls=self._settings.require_starttls,
             timeout=self._session_timeout,

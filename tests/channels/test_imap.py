@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import inspect
 import os
 import re
 import uuid
@@ -122,12 +123,15 @@ def make_email(subject: str) -> tuple[bytes, str]:
     return message.as_bytes().replace(b"\n", b"\r\n"), message_id
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = 30.0) -> None:
     """Wait, bounded, until ``check`` holds (these are not timing assertions)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        if await check():
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"never happened: {what}")
@@ -180,8 +184,8 @@ async def test_new_mail_is_imported_and_flagged_seen(ingest_ctx, sessions, user)
     async with Running(ImapPoller(ingest_ctx, mailbox_for(user), ingest=ingest_email)) as poller:
         await eventually(lambda: _has(sessions, {first_id, second_id}), "both messages stored")
         await eventually(lambda: _all_seen(user, {first_id, second_id}), "both flagged \\Seen")
+        await eventually(lambda: poller.state.last_uid == 2, "checkpoint at the second UID")
         assert poller.state.imported == 2
-        assert poller.state.last_uid == 2
     assert sorted(await stored_ids(sessions)) == sorted([first_id, second_id])
     checkpoint = await load_checkpoint(sessions, user.name, "INBOX")
     assert checkpoint.last_uid == 2
@@ -273,7 +277,7 @@ async def test_seen_only_after_commit_and_failed_message_is_retried(ingest_ctx, 
         async def failed_twice() -> bool:
             return flaky.failures >= 2  # it is retried, and keeps failing while storage is down
         await eventually(failed_twice, "ingest retried the failing message")
-        assert poller.state.last_error.startswith("storage")
+        await eventually(lambda: (poller.state.last_error or "").startswith("storage"), "storage failure recorded")
         flags = await user.flags()
         assert "\\Seen" in flags[first_id]
         assert "\\Seen" not in flags[failing_id]
@@ -374,7 +378,10 @@ async def test_dropped_connection_reconnects_with_backoff(ingest_ctx, sessions, 
             await user.append(during)
             await proxy.start()  # same port again
             await eventually(lambda: _has(sessions, {during_id}), "message sent during the outage stored")
-            assert poller.state.consecutive_failures == 0
+
+            async def recovered() -> bool:
+                return poller.state.state == IDLE and poller.state.consecutive_failures == 0
+            await eventually(recovered, "poller idle again with its failure count reset")
     finally:
         await proxy.close()
     assert sorted(await stored_ids(sessions)) == sorted([before_id, during_id])
@@ -391,6 +398,7 @@ async def test_pollers_run_several_mailboxes_concurrently(ingest_ctx, sessions, 
     await pollers.start()
     try:
         await eventually(lambda: _has(sessions, expected), "every mailbox imported")
+        await eventually(lambda: all(state.last_uid == 1 for state in pollers.states.values()), "all checkpointed")
         assert {name: state.imported for name, state in pollers.states.items()} == {u.name: 1 for u in users}
     finally:
         await pollers.stop()

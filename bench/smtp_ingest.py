@@ -1,0 +1,326 @@
+"""Benchmark: SMTP ingest through the full Frontdesk pipeline versus a bare aiosmtpd server.
+
+    .venv/bin/python bench/smtp_ingest.py --messages 2000 --database sqlite,postgresql \
+        [--pg-url postgresql+asyncpg://postgres@127.0.0.1:54329/postgres] [--profile 500] \
+        [--report bench/results/smtp_ingest.md]
+
+For each database it sends N messages at C concurrent sessions, one message
+per connection, first to a bare aiosmtpd server that answers 250 at once,
+then to Frontdesk's SMTP channel (recipient check, ingest pipeline, blob
+store, database commit).  The server runs in this process; the client runs
+in a child process, so on a two-core machine each gets a core.  It reports
+both rates and their ratio, checks every message was stored exactly once,
+and with ``--profile`` reruns the full pipeline under cProfile to show
+where the time goes.  The PostgreSQL URL comes from ``--pg-url`` or
+``FRONTDESK_TEST_PG_URL``; a fresh database is created and dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import multiprocessing
+import os
+import platform
+import pstats
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RECIPIENT = "support@acme.test"
+
+
+# -- the client (child process) ---------------------------------------------
+
+def make_message(run: str, n: int) -> bytes:
+    sender = f"customer{n % 500}@customers.test"
+    body = ("Hello, my order has not arrived yet and the tracking page shows no update. " * 12 + "\r\n") * 3
+    return (
+        f"From: Customer {n % 500} <{sender}>\r\n"
+        f"To: Acme Support <{RECIPIENT}>\r\n"
+        f"Subject: Order {run}-{n} has not arrived\r\n"
+        f"Message-ID: <{run}.{n}@customers.test>\r\n"
+        "Date: Mon, 23 Nov 2026 03:00:00 +0000\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "\r\n"
+        f"{body}"
+    ).encode()
+
+
+async def _send_all(port: int, run: str, count: int, concurrency: int) -> tuple[float, int, list[str]]:
+    import aiosmtplib
+
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(count):
+        queue.put_nowait(n)
+    failures: list[str] = []
+    sent = 0
+
+    async def worker() -> None:
+        nonlocal sent
+        while not queue.empty():
+            n = queue.get_nowait()
+            sender = f"customer{n % 500}@customers.test"
+            try:
+                # One message per connection, like independent sending servers.
+                async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=120) as client:
+                    await client.sendmail(sender, [RECIPIENT], make_message(run, n))
+                sent += 1
+            except Exception as error:  # noqa: BLE001 - reported, not fatal
+                failures.append(f"{n}: {error!r}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, sent, failures[:5]
+
+
+def client_process(port: int, run: str, count: int, concurrency: int, results) -> None:  # type: ignore[no-untyped-def]
+    results.put(asyncio.run(_send_all(port, run, count, concurrency)))
+
+
+async def drive_client(port: int, run: str, count: int, concurrency: int) -> tuple[float, int, list[str]]:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    child = context.Process(target=client_process, args=(port, run, count, concurrency, results))
+    child.start()
+    # The server shares this event loop: wait without blocking it.
+    while True:
+        try:
+            return results.get_nowait()
+        except Exception:  # queue.Empty
+            if not child.is_alive() and results.empty():
+                raise RuntimeError("benchmark client died")
+            await asyncio.sleep(0.05)
+
+
+# -- the servers (this process) -----------------------------------------------
+
+class AnswerOnly:
+    """The baseline: aiosmtpd doing nothing but answering."""
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        return "250 OK"
+
+
+async def bare_rate(count: int, concurrency: int) -> tuple[float, int, list[str]]:
+    from aiosmtpd.smtp import SMTP
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(AnswerOnly(), hostname="bench"), "127.0.0.1", 0)
+    try:
+        return await drive_client(server.sockets[0].getsockname()[1], uuid.uuid4().hex[:8], count, concurrency)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@dataclass
+class Installation:
+    settings: object
+    engine: object
+    sessions: object
+    blobs: object
+    drop: str | None  # PostgreSQL database to drop afterwards
+
+
+async def install(database: str, pg_url: str | None, workdir: Path) -> Installation:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from frontdesk.defaults import ensure_defaults
+    from frontdesk.settings import Secret, SupportAddress, load_settings
+    from frontdesk.storage.blobs import BlobStore
+    from frontdesk.storage.database import create_engine, session_factory
+    from frontdesk.storage.migrate import upgrade
+
+    drop = None
+    if database == "sqlite":
+        url = f"sqlite+aiosqlite:///{workdir / 'frontdesk.db'}"
+    else:
+        if not pg_url:
+            raise SystemExit("PostgreSQL needs --pg-url or FRONTDESK_TEST_PG_URL")
+        drop = f"fd_bench_{uuid.uuid4().hex[:10]}"
+        admin = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'CREATE DATABASE "{drop}"')
+        finally:
+            await conn.close()
+        url = make_url(pg_url).set(database=drop).render_as_string(hide_password=False)
+    base = load_settings(environ={"FRONTDESK_DATA_DIR": str(workdir / "var"), "FRONTDESK_SECRET_KEY": "bench"})
+    settings = replace(base, database_url=url, support_addresses=(SupportAddress(RECIPIENT),),
+                       from_address=RECIPIENT, secret_key=Secret("bench-secret"))
+    engine = create_engine(url)
+    await upgrade(engine)
+    sessions = session_factory(engine)
+    await ensure_defaults(sessions, settings)
+    return Installation(settings, engine, sessions, BlobStore(settings.blob_dir), drop)
+
+
+async def uninstall(installation: Installation, pg_url: str | None) -> None:
+    await installation.engine.dispose()
+    if installation.drop:
+        import asyncpg
+        from sqlalchemy.engine import make_url
+
+        admin = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{installation.drop}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+async def full_rate(installation: Installation, count: int, concurrency: int,
+                    profiler: cProfile.Profile | None = None) -> tuple[float, int, list[str], int]:
+    from sqlalchemy import func, select
+
+    from channels.smtp import SmtpChannel
+    from frontdesk.model.messages import Message
+    from ingest.context import IngestContext
+
+    ctx = IngestContext(settings=installation.settings, sessions=installation.sessions, blobs=installation.blobs)
+    channel = SmtpChannel(ctx, replace(installation.settings.smtp, host="127.0.0.1", port=0))
+    await channel.start()
+    run = uuid.uuid4().hex[:8]
+    try:
+        if profiler:
+            profiler.enable()
+        elapsed, sent, failures = await drive_client(channel.port, run, count, concurrency)
+    finally:
+        if profiler:
+            profiler.disable()
+        await channel.stop(grace=10)
+    async with installation.sessions() as session:
+        stored = await session.scalar(
+            select(func.count()).select_from(Message).where(Message.external_id.like(f"{run}.%"))
+        )
+    return elapsed, sent, failures, stored
+
+
+def configure_logging(path: Path) -> None:
+    """Production-like: JSON log lines to a file (the channel logs one per message)."""
+    import logging
+
+    import structlog
+
+    handle = path.open("w")
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"),
+                    structlog.processors.JSONRenderer()],
+        logger_factory=structlog.WriteLoggerFactory(file=handle),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
+    logging.basicConfig(level=logging.WARNING, stream=handle)
+
+
+def top_of_profile(profiler: cProfile.Profile, limit: int = 25) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.strip_dirs().sort_stats("cumulative").print_stats(limit)
+    text = out.getvalue()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.strip_dirs().sort_stats("tottime").print_stats(limit)
+    return "By cumulative time:\n" + text + "\nBy own time:\n" + out.getvalue()
+
+
+async def bench_database(database: str, args: argparse.Namespace) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix=f"fd-bench-{database}-"))
+    configure_logging(workdir / "server.log")
+    installation = await install(database, args.pg_url, workdir)
+    try:
+        # Warm-up: imports, connection pool, the first ticket's defaults.
+        await full_rate(installation, min(50, args.messages), args.concurrency)
+        bare_elapsed, bare_sent, bare_failures = await bare_rate(args.messages, args.concurrency)
+        full_elapsed, full_sent, full_failures, stored = await full_rate(installation, args.messages, args.concurrency)
+        profile_text = None
+        if args.profile:
+            profiler = cProfile.Profile()
+            await full_rate(installation, args.profile, args.concurrency, profiler)
+            profile_text = top_of_profile(profiler)
+    finally:
+        await uninstall(installation, args.pg_url)
+        shutil.rmtree(workdir, ignore_errors=True)
+    bare = bare_sent / bare_elapsed
+    full = full_sent / full_elapsed
+    return {
+        "database": database, "bare_rate": bare, "full_rate": full, "ratio": full / bare,
+        "bare_sent": bare_sent, "full_sent": full_sent, "stored": stored,
+        "failures": bare_failures + full_failures, "profile": profile_text,
+    }
+
+
+def machine_facts() -> str:
+    def run(command: list[str]) -> str:
+        try:
+            return subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip()
+        except OSError:
+            return "(unavailable)"
+    return (f"- `nproc`: {run(['nproc'])}\n"
+            f"- `free -g`:\n\n```\n{run(['free', '-g'])}\n```\n"
+            f"- Python {platform.python_version()} on {platform.platform()}\n"
+            f"- load when the report was written (`uptime`): {run(['uptime'])}; the machine is shared, "
+            "so other work competes for the same two cores\n")
+
+
+def report(results: list[dict], args: argparse.Namespace, command: str) -> str:
+    lines = ["# SMTP ingest benchmark", "", "## Machine", "", machine_facts(), "## Command", "",
+             f"```\n{command}\n```", "",
+             f"{args.messages} messages per run, {args.concurrency} concurrent sessions, one message per "
+             "connection; the client runs in a separate process.", "",
+             "## Results", "",
+             "| database | bare aiosmtpd (msg/s) | Frontdesk full pipeline (msg/s) | ratio | stored exactly once |",
+             "|---|---|---|---|---|"]
+    for r in results:
+        once = "yes" if r["stored"] == r["full_sent"] == args.messages else f"no ({r['stored']}/{args.messages})"
+        lines.append(f"| {r['database']} | {r['bare_rate']:.0f} | {r['full_rate']:.0f} | {r['ratio']:.2f} | {once} |")
+    for r in results:
+        if r["failures"]:
+            lines += ["", f"Failures on {r['database']} (first few): " + "; ".join(r["failures"])]
+    for r in results:
+        if r["profile"]:
+            lines += ["", f"## Profile of the full pipeline on {r['database']} ({args.profile} messages, cProfile)",
+                      "", "```", r["profile"].strip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql, or both comma-separated")
+    parser.add_argument("--pg-url", default=os.environ.get("FRONTDESK_TEST_PG_URL"))
+    parser.add_argument("--profile", type=int, default=0, help="also profile the full pipeline on this many messages")
+    parser.add_argument("--report", type=Path, help="write the results as Markdown to this file")
+    args = parser.parse_args()
+
+    results = []
+    for database in [d.strip() for d in args.database.split(",") if d.strip()]:
+        result = asyncio.run(bench_database(database, args))
+        results.append(result)
+        print(f"{database}: bare {result['bare_rate']:.0f} msg/s, full {result['full_rate']:.0f} msg/s, "
+              f"ratio {result['ratio']:.2f}, stored {result['stored']}/{args.messages}", flush=True)
+    command = " ".join([".venv/bin/python", "bench/smtp_ingest.py", *sys.argv[1:]])
+    text = report(results, args, command)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(text)
+        print(f"report written to {args.report}")
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
