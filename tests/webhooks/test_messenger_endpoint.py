@@ -168,3 +168,25 @@ async def test_a_payload_that_cannot_be_processed_is_quarantined_with_its_cause(
     assert payload.state == "quarantined"
     assert item.cause == "processing_error" and "the pipeline fell over" in item.detail
     assert blobs.exists(item.blob) and json.loads(await blobs.get(item.blob))["entry"][0]["messaging"][0]["message"]["mid"] == "mid.broken"
+
+
+async def test_a_page_with_ticket_creation_off_stores_messages_without_tickets(webhooks, sessions) -> None:
+    # Page 777 belongs to another app (its own secret) and has create_tickets = false.
+    response = await webhooks.post_messenger(text_message("mid.no-ticket", page="777"), secret="other-app-secret")
+    assert response.status == 200
+    await webhooks.settle()
+    async with sessions() as session:
+        message = await session.scalar(select(Message))
+    assert message is not None and message.external_id == "mid.no-ticket" and message.ticket_id is None
+    assert await count_rows(sessions, Ticket) == {"tickets": 0}
+
+
+async def test_an_exact_replay_is_answered_without_a_new_row(webhooks, sessions) -> None:
+    body = text_message("mid.replayed")
+    assert (await webhooks.post_messenger(body)).status == 200
+    await webhooks.settle()
+    before = await count_rows(sessions, *ALL)
+    replay = await webhooks.post_messenger(body)
+    assert replay.status == 200 and (await replay.json())["status"] == "duplicate"
+    await webhooks.settle()
+    assert await count_rows(sessions, *ALL) == before == {**NOTHING, "inbound_payloads": 1, "messages": 1, "tickets": 1}
