@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import smtplib
+import socket
+from dataclasses import replace
 from email.message import EmailMessage
 from typing import Iterator
 
 import pytest
+import structlog
 
 from daemon_process import DaemonProcess, base_env
-from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS
+from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, Secret, load_settings
+from runtime.logs import configure_logging
 
 OPERATOR_TOKEN = "operator-token-6f1d3c9a8b"
 SMARTHOST_PASSWORD = "smarthost-pass-0a7e55d2"
@@ -106,3 +113,41 @@ def test_without_an_operator_token_the_daemon_warns(tmp_path) -> None:  # type: 
     warnings = [e for e in daemon.events() if e["event"] == "api.no_operator_token"]
     assert warnings and warnings[0]["level"] == "warning"
     assert "FRONTDESK_API_TOKEN" in warnings[0]["message"]
+
+
+def test_port_already_taken_is_a_clear_startup_failure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    daemon = DaemonProcess(cwd=tmp_path, env=base_env(tmp_path))
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", daemon.http_port))
+        squatter.listen()
+        daemon.start()
+        try:
+            assert daemon.process.wait(timeout=120) == 2
+        finally:
+            daemon.kill()
+    [failure] = [e for e in daemon.events() if e["event"] == "frontdesk.cannot_start"]
+    assert f"cannot listen for HTTP on 127.0.0.1:{daemon.http_port}" in failure["reason"]
+    assert "frontdesk.stopped" in [e["event"] for e in daemon.events()]  # what did start was stopped again
+
+
+def test_the_log_masks_configured_secrets_whoever_logs_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = replace(load_settings(environ={"FRONTDESK_DATA_DIR": str(tmp_path / "var")}),
+                       api_token=Secret(OPERATOR_TOKEN), secret_key=Secret(SECRET_KEY))
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    try:
+        configure_logging(settings, stream=stream)
+        logging.getLogger("some.library").warning("connecting with Authorization: Bearer %s", OPERATOR_TOKEN)
+        structlog.get_logger("frontdesk.test").info("oops", key=SECRET_KEY, token=settings.api_token)
+    finally:
+        structlog.reset_defaults()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["connecting with Authorization: Bearer ***", "oops"]
+    assert lines[1]["key"] == "***" and lines[1]["token"] == "Secret('***')"
+    assert OPERATOR_TOKEN not in stream.getvalue() and SECRET_KEY not in stream.getvalue()
