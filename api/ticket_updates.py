@@ -3,16 +3,13 @@
 Status (by internal name or id), owner, team, priority, category, name and
 description.  A status change emits ``ticket.status_changed`` (which runs
 the new status's action chain) and stamps ``closed_at`` / ``reopened_at``;
-other changes emit one ``ticket.property_changed``.  When the admin API's
-``api.stage_rules`` module is present, its required stage properties are
-enforced before anything is written.
+other changes emit one ``ticket.property_changed``.  Required stage
+properties (:func:`api.stage_rules.enforce_stage_properties`) are checked
+before anything is written.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import inspect
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +22,7 @@ from api.keys import SESSIONS
 from api.openapi import AUTH_ERRORS, error_response
 from api.replies import run_after_commit
 from api.request_body import json_body
+from api.stage_rules import enforce_stage_properties
 from automation.status_change import move_ticket
 from frontdesk.events import AGENT, TICKET_PROPERTY_CHANGED, TICKET_STATUS_CHANGED, Actor, DomainEvent
 from frontdesk.model import Status, Team, Ticket, User, utcnow
@@ -80,18 +78,6 @@ async def _reference(session: Any, field: str, value: Any, model: type) -> int |
     return value
 
 
-async def _enforce_stage_rules(session: Any, ticket: Ticket, status: Status, changes: dict[str, Any]) -> None:
-    """Call the admin API's stage-property check when that module exists."""
-    if importlib.util.find_spec("api.stage_rules") is None:
-        return
-    module = importlib.import_module("api.stage_rules")
-    check = getattr(module, "enforce_stage_properties", None)
-    if check is not None:
-        result = check(session, ticket, status, changes)
-        if inspect.isawaitable(result):
-            await result
-
-
 def _ticket_json(ticket: Ticket, status: Status) -> dict[str, Any]:
     return {
         "id": ticket.id, "name": ticket.name, "description": ticket.description,
@@ -128,7 +114,7 @@ async def patch_ticket(request: web.Request) -> web.Response:
             wanted["team_id"] = await _reference(session, "team_id", body["team_id"], Team)
         changes = {f: {"from": getattr(ticket, f), "to": v} for f, v in wanted.items() if getattr(ticket, f) != v}
         if target.id != current.id:
-            await _enforce_stage_rules(session, ticket, target, {f: c["to"] for f, c in changes.items()})
+            await enforce_stage_properties(session, ticket, target, {f: c["to"] for f, c in changes.items()})
         for field, change in changes.items():
             setattr(ticket, field, change["to"])
         if changes:

@@ -303,3 +303,38 @@ async def test_a_messenger_ticket_is_answered_through_the_dispatch_registry(sess
     async with sessions() as session:
         delivery = (await session.scalars(select(Delivery))).one()
     assert (delivery.state, delivery.payload["provider_id"]) == ("sent", "mid.1")
+
+
+async def test_patch_changes_properties_and_reopens(mail_settings, sessions, blobs, api) -> None:  # type: ignore[no-untyped-def]
+    ctx = IngestContext(mail_settings, sessions, blobs)
+    outcome = await ingest_email(ctx, customer_mail(message_id="c1@example.com", subject="Hi"), envelope())
+    operator = {"Authorization": "Bearer test-api-token"}
+    url = f"/api/v1/tickets/{outcome.ticket_id}"
+    team, _ = await make_team(sessions, "Tier 1", [("Alice", "alice@acme.test")])
+    async with sessions() as session:
+        description = (await session.get(Ticket, outcome.ticket_id)).description  # from the mail body
+    answer = await api.patch(url, json={"priority": "high", "category": "billing", "team_id": team,
+                                        "name": "Printer fire", "description": "Room 4"}, headers=operator)
+    assert answer.status == 200
+    body = await answer.json()
+    assert (body["priority"], body["category"], body["team_id"], body["name"]) == ("high", "billing", team,
+                                                                                  "Printer fire")
+    closed = await (await api.patch(url, json={"status": "closed"}, headers=operator)).json()
+    assert closed["is_closed"] and closed["closed_at"]
+    reopened = await (await api.patch(url, json={"status": "waiting_on_us"}, headers=operator)).json()
+    assert reopened["reopened_at"] and reopened["closed_at"] is None
+    assert (await api.patch(url, json={"owner_id": 999999}, headers=operator)).status == 422
+    assert (await api.patch(url, json={"pipeline_id": 2}, headers=operator)).status == 422
+    async with sessions() as session:
+        events = (await session.scalars(select(OutboxEvent).where(OutboxEvent.ticket_id == outcome.ticket_id)
+                                        .order_by(OutboxEvent.id))).all()
+    changed = [e.body["payload"] for e in events if e.type == "ticket.property_changed"]
+    assert changed == [{"changes": {
+        "priority": {"from": None, "to": "high"}, "category": {"from": None, "to": "billing"},
+        "name": {"from": "Hi", "to": "Printer fire"}, "description": {"from": description, "to": "Room 4"},
+        "team_id": {"from": None, "to": team}}}]
+    moves = [e.body["payload"] for e in events if e.type == "ticket.status_changed"]
+    assert [(m["to_status"], m["is_closed"], m["reopened"]) for m in moves] == [
+        ("closed", True, False), ("waiting_on_us", False, True)]
+    assert all(e.body["actor"]["kind"] == "agent" for e in events if e.type.startswith("ticket.") and
+               e.type != "ticket.created")
