@@ -164,3 +164,22 @@ async def test_a_claimed_delivery_is_not_sent_twice(mail_settings, sessions, blo
     assert len(handler.received) == 1
     async with sessions() as session:
         assert len((await session.scalars(select(Delivery))).all()) == 1
+
+
+async def test_a_crash_after_sending_resends_the_same_message_id_on_the_same_row(mail_settings, sessions, blobs,  # type: ignore[no-untyped-def]
+                                                                                sink) -> None:
+    from outbound.email.deliver import deliver_email
+    handler, _ = sink
+    delivery_id = await _queue(sessions, blobs)
+    loop = DeliveryLoop(mail_settings, sessions, blobs, lease=300.0)
+    now = utcnow()
+    # The process claims the row and sends, then dies before recording "sent".
+    job = await loop._claim(delivery_id, 0, now)
+    await deliver_email(job)
+    assert await loop.deliver_due(now) == 0  # the lease still holds it
+    assert await loop.deliver_due(now + timedelta(seconds=301)) == 1
+    first, second = handler.received
+    assert first["Message-ID"] == second["Message-ID"]
+    async with sessions() as session:
+        rows = (await session.scalars(select(Delivery))).all()
+    assert [(r.id, r.state, r.attempts) for r in rows] == [(delivery_id, "sent", 2)]
