@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import uuid
 from pathlib import Path
 
-import asyncpg
-import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from daemon_process import base_env, frontdesk
-from frontdesk.model import QuarantinedItem, Ticket
 from frontdesk.defaults import ensure_defaults
+from frontdesk.model import QuarantinedItem, Ticket
 from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, load_settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import create_engine, session_factory
 from frontdesk.storage.migrate import upgrade
 from ingest.message import Envelope
-
-PG_URL = os.environ.get("FRONTDESK_TEST_PG_URL")
 
 
 def test_help_lists_every_subcommand(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -46,25 +39,6 @@ def test_migrate_brings_a_fresh_sqlite_database_to_head(tmp_path) -> None:  # ty
     assert "migrate.done" in result.stderr
     assert frontdesk("migrate", "--check", env=env, cwd=tmp_path).returncode == 0
     assert (tmp_path / "var" / "frontdesk.db").exists()
-
-
-@pytest.fixture
-def empty_postgres() -> str:
-    if not PG_URL:
-        pytest.skip("FRONTDESK_TEST_PG_URL is not set")
-    name = f"fd_cli_{uuid.uuid4().hex[:10]}"
-    admin = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def execute(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
-    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_on_postgresql_run_refuses_an_unmigrated_schema_until_migrate(tmp_path, empty_postgres) -> None:  # type: ignore[no-untyped-def]

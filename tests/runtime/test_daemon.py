@@ -151,3 +151,27 @@ def test_the_log_masks_configured_secrets_whoever_logs_them(tmp_path) -> None:  
     assert [line["event"] for line in lines] == ["connecting with Authorization: Bearer ***", "oops"]
     assert lines[1]["key"] == "***" and lines[1]["token"] == "Secret('***')"
     assert OPERATOR_TOKEN not in stream.getvalue() and SECRET_KEY not in stream.getvalue()
+
+
+def test_on_postgresql_with_auto_migrate_the_daemon_serves_mail_to_the_api(tmp_path, empty_postgres) -> None:  # type: ignore[no-untyped-def]
+    env = base_env(tmp_path, FRONTDESK_DATABASE_URL=empty_postgres, FRONTDESK_AUTO_MIGRATE="true",
+                   FRONTDESK_API_TOKEN=OPERATOR_TOKEN, FRONTDESK_SUPPORT_ADDRESSES="help@acme.test")
+    daemon = DaemonProcess(cwd=tmp_path, env=env)
+    daemon.start()
+    try:
+        daemon.wait_until_healthy()
+        message = EmailMessage()
+        message["From"] = "grace@example.org"
+        message["To"] = "help@acme.test"
+        message["Subject"] = "Invoice question"
+        message.set_content("Which invoice is this?")
+        with smtplib.SMTP("127.0.0.1", daemon.smtp_port, timeout=30) as smtp:
+            assert smtp.send_message(message) == {}
+        status, listing = daemon.get_json("/api/v1/tickets?q=invoice", token=OPERATOR_TOKEN)
+        assert status == 200 and [t["name"] for t in listing["tickets"]] == ["Invoice question"]
+        assert daemon.terminate() == 0
+    finally:
+        daemon.kill()
+    events = daemon.events()
+    assert any(e["event"] == "database.migrated" for e in events)
+    assert not any(e["event"] == "defaults.used" for e in events)  # everything needed was configured
