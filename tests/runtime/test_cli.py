@@ -31,6 +31,12 @@ def test_an_unreadable_config_file_is_a_clear_error(tmp_path) -> None:  # type: 
     assert "configuration error" in result.stderr and "missing.toml" in result.stderr
 
 
+def test_worker_without_kafka_says_what_to_set(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = frontdesk("worker", env=base_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "FRONTDESK_KAFKA_BOOTSTRAP" in result.stderr
+
+
 def test_migrate_brings_a_fresh_sqlite_database_to_head(tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = base_env(tmp_path)
     assert frontdesk("migrate", "--check", env=env, cwd=tmp_path).returncode == 1
