@@ -80,6 +80,7 @@ async def test_every_corpus_email_is_stored_screened_duplicate_or_quarantined(se
     assert tickets == kinds["ticket_created"]
     assert len(messages) + len(quarantined) + kinds["duplicate"] == len(files)
     assert all(q.cause for q in quarantined)
+    print(f"quarantine causes: {dict(Counter(q.cause for q in quarantined))}")
 
     # Nothing lost: each file's bytes are a stored message's, a quarantined item's, or a duplicate's original.
     by_id = {m.id: m for m in messages}
