@@ -14,11 +14,14 @@ import re
 from dataclasses import dataclass, field
 from email.message import Message
 
+from inscriptis import get_text
+
 from ingest.email_parts.charset import decode_bytes
 
-MAX_DEPTH = 50  # MIME nesting deeper than this is treated as one opaque part
+MAX_DEPTH = 50  # deeper MIME nesting is read, but noted as a defect
 
 _TAGS = re.compile(r"<[^>]*>")
+_INVISIBLE = re.compile(r"<(head|script|style|title)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
@@ -60,39 +63,38 @@ def raw_filename(part: Message) -> str | None:
 
 
 def layout(msg: Message, defects: list[str]) -> MimeLayout:
+    """Sort the leaves of ``msg`` in document order; iterative, so no nesting depth can overflow the stack."""
     found = MimeLayout()
-    _walk(msg, found, defects, depth=0)
+    stack: list[tuple[Message, int]] = [(msg, 0)]
+    deepest = 0
+    while stack:
+        part, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = _children(part, found, defects)
+        stack.extend((child, depth + 1) for child in reversed(children))
+    if deepest > MAX_DEPTH:
+        defects.append(f"mime: nested {deepest} levels deep")
     return found
 
 
-def _walk(part: Message, found: MimeLayout, defects: list[str], depth: int) -> None:
+def _children(part: Message, found: MimeLayout, defects: list[str]) -> list[Message]:
+    """The sub-parts to visit next, after filing ``part`` itself if it is a leaf."""
     ctype = content_type(part)
     if part.is_multipart() and not ctype.startswith("message/"):
-        if depth >= MAX_DEPTH:
-            defects.append(f"mime: nesting deeper than {MAX_DEPTH}, kept the rest as one attachment")
-            found.attachment_parts.append(part)
-            return
         payload = part.get_payload()
         if isinstance(payload, list):
-            for child in payload:
-                if isinstance(child, Message):
-                    _walk(child, found, defects, depth + 1)
-            return
+            return [child for child in payload if isinstance(child, Message)]
     if ctype.startswith("multipart/"):
         # A multipart without a usable boundary: its content is all we have.
         defects.append(f"mime: {ctype} without parts, read as text")
         found.text_parts.append(part)
-        return
-    if ctype.startswith("message/"):
+    elif ctype.startswith("message/"):
         found.attachment_parts.append(part)
-        return
-    is_attachment = disposition(part) == "attachment" or raw_filename(part) is not None
-    if ctype == "text/plain" and not is_attachment:
-        found.text_parts.append(part)
-    elif ctype == "text/html" and not is_attachment:
-        found.html_parts.append(part)
+    elif ctype in ("text/plain", "text/html") and disposition(part) != "attachment" and raw_filename(part) is None:
+        (found.text_parts if ctype == "text/plain" else found.html_parts).append(part)
     else:
         found.attachment_parts.append(part)
+    return []
 
 
 def payload_bytes(part: Message) -> bytes:
@@ -134,11 +136,15 @@ def joined_text(parts: list[Message], defects: list[str], where: str) -> str | N
 def html_to_text(html: str, defects: list[str]) -> str:
     """Readable text from HTML via inscriptis; a crude tag strip only if inscriptis fails."""
     try:
-        from inscriptis import get_text
-
         text = get_text(html)
-    except Exception as exc:  # deep or broken markup
+    except Exception as exc:  # broken markup
         defects.append(f"html: inscriptis failed ({type(exc).__name__}), tags stripped instead")
         text = _TAGS.sub(" ", html)
+    if not text.strip():
+        # lxml gives up silently on absurdly deep nesting; keep the words anyway.
+        stripped = _TAGS.sub(" ", _INVISIBLE.sub(" ", html))
+        if stripped.strip():
+            defects.append("html: no text from inscriptis, tags stripped instead")
+            text = stripped
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()

@@ -38,8 +38,12 @@ def raw_headers(msg: Message, defects: list[str]) -> list[tuple[str, str]]:
     for name, value in items:
         value = value if isinstance(value, str) else str(value)
         if len(value) > MAX_HEADER_CHARS:
-            defects.append(f"headers: {name} is {len(value)} characters, cut to {MAX_HEADER_CHARS}")
-            value = value[:MAX_HEADER_CHARS]
+            cut = value[:MAX_HEADER_CHARS]
+            # End at a separator, so the last address or id is not a truncated, wrong one.
+            boundary = max(cut.rfind(","), cut.rfind(" "), cut.rfind("\n"))
+            cut = cut[:boundary] if boundary > MAX_HEADER_CHARS // 2 else cut
+            defects.append(f"headers: {name} is {len(value)} characters, cut to {len(cut)}")
+            value = cut
         bounded.append((str(name), value))
     return bounded
 

@@ -369,3 +369,37 @@ def test_delivery_status_part_keeps_every_recipient_block() -> None:
     assert status.data is not None
     assert b"Reporting-MTA: dns; smtp5.relay.example.com" in status.data
     assert b"Action: failed" in status.data and b"Final-Recipient: rfc822; noreply@example-service.com" in status.data
+
+
+def _deep_multipart(depth: int) -> bytes:
+    raw = b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n"
+    for level in range(1, depth):
+        raw += b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (level - 1, level)
+    return raw + b"--b%d\r\nContent-Type: text/plain\r\n\r\ndeep text\r\n" % (depth - 1)
+
+
+def test_hostile_input_never_raises() -> None:
+    nested = parse(_deep_multipart(300))
+    assert "mime: nested 300 levels deep" in nested.defects
+    assert nested.text_body == "deep text"
+
+    deep_html = parse(mail("From: a@example.org\nContent-Type: text/html", b"<div>" * 20000 + b"words" + b"</div>" * 20000))
+    assert deep_html.text_body == "words"
+
+    long_line = parse(b"From: a@example.org\r\nSubject: " + b"x" * 2_000_000 + b"\r\n\r\nbody")
+    assert long_line.text_body == "body" and any("cut to" in d for d in long_line.defects)
+
+    nul = parse(b"From: a@example.org\r\nSubject: a\x00b\r\n\r\n\x00body\xff\xfe")
+    assert nul.sender_address == "a@example.org"
+
+    many = parse(mail("From: a@example.org\nTo: " + ", ".join(f"u{i}@example.org" for i in range(5000))))
+    # Cut at 64 KiB, at a separator: every address kept is a whole one.
+    assert any(d.startswith("headers: To is 93888 characters, cut to") for d in many.defects)
+    assert 3000 < len(many.to) < 5000
+    assert many.to == [f"u{i}@example.org" for i in range(len(many.to))]
+
+    words = parse(mail("From: a@example.org\nSubject: " + " ".join(["=?utf-8?B?w6k=?="] * 3000)))
+    assert words.subject == "é" * 3000
+
+    bad_base64 = parse(mail("From: a@example.org\nContent-Transfer-Encoding: base64", b"!!!not base64==\r\n"))
+    assert bad_base64.text_body is not None
