@@ -25,6 +25,7 @@ from _automation_world import make_team, status_ids
 from api.app import create_app
 from api.auth import hash_token
 from api.replies import AFTER_COMMIT
+from automation.loop_guard import MAX_AUTOMATED_MAILS_PER_WINDOW
 from frontdesk.model import (
     ApiToken,
     Channel,
@@ -338,3 +339,25 @@ async def test_patch_changes_properties_and_reopens(mail_settings, sessions, blo
         ("closed", True, False), ("waiting_on_us", False, True)]
     assert all(e.body["actor"]["kind"] == "agent" for e in events if e.type.startswith("ticket.") and
                e.type != "ticket.created")
+
+
+async def test_an_autoresponder_that_breaks_threading_is_cut_off(mail_settings, sessions, blobs, sink, runner,  # type: ignore[no-untyped-def]
+                                                                 deliveries) -> None:
+    """No headers, no references, no ticket token: every answer is a new ticket, until the rate limit."""
+    handler, _ = sink
+    ctx = IngestContext(mail_settings, sessions, blobs)
+    answered = 0
+
+    async def answer_on_a_new_thread(message) -> None:  # type: ignore[no-untyped-def]
+        nonlocal answered
+        if CUSTOMER in str(message["To"]):
+            answered += 1
+            await ingest_email(ctx, customer_mail(message_id=f"fresh{answered}@example.com",
+                                                  subject=f"Thanks for your mail no. {answered}"), envelope())
+
+    handler.on_message = answer_on_a_new_thread
+    await ingest_email(ctx, customer_mail(message_id="c1@example.com", subject="Printer on fire"), envelope())
+    await _run_to_quiet(runner, deliveries)
+    assert answered == MAX_AUTOMATED_MAILS_PER_WINDOW
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Ticket)) == MAX_AUTOMATED_MAILS_PER_WINDOW + 1
