@@ -9,6 +9,7 @@ unexpected crashes come back as the same JSON error shape as
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -31,6 +32,8 @@ LATENCY = Histogram(
     "Time to answer an HTTP request, by route template.",
     ["route"],
 )
+
+_PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -76,7 +79,9 @@ async def request_context_middleware(request: web.Request, handler):  # type: ig
         REQUESTS.labels(request.method, route, str(status)).inc()
         LATENCY.labels(route).observe(elapsed)
         # The query string is left out: it may carry search terms about customers.
-        log.info("http.request", method=request.method, path=request.path, route=route,
+        # Successful probes and scrapes arrive every few seconds: keep them out of INFO.
+        level = logging.DEBUG if route in _PROBES and status == 200 else logging.INFO
+        log.log(level, "http.request", method=request.method, path=request.path, route=route,
                  status=status, duration_ms=round(elapsed * 1000, 1), peer=request.remote)
         structlog.contextvars.unbind_contextvars("request_id")
 

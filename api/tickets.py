@@ -58,16 +58,16 @@ def _int_param(request: web.Request, name: str, *, minimum: int = 1, maximum: in
     return value
 
 
-def _id_or_none(request: web.Request, name: str) -> int | None | str:
-    """An id filter: a number, or ``none`` for "not set"; absent returns the string ``any``."""
+def _id_filter(request: web.Request, name: str, column: Any) -> Any | None:
+    """A filter on an id column: ``?owner=7``, or ``?owner=none`` for "not set"; None when absent."""
     raw = request.query.get(name)
     if raw is None or raw == "":
-        return "any"
-    if raw.lower() == "none":
         return None
+    if raw.lower() == "none":
+        return column.is_(None)
     if not raw.isdigit():
         raise bad_parameter(name, f"{name} must be a numeric id or 'none'")
-    return int(raw)
+    return column == int(raw)
 
 
 # --- cursors ----------------------------------------------------------------
@@ -114,12 +114,10 @@ def _filters(request: web.Request) -> list[Any]:
         clauses.append(Pipeline.id == int(pipeline) if pipeline.isdigit() else Pipeline.internal_name == pipeline)
     if query.get("status"):
         clauses.append(Status.internal_name == query["status"])
-    owner = _id_or_none(request, "owner")
-    if owner != "any":
-        clauses.append(Ticket.owner_id.is_(None) if owner is None else Ticket.owner_id == owner)
-    team = _id_or_none(request, "team")
-    if team != "any":
-        clauses.append(Ticket.team_id.is_(None) if team is None else Ticket.team_id == team)
+    for name, column in (("owner", Ticket.owner_id), ("team", Ticket.team_id)):
+        clause = _id_filter(request, name, column)
+        if clause is not None:
+            clauses.append(clause)
     if query.get("priority"):
         clauses.append(Ticket.priority == query["priority"])
     search = query.get("q", "").strip()

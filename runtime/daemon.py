@@ -39,7 +39,7 @@ from channels.webhooks.deliverers import register_webhook_deliverers
 from frontdesk.defaults import ensure_defaults
 from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, ConfigError, Settings
 from frontdesk.storage.blobs import BlobStore
-from frontdesk.storage.database import create_engine, session_factory
+from frontdesk.storage.database import create_engine, is_storage_outage, session_factory
 from frontdesk.storage.migrate import current_revision, head_revision, upgrade
 from ingest.context import IngestContext
 from outbound.deliveries import DeliveryLoop
@@ -52,6 +52,7 @@ SHUTDOWN_GRACE = 30.0
 # Exit codes of ``frontdesk run``.
 EXIT_OK = 0
 EXIT_CONFIG = 2  # the operator must change something (schema not migrated, port taken)
+EXIT_STORAGE = 3  # the database or blob storage is unreachable; a supervisor may retry
 
 
 class StartupError(RuntimeError):
@@ -265,6 +266,11 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         except (StartupError, ConfigError) as error:
             log.error("frontdesk.cannot_start", reason=str(error))
             return EXIT_CONFIG
+        except Exception as error:
+            if not is_storage_outage(error):
+                raise
+            log.error("frontdesk.cannot_start", reason=f"storage is unavailable: {type(error).__name__}: {error}")
+            return EXIT_STORAGE
         await stop.wait()
         log.info("frontdesk.signal_received")
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -12,6 +12,7 @@ import sys
 from typing import Any, Iterable, TextIO
 
 import structlog
+from sqlalchemy.engine import make_url
 
 from frontdesk.settings import Secret, Settings
 
@@ -27,6 +28,9 @@ def settings_secrets(settings: Settings) -> list[str]:
     if settings.smarthost is not None:
         candidates.append(settings.smarthost.password)
     values = [c.reveal() for c in candidates if c]
+    database_password = make_url(settings.database_url).password if settings.database_url else None
+    if database_password:
+        values.append(str(database_password))
     values.extend(_channel_secrets(settings.channels))
     # Longest first, so a secret containing another is masked whole.
     return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
