@@ -175,3 +175,17 @@ def test_on_postgresql_with_auto_migrate_the_daemon_serves_mail_to_the_api(tmp_p
     events = daemon.events()
     assert any(e["event"] == "database.migrated" for e in events)
     assert not any(e["event"] == "defaults.used" for e in events)  # everything needed was configured
+
+
+def test_an_unreachable_database_stops_start_up_with_exit_3_and_no_password_in_the_log(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    password = "db-pass-5e0c9b71"
+    env = base_env(tmp_path, FRONTDESK_DATABASE_URL=f"postgresql+asyncpg://frontdesk:{password}@127.0.0.1:9/frontdesk")
+    daemon = DaemonProcess(cwd=tmp_path, env=env)
+    daemon.start()
+    try:
+        assert daemon.process.wait(timeout=120) == 3
+    finally:
+        daemon.kill()
+    [failure] = [e for e in daemon.events() if e["event"] == "frontdesk.cannot_start"]
+    assert "storage is unavailable" in failure["reason"]
+    assert password not in daemon.log_text()
