@@ -176,3 +176,32 @@ def test_every_optional_setting_in_the_example_config_parses(tmp_path) -> None: 
     assert [c.slug for c in webhooks.chat] == ["website-chat"]
     [form] = webhooks.forms
     assert form.fields["order"] == "ticket.custom.order_number" and form.rate_limit is not None
+
+
+def test_the_environment_overrides_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "frontdesk.toml"
+    config.write_text(
+        'data_dir = "from-file"\n'
+        '[database]\nurl = "sqlite+aiosqlite:///from-file.db"\n'
+        '[smtp]\nlisten = "127.0.0.1:25"\n[http]\nlisten = "127.0.0.1:80"\n[api]\ntoken = "file-token"\n'
+        '[[support_addresses]]\naddress = "file@acme.test"\n'
+    )
+    from_file = load_settings(config, environ={"FRONTDESK_SECRET_KEY": "k"})
+    assert (from_file.smtp.port, from_file.http.port, from_file.api_token.reveal()) == (25, 80, "file-token")
+    env = {
+        "FRONTDESK_SECRET_KEY": "k",
+        "FRONTDESK_DATA_DIR": str(tmp_path / "from-env"),
+        "FRONTDESK_DATABASE_URL": "postgresql+asyncpg://fd@db.internal/fd",
+        "FRONTDESK_SMTP_LISTEN": "0.0.0.0:2526",
+        "FRONTDESK_HTTP_LISTEN": "[::1]:8081",
+        "FRONTDESK_SUPPORT_ADDRESSES": "Help@Acme.test, billing@acme.test",
+        "FRONTDESK_API_TOKEN": "env-token",
+    }
+    settings = load_settings(config, environ=env)
+    assert settings.data_dir == tmp_path / "from-env"
+    assert settings.database_url == "postgresql+asyncpg://fd@db.internal/fd"
+    assert (settings.smtp.host, settings.smtp.port) == ("0.0.0.0", 2526)
+    assert (settings.http.host, settings.http.port) == ("::1", 8081)
+    assert [a.address for a in settings.support_addresses] == ["help@acme.test", "billing@acme.test"]
+    assert settings.api_token.reveal() == "env-token"
+    assert settings.used_defaults == ()
