@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.model import Channel, Contact, Message
 from frontdesk.model.channels import EMAIL
@@ -233,9 +232,10 @@ BEFORE_TRANSACTION = frozenset({"parse", "screen", "store_attachments"})
 
 # SQLite allows one writer; a second transaction that read before the
 # first committed cannot upgrade to a write and fails at once ("database
-# is locked"), busy timeout or not.  Ingest transactions therefore take
-# turns per database in this process.  PostgreSQL runs them concurrently.
-_sqlite_turns: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], asyncio.Lock] = weakref.WeakKeyDictionary()
+# is locked"), busy timeout or not.  Ingest transactions on one SQLite
+# database therefore take turns within this process (SMTP, IMAP and
+# webhooks alike).  PostgreSQL runs them concurrently.
+_sqlite_turns: dict[tuple[str, int], asyncio.Lock] = {}
 
 
 @asynccontextmanager
@@ -243,9 +243,10 @@ async def _writer_turn(ctx: IngestContext) -> AsyncIterator[None]:
     if not ctx.settings.is_sqlite:
         yield
         return
-    lock = _sqlite_turns.get(ctx.sessions)
+    key = (ctx.settings.database_url, id(asyncio.get_running_loop()))
+    lock = _sqlite_turns.get(key)
     if lock is None:
-        lock = _sqlite_turns[ctx.sessions] = asyncio.Lock()
+        lock = _sqlite_turns[key] = asyncio.Lock()
     async with lock:
         yield
 
