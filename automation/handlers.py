@@ -60,7 +60,7 @@ from frontdesk.model import (
     User,
     utcnow,
 )
-from frontdesk.model.automation import TO_TEAM
+from frontdesk.model.automation import TO_TEAM, TO_USER
 from frontdesk.model.channels import EMAIL
 from frontdesk.outbox import record_event
 from outbound.email.outgoing import queue_internal_email, queue_ticket_email
@@ -172,8 +172,22 @@ async def _apply_status_trigger(services: AutomationServices, session: AsyncSess
     return False
 
 
-async def _people(session: AsyncSession, users: list[User]) -> dict[int, Person]:
-    return {u.id: Person(u.id, u.name, u.email) for u in users if u.is_active}
+def _people(users: list[User]) -> dict[int, Person]:
+    return {u.id: Person(u.id, u.name, u.email) for u in sorted(users, key=lambda u: u.id) if u.is_active}
+
+
+async def _team_members(session: AsyncSession, team_ids: set[int]) -> dict[int, tuple[Person, ...]]:
+    """Active members of each team: explicit memberships plus users whose primary team it is."""
+    members: dict[int, dict[int, User]] = {t: {} for t in team_ids}
+    if team_ids:
+        rows = (await session.execute(
+            select(TeamMembership.team_id, User).join(User, User.id == TeamMembership.user_id)
+            .where(TeamMembership.team_id.in_(team_ids)))).all()
+        for team_id, user in rows:
+            members[team_id][user.id] = user
+        for user in (await session.scalars(select(User).where(User.primary_team_id.in_(team_ids)))).all():
+            members[user.primary_team_id or -1][user.id] = user
+    return {team_id: tuple(_people(list(users.values())).values()) for team_id, users in members.items()}
 
 
 async def _action_world(session: AsyncSession, ticket: Ticket, automation: PipelineAutomation | None,
@@ -183,35 +197,23 @@ async def _action_world(session: AsyncSession, ticket: Ticket, automation: Pipel
     templates = {t.id: t.transactional for t in (await session.scalars(
         select(EmailTemplate).where(EmailTemplate.id.in_(template_ids)))).all()} if template_ids else {}
     owner = await session.get(User, ticket.owner_id) if ticket.owner_id else None
-    owner_team_id = (owner.primary_team_id if owner and owner.primary_team_id else ticket.team_id) if owner else None
+    # The owner's team is their primary team; an owner without one falls back to the ticket's team.
+    owner_team_id = (owner.primary_team_id or ticket.team_id) if owner else None
     team_ids = {a.recipient_id for a in chain if a.recipient_kind == TO_TEAM and a.recipient_id is not None}
     if owner_team_id is not None:
         team_ids.add(owner_team_id)
-    members: dict[int, list[User]] = {t: [] for t in team_ids}
-    if team_ids:
-        rows = (await session.execute(
-            select(TeamMembership.team_id, User).join(User, User.id == TeamMembership.user_id)
-            .where(TeamMembership.team_id.in_(team_ids)))).all()
-        for team_id, user in rows:
-            members[team_id].append(user)
-        primary = (await session.scalars(select(User).where(User.primary_team_id.in_(team_ids)))).all()
-        for user in primary:
-            if all(u.id != user.id for u in members[user.primary_team_id or -1]):
-                members[user.primary_team_id or -1].append(user)
-    user_ids = {a.recipient_id for a in chain if a.recipient_kind == "user" and a.recipient_id is not None}
+    user_ids = {a.recipient_id for a in chain if a.recipient_kind == TO_USER and a.recipient_id is not None}
     named = list((await session.scalars(select(User).where(User.id.in_(user_ids)))).all()) if user_ids else []
-    users = await _people(session, [*named, *([owner] if owner else [])])
-    team_members = {}
-    for team_id, team_users in members.items():
-        people = await _people(session, sorted(team_users, key=lambda u: u.id))
-        team_members[team_id] = tuple(people.values())
     world = ActionWorld(
         source_channel=ticket.source_channel,
         action_sources=frozenset(automation.action_sources or []) if automation else frozenset(),
         contact_email=contact.email if contact else None,
         contact_is_marketing=bool(contact and contact.is_marketing_contact),
-        template_transactional=templates, users=users, team_members=team_members,
-        owner_id=ticket.owner_id, owner_team_id=owner_team_id,
+        template_transactional=templates,
+        users=_people([*named, *([owner] if owner else [])]),
+        team_members=await _team_members(session, team_ids),
+        owner_id=ticket.owner_id,
+        owner_team_id=owner_team_id,
     )
     return world, contact, owner
 
