@@ -52,6 +52,16 @@ def app_extras() -> AppExtras:
     )
 
 
+async def readyz(app: web.Application) -> tuple[int, dict]:
+    """Serve ``app`` on a free port just long enough to ask it /readyz."""
+    runner, url = await listen(app)
+    try:
+        async with aiohttp.ClientSession() as http, http.get(url + "/readyz") as response:
+            return response.status, await response.json()
+    finally:
+        await runner.cleanup()
+
+
 async def test_healthz_answers_without_a_token(client) -> None:  # type: ignore[no-untyped-def]
     async with client.get("/healthz") as response:
         assert response.status == 200
@@ -74,13 +84,8 @@ async def test_readyz_is_503_when_a_mailbox_is_failing(settings, sessions, blobs
         return Readiness(False, {"state": "failing", "error": "authentication failed"})
 
     extras = AppExtras(readiness={"imap:helpdesk": failing, "smtp": lambda: Readiness(True)})
-    runner, url = await listen(create_app(settings, sessions, blobs, extra=extras))
-    try:
-        async with aiohttp.ClientSession() as http, http.get(url + "/readyz") as response:
-            body = await response.json()
-            assert response.status == 503
-    finally:
-        await runner.cleanup()
+    status, body = await readyz(create_app(settings, sessions, blobs, extra=extras))
+    assert status == 503
     assert body["ready"] is False
     assert body["checks"]["imap:helpdesk"] == {"ready": False, "state": "failing", "error": "authentication failed"}
     assert body["checks"]["database"]["ready"] is True
@@ -94,14 +99,12 @@ async def test_readyz_is_503_when_a_mailbox_is_failing(settings, sessions, blobs
 async def test_readyz_is_503_when_the_database_is_unreachable(settings, tmp_path, unreachable) -> None:  # type: ignore[no-untyped-def]
     engine = create_engine(unreachable)
     blobs = BlobStore(tmp_path / "blobs")
-    runner, url = await listen(create_app(replace(settings, database_url=unreachable), session_factory(engine), blobs))
     try:
-        async with aiohttp.ClientSession() as http, http.get(url + "/readyz") as response:
-            body = await response.json()
-            assert response.status == 503
+        status, body = await readyz(
+            create_app(replace(settings, database_url=unreachable), session_factory(engine), blobs))
     finally:
-        await runner.cleanup()
         await engine.dispose()
+    assert status == 503
     assert body["checks"]["database"]["ready"] is False
     assert body["checks"]["blob_storage"]["ready"] is True
 
@@ -109,13 +112,8 @@ async def test_readyz_is_503_when_the_database_is_unreachable(settings, tmp_path
 async def test_readyz_is_503_when_blob_storage_is_not_writable(settings, sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the blob directory should be")
-    runner, url = await listen(create_app(settings, sessions, BlobStore(blocker / "blobs")))
-    try:
-        async with aiohttp.ClientSession() as http, http.get(url + "/readyz") as response:
-            body = await response.json()
-            assert response.status == 503
-    finally:
-        await runner.cleanup()
+    status, body = await readyz(create_app(settings, sessions, BlobStore(blocker / "blobs")))
+    assert status == 503
     assert body["checks"]["blob_storage"]["ready"] is False
 
 
