@@ -12,17 +12,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.webhooks.config import WebhookConfig
 from frontdesk.model import InboundPayload, QuarantinedItem, utcnow
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
 from ingest.context import IngestContext
 from ingest.message import InboundMessage, IngestOutcome, QuarantineMessage
+from ingest.pipeline import _writer_turn  # the pipeline's SQLite writer queue (no public name yet)
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +64,30 @@ class RecentPayloads:
             self._ids.popitem(last=False)
 
 
+@asynccontextmanager
+async def write_transaction(ctx: IngestContext) -> AsyncIterator[AsyncSession]:
+    """A write transaction that takes its turn with the ingest pipeline's.
+
+    SQLite has one writer, and a transaction that read before another
+    committed cannot upgrade to a write; the pipeline serialises its
+    transactions per database for that reason, and ours join the same
+    queue.  PostgreSQL runs them concurrently.
+    """
+    async with _writer_turn(ctx):
+        async with ctx.sessions.begin() as session:
+            yield session
+
+
+async def commit_payload_rows(ctx: IngestContext, batch: list[dict[str, Any]]) -> list[int]:
+    """Insert pending payload rows and commit; one multi-row INSERT ... RETURNING per batch."""
+    received = utcnow()
+    rows = [{**values, "state": PENDING, "received_at": received} for values in batch]
+    async with write_transaction(ctx) as session:
+        result = await session.execute(
+            insert(InboundPayload).returning(InboundPayload.id, sort_by_parameter_order=True), rows)
+        return list(result.scalars().all())
+
+
 class PayloadWriter:
     """Group commit: rows from concurrent requests are inserted and committed together.
 
@@ -67,9 +95,13 @@ class PayloadWriter:
     is answered; under load one commit (one fsync) serves many requests.
     """
 
-    def __init__(self, ctx: IngestContext, *, max_batch: int = 200) -> None:
+    def __init__(self, ctx: IngestContext, *, max_batch: int = 200, blob_threads: int = 32) -> None:
         self.ctx = ctx
         self.max_batch = max_batch
+        # Blob writes end in fsync; ext4 merges concurrent fsyncs into one
+        # journal commit, so more threads than the default executor's few
+        # let concurrent requests share that cost.
+        self._blob_pool = ThreadPoolExecutor(blob_threads, thread_name_prefix="webhook-blob")
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[int]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -84,20 +116,17 @@ class PayloadWriter:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        self._blob_pool.shutdown(wait=True)
+
+    async def put_blob(self, raw: bytes) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._blob_pool, self.ctx.blobs.put_sync, raw)
 
     async def insert(self, values: dict[str, Any]) -> int:
-        if self._task is None:  # not started (direct use): commit alone
-            return (await self._commit([values]))[0]
+        if self._task is None:  # not started: commit alone
+            return (await commit_payload_rows(self.ctx, [values]))[0]
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((values, future))
         return await future
-
-    async def _commit(self, batch: list[dict[str, Any]]) -> list[int]:
-        async with self.ctx.sessions.begin() as session:
-            rows = [InboundPayload(**values, state=PENDING) for values in batch]
-            session.add_all(rows)
-            await session.flush()
-            return [row.id for row in rows]
 
     async def _run(self) -> None:
         while True:
@@ -105,7 +134,7 @@ class PayloadWriter:
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                ids = await self._commit([values for values, _ in batch])
+                ids = await commit_payload_rows(self.ctx, [values for values, _ in batch])
             except Exception as error:  # noqa: BLE001 - every waiting request gets the error
                 for _, future in batch:
                     if not future.done():
@@ -136,9 +165,13 @@ async def store_payload(ctx: IngestContext, *, channel: str, route: str, raw: by
                 if recent is not None:
                     recent.add(channel, digest, known)
                 return StoredPayload(known, duplicate=True)
-        await ctx.blobs.put(raw)
         values = {"channel": channel, "route": route, "blob": digest, "headers": headers}
-        payload_id = await (writer or PayloadWriter(ctx)).insert(values)
+        if writer is None:  # direct use (recovery tests, tools): no group commit
+            await ctx.blobs.put(raw)
+            payload_id = (await commit_payload_rows(ctx, [values]))[0]
+        else:
+            await writer.put_blob(raw)
+            payload_id = await writer.insert(values)
     except StorageUnavailable:
         raise
     except Exception as error:
@@ -236,7 +269,7 @@ class PayloadProcessor:
             log.exception("webhook.processing_failed", payload_id=payload_id)
             await self._quarantine(payload, "processing_error", f"{type(error).__name__}: {error}")
             return ["quarantined: processing_error"]
-        async with self.ctx.sessions.begin() as session:
+        async with write_transaction(self.ctx) as session:
             row = await session.get(InboundPayload, payload_id)
             if row is not None:
                 row.state = PROCESSED
@@ -246,7 +279,7 @@ class PayloadProcessor:
         return outcomes
 
     async def _quarantine(self, payload: InboundPayload, cause: str, detail: str) -> None:
-        async with self.ctx.sessions.begin() as session:
+        async with write_transaction(self.ctx) as session:
             session.add(QuarantinedItem(
                 channel=payload.channel, source=f"webhook:{payload.channel}/{payload.route}",
                 blob=payload.blob, cause=cause, detail=detail[:10_000],

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from channels.webhooks import chat, forms, page_events
 from channels.webhooks.config import WebhookConfig
-from channels.webhooks.intake import IngestFunction, PayloadHandler
+from channels.webhooks.intake import IngestFunction, PayloadHandler, write_transaction
 from channels.webhooks.messenger import (
     DELETE, DELIVERY, ECHO, EDIT, IGNORED, MESSAGE, POSTBACK, READ, MessengerEvent, classify_payload,
 )
@@ -81,7 +81,7 @@ async def _messenger_event(ctx: IngestContext, ingest: IngestFunction, payload: 
         if await _already_stored(ctx, channel, event.external_id):
             return f"duplicate: mid {event.external_id} already stored"
         return await _ingest(ctx, ingest, _messenger_inbound(event, payload))
-    async with ctx.sessions.begin() as session:
+    async with write_transaction(ctx) as session:
         if event.kind == ECHO:
             result = await page_events.record_echo(session, channel, event, source=f"webhook:messenger/{event.page_id}",
                                                    raw_blob=payload.blob)
