@@ -130,16 +130,14 @@ def test_port_already_taken_is_a_clear_startup_failure(tmp_path) -> None:  # typ
     assert "frontdesk.stopped" in [e["event"] for e in daemon.events()]  # what did start was stopped again
 
 
-def test_the_log_masks_configured_secrets_whoever_logs_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    settings = replace(load_settings(environ={"FRONTDESK_DATA_DIR": str(tmp_path / "var")}),
-                       api_token=Secret(OPERATOR_TOKEN), secret_key=Secret(SECRET_KEY))
+def captured_log(settings, emit) -> str:  # type: ignore[no-untyped-def]
+    """What ``emit()`` writes once ``configure_logging(settings)`` is in place; global logging is restored after."""
     stream = io.StringIO()
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
     try:
         configure_logging(settings, stream=stream)
-        logging.getLogger("some.library").warning("connecting with Authorization: Bearer %s", OPERATOR_TOKEN)
-        structlog.get_logger("frontdesk.test").info("oops", key=SECRET_KEY, token=settings.api_token)
+        emit()
     finally:
         structlog.reset_defaults()
         for handler in list(root.handlers):
@@ -147,34 +145,27 @@ def test_the_log_masks_configured_secrets_whoever_logs_them(tmp_path) -> None:  
         for handler in saved_handlers:
             root.addHandler(handler)
         root.setLevel(saved_level)
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert [line["event"] for line in lines] == ["connecting with Authorization: Bearer ***", "oops"]
-    assert lines[1]["key"] == "***" and lines[1]["token"] == "Secret('***')"
-    assert OPERATOR_TOKEN not in stream.getvalue() and SECRET_KEY not in stream.getvalue()
+    return stream.getvalue()
 
 
-def test_on_postgresql_with_auto_migrate_the_daemon_serves_mail_to_the_api(tmp_path, empty_postgres) -> None:  # type: ignore[no-untyped-def]
-    env = base_env(tmp_path, FRONTDESK_DATABASE_URL=empty_postgres, FRONTDESK_AUTO_MIGRATE="true",
-                   FRONTDESK_API_TOKEN=OPERATOR_TOKEN, FRONTDESK_SUPPORT_ADDRESSES="help@acme.test")
-    daemon = DaemonProcess(cwd=tmp_path, env=env)
-    daemon.start()
-    try:
-        daemon.wait_until_healthy()
-        message = EmailMessage()
-        message["From"] = "grace@example.org"
-        message["To"] = "help@acme.test"
-        message["Subject"] = "Invoice question"
-        message.set_content("Which invoice is this?")
-        with smtplib.SMTP("127.0.0.1", daemon.smtp_port, timeout=30) as smtp:
-            assert smtp.send_message(message) == {}
-        status, listing = daemon.get_json("/api/v1/tickets?q=invoice", token=OPERATOR_TOKEN)
-        assert status == 200 and [t["name"] for t in listing["tickets"]] == ["Invoice question"]
-        assert daemon.terminate() == 0
-    finally:
-        daemon.kill()
-    events = daemon.events()
-    assert any(e["event"] == "database.migrated" for e in events)
-    assert not any(e["event"] == "defaults.used" for e in events)  # everything needed was configured
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_the_log_masks_configured_secrets_whoever_logs_them(tmp_path, log_format) -> None:  # type: ignore[no-untyped-def]
+    settings = replace(load_settings(environ={"FRONTDESK_DATA_DIR": str(tmp_path / "var")}),
+                       api_token=Secret(OPERATOR_TOKEN), secret_key=Secret(SECRET_KEY), log_format=log_format)
+
+    def emit() -> None:
+        logging.getLogger("some.library").warning("connecting with Authorization: Bearer %s", OPERATOR_TOKEN)
+        structlog.get_logger("frontdesk.test").info("oops", key=SECRET_KEY, token=settings.api_token)
+
+    output = captured_log(settings, emit)
+    assert OPERATOR_TOKEN not in output and SECRET_KEY not in output
+    assert "connecting with Authorization: Bearer ***" in output and "oops" in output
+    if log_format == "json":
+        lines = [json.loads(line) for line in output.splitlines()]
+        assert [line["level"] for line in lines] == ["warning", "info"]
+        assert lines[1]["key"] == "***" and lines[1]["token"] == "Secret('***')"
+    else:
+        assert not output.lstrip().startswith("{")
 
 
 def test_an_unreachable_database_stops_start_up_with_exit_3_and_no_password_in_the_log(tmp_path) -> None:  # type: ignore[no-untyped-def]
