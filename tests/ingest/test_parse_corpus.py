@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from _email_corpus import EMAIL, SUPPORT, parsed
 from frontdesk.settings import load_settings
-from ingest.message import Envelope, QuarantineMessage
-from ingest.parse_email import parse_email
+from ingest.message import QuarantineMessage
 from ingest.screening import screen
-
-EMAIL = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "email"
 
 # Why each kind of file is not fed to the parser as a message:
 SKIP_REASONS = {
@@ -58,18 +56,13 @@ def screened(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, object]:
         environ={
             "FRONTDESK_DATA_DIR": str(tmp_path_factory.mktemp("data")),
             "FRONTDESK_SECRET_KEY": "corpus-test-key",
-            "FRONTDESK_SUPPORT_ADDRESSES": "support@example.test",
+            "FRONTDESK_SUPPORT_ADDRESSES": SUPPORT,
         }
     )
-    envelope = Envelope(channel="email", source="smtp", channel_key="support@example.test")
     results: dict[Path, object] = {}
     for path in corpus_files()[0]:
-        try:
-            message = parse_email(path.read_bytes(), envelope=envelope, raw_blob="0" * 64)
-        except QuarantineMessage as quarantined:
-            results[path] = quarantined
-            continue
-        results[path] = screen(message, settings)
+        message = parsed(path)
+        results[path] = message if isinstance(message, QuarantineMessage) else screen(message, settings)
     return results
 
 
@@ -98,7 +91,7 @@ def test_every_message_parses_or_is_quarantined_with_a_cause(screened: dict[Path
     parsed = [r for r in screened.values() if not isinstance(r, QuarantineMessage)]
     assert len(parsed) == 1147
     for message in parsed:
-        assert message.channel == "email" and message.channel_key == "support@example.test"
+        assert message.channel == "email" and message.channel_key == SUPPORT
         assert len(message.content_hash) == 64
         assert message.headers, "every parsed message keeps its headers"
 

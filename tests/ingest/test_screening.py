@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from _email_corpus import EMAIL, parsed
 from frontdesk.model.messages import ACCEPTED, AUTO_REPLY, BOUNCE, LOOP, REPORT
 from frontdesk.reply_tokens import make_message_id
 from frontdesk.settings import Settings, load_settings
@@ -14,7 +15,6 @@ from ingest.message import Envelope, InboundMessage
 from ingest.parse_email import parse_email
 from ingest.screening import RULES, screen
 
-EMAIL = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "email"
 CHATWOOT = EMAIL / "chatwoot/spec/fixtures/files"
 SISIMAI = EMAIL / "sisimai-set-of-emails/maildir"
 MIMEKIT = EMAIL / "mimekit/UnitTests/TestData/messages"
@@ -37,7 +37,9 @@ def parse(raw: bytes) -> InboundMessage:
 
 
 def screened(path: Path, settings: Settings) -> InboundMessage:
-    return screen(parse(path.read_bytes()), settings)
+    message = parsed(path)
+    assert isinstance(message, InboundMessage), message
+    return screen(message, settings)
 
 
 def mail(headers: str, body: str = "Hello, I need help with my order.\n") -> bytes:
