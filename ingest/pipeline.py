@@ -32,7 +32,9 @@ from frontdesk.storage.database import StorageUnavailable, is_storage_outage
 from ingest import contacts, persist, threading
 from ingest.context import IngestContext
 from ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
+from ingest.parse_email import parse_email
 from ingest.quarantine import store_quarantined
+from ingest.screening import screen as screen_message
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +82,12 @@ Stage = Callable[[Ingest], Awaitable[None]]
 
 async def parse(state: Ingest) -> None:
     """Raw RFC 5322 bytes to an :class:`InboundMessage`."""
-    from ingest.parse_email import parse_email
-
     assert state.raw is not None
     state.message = parse_email(state.raw, envelope=state.envelope, raw_blob=state.raw_blob)
 
 
 async def screen(state: Ingest) -> None:
     """Flag auto-replies, bounces and loops; they are stored but never start a ticket."""
-    from ingest.screening import screen as screen_message
-
     state.message = screen_message(state.inbound, state.ctx.settings)
 
 
