@@ -10,6 +10,7 @@ limited (forms), 503 storage down (nothing was accepted).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -75,7 +76,10 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None:
         if request.content_length > limit:
             raise too_large
-        return await request.content.readexactly(request.content_length)
+        try:
+            return await request.content.readexactly(request.content_length)
+        except asyncio.IncompleteReadError:
+            raise Refusal(400, "incomplete_body", "the body is shorter than its Content-Length") from None
     body = bytearray()
     async for chunk in request.content.iter_chunked(64 * 1024):
         body += chunk
