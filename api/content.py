@@ -49,21 +49,21 @@ def _content_disposition(filename: str | None, fallback: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-async def _blob_response(request: web.Request, digest: str, content_type: str, disposition: str) -> web.Response:
-    try:
-        data = await request.app[BLOBS].get(digest)
-    except FileNotFoundError:
-        raise ApiError(410, "blob_missing", "the stored bytes are missing from blob storage") from None
-    response = web.Response(body=data)
-    response.headers["Content-Type"] = content_type
-    response.headers["Content-Disposition"] = disposition
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "sandbox"
-    return response
+def _blob_response(request: web.Request, digest: str, content_type: str, disposition: str) -> web.StreamResponse:
+    path = request.app[BLOBS].path_for(digest)
+    if not path.is_file():
+        raise ApiError(410, "blob_missing", "the stored bytes are missing from blob storage")
+    # Streamed from disk: attachments may be as large as the largest accepted message.
+    return web.FileResponse(path, headers={
+        "Content-Type": content_type,
+        "Content-Disposition": disposition,
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+    })
 
 
 @routes.get(r"/api/v1/messages/{message_id:\d+}/raw")
-async def raw_message(request: web.Request) -> web.Response:
+async def raw_message(request: web.Request) -> web.StreamResponse:
     async with request.app[SESSIONS]() as session:
         message = await _visible_message(request, session, int(request.match_info["message_id"]))
     if not message.raw_blob:
@@ -71,14 +71,14 @@ async def raw_message(request: web.Request) -> web.Response:
     # Email is kept as the exact RFC 5322 bytes; webhooks as the JSON body they posted.
     content_type = "message/rfc822" if message.channel == EMAIL else "application/json"
     extension = "eml" if message.channel == EMAIL else "json"
-    return await _blob_response(
+    return _blob_response(
         request, message.raw_blob, content_type,
         _content_disposition(None, f"message-{message.id}.{extension}"),
     )
 
 
 @routes.get(r"/api/v1/attachments/{attachment_id:\d+}")
-async def download_attachment(request: web.Request) -> web.Response:
+async def download_attachment(request: web.Request) -> web.StreamResponse:
     async with request.app[SESSIONS]() as session:
         attachment = await session.get(Attachment, int(request.match_info["attachment_id"]))
         if attachment is None:
@@ -90,7 +90,7 @@ async def download_attachment(request: web.Request) -> web.Response:
     if not attachment.blob:
         raise ApiError(404, "attachment_not_stored", "this attachment is a remote link, not stored bytes",
                        remote_url=attachment.url)
-    return await _blob_response(
+    return _blob_response(
         request, attachment.blob, attachment.content_type or "application/octet-stream",
         _content_disposition(attachment.filename, f"attachment-{attachment.id}"),
     )

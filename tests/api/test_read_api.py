@@ -268,3 +268,13 @@ async def test_attachments_of_invisible_tickets_are_404(client, settings, sessio
         assert "secret plans" not in await response.text()
     async with client.get(f"/api/v1/attachments/{attachment_id}", headers=OPERATOR) as response:
         assert response.status == 200 and await response.read() == b"secret plans"
+
+
+async def test_raw_source_lost_from_blob_storage_is_410(client, settings, sessions, blobs) -> None:  # type: ignore[no-untyped-def]
+    ticket_id = await seed_ticket(settings, sessions, blobs, name="Lost bytes", email="l@example.com")
+    async with sessions() as session:
+        message = await session.scalar(select(Message).where(Message.ticket_id == ticket_id))
+    blobs.path_for(message.raw_blob).unlink()
+    async with client.get(f"/api/v1/messages/{message.id}/raw", headers=OPERATOR) as response:
+        assert response.status == 410
+        assert (await response.json())["error"]["code"] == "blob_missing"
