@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from frontdesk.model.messages import ACCEPTED, BOUNCE
+from frontdesk.model.messages import ACCEPTED, BOUNCE, REPORT
 from frontdesk.settings import Settings
 from ingest.message import InboundMessage
 from ingest.screening.auto_reply import (
@@ -57,5 +57,7 @@ def screen(message: InboundMessage, settings: Settings) -> InboundMessage:
             screening=rule.verdict,
             screening_reason=f"{rule.name}: {reason}",
             bounced_refs=reported_message_ids(message) if rule.verdict == BOUNCE else [],
+            # A bounce or report attaches the original; that does not make it a forward.
+            is_forwarded=message.is_forwarded and rule.verdict not in (BOUNCE, REPORT),
         )
     return replace(message, screening=ACCEPTED, screening_reason=None, bounced_refs=[])

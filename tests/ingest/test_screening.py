@@ -204,6 +204,11 @@ Message-ID: <bounce-1@mx.example.org>
     assert message.bounced_refs == ["fd.42.abcdefgh.signature-signature@example.test"]
 
 
+def test_bounces_are_not_forwards(sisimai_bounces: dict[str, InboundMessage]) -> None:
+    # Non-RFC 3464 bounces attach the original as message/rfc822, which parse alone reads as a forward.
+    assert not any(m.is_forwarded for m in sisimai_bounces.values() if m.screening == BOUNCE)
+
+
 def test_bounce_wins_over_its_auto_submitted_header(settings: Settings) -> None:
     message = screened(SISIMAI / "bsd" / "lhost-postfix-01.eml", settings)
     assert message.screening == BOUNCE
