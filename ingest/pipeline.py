@@ -16,11 +16,9 @@ end a pipeline early are exceptions (:class:`FinalOutcome`,
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +33,7 @@ from ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMe
 from ingest.parse_email import parse_email
 from ingest.quarantine import store_quarantined
 from ingest.screening import screen as screen_message
+from ingest.writer import writer_turn
 
 log = logging.getLogger(__name__)
 
@@ -228,25 +227,8 @@ BEFORE_TRANSACTION = frozenset({"parse", "screen", "store_attachments"})
 
 # -- the runner ---------------------------------------------------------------
 
-# SQLite allows one writer; a second transaction that read before the
-# first committed cannot upgrade to a write and fails at once ("database
-# is locked"), busy timeout or not.  Ingest transactions on one SQLite
-# database therefore take turns within this process (SMTP, IMAP and
-# webhooks alike).  PostgreSQL runs them concurrently.
-_sqlite_turns: dict[tuple[str, int], asyncio.Lock] = {}
-
-
-@asynccontextmanager
-async def _writer_turn(ctx: IngestContext) -> AsyncIterator[None]:
-    if not ctx.settings.is_sqlite:
-        yield
-        return
-    key = (ctx.settings.database_url, id(asyncio.get_running_loop()))
-    lock = _sqlite_turns.get(key)
-    if lock is None:
-        lock = _sqlite_turns[key] = asyncio.Lock()
-    async with lock:
-        yield
+# The webhook intake imported this name before it was public.
+_writer_turn = writer_turn
 
 
 def _describe(error: BaseException) -> str:
@@ -275,7 +257,7 @@ async def run_pipeline(
         try:
             for stage_name in stages[:leading]:
                 await STAGES[stage_name](state)
-            async with _writer_turn(ctx):
+            async with writer_turn(ctx):
                 async with ctx.sessions() as session:
                     async with session.begin():
                         state.session = session

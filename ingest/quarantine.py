@@ -20,6 +20,7 @@ from frontdesk.model import QuarantinedItem, utcnow
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
 from ingest.context import IngestContext
 from ingest.message import Envelope, IngestOutcome
+from ingest.writer import writer_turn
 
 Replayer = Callable[[IngestContext, bytes, Envelope, dict[str, Any], int], Awaitable[IngestOutcome]]
 
@@ -86,7 +87,7 @@ async def store_quarantined(
     caller must then not acknowledge the input.
     """
     try:
-        async with ctx.sessions.begin() as session:
+        async with writer_turn(ctx), ctx.sessions.begin() as session:
             if replay_of is not None:
                 item = await session.get(QuarantinedItem, replay_of)
                 if item is not None:
@@ -130,7 +131,7 @@ async def replay_quarantined(ctx: IngestContext, quarantine_id: int) -> IngestOu
     raw = await ctx.blobs.get(item.blob)
     outcome = await replayer(ctx, raw, Envelope.from_dict(item.envelope), dict(item.envelope), item.id)
     if outcome.kind != "quarantined":
-        async with ctx.sessions.begin() as session:
+        async with writer_turn(ctx), ctx.sessions.begin() as session:
             stored = await session.get(QuarantinedItem, quarantine_id)
             assert stored is not None
             stored.replayed_at = utcnow()
