@@ -27,7 +27,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from automation.kafka_config import bootstrap_servers
+from automation.kafka_config import PARTITIONS, KafkaTopics, bootstrap_servers, ensure_topics
 from frontdesk.events import DomainEvent, EventSchemaError
 from frontdesk.model import OutboxEvent
 
@@ -105,6 +105,8 @@ class OutboxRelay:
         bootstrap: str,
         *,
         topic: str,
+        partitions: int = PARTITIONS,
+        replication_factor: int = 1,
         batch_size: int = 200,
         poll_interval: float = 0.05,
         send_timeout: float = 30.0,
@@ -113,6 +115,9 @@ class OutboxRelay:
         self._sessions = sessions
         self._bootstrap = bootstrap
         self.topic = topic
+        self._topics = KafkaTopics(bootstrap, events=topic, partitions=partitions,
+                                   replication_factor=replication_factor)
+        self._topics_ensured = False
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._send_timeout = send_timeout
@@ -231,6 +236,9 @@ class OutboxRelay:
         return self._postgres
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
+        if not self._topics_ensured:
+            await asyncio.wait_for(ensure_topics(self._topics), self._send_timeout)
+            self._topics_ensured = True
         if self._producer is None:
             producer = AIOKafkaProducer(
                 bootstrap_servers=bootstrap_servers(self._bootstrap),

@@ -8,6 +8,7 @@ settings from the environment (and ``FRONTDESK_CONFIG`` for a config file).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import sys
@@ -20,7 +21,7 @@ from automation.dead_letters import EventHandler
 from automation.event_processor import RetryPolicy
 from automation.faust_app import create_worker_app
 from automation.handlers import handle_event
-from automation.kafka_config import KafkaTopics
+from automation.kafka_config import KafkaTopics, ensure_topics
 from automation.services import AutomationServices
 from frontdesk.settings import ConfigError, Settings, load_settings
 from frontdesk.storage.blobs import BlobStore
@@ -66,6 +67,8 @@ def run_worker(
     if not settings.kafka_bootstrap:
         raise ConfigError("frontdesk worker needs Kafka: set FRONTDESK_KAFKA_BOOTSTRAP or [kafka] bootstrap")
     topics = topics or KafkaTopics.from_environ(settings.kafka_bootstrap)
+    # Before faust subscribes: a topic created later would go unseen until a metadata refresh.
+    asyncio.run(ensure_topics(topics))
     sessions = session_factory(create_engine(settings.database_url))
     datadir = settings.data_dir / "worker"
     datadir.mkdir(parents=True, exist_ok=True)

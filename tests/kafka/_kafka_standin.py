@@ -8,6 +8,7 @@ so a redelivered event changes nothing.  Events whose payload says
 
 from __future__ import annotations
 
+import os
 import sys
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from frontdesk.model import AppliedEffect
 from frontdesk.settings import Settings
 
 EFFECT = "standin_ticket_received"
+HANDLED_BY = "standin_handled_by"  # its ticket_id column holds the worker's pid
 
 
 class PoisonEvent(RuntimeError):
@@ -32,6 +34,7 @@ def standin_handler(settings: Settings, sessions: async_sessionmaker[AsyncSessio
             key = f"{event.id}:{EFFECT}"
             if await session.get(AppliedEffect, key) is None:
                 session.add(AppliedEffect(key=key, kind=EFFECT, ticket_id=event.ticket_id))
+                session.add(AppliedEffect(key=f"{event.id}:{HANDLED_BY}", kind=HANDLED_BY, ticket_id=os.getpid()))
 
     return handle
 
@@ -46,6 +49,12 @@ async def effects_by_ticket(sessions: async_sessionmaker[AsyncSession]) -> dict[
     return counts
 
 
+async def handling_workers(sessions: async_sessionmaker[AsyncSession]) -> set[int]:
+    async with sessions() as session:
+        return set((await session.execute(
+            select(AppliedEffect.ticket_id).where(AppliedEffect.kind == HANDLED_BY))).scalars())
+
+
 if __name__ == "__main__":
     # python tests/kafka/_kafka_standin.py: the worker process, with this handler.
     from automation.event_processor import RetryPolicy
@@ -54,3 +63,4 @@ if __name__ == "__main__":
 
     sys.exit(run_worker(load_settings(), handler_factory=lambda s, db: (standin_handler(s, db), ()),
                         policy=RetryPolicy(max_attempts=3, first_delay=0.05, max_delay=0.5)))
+

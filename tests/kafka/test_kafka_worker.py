@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
-from _kafka_standin import effects_by_ticket, standin_handler
-from _kafka_support import read_topic, wait_for
+from _kafka_standin import effects_by_ticket, handling_workers, standin_handler
+from _kafka_support import REPO, WorkerProcess, read_topic, wait_for, worker_environment
 from automation.dead_letters import list_dead_letters, replay_dead_letters
 from automation.relay import OutboxRelay
 from frontdesk.events import CUSTOMER, TICKET_CREATED, Actor, DomainEvent
@@ -35,6 +37,36 @@ async def test_worker_applies_the_handler_to_every_event_once(sessions, topics, 
             lambda: _when(effects_by_ticket(sessions), lambda c: len(c) == 20),
             timeout=120, what="the worker to handle 20 tickets")
     assert counts == {ticket: 1 for ticket in range(1, 21)}
+
+
+async def test_two_workers_in_one_group_share_the_tickets(sessions, settings, topics, standin_worker, tmp_path):
+    second = WorkerProcess([sys.executable, str(REPO / "tests" / "kafka" / "_kafka_standin.py")],
+                           worker_environment(settings, topics), tmp_path / "second-worker.log")
+    standin_worker.start()
+    second.start()
+    try:
+        await wait_for(lambda: _group_size(topics.bootstrap, topics.group, 2), timeout=120,
+                       what="both workers to join the consumer group")
+        await record(sessions, [created(ticket) for ticket in range(1, 41)])
+        async with OutboxRelay(sessions, topics.bootstrap, topic=topics.events):
+            counts = await wait_for(
+                lambda: _when(effects_by_ticket(sessions), lambda c: len(c) == 40),
+                timeout=120, what="the workers to handle 40 tickets")
+    finally:
+        second.stop()
+    assert counts == {ticket: 1 for ticket in range(1, 41)}
+    assert len(await handling_workers(sessions)) == 2, "both workers handled a share"
+
+
+async def _group_size(bootstrap: str, group: str, wanted: int) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [description] = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    group_state = description.to_object()["groups"][0]
+    return group_state["state"] == "Stable" and len(group_state["members"]) >= wanted
 
 
 async def test_poison_events_are_dead_lettered_the_stream_keeps_flowing_and_replay_works(
