@@ -236,7 +236,9 @@ async def persist_message(
     await session.flush()
     await _store_attachments(session, blobs, row.id, message, attachment_blobs)
     if ticket is not None and not screened:
-        await add_participants(session, ticket.id, [message.sender_address, *message.to, *message.cc],
+        # A form's or chat's contact email counts too: our replies go there.
+        contact_email = contact.email if contact else None
+        await add_participants(session, ticket.id, [message.sender_address, contact_email, *message.to, *message.cc],
                                exclude=own_addresses)
     return Persisted(row, ticket, conversation, created)
 

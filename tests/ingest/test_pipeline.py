@@ -442,9 +442,13 @@ async def test_form_submission_fills_contact_and_ticket_fields(ctx, sessions, bl
     assert (ticket.name, ticket.priority, ticket.custom_properties) == ("Refund please", "high", {"order_number": "A-17"})
     assert (contact.email, contact.first_name, contact.phone) == ("ada@example.com", "Ada", "+44 1")
     assert contact.company_id is not None and ticket.company_id == contact.company_id
-    # The same person writing by email later is the same contact.
+    # The same person writing by email later is the same contact, and as a
+    # participant of the form's ticket, her "[#id]" subject is trusted.
     by_mail = await ingest_email(ctx, mail(sender="ada@example.com", message_id="later@example.com"), smtp_envelope())
     assert (await _ticket(sessions, by_mail.ticket_id)).contact_id == contact.id
+    follow_up = await ingest_email(ctx, mail(sender="ada@example.com", subject=f"Re: [#{ticket.id}] Refund please",
+                                             message_id="later2@example.com"), smtp_envelope())
+    assert (follow_up.ticket_id, follow_up.reason) == (ticket.id, "subject_token")
 
 
 async def test_new_contact_joins_the_company_on_file_for_its_domain(ctx, sessions):
