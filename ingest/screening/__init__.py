@@ -22,9 +22,15 @@ from ingest.screening.auto_reply import (
     NullReturnPath,
     VendorAutoReplyHeaders,
 )
-from ingest.screening.bounce import DeliveryStatusReport, FailedRecipientsHeader, MailerDaemonBounce, reported_message_ids
+from ingest.screening.bounce import (
+    DeliveryStatusReport,
+    FailedRecipientsHeader,
+    MailerDaemonBounce,
+    SesBounceNotification,
+    reported_message_ids,
+)
 from ingest.screening.loop import FromOwnAddress, OwnMarkerHeader, OwnMessageId, OwnXLoop
-from ingest.screening.report import AbuseReport, DeliverySuccessReport, ReadReceipt
+from ingest.screening.report import AbuseReport, DeliverySuccessReport, ReadReceipt, SesNotification
 from ingest.screening.rule import ScreeningRule
 
 RULES: tuple[ScreeningRule, ...] = (
@@ -35,7 +41,9 @@ RULES: tuple[ScreeningRule, ...] = (
     DeliverySuccessReport(),
     DeliveryStatusReport(),
     FailedRecipientsHeader(),
+    SesBounceNotification(),
     MailerDaemonBounce(),
+    SesNotification(),
     AbuseReport(),
     ReadReceipt(),
     AutoSubmitted(),

@@ -50,6 +50,8 @@ BODY_SCAN = 3000  # the daemon's explanation comes first; the original follows
 # A copy of the original's headers inside a text bounce: "Message-ID: <x@y>",
 # possibly folded onto the next line, possibly quoted with "> ".
 _BODY_MESSAGE_ID = re.compile(r"^[ \t>]*Message-I[dD][ \t]*:[ \t]*(?:\r?\n[ \t]+)?<([^<>\s]+)>", re.IGNORECASE | re.MULTILINE)
+# The same inside a JSON notification: {"name":"Message-ID","value":"<x@y>"}.
+_JSON_MESSAGE_ID = re.compile(r'"name"\s*:\s*"Message-I[dD]"\s*,\s*"value"\s*:\s*"<([^"<>\s]+)>"', re.IGNORECASE)
 
 
 class DeliveryStatusReport:
@@ -69,6 +71,29 @@ class FailedRecipientsHeader:
     def check(self, message: InboundMessage, settings: Settings) -> str | None:
         value = header(message, "x-failed-recipients")
         return f"X-Failed-Recipients: {value.strip()[:200]}" if value else None
+
+
+# Amazon SES can deliver its notifications by mail through SNS: the text
+# body is the JSON notification, bare or string-escaped inside SNS's envelope.
+_SES_NOTIFICATION = re.compile(r'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|Delivery)\\?"')
+
+
+def ses_notification_type(message: InboundMessage) -> str | None:
+    """"Bounce", "Complaint" or "Delivery" for an SES notification mailed via SNS, else None."""
+    body = (message.text_body or "").lstrip()
+    match = _SES_NOTIFICATION.search(body[:4000]) if body.startswith("{") else None
+    return match.group(1) if match else None
+
+
+class SesBounceNotification:
+    name = "ses_bounce_notification"
+    description = 'Amazon SES bounce notification mailed through SNS (JSON body, "notificationType":"Bounce").'
+    verdict = BOUNCE
+
+    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+        if ses_notification_type(message) == "Bounce":
+            return 'SES notification with "notificationType":"Bounce"'
+        return None
 
 
 class MailerDaemonBounce:
@@ -102,7 +127,7 @@ def reported_message_ids(message: InboundMessage) -> list[str]:
     """Message-IDs of the mail a bounce reports on, most reliable source first.
 
     1. the attached original (message/rfc822 or text/rfc822-headers part),
-    2. a copy of the original's headers inside the text body,
+    2. a copy of the original's headers inside the text body (or an SES JSON notification),
     3. the bounce's own In-Reply-To / References (some MTAs thread their DSNs).
     """
     found: list[str] = []
@@ -111,6 +136,7 @@ def reported_message_ids(message: InboundMessage) -> list[str]:
             found += _ids_in_headers(attachment.data)
     if not found and message.text_body:
         found = [m.group(1) for m in _BODY_MESSAGE_ID.finditer(message.text_body)]
+        found = found or [m.group(1) for m in _JSON_MESSAGE_ID.finditer(message.text_body)]
     if not found:
         found = [*message.in_reply_to, *message.references]
     own = message.external_id

@@ -7,7 +7,7 @@ import re
 from frontdesk.model.messages import REPORT
 from frontdesk.settings import Settings
 from ingest.message import InboundMessage
-from ingest.screening.bounce import DSN_PART_TYPES
+from ingest.screening.bounce import DSN_PART_TYPES, ses_notification_type
 from ingest.screening.rule import report_evidence
 
 _ACTION = re.compile(rb"^Action[ \t]*:[ \t]*([A-Za-z-]+)", re.IGNORECASE | re.MULTILINE)
@@ -56,4 +56,16 @@ class DeliverySuccessReport:
         ]
         if actions and set(actions) <= SUCCESS_ACTIONS:
             return f"delivery status notification with Action: {', '.join(sorted(set(actions)))} only"
+        return None
+
+
+class SesNotification:
+    name = "ses_notification"
+    description = "Amazon SES complaint or delivery notification mailed through SNS: a report, not a request."
+    verdict = REPORT
+
+    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+        kind = ses_notification_type(message)
+        if kind in ("Complaint", "Delivery"):
+            return f'SES notification with "notificationType":"{kind}"'
         return None

@@ -89,11 +89,9 @@ def sisimai(prefixes: tuple[str, ...]) -> list[Path]:
 
 # Bounces we do not flag as BOUNCE, and why (documented in docs/ingest-parsing.md).
 BOUNCE_GAPS = {
-    "bsd/lhost-amazonses-09.eml": ACCEPTED,  # SES bounce as SNS JSON notification text
-    "bsd/lhost-amazonses-10.eml": ACCEPTED,
-    "bsd/lhost-amazonses-11.eml": ACCEPTED,
-    "bsd/lhost-amazonses-12.eml": ACCEPTED,
-    "bsd/lhost-amazonses-13.eml": ACCEPTED,
+    "bsd/lhost-amazonses-11.eml": REPORT,  # SES complaint notification (SNS JSON), correctly a report
+    "bsd/lhost-amazonses-12.eml": REPORT,  # SES delivery notification, correctly a report
+    "bsd/lhost-amazonses-13.eml": REPORT,
     "bsd/lhost-exchange2003-03.eml": AUTO_REPLY,  # subject "E", Return-Path <>
     "bsd/lhost-fml-02.eml": ACCEPTED,  # mailing-list manager's "not a member" notice
     "bsd/lhost-fml-03.eml": ACCEPTED,  # mailing-list manager's loop alert
@@ -117,7 +115,7 @@ def sisimai_bounces(settings: Settings) -> dict[str, InboundMessage]:
 def test_sisimai_bounces_are_flagged(sisimai_bounces: dict[str, InboundMessage]) -> None:
     verdicts = Counter(m.screening for m in sisimai_bounces.values())
     assert len(sisimai_bounces) == 802
-    assert verdicts[BOUNCE] == 786  # 98 %
+    assert verdicts[BOUNCE] == 788  # 98 %
     not_bounces = {name: m.screening for name, m in sisimai_bounces.items() if m.screening != BOUNCE}
     assert not_bounces == BOUNCE_GAPS
 
@@ -207,6 +205,16 @@ Message-ID: <bounce-1@mx.example.org>
 def test_bounces_are_not_forwards(sisimai_bounces: dict[str, InboundMessage]) -> None:
     # Non-RFC 3464 bounces attach the original as message/rfc822, which parse alone reads as a forward.
     assert not any(m.is_forwarded for m in sisimai_bounces.values() if m.screening == BOUNCE)
+
+
+def test_ses_notifications_mailed_through_sns(sisimai_bounces: dict[str, InboundMessage]) -> None:
+    reasons = {n: sisimai_bounces[f"bsd/lhost-amazonses-{n}.eml"].screening_reason for n in ("09", "10", "11", "12")}
+    assert reasons == {
+        "09": 'ses_bounce_notification: SES notification with "notificationType":"Bounce"',  # bare JSON
+        "10": 'ses_bounce_notification: SES notification with "notificationType":"Bounce"',  # inside SNS's envelope
+        "11": 'ses_notification: SES notification with "notificationType":"Complaint"',
+        "12": 'ses_notification: SES notification with "notificationType":"Delivery"',
+    }
 
 
 def test_bounce_wins_over_its_auto_submitted_header(settings: Settings) -> None:
