@@ -25,6 +25,7 @@ from frontdesk.model import (
 from frontdesk.reply_tokens import make_message_id
 from frontdesk.storage.database import StorageUnavailable, create_engine, session_factory
 from ingest import pipeline
+from ingest.contacts import normalize_address, split_display_name
 from ingest.context import IngestContext
 from ingest.message import InboundMessage
 from ingest.pipeline import ingest_email, ingest_message
@@ -480,3 +481,13 @@ async def test_messenger_echo_of_our_own_reply_is_outbound_and_starts_no_ticket(
     assert received["type"] == "message.received" and received["actor"]["kind"] == "agent"
     assert received["payload"]["direction"] == "outbound"
     assert await count(sessions, Ticket) == 1
+
+
+def test_contact_names_and_addresses_are_read_the_way_people_write_them():
+    assert split_display_name("Ada Lovelace") == ("Ada", "Lovelace")
+    assert split_display_name('"Lovelace, Ada"') == ("Ada", "Lovelace")
+    assert split_display_name("Cher") == ("Cher", None)
+    assert split_display_name("ada@example.com") == (None, None)
+    assert normalize_address("Ada <ADA@Example.COM>") == "ada@example.com"
+    assert normalize_address("undisclosed-recipients:;") is None
+    assert normalize_address(None) is None
