@@ -10,12 +10,14 @@ from sqlalchemy import select
 
 from daemon_process import base_env, frontdesk
 from frontdesk.defaults import ensure_defaults
-from frontdesk.model import QuarantinedItem, Ticket
+from frontdesk.model import DeadLetter, Delivery, OutboxEvent, QuarantinedItem, Ticket
 from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, load_settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import create_engine, session_factory
 from frontdesk.storage.migrate import upgrade
+from ingest.context import IngestContext
 from ingest.message import Envelope
+from ingest.pipeline import ingest_email
 
 
 def test_help_lists_every_subcommand(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -117,14 +119,6 @@ async def _installed(env: dict[str, str]) -> str:
     return settings.database_url
 
 
-def test_dead_letters_list_on_an_empty_installation(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    env = base_env(tmp_path)
-    asyncio.run(_installed(env))
-    result = frontdesk("dead-letters", "list", env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "no dead letters" in result.stdout
-
-
 def test_config_export_then_apply_changes_nothing_and_bad_files_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = base_env(tmp_path)
     asyncio.run(_installed(env))
@@ -205,3 +199,50 @@ def test_the_environment_overrides_the_file(tmp_path) -> None:  # type: ignore[n
     assert [a.address for a in settings.support_addresses] == ["help@acme.test", "billing@acme.test"]
     assert settings.api_token.reveal() == "env-token"
     assert settings.used_defaults == ()
+
+
+async def _dead_letter_for_a_new_ticket(env: dict[str, str]) -> int:
+    """Ingest one mail, then file its ticket.created event as a dead letter, as automation would after N failures."""
+    settings = load_settings(environ=env)
+    engine = create_engine(settings.database_url)
+    try:
+        sessions = session_factory(engine)
+        ctx = IngestContext(settings=settings, sessions=sessions, blobs=BlobStore(settings.blob_dir))
+        raw = (f"From: Ada <ada@example.com>\r\nTo: {EXAMPLE_SUPPORT_ADDRESS}\r\nSubject: Printer\r\n"
+               "Message-ID: <dl-1@example.com>\r\n\r\nIt is on fire.\r\n").encode()
+        envelope = Envelope(channel="email", source="smtp", rcpt_tos=(EXAMPLE_SUPPORT_ADDRESS,),
+                            channel_key=EXAMPLE_SUPPORT_ADDRESS)
+        assert (await ingest_email(ctx, raw, envelope)).kind == "ticket_created"
+        async with sessions.begin() as session:
+            created = await session.scalar(select(OutboxEvent).where(OutboxEvent.type == "ticket.created"))
+            letter = DeadLetter(event_id=created.event_id, body=created.body, error="RuntimeError('boom')",
+                                attempts=5)
+            session.add(letter)
+            await session.flush()
+            return letter.id
+    finally:
+        await engine.dispose()
+
+
+async def _deliveries(database_url: str) -> list[tuple[str, str]]:
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            return [tuple(row) for row in (await session.execute(select(Delivery.kind, Delivery.recipient))).all()]
+    finally:
+        await engine.dispose()
+
+
+def test_dead_letters_replay_in_embedded_mode_runs_the_automation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = base_env(tmp_path)
+    url = asyncio.run(_installed(env))
+    letter_id = asyncio.run(_dead_letter_for_a_new_ticket(env))
+    listed = frontdesk("dead-letters", "list", env=env, cwd=tmp_path)
+    assert f"{letter_id}\t" in listed.stdout and "ticket.created" in listed.stdout and "boom" in listed.stdout
+
+    replayed = frontdesk("dead-letters", "replay", str(letter_id), env=env, cwd=tmp_path)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert f"{letter_id}\tok" in replayed.stdout
+    # The Support pipeline's "New" action chain sends the Ticket received email.
+    assert ("template", "ada@example.com") in asyncio.run(_deliveries(url))
+    assert "no dead letters" in frontdesk("dead-letters", "list", env=env, cwd=tmp_path).stdout
