@@ -10,13 +10,8 @@
 # starts with "t-" (password "test-password"), so each test can have its own
 # mailbox and concurrent tests never collide.  Never use this for real mail.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-state=${FRONTDESK_STATE_DIR:-$here/../../.state}
-mkdir -p "$state"; state=$(cd "$state" && pwd)
 port=${FRONTDESK_DOVECOT_PORT:-14143}
 imaps_port=${FRONTDESK_DOVECOT_IMAPS_PORT:-$((port + 850))}
-dir=$state/dovecot
-conf=$dir/dovecot.conf
 
 if ! command -v dovecot >/dev/null 2>&1 || [ ! -x /usr/lib/dovecot/imap ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -28,6 +23,8 @@ if ! command -v dovecot >/dev/null 2>&1 || [ ! -x /usr/lib/dovecot/imap ]; then
     echo "Dovecot is not installed: apt-get install dovecot-imapd (as root)" >&2; exit 1
   fi
 fi
+
+source "$(dirname "$0")/paths.sh"
 
 # Dovecot refuses to give mail processes uid 0, so as root the mail belongs
 # to a dedicated system user; as a normal user everything runs as that user.
