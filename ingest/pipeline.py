@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.model import Channel, Contact, Message
@@ -134,6 +134,12 @@ async def reject_duplicate(state: Ingest) -> None:
     already holds the same raw bytes, and the outcome names it.
     """
     message = state.inbound
+    if state.db.get_bind().dialect.name == "postgresql":
+        # Two copies arriving at the same moment (SMTP retry racing an IMAP
+        # poll) take turns here, so the second one sees the first's row.
+        # SQLite writers take turns anyway (ingest.writer).
+        key = int.from_bytes(bytes.fromhex(message.content_hash[:16]), "big", signed=True)
+        await state.db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
     query = select(Message.id, Message.ticket_id).where(Message.content_hash == message.content_hash)
     if message.external_id:
         query = query.where(Message.external_id == persist.clean_text(message.external_id, 998))

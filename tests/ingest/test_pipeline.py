@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -225,6 +226,14 @@ async def test_duplicate_delivery_stores_nothing_twice(ctx, sessions):
     # kept, and lands on the same ticket.
     changed = await ingest_email(ctx, b"X-Resent: yes\n" + raw, smtp_envelope())
     assert (changed.kind, changed.ticket_id, changed.reason) == ("threaded", first.ticket_id, "same_message_id")
+
+
+async def test_copies_arriving_at_the_same_moment_are_stored_once(ctx, sessions):
+    raw = mail(message_id="race@example.com")
+    outcomes = await asyncio.gather(*(ingest_email(ctx, raw, smtp_envelope()) for _ in range(5)))
+    assert sorted(o.kind for o in outcomes) == ["duplicate"] * 4 + ["ticket_created"]
+    assert len({o.message_id for o in outcomes}) == 1
+    assert await count(sessions, Message) == 1 and await count(sessions, Ticket) == 1
 
 
 async def test_create_tickets_off_stores_the_message_without_a_ticket(ctx, sessions):
