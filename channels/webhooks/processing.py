@@ -95,6 +95,8 @@ async def _messenger_event(ctx: IngestContext, ingest: IngestFunction, payload: 
             result = await page_events.apply_delete(session, channel, event)
         else:  # a kind classify_messaging does not produce
             result = f"ignored: unhandled kind {event.kind}"
+    if event.kind in (DELIVERY, READ):
+        await ctx.committed()  # receipts recorded message.delivery_updated events
     return f"{event.kind}: {result}"
 
 

@@ -130,3 +130,19 @@ async def test_a_transient_5xx_is_retried_and_then_sent_once(world, sessions, gr
     message, delivery = await load(sessions, message_id, delivery_id)
     assert delivery.state == "sent" and delivery.attempts == 2 and message.delivery_state == "sent"
     assert len(graph.requests) == 2 and len(graph.sent) == 1
+
+
+async def test_receipts_record_delivery_events(world, sessions, graph) -> None:
+    from frontdesk.model import OutboxEvent
+
+    server, loop = world
+    message_id, _ = await queue_reply(server, sessions, "Tracking link sent")
+    await loop.deliver_due()
+    [sent] = graph.sent
+    assert (await server.post_messenger(event({"delivery": {"mids": [sent["mid"]], "watermark": 1}}))).status == 200
+    await server.settle()
+    async with sessions() as session:
+        events = (await session.scalars(select(OutboxEvent).where(
+            OutboxEvent.type == "message.delivery_updated").order_by(OutboxEvent.id))).all()
+    states = [(e.body["payload"]["message_id"], e.body["payload"]["state"]) for e in events]
+    assert states[-1] == (message_id, "delivered") and (message_id, "sent") in states
