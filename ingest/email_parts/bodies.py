@@ -23,6 +23,7 @@ MAX_DEPTH = 50  # deeper MIME nesting is read, but noted as a defect
 _TAGS = re.compile(r"<[^>]*>")
 _INVISIBLE = re.compile(r"<(head|script|style|title)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _BLANK_RUNS = re.compile(r"\n{3,}")
+_META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 
 
 @dataclass
@@ -122,7 +123,12 @@ def decode_part_text(part: Message, defects: list[str], where: str) -> str:
             charset = charset if isinstance(charset, str) else None
         except Exception:
             charset = None
-    decoded = decode_bytes(payload_bytes(part), charset, where=where)
+    data = payload_bytes(part)
+    if charset is None and content_type(part) == "text/html":
+        # HTML often declares its charset only in a <meta> tag.
+        meta = _META_CHARSET.search(data[:4096])
+        charset = meta.group(1).decode("ascii") if meta else None
+    decoded = decode_bytes(data, charset, where=where)
     defects.extend(decoded.defects)
     return decoded.text.replace("\r\n", "\n").replace("\r", "\n")
 

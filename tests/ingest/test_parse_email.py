@@ -403,3 +403,9 @@ def test_hostile_input_never_raises() -> None:
 
     bad_base64 = parse(mail("From: a@example.org\nContent-Transfer-Encoding: base64", b"!!!not base64==\r\n"))
     assert bad_base64.text_body is not None
+
+
+def test_html_charset_from_meta_tag() -> None:
+    html = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=koi8-r"></head><body>Привет, мир</body></html>'
+    message = parse(mail("From: a@example.org\nContent-Type: text/html\nContent-Transfer-Encoding: 8bit", html.encode("koi8-r")))
+    assert message.text_body == "Привет, мир"
