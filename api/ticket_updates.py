@@ -1,11 +1,13 @@
 """Agents change a ticket: ``PATCH /api/v1/tickets/{id}``.
 
-Status (by internal name or id), owner, team, priority, category, name and
-description.  A status change emits ``ticket.status_changed`` (which runs
-the new status's action chain) and stamps ``closed_at`` / ``reopened_at``;
-other changes emit one ``ticket.property_changed``.  Required stage
-properties (:func:`api.stage_rules.enforce_stage_properties`) are checked
-before anything is written.
+Status (by internal name or id), owner, team, priority, category, name,
+description and custom ``properties``.  A status change emits
+``ticket.status_changed`` (which runs the new status's action chain) and
+stamps ``closed_at`` / ``reopened_at``; built-in changes emit one
+``ticket.property_changed``, and each changed custom property one more.
+Required stage properties (:func:`api.stage_rules.check_required_properties`)
+are checked against the ticket as the whole request leaves it, custom
+values included, before anything is written.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from api.auth import principal_of
 from api.errors import ApiError
 from api.keys import SESSIONS
 from api.openapi import AUTH_ERRORS, error_response
+from api.property_registry import BUILT_IN
 from api.replies import run_after_commit
 from api.request_body import json_body
-from api.stage_rules import enforce_stage_properties
+from api.stage_rules import check_required_properties, ticket_values, validate_custom_values
 from automation.status_change import move_ticket
 from frontdesk.events import AGENT, TICKET_PROPERTY_CHANGED, TICKET_STATUS_CHANGED, Actor, DomainEvent
 from frontdesk.model import Status, Team, Ticket, User, utcnow
@@ -30,7 +33,7 @@ from frontdesk.outbox import record_event
 
 routes = web.RouteTableDef()
 
-FIELDS = ("status", "owner_id", "team_id", "priority", "category", "name", "description")
+FIELDS = ("status", "owner_id", "team_id", "priority", "category", "name", "description", "properties")
 TEXT_LIMITS = {"priority": 20, "category": 100, "name": 500, "description": 100_000}
 # Values that end up in email headers (the subject) must stay on one line.
 ONE_LINE = ("priority", "category", "name")
@@ -78,12 +81,33 @@ async def _reference(session: Any, field: str, value: Any, model: type) -> int |
     return value
 
 
+async def _custom_changes(session: Any, ticket: Ticket, raw: Any) -> dict[str, dict[str, Any]]:
+    """Validated custom values that differ from the ticket's; ``null`` clears a value."""
+    current = ticket.custom_properties or {}
+    wanted = await validate_custom_values(session, raw)
+    return {name: {"from": current.get(name), "to": value}
+            for name, value in wanted.items() if current.get(name) != value}
+
+
+def _values_after(ticket: Ticket, changes: dict[str, dict[str, Any]],
+                  custom: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The ticket's property values by property name once the request is applied."""
+    values = ticket_values(ticket)
+    by_attribute = {spec.attribute: name for name, spec in BUILT_IN.items() if spec.attribute}
+    # Built-in changes are keyed by attribute (owner_id), custom ones by name: kept
+    # apart so a custom property called e.g. "team_id" cannot stand in for "team".
+    values.update({by_attribute.get(f, f): c["to"] for f, c in changes.items()})
+    values.update({name: c["to"] for name, c in custom.items()})
+    return values
+
+
 def _ticket_json(ticket: Ticket, status: Status) -> dict[str, Any]:
     return {
         "id": ticket.id, "name": ticket.name, "description": ticket.description,
         "pipeline_id": ticket.pipeline_id, "status_id": ticket.status_id, "status": status.internal_name,
         "is_closed": status.is_closed, "owner_id": ticket.owner_id, "team_id": ticket.team_id,
         "priority": ticket.priority, "category": ticket.category,
+        "custom_properties": dict(ticket.custom_properties or {}),
         "closed_at": ticket.closed_at.isoformat() if ticket.closed_at else None,
         "reopened_at": ticket.reopened_at.isoformat() if ticket.reopened_at else None,
     }
@@ -113,14 +137,24 @@ async def patch_ticket(request: web.Request) -> web.Response:
         if "team_id" in body:
             wanted["team_id"] = await _reference(session, "team_id", body["team_id"], Team)
         changes = {f: {"from": getattr(ticket, f), "to": v} for f, v in wanted.items() if getattr(ticket, f) != v}
+        custom = await _custom_changes(session, ticket, body["properties"]) if "properties" in body else {}
         if target.id != current.id:
-            await enforce_stage_properties(session, ticket, target, {f: c["to"] for f, c in changes.items()})
+            await check_required_properties(session, _values_after(ticket, changes, custom), target.id,
+                                            actor_kind=AGENT)
         for field, change in changes.items():
             setattr(ticket, field, change["to"])
         if changes:
-            ticket.updated_at = utcnow()
             record_event(session, DomainEvent(type=TICKET_PROPERTY_CHANGED, ticket_id=ticket.id, actor=actor,
                                               payload={"changes": changes}))
+        if custom:
+            # A new dict, not an in-place edit: SQLAlchemy only notices a reassigned JSON column.
+            values = {**(ticket.custom_properties or {}), **{name: c["to"] for name, c in custom.items()}}
+            ticket.custom_properties = {name: value for name, value in values.items() if value is not None}
+            for name, change in custom.items():
+                record_event(session, DomainEvent(type=TICKET_PROPERTY_CHANGED, ticket_id=ticket.id, actor=actor,
+                                                  payload={"changes": {name: change}}))
+        if changes or custom:
+            ticket.updated_at = utcnow()
         if target.id != current.id:
             payload = move_ticket(ticket, current, target)
             ticket.updated_at = utcnow()
@@ -135,13 +169,16 @@ OPENAPI: dict[str, Any] = {
     "paths": {
         "/api/v1/tickets/{ticket_id}": {
             "patch": {
-                "summary": "Change a ticket's status, owner, team, priority, category, name or description",
+                "summary": "Change a ticket's status, owner, team, priority, category, name, description "
+                           "or custom properties",
                 "operationId": "updateTicket",
                 "tags": ["tickets"],
                 "description": (
                     "A status change (by internal name or id, within the ticket's pipeline) emits "
                     "ticket.status_changed and runs the new status's actions; closing stamps closed_at, "
-                    "leaving a closed status stamps reopened_at."
+                    "leaving a closed status stamps reopened_at. properties sets custom property values "
+                    "(null clears one); they count towards the new status's required stage properties, "
+                    "and each changed one emits its own ticket.property_changed."
                 ),
                 "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -154,11 +191,13 @@ OPENAPI: dict[str, Any] = {
                         "category": {"type": ["string", "null"]},
                         "name": {"type": "string"},
                         "description": {"type": ["string", "null"]},
+                        "properties": {"type": "object", "description": "Custom property values by name"},
                     }}}}},
                 "responses": {
                     "200": {"description": "The ticket after the change."},
                     "404": error_response("No such ticket, or not visible to you."),
-                    "422": error_response("Unknown field or status, invalid value, or a required stage property missing."),
+                    "422": error_response("Unknown field, status or property, invalid or read-only value, or a required "
+                                         "stage property missing."),
                     **AUTH_ERRORS,
                 },
             }
