@@ -72,8 +72,9 @@ class ImapConnection:
             raise ImapError("not connected")
         return self._client
 
-    async def _call(self, awaitable: Awaitable[T], what: str) -> T:
+    async def _call(self, awaitable: Awaitable[T], what: str, timeout: float | None = None) -> T:
         """Run one command, failing fast when the connection drops meanwhile."""
+        timeout = timeout or self.timeout
         if self._lost.is_set():
             if asyncio.iscoroutine(awaitable):
                 awaitable.close()  # never started; avoids "never awaited" noise
@@ -81,7 +82,7 @@ class ImapConnection:
         command = asyncio.ensure_future(awaitable)
         lost = asyncio.ensure_future(self._lost.wait())
         try:
-            done, _ = await asyncio.wait({command, lost}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({command, lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             lost.cancel()
         if command in done:
@@ -92,7 +93,7 @@ class ImapConnection:
         command.cancel()
         if lost in done:
             raise ImapError(f"connection lost during {what}")
-        raise ImapError(f"{what}: no answer within {self.timeout:g}s")
+        raise ImapError(f"{what}: no answer within {timeout:g}s")
 
     async def open(self) -> None:
         mailbox = self.mailbox
@@ -192,7 +193,10 @@ class ImapConnection:
 
     async def fetch(self, uid: int) -> bytes | None:
         """The raw message, without setting \\Seen (BODY.PEEK); None if it is gone."""
-        response = await self._call(self.client.uid("fetch", str(uid), "(UID BODY.PEEK[])"), "UID FETCH")
+        # A large message on a slow link may take a while as a whole;
+        # aioimaplib still gives up after `timeout` seconds without data.
+        response = await self._call(self.client.uid("fetch", str(uid), "(UID BODY.PEEK[])"), "UID FETCH",
+                                    timeout=max(self.timeout, 600.0))
         if response.result != "OK":
             raise ImapError(f"UID FETCH {uid} failed: {response.lines[-1:]!r}")
         header_seen = False

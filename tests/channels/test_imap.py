@@ -403,3 +403,22 @@ async def test_pollers_run_several_mailboxes_concurrently(ingest_ctx, sessions, 
     finally:
         await pollers.stop()
     assert all(state.state == "stopped" for state in pollers.states.values())
+
+
+async def test_large_message_is_imported_byte_for_byte(ingest_ctx, sessions, blobs, user):
+    message = EmailMessage()
+    message["From"] = "carol@customer.test"
+    message["To"] = "support@acme.test"
+    message["Subject"] = "Logs attached"
+    message["Message-ID"] = f"<{uuid.uuid4().hex}@customer.test>"
+    message.set_content("The logs you asked for.")
+    message.add_attachment(os.urandom(2 * 1024 * 1024), maintype="application", subtype="octet-stream",
+                           filename="logs.bin")
+    raw = message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    message_id = message["Message-ID"].strip("<>")
+    await user.append(raw)
+    async with Running(ImapPoller(ingest_ctx, mailbox_for(user), ingest=ingest_email)):
+        await eventually(lambda: _has(sessions, {message_id}), "large message stored")
+    async with sessions() as session:
+        stored = await session.scalar(select(Message).where(Message.external_id == message_id))
+    assert await blobs.get(stored.raw_blob) == raw
