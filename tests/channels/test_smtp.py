@@ -86,8 +86,9 @@ async def count_messages(sessions) -> int:
         return await session.scalar(select(func.count()).select_from(Message))
 
 
-async def test_mail_to_a_support_address_is_accepted_and_becomes_a_ticket(channel, sessions, recorder):
+async def test_mail_to_a_support_address_is_accepted_and_becomes_a_ticket(channel, sessions, blobs, recorder):
     raw, message_id = make_email()
+    raw = raw.replace(b"\n", b"\r\n")  # as it travels over SMTP
     async with aiosmtplib.SMTP(hostname="127.0.0.1", port=channel.port) as client:
         refused, reply = await client.sendmail("carol@customer.test", ["support@acme.test"], raw)
     assert refused == {}
@@ -95,6 +96,7 @@ async def test_mail_to_a_support_address_is_accepted_and_becomes_a_ticket(channe
 
     (message,) = await stored_messages(sessions, message_id)
     assert message.ticket_id is not None
+    assert await blobs.get(message.raw_blob) == raw  # the raw bytes, kept as received
     async with sessions() as session:
         ticket = await session.get(Ticket, message.ticket_id)
     assert ticket.name == "Printer on fire"
