@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from email.message import Message
 
 from inscriptis import get_text
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.html_properties import Display
+from inscriptis.model.config import ParserConfig
+from inscriptis.model.html_element import HtmlElement
 
 from ingest.email_parts.charset import decode_bytes
 
@@ -23,6 +27,10 @@ MAX_DEPTH = 50  # deeper MIME nesting is read, but noted as a defect
 _TAGS = re.compile(r"<[^>]*>")
 _INVISIBLE = re.compile(r"<(head|script|style|title)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _BLANK_RUNS = re.compile(r"\n{3,}")
+# inscriptis drops <hr>; mail clients put one between a reply and the
+# quoted message's headers, so it must at least break the line.
+_CSS = {**CSS_PROFILES["relaxed"], "hr": HtmlElement(display=Display.block, margin_before=1, margin_after=1)}
+_INSCRIPTIS = ParserConfig(css=_CSS)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 
 
@@ -142,7 +150,7 @@ def joined_text(parts: list[Message], defects: list[str], where: str) -> str | N
 def html_to_text(html: str, defects: list[str]) -> str:
     """Readable text from HTML via inscriptis; a crude tag strip only if inscriptis fails."""
     try:
-        text = get_text(html)
+        text = get_text(html, _INSCRIPTIS)
     except Exception as exc:  # broken markup
         defects.append(f"html: inscriptis failed ({type(exc).__name__}), tags stripped instead")
         text = _TAGS.sub(" ", html)

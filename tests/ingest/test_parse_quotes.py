@@ -8,6 +8,7 @@ paragraph or a sentence we read off the fixture.
 
 from __future__ import annotations
 
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,29 @@ def test_talon_reply_with_quotation_sharing_a_block() -> None:
     assert reply is not None and reply.startswith("Hi Katharine.")
     assert reply.endswith("Joe XXX")
     assert "wrote:" not in reply and "From" not in reply
+
+
+def html_only_mail(path: Path) -> bytes:
+    message = EmailMessage()
+    message["From"] = "alex@example.org"
+    message["Subject"] = "Re: Test message"
+    message.set_content(path.read_bytes().decode("utf-8", "replace"), subtype="html")
+    return message.as_bytes()
+
+
+@pytest.mark.parametrize("path", sorted((TALON / "html_replies").glob("*.html")), ids=lambda p: p.stem)
+def test_talon_html_only_replies(path: Path) -> None:
+    """HTML-only mail: the reply is found in the inscriptis text of the HTML."""
+    message = parse_email(html_only_mail(path), envelope=Envelope(channel="email", source="smtp"), raw_blob="d" * 64)
+    assert " ".join((message.reply_text or "").split()) == "Hi. I am fine. Thanks, Alex"
+
+
+def test_talon_reply_separated_by_hr() -> None:
+    # The <hr> before "From:" must break the line for the header block to be found;
+    # talon also drops "Bob", which sits in the same <div> as the quoted headers.
+    path = TALON / "reply-separated-by-hr.html"
+    message = parse_email(html_only_mail(path), envelope=Envelope(channel="email", source="smtp"), raw_blob="d" * 64)
+    assert " ".join((message.reply_text or "").split()) == "Hi there Bob"
 
 
 LOREM = (CRISP / "email_10.txt").read_text(encoding="utf-8").replace("\r\n", "\n").split("\n\n")[0].strip()
