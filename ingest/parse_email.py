@@ -56,19 +56,19 @@ def _parse_bytes(raw: bytes) -> Message:
         raw = raw.replace(b"\r", b"\n")
     msg = parser.parsebytes(raw)
     if bare_cr:
-        msg.defects.append(_BareCarriageReturns("CR-only line endings read as LF"))
+        msg.defects.append(BareCarriageReturnsDefect("CR-only line endings read as LF"))
     if not list(msg.raw_items()) and _OBS_FIELD_NAME.match(raw):
         head, *rest = re.split(rb"(\r?\n\r?\n|\r\r)", raw, maxsplit=1)
         msg = parser.parsebytes(_OBS_FIELD_NAME.sub(rb"\1:", head) + b"".join(rest))
-        msg.defects.append(_ObsoleteHeaderSyntax("field names followed by blanks before the colon"))
+        msg.defects.append(ObsoleteHeaderSyntaxDefect("field names followed by blanks before the colon"))
     return msg
 
 
-class _BareCarriageReturns(errors.MessageDefect):
+class BareCarriageReturnsDefect(errors.MessageDefect):
     """Lines ended by CR alone were converted before parsing."""
 
 
-class _ObsoleteHeaderSyntax(errors.MessageDefect):
+class ObsoleteHeaderSyntaxDefect(errors.MessageDefect):
     """RFC 822 obsolete header syntax was repaired before parsing."""
 
 

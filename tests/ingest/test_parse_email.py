@@ -185,7 +185,7 @@ def test_obsolete_header_syntax_is_repaired() -> None:
     # header block early, so only From survives.
     message = parse_file(MIKEL / "rfc2822/example13.eml")
     assert message.sender_address is not None and message.sender_address.startswith("jdoe@machine")
-    assert "parser: _ObsoleteHeaderSyntax" in message.defects
+    assert "parser: ObsoleteHeaderSyntaxDefect" in message.defects
 
 
 # --- charsets in bodies ----------------------------------------------------
