@@ -72,7 +72,8 @@ def to_attachments(part: Message, defects: list[str]) -> tuple[list[InboundAttac
         data = _message_bytes(part, defects)
         if filename is None and ctype in ("message/rfc822", "message/global"):
             subject = _subject_of(part)
-            filename = safe_filename(f"{subject}.eml", defects) if subject else None
+            # A subject is not a path: keep "a/b" whole rather than as "b".
+            filename = safe_filename(re.sub(r"[\\/]", "-", subject) + ".eml", defects) if subject else None
     else:
         data = payload_bytes(part)
     try:
