@@ -55,7 +55,14 @@ RULES: tuple[ScreeningRule, ...] = (
 
 
 def screen(message: InboundMessage, settings: Settings) -> InboundMessage:
-    """The message with ``screening``, ``screening_reason`` and (for bounces) ``bounced_refs`` set."""
+    """The message with ``screening``, ``screening_reason`` and (for bounces) ``bounced_refs`` set.
+
+    The rules read email headers and bounce texts; a chat line or form
+    submission that happens to say "Undeliverable" is still a person, so
+    other channels are accepted as they are.
+    """
+    if message.channel != "email":
+        return replace(message, screening=ACCEPTED, screening_reason=None, bounced_refs=[])
     for rule in RULES:
         reason = rule.check(message, settings)
         if reason is None:

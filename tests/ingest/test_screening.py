@@ -286,3 +286,16 @@ def test_screen_returns_a_new_message_and_keeps_the_rest(settings: Settings) -> 
     result = screen(original, settings)
     assert original.screening == ACCEPTED  # the input is not mutated
     assert (result.subject, result.text_body, result.attachments) == (original.subject, original.text_body, original.attachments)
+
+
+def test_other_channels_are_not_screened_by_email_rules(settings: Settings) -> None:
+    chat = InboundMessage(
+        channel="chat", channel_key="site", source="webhook:chat", raw_blob="f" * 64, content_hash="f" * 64,
+        subject="Undeliverable", text_body='{"notificationType":"Bounce"} my order never arrived',
+    )
+    assert screen(chat, settings).screening == ACCEPTED
+    as_email = InboundMessage(
+        channel="email", channel_key="support@example.test", source="smtp", raw_blob="f" * 64, content_hash="f" * 64,
+        subject="Undeliverable", text_body='{"notificationType":"Bounce"}',
+    )
+    assert screen(as_email, settings).screening == BOUNCE
