@@ -25,8 +25,8 @@ from channels.webhooks.config import WebhookConfig
 from frontdesk.model import InboundPayload, QuarantinedItem, utcnow
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
 from ingest.context import IngestContext
-from ingest.message import InboundMessage, IngestOutcome, QuarantineMessage
-from ingest.pipeline import _writer_turn  # the pipeline's SQLite writer queue (no public name yet)
+from ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
+from ingest.writer import writer_turn
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +73,7 @@ async def write_transaction(ctx: IngestContext) -> AsyncIterator[AsyncSession]:
     transactions per database for that reason, and ours join the same
     queue.  PostgreSQL runs them concurrently.
     """
-    async with _writer_turn(ctx):
+    async with writer_turn(ctx):
         async with ctx.sessions.begin() as session:
             yield session
 
@@ -283,7 +283,9 @@ class PayloadProcessor:
             session.add(QuarantinedItem(
                 channel=payload.channel, source=f"webhook:{payload.channel}/{payload.route}",
                 blob=payload.blob, cause=cause, detail=detail[:10_000],
-                envelope={"inbound_payload_id": payload.id, "route": payload.route, "headers": payload.headers},
+                envelope={**Envelope(channel=payload.channel, source=f"webhook:{payload.channel}/{payload.route}",
+                                     channel_key=payload.route, received_at=payload.received_at).to_dict(),
+                          "inbound_payload_id": payload.id, "headers": payload.headers},
             ))
             row = await session.get(InboundPayload, payload.id)
             if row is not None:

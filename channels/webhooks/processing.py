@@ -49,7 +49,7 @@ async def _ingest(ctx: IngestContext, ingest: IngestFunction, message: InboundMe
     return f"{outcome.kind}: ticket {outcome.ticket_id} message {outcome.message_id}{detail}"
 
 
-def _messenger_inbound(event: MessengerEvent, payload: InboundPayload) -> InboundMessage:
+def messenger_inbound(event: MessengerEvent, payload: InboundPayload) -> InboundMessage:
     extra: dict[str, Any] = {"messenger": {"page_id": event.page_id, **event.extra}}
     if event.kind == POSTBACK:
         extra["messenger"]["kind"] = "postback"
@@ -80,7 +80,7 @@ async def _messenger_event(ctx: IngestContext, ingest: IngestFunction, payload: 
     if event.kind in (MESSAGE, POSTBACK):
         if await _already_stored(ctx, channel, event.external_id):
             return f"duplicate: mid {event.external_id} already stored"
-        return await _ingest(ctx, ingest, _messenger_inbound(event, payload))
+        return await _ingest(ctx, ingest, messenger_inbound(event, payload))
     async with write_transaction(ctx) as session:
         if event.kind == ECHO:
             result = await page_events.record_echo(session, channel, event, source=f"webhook:messenger/{event.page_id}",

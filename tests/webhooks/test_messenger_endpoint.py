@@ -190,3 +190,56 @@ async def test_an_exact_replay_is_answered_without_a_new_row(webhooks, sessions)
     assert replay.status == 200 and (await replay.json())["status"] == "duplicate"
     await webhooks.settle()
     assert await count_rows(sessions, *ALL) == before == {**NOTHING, "inbound_payloads": 1, "messages": 1, "tickets": 1}
+
+
+async def test_a_quarantined_payload_is_replayed_once_the_fault_is_fixed(webhook_settings, webhook_config,
+                                                                        sessions, blobs) -> None:
+    from channels.webhooks.replay import register_webhook_replayers
+    from ingest.quarantine import replay_quarantined
+
+    async def broken_ingest(ctx, message):
+        raise RuntimeError("the pipeline fell over")
+
+    ctx = IngestContext(webhook_settings, sessions, blobs)
+    server = await start_server(ctx, webhook_config, ingest=broken_ingest)
+    try:
+        assert (await server.post_messenger(text_message("mid.replay-me"))).status == 200
+        await server.settle()
+    finally:
+        await server.client.close()
+    async with sessions() as session:
+        item = await session.scalar(select(QuarantinedItem))
+    register_webhook_replayers(webhook_config)  # the real pipeline this time
+    outcome = await replay_quarantined(ctx, item.id)
+    assert outcome.kind == "replayed" and "ticket_created" in outcome.reason
+    again = await replay_quarantined(ctx, item.id)
+    assert "duplicate" in again.reason
+    async with sessions() as session:
+        payload = await session.scalar(select(InboundPayload))
+        item = await session.get(QuarantinedItem, item.id)
+    assert payload.state == "processed" and item.replayed_at is not None
+    assert await count_rows(sessions, Message, Ticket) == {"messages": 1, "tickets": 1}
+
+
+async def test_a_message_the_pipeline_refused_is_rebuilt_from_its_payload_for_replay(webhook_settings, webhook_config,
+                                                                                    sessions, blobs) -> None:
+    from channels.webhooks.replay import webhook_replayer
+    from ingest.message import Envelope, IngestOutcome
+
+    seen = []
+
+    async def capture(ctx, message):
+        seen.append(message)
+        return IngestOutcome("threaded", ticket_id=1, message_id=1)
+
+    body = json.loads(text_message("mid.one"))
+    body["entry"][0]["messaging"].append({**body["entry"][0]["messaging"][0],
+                                          "message": {"mid": "mid.two", "text": "second"}})
+    raw = json.dumps(body).encode()
+    record = {**Envelope(channel="messenger", source="webhook:messenger/12345654332", channel_key=PAGE).to_dict(),
+              "external_id": "mid.two"}
+    replay = webhook_replayer(webhook_config, capture)
+    outcome = await replay(IngestContext(webhook_settings, sessions, blobs), raw, Envelope.from_dict(record), record, 7)
+    assert outcome.kind == "threaded"
+    [message] = seen
+    assert message.external_id == "mid.two" and message.text_body == "second" and message.thread_key == f"{PAGE}:4242"
