@@ -35,6 +35,7 @@ from channels.webhooks.signing import (
 from channels.webhooks.sync import sync_webhook_channels
 from channels.webhooks.validation import InvalidFields
 from frontdesk.model.channels import CHAT, FORM, MESSENGER
+from frontdesk.settings import Secret
 from frontdesk.storage.database import StorageUnavailable
 from ingest.context import IngestContext
 
@@ -99,6 +100,18 @@ def parse_json(raw: bytes) -> Any:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise Refusal(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+
+
+def require_timestamped_signature(request: web.Request, raw: bytes, secret: Secret, max_skew_seconds: int) -> None:
+    try:
+        check_timestamped(raw, request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER),
+                          secret, max_skew_seconds)
+    except SignatureRefused as refused:
+        raise Refusal(403, refused.code, refused.message) from None
+
+
+def invalid_fields(invalid: InvalidFields) -> Refusal:
+    return Refusal(422, "invalid_fields", "some fields are missing or invalid", fields=invalid.errors)
 
 
 def duplicate(stored: StoredPayload) -> web.Response:
@@ -175,17 +188,13 @@ async def chat_receive(request: web.Request) -> web.Response:
         raise Refusal(404, "unknown_channel", f"no chat channel {slug!r}")
     raw = await read_body(request, config.max_body_size)
     require_content_type(request, ("application/json",))
-    timestamp = request.headers.get(TIMESTAMP_HEADER)
-    try:
-        check_timestamped(raw, timestamp, request.headers.get(SIGNATURE_HEADER), channel.secret,
-                          channel.max_skew_seconds)
-    except SignatureRefused as refused:
-        raise Refusal(403, refused.code, refused.message) from None
+    require_timestamped_signature(request, raw, channel.secret, channel.max_skew_seconds)
     try:
         parse_chat_message(parse_json(raw))
     except InvalidFields as invalid:
-        raise Refusal(422, "invalid_fields", "some fields are missing or invalid", fields=invalid.errors) from None
-    return await accept(request, channel=CHAT, route=slug, raw=raw, headers={"timestamp": timestamp})
+        raise invalid_fields(invalid) from None
+    return await accept(request, channel=CHAT, route=slug, raw=raw,
+                        headers={"timestamp": request.headers.get(TIMESTAMP_HEADER)})
 
 
 # --- Web forms -------------------------------------------------------------------------------
@@ -205,11 +214,7 @@ async def form_receive(request: web.Request) -> web.Response:
     raw = await read_body(request, config.max_body_size)
     content_type = require_content_type(request, (*forms.JSON_TYPES, forms.URLENCODED))
     if form.secret:
-        try:
-            check_timestamped(raw, request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER),
-                              form.secret, form.max_skew_seconds)
-        except SignatureRefused as refused:
-            raise Refusal(403, refused.code, refused.message) from None
+        require_timestamped_signature(request, raw, form.secret, form.max_skew_seconds)
     try:
         data = forms.decode_body(raw, content_type)
     except (UnicodeDecodeError, ValueError) as error:
@@ -218,7 +223,7 @@ async def form_receive(request: web.Request) -> web.Response:
     try:
         forms.map_submission(form, data)
     except InvalidFields as invalid:
-        raise Refusal(422, "invalid_fields", "some fields are missing or invalid", fields=invalid.errors) from None
+        raise invalid_fields(invalid) from None
     return await accept(request, channel=FORM, route=slug, raw=raw,
                         headers={"content_type": content_type, "remote": request.remote})
 

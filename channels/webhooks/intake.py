@@ -64,6 +64,15 @@ class RecentPayloads:
             self._ids.popitem(last=False)
 
 
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
 @asynccontextmanager
 async def write_transaction(ctx: IngestContext) -> AsyncIterator[AsyncSession]:
     """A write transaction that takes its turn with the ingest pipeline's.
@@ -109,13 +118,8 @@ class PayloadWriter:
         self._task = asyncio.create_task(self._run(), name="webhook-payload-writer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await _cancel(self._task)
+        self._task = None
         self._blob_pool.shutdown(wait=True)
 
     async def put_blob(self, raw: bytes) -> str:
@@ -211,13 +215,8 @@ class PayloadProcessor:
         self._task = asyncio.create_task(self._run(), name="webhook-payload-processor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await _cancel(self._task)
+        self._task = None
 
     async def join(self) -> None:
         """Wait until every submitted payload has been processed (tests, shutdown)."""
