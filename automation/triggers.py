@@ -79,6 +79,10 @@ def customer_replied_trigger(event: DomainEvent, config: TriggerSettings, ticket
     payload = event.payload
     if payload.get("channel", "email") != "email":
         return NoChange("not_email")
+    if payload.get("ticket_created"):
+        # The message that opened the ticket is not a reply to anything: the
+        # ticket stays in its initial status (New) until someone answers.
+        return NoChange("message_created_the_ticket")
     if payload.get("direction", "inbound") != "inbound":
         return NoChange("not_inbound")
     if payload.get("is_automated"):

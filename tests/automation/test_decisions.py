@@ -71,6 +71,7 @@ def test_customer_reply_on_the_origin_thread_moves_to_waiting_on_us() -> None:
     ({"is_automated": True}, "own_automated_mail"),
     ({"author_kind": "agent"}, "not_from_customer"),
     ({"direction": "outbound"}, "not_inbound"),
+    ({"ticket_created": True}, "message_created_the_ticket"),
 ])
 def test_customer_replied_trigger_exclusions(payload: dict, reason: str) -> None:
     assert status_trigger(received(**payload), CONFIG, TICKET) == NoChange(reason)

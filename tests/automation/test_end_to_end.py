@@ -133,6 +133,9 @@ async def test_customer_agent_round_trip_in_embedded_mode(mail_settings, session
         assert received["Subject"] == f"We received your request: Printer on fire [#{ticket_id}]"
         assert received["In-Reply-To"] == "<c1@example.com>"
         assert received["Auto-Submitted"] == "auto-replied"
+        # The mail that opened the ticket is not a customer *reply*: it stays New.
+        await runner.run_until_idle()  # both events of the new ticket handled
+        assert await ticket_status(sessions, ticket_id) == statuses["new"]
 
         # 2. The agent takes the ticket and replies through the API.
         answer = await api.patch(f"/api/v1/tickets/{ticket_id}", json={"owner_id": alice}, headers=headers)
