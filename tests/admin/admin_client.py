@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, AsyncIterator
 
 import aiohttp
+from aiohttp import web
+
+from api.app import create_app
 
 OPERATOR_TOKEN = "test-api-token"  # FRONTDESK_API_TOKEN in the shared settings fixture
 
@@ -109,3 +112,15 @@ async def story_setup(api: Api) -> dict[str, Any]:
                  {"team_ids": [field["id"], desk["id"]], "user_ids": [admin_id]})
     return {"teams": {"field": field["id"], "desk": desk["id"]}, "admin": (admin_id, admin),
             "agent": (agent_id, agent), "pipeline": onsite["id"], "statuses": ids}
+
+
+async def serve(settings, sessions, blobs) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    runner = web.AppRunner(create_app(settings, sessions, blobs))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

@@ -6,7 +6,7 @@ import aiohttp
 from sqlalchemy import func, select
 
 from admin_client import Api, make_user, status_named, support_pipeline
-from conftest import serve
+from admin_client import serve
 from frontdesk.model import AuditEntry, OutboxEvent, Ticket
 
 
