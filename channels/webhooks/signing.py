@@ -26,10 +26,14 @@ def hub_signature_matches(raw: bytes, header: str | None, secrets: Iterable[Secr
     """True when ``header`` is the body's signature under any of ``secrets`` (rotation)."""
     if not header or not header.startswith("sha256="):
         return False
+    try:
+        given = bytes.fromhex(header[7:].strip())
+    except ValueError:
+        return False
     matched = False
     for secret in secrets:
         # Check every secret (no early exit) so timing does not tell which matched.
-        matched |= hmac.compare_digest(hub_signature(secret.reveal(), raw).encode(), header.strip().encode())
+        matched |= hmac.compare_digest(hmac.digest(secret.reveal().encode(), raw, "sha256"), given)
     return matched
 
 

@@ -44,3 +44,25 @@ def test_openapi_fragment_documents_every_route() -> None:
         for operation in operations.values():
             assert operation["security"] == [] and "200" in operation["responses"]
     assert {"WebhookAccepted", "ChatMessage", "MessengerWebhook"} <= set(fragment["components"]["schemas"])
+
+
+async def test_channels_are_mirrored_into_the_database_idempotently(webhook_config, sessions) -> None:
+    from sqlalchemy import select
+
+    from channels.webhooks.sync import sync_webhook_channels
+    from frontdesk.model import Channel
+
+    await sync_webhook_channels(sessions, webhook_config)
+    await sync_webhook_channels(sessions, webhook_config)
+    async with sessions() as session:
+        rows = {(c.kind, c.key): c for c in (await session.scalars(select(Channel))).all()}
+    assert ("messenger", "12345654332") in rows and ("chat", "widget") in rows and ("form", "contact") in rows
+    assert rows[("messenger", "777")].create_tickets is False
+    assert len([k for k in rows if k[0] in ("messenger", "chat", "form")]) == (
+        len(webhook_config.messenger) + len(webhook_config.chat) + len(webhook_config.forms))
+    # A changed switch is applied to the existing row.
+    pages = tuple(replace(p, create_tickets=False) if p.page_id == "12345654332" else p for p in webhook_config.messenger)
+    await sync_webhook_channels(sessions, replace(webhook_config, messenger=pages))
+    async with sessions() as session:
+        row = await session.scalar(select(Channel).where(Channel.kind == "messenger", Channel.key == "12345654332"))
+    assert row.create_tickets is False and "app_secret" not in str(row.options)
