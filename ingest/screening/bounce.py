@@ -39,10 +39,13 @@ BOUNCE_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 
+_NO_REPLY = re.compile(r"^no-?reply$|^do-?not-?reply$", re.IGNORECASE)
+
 BOUNCE_BODY = re.compile(
     r"undeliverable|could not be delivered|delivery (?:has )?failed|permanent(?:ly)? (?:error|fatal)|user unknown"
     r"|unknown user|does not exist|no such (?:user|mailbox|recipient)|mailbox (?:is )?(?:full|unavailable)"
-    r"|message (?:was )?(?:not|could not be) (?:delivered|sent)|returned to sender|delivery to the following",
+    r"|message (?:was )?(?:not|could not be) (?:delivered|sent)|returned to sender|delivery to the following"
+    r"|did not reach the following recipient|送信できませんでした|配信できませんでした",
     re.IGNORECASE,
 )
 BODY_SCAN = 3000  # the daemon's explanation comes first; the original follows
@@ -99,14 +102,20 @@ class SesBounceNotification:
 class MailerDaemonBounce:
     name = "mailer_daemon_bounce"
     description = (
-        "Non-standard bounce: a bounce subject from MAILER-DAEMON / postmaster, from nobody, or with Return-Path <>."
+        "Non-standard bounce: a bounce subject or opening text from MAILER-DAEMON / postmaster, from nobody,"
+        " with Return-Path <>, or from a no-reply sender that attaches the original."
     )
     verdict = BOUNCE
 
     def check(self, message: InboundMessage, settings: Settings) -> str | None:
         sender = local_part(message.sender_address)
         null_path = (header(message, "return-path") or "x").strip() in ("<>", "")
-        if sender and not BOUNCE_SENDER.search(sender) and not null_path:
+        daemon = not sender or bool(BOUNCE_SENDER.search(sender))
+        # "no-reply" senders that attach the original (carriers' own notices).
+        no_reply_with_original = bool(_NO_REPLY.search(sender)) and any(
+            a.content_type in ORIGINAL_PART_TYPES for a in message.attachments
+        )
+        if not (daemon or null_path or no_reply_with_original):
             return None
         who = f"From: {message.sender_address}" if sender else "no From"
         if null_path:
@@ -114,12 +123,11 @@ class MailerDaemonBounce:
         subject = message.subject or ""
         if BOUNCE_SUBJECT.search(subject):
             return f"{who} and subject {subject.strip()[:120]!r}"
-        if sender and BOUNCE_SENDER.search(sender):
-            # The daemon itself wrote; a reply-style subject is common
-            # ("Re: <original subject>"), so look at the opening text instead.
-            opening = BOUNCE_BODY.search((message.text_body or "")[:BODY_SCAN])
-            if opening:
-                return f"{who} and the text says {opening.group(0)!r}"
+        # A reply-style or bare subject is common ("Re: <original subject>",
+        # "Mail"), so look at the opening text too.
+        opening = BOUNCE_BODY.search((message.text_body or "")[:BODY_SCAN])
+        if opening:
+            return f"{who} and the text says {opening.group(0)!r}"
         return None
 
 
