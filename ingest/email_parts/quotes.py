@@ -137,4 +137,5 @@ def latest_reply(text: str | None) -> str | None:
     kept = _cut_at_history(reply.strip().split("\n"))
     while kept and (not kept[-1].strip() or _TRAILING_ATTRIBUTION.match(kept[-1])):
         kept.pop()
-    return "\n".join(kept).strip() or None
+    # Removed quote blocks leave runs of blank lines behind.
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip() or None

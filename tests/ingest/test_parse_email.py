@@ -204,6 +204,7 @@ def test_obsolete_header_syntax_is_repaired() -> None:
         (SISIMAI / "lhost-exchange2007-04.eml", "subject", "Undeliverable: キジトラ・フラッシュ/ニャーン"),
         (MIKEL / "multi_charset/ks_c_5601-1987.eml", "text_body", "스티해"),
         (CHATWOOT / "non_utf_encoded_mail.eml", "subject", "أهلين عميلنا الكريم"),
+        (CHATWOOT / "non_utf_encoded_mail.eml", "text_body", "أنظروا، أنا أحتاجها فقط لتقوم بالتدقيق في مقالتي الشخصية"),
         (MIKEL / "plain_emails/raw_email10.eml", "text_body", "Envoyé par le service de messagerie texte de Bell Mobilité."),
         (EMAIL / "mimekit/UnitTests/TestData/tnef/ukr.eml", "text_body", "шостий"),
     ],

@@ -157,3 +157,8 @@ def test_only_quotes_or_nothing_gives_none() -> None:
     assert latest_reply(None) is None
     assert latest_reply("  \n") is None
     assert latest_reply("On Mon, Bob wrote:\n> hi\n> there\n") is None
+
+
+def test_chatwoot_reply_drops_the_quote_and_keeps_the_signature() -> None:
+    reply = reply_of_mail(EMAIL / "chatwoot/spec/fixtures/files/mail_with_quote.eml")
+    assert reply == "Yes, I am providing you step how to reproduce this issue\n\n--\n* Sony Mathew*\nSoftware developer\n*Mob:9999999999"
