@@ -121,7 +121,7 @@ def _normalize(msg: Message, raw: bytes, *, envelope: Envelope, raw_blob: str) -
     if len(defects) > MAX_DEFECTS:
         defects = defects[:MAX_DEFECTS] + [f"... {len(defects) - MAX_DEFECTS} more defects"]
 
-    return InboundMessage(
+    message = InboundMessage(
         channel="email",
         channel_key=envelope.channel_key,
         source=envelope.source,
@@ -145,6 +145,45 @@ def _normalize(msg: Message, raw: bytes, *, envelope: Envelope, raw_blob: str) -
         defects=defects,
         is_forwarded=forwarded,
     )
+    return _storable(message)
+
+
+def _storable(message: InboundMessage) -> InboundMessage:
+    """Text the databases accept: no NUL characters (PostgreSQL rejects them) and no lone surrogates.
+
+    The raw bytes are stored untouched, so nothing is lost by cleaning the
+    decoded copy.
+    """
+    changed = False
+
+    def clean(text: str | None) -> str | None:
+        nonlocal changed
+        if text is None:
+            return None
+        cleaned = text.replace("\x00", "")
+        if _SURROGATE.search(cleaned):
+            cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
+        changed = changed or cleaned != text
+        return cleaned
+
+    message.subject = clean(message.subject)
+    message.sender_name = clean(message.sender_name)
+    message.text_body = clean(message.text_body)
+    message.html_body = clean(message.html_body)
+    message.reply_text = clean(message.reply_text)
+    message.sender_address = clean(message.sender_address)
+    message.reply_to = clean(message.reply_to)
+    message.to = [clean(address) or "" for address in message.to]
+    message.cc = [clean(address) or "" for address in message.cc]
+    message.headers = [(clean(name) or "", clean(value) or "") for name, value in message.headers]
+    for attachment in message.attachments:
+        attachment.filename = clean(attachment.filename)
+    if changed:
+        message.defects.append("text: NUL characters or lone surrogates removed")
+    return message
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _parser_defects(msg: Message) -> list[str]:

@@ -138,7 +138,7 @@ def message_ids(value: str | None) -> list[str]:
         ids = [m.group(0) for m in _BARE_ID.finditer(text)]
     seen: dict[str, None] = {}
     for item in ids:
-        if len(item) <= MAX_ID_CHARS and not _SURROGATES.search(item):
+        if len(item) <= MAX_ID_CHARS and not _SURROGATES.search(item) and "\x00" not in item:
             seen.setdefault(item, None)
     return list(seen)
 
