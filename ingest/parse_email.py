@@ -180,6 +180,27 @@ def _storable(message: InboundMessage) -> InboundMessage:
         attachment.filename = clean(attachment.filename)
     if changed:
         message.defects.append("text: NUL characters or lone surrogates removed")
+    return _within_column_sizes(message)
+
+
+# Column sizes of frontdesk.model.messages (PostgreSQL enforces VARCHAR(n)).
+MAX_NAME = 300
+MAX_ADDRESS = 320
+MAX_CONTENT_TYPE = 255
+
+
+def _within_column_sizes(message: InboundMessage) -> InboundMessage:
+    if message.sender_name and len(message.sender_name) > MAX_NAME:
+        message.sender_name = message.sender_name[:MAX_NAME]
+        message.defects.append(f"from: display name cut to {MAX_NAME} characters")
+    for field in ("sender_address", "reply_to"):
+        value = getattr(message, field)
+        if value and len(value) > MAX_ADDRESS:
+            # A cut address would be someone else's; no address is honest.
+            setattr(message, field, None)
+            message.defects.append(f"{field}: address longer than {MAX_ADDRESS} characters dropped")
+    for attachment in message.attachments:
+        attachment.content_type = attachment.content_type[:MAX_CONTENT_TYPE]
     return message
 
 

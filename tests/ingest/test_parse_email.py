@@ -413,3 +413,13 @@ def test_html_charset_from_meta_tag() -> None:
     html = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=koi8-r"></head><body>Привет, мир</body></html>'
     message = parse(mail("From: a@example.org\nContent-Type: text/html\nContent-Transfer-Encoding: 8bit", html.encode("koi8-r")))
     assert message.text_body == "Привет, мир"
+
+
+def test_values_fit_the_message_columns() -> None:
+    long_name = "N" * 400
+    long_address = "a" * 400 + "@example.org"
+    message = parse(mail(f'From: "{long_name}" <{long_address}>\nReply-To: {long_address}'))
+    assert message.sender_address is None and message.reply_to is None
+    assert "sender_address: address longer than 320 characters dropped" in message.defects
+    message = parse(mail(f'From: "{long_name}" <a@example.org>'))
+    assert message.sender_name == "N" * 300 and message.sender_address == "a@example.org"
