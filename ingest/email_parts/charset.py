@@ -83,7 +83,7 @@ _UNKNOWN = {"", "x-unknown", "unknown", "unknown-8bit", "x-user-defined", "defau
 # Single-byte charsets accept any byte sequence, so they never fail strictly;
 # when such a label sits on bytes that are valid UTF-8 with multi-byte
 # sequences, the label is almost certainly wrong.
-_SINGLE_BYTE = re.compile(r"^(cp125\d|latin[-_]?1|iso8859_\d+|iso-8859-\d+|cp874|mac_\w+|koi8_\w|ascii)$")
+_SINGLE_BYTE = re.compile(r"^(?:cp125\d|cp874|cp8\d\d|cp437|latin[-_]?1|iso[-_]?8859[-_]\d+|mac[-_]\w+|koi8[-_]\w+|ascii)$")
 
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
 

@@ -226,6 +226,8 @@ def test_unknown_and_lying_body_charsets() -> None:
     cases = [
         ("x-mac-cyrillic", russian.encode("mac_cyrillic"), russian),
         ("iso-8859-1", "Grüße, José".encode(), "Grüße, José"),  # UTF-8 bytes under a Latin-1 label
+        ("iso-8859-2", "Grüße, José".encode(), "Grüße, José"),  # ... or any single-byte label
+        ("koi8-r", russian.encode("koi8-r"), russian),
         ("utf-8", russian.encode("cp1251"), russian),  # cp1251 bytes under a UTF-8 label
         ("gb2312", "请帮我查询订单，谢谢。镕".encode("gb18030"), "请帮我查询订单，谢谢。镕"),  # 镕 is GBK, not GB2312
     ]
