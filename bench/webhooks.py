@@ -276,11 +276,11 @@ async def bench(args: argparse.Namespace) -> dict:
                 figures = {"bare": run_wrk(bare_port, script, args), "frontdesk": run_wrk(frontdesk_port, script, args)}
                 figures["ratio"] = figures["frontdesk"]["rps"] / figures["bare"]["rps"]
                 results["modes"][mode] = figures
-            time.sleep(args.drain)  # let the background processor catch up before counting
-            results["stored"] = await stored_counts(url)
+            time.sleep(args.drain)  # let the background processor catch up
         finally:
             stop_server(frontdesk)
             stop_server(bare)
+        results["stored"] = await stored_counts(url)  # counted at rest, after the server stopped
     finally:
         if drop:
             await drop_database(args.pg_url, drop)
