@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import re
 
+from frontdesk.mail_markers import AUTOMATED_MARKER_HEADER
 from frontdesk.model.messages import LOOP
 from frontdesk.reply_tokens import ticket_from_message_id
 from frontdesk.settings import Settings
 from ingest.message import InboundMessage
 from ingest.screening.rule import header, headers, own_addresses
 
-# Set by outbound on mail we generate automatically; kept here until
-# outbound adopts it (it may only import frontdesk, so it should move there).
-AUTOMATED_MARKER_HEADER = "X-Frontdesk-Automated"
 
 
 class OwnMessageId:

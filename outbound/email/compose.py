@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
+from frontdesk.mail_markers import AUTOMATED_MARKER_HEADER
 from frontdesk.model.base import utcnow
 
 # RFC 3834 section 5: automatic responses say so, and ask Exchange not to
@@ -117,6 +118,7 @@ def compose(mail: OutboundEmail) -> EmailMessage:
     if mail.auto_submitted:
         message["Auto-Submitted"] = mail.auto_submitted
         message["X-Auto-Response-Suppress"] = "All"
+        message[AUTOMATED_MARKER_HEADER] = mail.auto_submitted
     for header, value in mail.extra_headers:
         message[checked_header(header, name="header name")] = checked_header(value, name=header)
     message.set_content(mail.text)
