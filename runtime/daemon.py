@@ -36,6 +36,7 @@ from channels.smtp import SmtpChannel
 from channels.webhooks.app import create_webhook_app, openapi_paths
 from channels.webhooks.config import WebhookConfig, parse_webhook_config
 from channels.webhooks.deliverers import register_webhook_deliverers
+from channels.webhooks.replay import register_webhook_replayers
 from frontdesk.defaults import ensure_defaults
 from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, ConfigError, Settings
 from frontdesk.storage.blobs import BlobStore
@@ -148,6 +149,7 @@ class Daemon:
         assert self.ctx is not None
         ctx, settings = self.ctx, self.settings
         register_webhook_deliverers(self.webhooks, ctx.sessions)
+        register_webhook_replayers(self.webhooks)
         deliveries = DeliveryLoop(settings, ctx.sessions, ctx.blobs)
         await self._run_loop(deliveries)
         if settings.embedded:

@@ -42,8 +42,13 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    from channels.webhooks.config import parse_webhook_config
+    from channels.webhooks.replay import register_webhook_replayers
     from ingest.quarantine import list_quarantine, replay_quarantined
 
+    # Messenger, chat and form items are rebuilt from their stored payloads
+    # with the channel configuration; email items need nothing more.
+    register_webhook_replayers(parse_webhook_config(settings))
     failed = 0
     async with ingest_context(settings) as ctx:
         if args.replay_all:

@@ -106,6 +106,52 @@ def test_quarantine_list_and_replay(tmp_path) -> None:  # type: ignore[no-untype
     assert missing.returncode == 1 and "no quarantined item 999" in missing.stdout
 
 
+CHAT_CONFIG = """
+[[channels.chat]]
+slug = "website-chat"
+secret = "chat-secret"
+callback_url = "http://127.0.0.1:9/replies"
+"""
+
+
+async def _quarantine_chat_message(database_url: str, blob_dir: Path, config: Path, env: dict[str, str]) -> int:
+    """A chat message the pipeline refused once, kept with its whole stored payload.
+
+    The daemon ran with this configuration before, so the chat channel exists.
+    """
+    from channels.webhooks.config import parse_webhook_config
+    from channels.webhooks.sync import sync_webhook_channels
+
+    raw = (b'{"session_id": "sess-9", "message_id": "m-1", "visitor": {"id": "v-9", "name": "Ada"},'
+           b' "text": "My invoice is wrong", "timestamp": "2026-11-23T10:00:00Z"}')
+    digest = await BlobStore(blob_dir).put(raw)
+    envelope = Envelope(channel="chat", source="webhook:chat/website-chat", channel_key="website-chat")
+    engine = create_engine(database_url)
+    try:
+        await sync_webhook_channels(session_factory(engine), parse_webhook_config(load_settings(config, environ=env)))
+        async with session_factory(engine).begin() as session:
+            item = QuarantinedItem(channel="chat", source=envelope.source, blob=digest, cause="store_failed",
+                                   detail="the database hiccuped",
+                                   envelope={**envelope.to_dict(), "external_id": "chat:website-chat:sess-9:m-1"})
+            session.add(item)
+            await session.flush()
+            return item.id
+    finally:
+        await engine.dispose()
+
+
+def test_quarantine_replays_a_webhook_item_with_the_channel_configuration(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = base_env(tmp_path)
+    config = tmp_path / "frontdesk.toml"
+    config.write_text(CHAT_CONFIG)
+    url = asyncio.run(_installed(env))
+    item_id = asyncio.run(_quarantine_chat_message(url, tmp_path / "var" / "blobs", config, env))
+    replayed = frontdesk("quarantine", "replay", str(item_id), env={**env, "FRONTDESK_CONFIG": str(config)}, cwd=tmp_path)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "ticket_created" in replayed.stdout
+    assert asyncio.run(_ticket_names(url)) == ["My invoice is wrong"]
+
+
 async def _installed(env: dict[str, str]) -> str:
     """What a first ``frontdesk run`` leaves behind: the migrated SQLite database with its defaults."""
     settings = load_settings(environ=env)
