@@ -107,9 +107,11 @@ async def add_participants(session: AsyncSession, ticket_id: int, addresses: Ite
         if address and address not in exclude and address not in wanted:
             wanted.append(address)
     if wanted:
+        # Sorted, so two concurrent messages on one ticket lock the same
+        # rows in the same order and cannot deadlock each other.
         await session.execute(
             dialect_insert(session, TicketParticipant)
-            .values([{"ticket_id": ticket_id, "address": a} for a in wanted])
+            .values([{"ticket_id": ticket_id, "address": a} for a in sorted(wanted)])
             .on_conflict_do_nothing(index_elements=["ticket_id", "address"])
         )
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.model import Channel, Contact, Message
@@ -238,8 +239,20 @@ _writer_turn = writer_turn
 
 
 def _describe(error: BaseException) -> str:
-    text = f"{type(error).__name__}: {error}"
-    return text[:4000]
+    return f"{type(error).__name__}: {error}"[:4000]
+
+
+# PostgreSQL's "try again" answers: a deadlock victim or a serialization
+# failure.  The whole transaction is re-run, which is safe because it
+# was rolled back.
+TRANSACTION_ATTEMPTS = 3
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _lost_a_race(error: DBAPIError) -> bool:
+    original = error.orig
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    return code in _RETRYABLE_SQLSTATES
 
 
 async def run_pipeline(
@@ -263,13 +276,20 @@ async def run_pipeline(
         try:
             for stage_name in stages[:leading]:
                 await STAGES[stage_name](state)
-            async with writer_turn(ctx):
-                async with ctx.sessions() as session:
-                    async with session.begin():
-                        state.session = session
-                        for stage_name in stages[leading:]:
-                            await STAGES[stage_name](state)
-                        stage_name = "commit"
+            for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+                try:
+                    async with writer_turn(ctx):
+                        async with ctx.sessions() as session:
+                            async with session.begin():
+                                state.session = session
+                                for stage_name in stages[leading:]:
+                                    await STAGES[stage_name](state)
+                                stage_name = "commit"
+                    break
+                except DBAPIError as error:
+                    if attempt == TRANSACTION_ATTEMPTS or not _lost_a_race(error):
+                        raise
+                    log.info("ingest: transaction lost a race with another (%s); retrying", _describe(error))
             outcome = state.outcome or IngestOutcome("quarantined", reason="no outcome")
         except FinalOutcome as final:
             outcome = final.outcome

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
 from frontdesk.model import (
     Attachment,
@@ -286,6 +287,26 @@ async def test_outage_in_the_middle_of_persisting_leaves_nothing_half_written(ct
     assert await counts(sessions) == {"tickets": 0, "messages": 0, "events": 0, "quarantine": 0}
     async with sessions() as session:
         assert (await session.scalars(select(Contact))).all() == []
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+async def test_a_transaction_that_loses_a_race_is_run_again(ctx, sessions, monkeypatch):
+    real_store = pipeline.STAGES["store"]
+    attempts = []
+
+    async def store_losing_once(state) -> None:
+        await real_store(state)
+        attempts.append(state.outcome)
+        if len(attempts) == 1:
+            raise DBAPIError("INSERT ...", {}, _Deadlock("deadlock detected"))
+
+    monkeypatch.setitem(pipeline.STAGES, "store", store_losing_once)
+    outcome = await ingest_email(ctx, mail(message_id="race-lost@example.com"), smtp_envelope())
+    assert outcome.kind == "ticket_created" and len(attempts) == 2
+    assert await counts(sessions) == {"tickets": 1, "messages": 1, "events": 2, "quarantine": 0}
 
 
 async def test_failing_stage_quarantines_with_cause_and_replay_is_idempotent(ctx, sessions, blobs, monkeypatch):
