@@ -55,6 +55,8 @@ class EmbeddedAutomation(PollingLoop):
             if not rows:
                 return total
             for row_id, event_id, body in rows:
+                if self.stopping:  # unhandled rows are picked up at the next start
+                    return total
                 await self._handle_row(row_id, event_id, body)
                 total += 1
 

@@ -119,6 +119,8 @@ class DeliveryLoop(PollingLoop):
             )).all()
         attempted = 0
         for delivery_id, attempts in due:
+            if self.stopping:  # the rest stay due for the next start
+                break
             job = await self._claim(delivery_id, attempts, now)
             if job is not None:
                 attempted += 1

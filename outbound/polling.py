@@ -21,6 +21,12 @@ class PollingLoop:
     def __init__(self) -> None:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop`` was called: long steps check it between items and return early."""
+        return self._stopping
 
     async def step(self) -> None:
         raise NotImplementedError
@@ -36,23 +42,40 @@ class PollingLoop:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=self.name)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let the step in progress finish (up to ``grace`` seconds), then end the loop.
+
+        Cancelling a step halfway could cut a send between the smarthost's
+        "accepted" and our record of it, so the mail would go out again after
+        a restart; a step is only cancelled when it outlasts the grace period.
+        """
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=grace)
+        except asyncio.TimeoutError:
+            log.warning("background_loop_cancelled", loop=self.name, grace=grace)
             task.cancel()
             try:
                 await task
             except asyncio.CancelledError:
                 pass
+        finally:
+            self._stopping = False
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.step()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a storage outage must not end the loop; the work stays pending
                 log.exception("background_loop_error", loop=self.name)
+            if self._stopping:
+                return
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
             except asyncio.TimeoutError:
