@@ -42,19 +42,63 @@ RECIPIENT = "support@acme.test"
 
 # -- the client (child process) ---------------------------------------------
 
+# A realistic support mix, by n % 10: 4 first messages in plain text, 2
+# replies that quote the previous message under an "On ... wrote:" line,
+# 1 Outlook-style reply (HTML + text alternative, "From: / Sent:" history
+# header), 2 HTML newsletters-style first messages (multipart/alternative),
+# 1 HTML-only message (text derived with inscriptis).  Replies carry
+# In-Reply-To / References to an earlier message of the same run.
+_PARAGRAPH = ("Hello, my order has not arrived yet and the tracking page shows no update since Tuesday. "
+              "Could you check with the carrier and tell me when I can expect it? ")
+
+
+def _body_text(n: int) -> str:
+    return "\r\n\r\n".join([_PARAGRAPH * (1 + n % 3), "Thanks in advance,", f"Customer {n % 500}"]) + "\r\n"
+
+
+def _html(text: str) -> str:
+    paragraphs = "".join(f"<p style=\"margin:0 0 8px\">{p}</p>" for p in text.split("\r\n\r\n"))
+    return ("<html><head><meta charset=\"utf-8\"><style>p{font-family:Arial}</style></head>"
+            f"<body><div dir=\"ltr\">{paragraphs}</div><div class=\"signature\"><table><tr><td>"
+            "<b>Customer</b><br>Phone: +1 555 0100</td></tr></table></div></body></html>")
+
+
 def make_message(run: str, n: int) -> bytes:
     sender = f"customer{n % 500}@customers.test"
-    body = ("Hello, my order has not arrived yet and the tracking page shows no update. " * 12 + "\r\n") * 3
+    kind = n % 10
+    text = _body_text(n)
+    threading = ""
+    if kind in (4, 5, 6) and n >= 10:
+        parent = f"<{run}.{n - 10}@customers.test>"
+        threading = f"In-Reply-To: {parent}\r\nReferences: {parent}\r\n"
+        previous = _body_text(n - 10)
+        if kind == 6:
+            text = (text + "\r\n________________________________\r\n"
+                    f"From: Acme Support <{RECIPIENT}>\r\nSent: Monday, November 23, 2026 2:00 AM\r\n"
+                    f"To: Customer <{sender}>\r\nSubject: Re: Order {run}-{n - 10}\r\n\r\n{previous}")
+        else:
+            quoted = "".join(f"> {line}\r\n" for line in previous.split("\r\n"))
+            text = f"{text}\r\nOn Mon, 23 Nov 2026 at 02:00, Acme Support <{RECIPIENT}> wrote:\r\n{quoted}"
+    if kind in (0, 1, 2, 3, 4, 5):
+        content = f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}"
+    elif kind == 9:
+        content = f"Content-Type: text/html; charset=utf-8\r\n\r\n{_html(text)}\r\n"
+    else:
+        boundary = f"=_alt_{run}_{n}"
+        content = (f"Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"
+                   f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                   f"Content-Transfer-Encoding: quoted-printable\r\n\r\n{text}\r\n"
+                   f"--{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{_html(text)}\r\n"
+                   f"--{boundary}--\r\n")
     return (
         f"From: Customer {n % 500} <{sender}>\r\n"
         f"To: Acme Support <{RECIPIENT}>\r\n"
-        f"Subject: Order {run}-{n} has not arrived\r\n"
+        f"Subject: {'Re: ' if threading else ''}Order {run}-{n - 10 if threading else n} has not arrived\r\n"
         f"Message-ID: <{run}.{n}@customers.test>\r\n"
+        f"{threading}"
         "Date: Mon, 23 Nov 2026 03:00:00 +0000\r\n"
         "MIME-Version: 1.0\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        "\r\n"
-        f"{body}"
+        f"{content}"
     ).encode()
 
 
@@ -286,7 +330,10 @@ def report(results: list[dict], args: argparse.Namespace, command: str) -> str:
     lines = ["# SMTP ingest benchmark", "", "## Machine", "", machine_facts(), "## Command", "",
              f"```\n{command}\n```", "",
              f"{args.messages} messages per run, {args.concurrency} concurrent sessions, one message per "
-             "connection; the client runs in a separate process.", "",
+             "connection; the client runs in a separate process.  The messages are a support mix "
+             "(`make_message`): 40% plain-text first messages, 20% replies quoting the previous message "
+             "under an \"On ... wrote:\" line, 10% Outlook-style replies (HTML + text, \"From: / Sent:\" "
+             "history), 20% HTML + text first messages, 10% HTML only.", "",
              "## Results", "",
              "| database | bare aiosmtpd (msg/s) | Frontdesk full pipeline (msg/s) | ratio "
              "| server CPU per message, bare / full (ms) | stored exactly once |",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.email_parts import quotes
 from ingest.email_parts.quotes import latest_reply
 from ingest.message import Envelope
 from ingest.parse_email import parse_email
@@ -162,3 +163,37 @@ def test_only_quotes_or_nothing_gives_none() -> None:
 def test_chatwoot_reply_drops_the_quote_and_keeps_the_signature() -> None:
     reply = reply_of_mail(EMAIL / "chatwoot/spec/fixtures/files/mail_with_quote.eml")
     assert reply == "Yes, I am providing you step how to reproduce this issue\n\n--\n* Sony Mathew*\nSoftware developer\n*Mob:9999999999"
+
+
+# -- the fast path must give what mail-parser-reply itself gives --------------
+
+def _fixture_bodies() -> list[Path]:
+    return sorted(CRISP.glob("*.txt")) + sorted((TALON / "standard_replies").glob("*.eml"))
+
+
+@pytest.mark.parametrize("path", _fixture_bodies(), ids=lambda p: p.name)
+def test_first_fragment_equals_the_library_reply(path: Path) -> None:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    assert quotes._first_fragment(text) == (quotes._PARSER.parse_reply(text) or "")
+
+
+@pytest.mark.parametrize("header", [
+    "On Mon, 23 Nov 2026 at 02:00, Ann <ann@example.com> wrote:",
+    "Am 23.11.2026 um 02:00 schrieb Ann <ann@example.com>:",
+    "Le lun. 23 nov. 2026 à 02:00, Ann <ann@example.com> a écrit :",
+    "2026年11月23日 02:00 Ann <ann@example.com> 写道：",
+    "From: Ann <ann@example.com>\nSent: Monday\nTo: Bob\nSubject: Hi",
+    "> *Von:* Ann\n> *Gesendet:* Montag",
+    "보낸 사람: Ann\n받는 사람: Bob",
+    "-----Original Message-----",
+])
+def test_every_kind_of_reply_header_passes_the_pre_check(header: str) -> None:
+    text = f"New answer here.\n\n{header}\nOld text.\n"
+    assert quotes._may_have_reply_header(text)
+    assert quotes._first_fragment(text) == (quotes._PARSER.parse_reply(text) or "")
+
+
+def test_a_body_without_header_lines_skips_the_library_and_keeps_its_normalization() -> None:
+    text = "  Hello,\r\n\r\n  my parcel has not arrived.   \r\nThanks, Ann  \r\n"
+    assert not quotes._may_have_reply_header(text)
+    assert quotes._first_fragment(text) == quotes._PARSER.parse_reply(text) == "Hello,\n\nmy parcel has not arrived.\nThanks, Ann"
