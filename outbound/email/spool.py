@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import tempfile
 from pathlib import Path
+
+from frontdesk.storage.files import write_atomically
 
 
 def spool_path(spool_dir: Path, idempotency_key: str) -> Path:
@@ -18,21 +18,7 @@ def spool_path(spool_dir: Path, idempotency_key: str) -> Path:
     return Path(spool_dir) / f"{digest}.eml"
 
 
-def _write(path: Path, raw: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".eml")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 async def write_to_spool(spool_dir: Path, idempotency_key: str, raw: bytes) -> Path:
     path = spool_path(spool_dir, idempotency_key)
-    await asyncio.to_thread(_write, path, raw)
+    await asyncio.to_thread(write_atomically, path, raw, suffix=".eml")
     return path
