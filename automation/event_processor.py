@@ -63,12 +63,15 @@ class EventProcessor:
         self._publish_dead_letter = publish_dead_letter
         self._policy = policy
 
-    async def process(self, key: bytes | None, value: bytes, *, origin: str) -> str:
+    async def process(self, key: bytes | None, value: bytes | None, *, origin: str) -> str:
         """Handle one raw message; ``origin`` (topic/partition/offset) names it in dead letters."""
+        raw = value or b""
         try:
-            event = DomainEvent.from_dict(json.loads(value))
+            event = DomainEvent.from_dict(json.loads(raw))
         except (ValueError, TypeError, EventSchemaError) as error:  # JSONDecodeError is a ValueError
-            body = {UNDECODABLE: value.decode("utf-8", errors="replace"), "origin": origin}
+            # NUL cannot be stored in PostgreSQL's JSON; the rest is kept as it came.
+            text = raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+            body = {UNDECODABLE: text, "origin": origin}
             # Stable across redeliveries, so the dead letter is stored once.
             event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"frontdesk:{origin}"))
             await self._dead_letter(key, event_id, body, f"undecodable: {error}", attempts=1)

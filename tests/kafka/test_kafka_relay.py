@@ -95,3 +95,26 @@ async def _keep_recording(sessions, *, start_ticket: int, tickets: int) -> None:
     for ticket in range(start_ticket, start_ticket + tickets):
         await record(sessions, ticket_events(ticket, 2))
         await asyncio.sleep(0.1)
+
+
+async def test_two_relays_on_postgresql_publish_each_event_once_in_ticket_order(sessions, topics, settings):
+    if settings.is_sqlite:
+        pytest.skip("on SQLite the daemon runs the only relay")
+    per_ticket = {ticket: ticket_events(ticket, 10) for ticket in range(301, 306)}
+    first = OutboxRelay(sessions, topics.bootstrap, topic=topics.events, batch_size=4)
+    second = OutboxRelay(sessions, topics.bootstrap, topic=topics.events, batch_size=4)
+    first.start()
+    second.start()
+    try:
+        for n in range(10):  # committed while both relays run
+            await record(sessions, [per_ticket[ticket][n] for ticket in per_ticket])
+        await wait_for(lambda: all_published(sessions), timeout=60, what="the outbox to drain")
+    finally:
+        await first.stop()
+        await second.stop()
+
+    records = await read_topic(topics.bootstrap, topics.events, until=50)
+    assert len(records) == 50, "each event published once"
+    for ticket, events in per_ticket.items():
+        mine = sorted((r for r in records if r.key == str(ticket).encode()), key=lambda r: r.offset)
+        assert event_ids(mine) == [e.id for e in events]

@@ -76,7 +76,7 @@ async def test_poison_events_are_dead_lettered_the_stream_keeps_flowing_and_repl
     producer = AIOKafkaProducer(bootstrap_servers=topics.bootstrap)
     await producer.start()
     try:  # a message that is not an event at all, between the others
-        await producer.send_and_wait(topics.events, b"\xff not json", key=b"2")
+        await producer.send_and_wait(topics.events, b"\xff\x00 not json", key=b"2")
     finally:
         await producer.stop()
     await record(sessions, [created(3)])
