@@ -127,6 +127,8 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._postgres: bool | None = None
         self._lag_measured_at = float("-inf")
+        self._stopping = False
+        self._stop_requested = asyncio.Event()
 
     async def __aenter__(self) -> OutboxRelay:
         self.start()
@@ -139,14 +141,29 @@ class OutboxRelay:
         if self._task is None:
             self._task = asyncio.create_task(self.run(), name="outbox-relay")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let the pass in progress finish (up to ``grace`` seconds), then end.
+
+        A pass cut between the broker's acknowledgement and the stamp would
+        publish its rows again at the next start: harmless, but avoidable.
+        """
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping = True
+            self._stop_requested.set()
+            self._wakeup.set()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+                await asyncio.wait_for(asyncio.shield(task), timeout=grace)
+            except asyncio.TimeoutError:
+                log.warning("outbox_relay_cancelled", grace=grace)
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+            finally:
+                self._stopping = False
+                self._stop_requested.clear()
         await self._close_producer()
 
     def wake(self) -> None:
@@ -156,7 +173,7 @@ class OutboxRelay:
     async def run(self) -> None:
         """Publish forever; a failure is logged, backed off and retried, never skipped."""
         failures = 0
-        while True:
+        while not self._stopping:
             try:
                 published = await self.publish_pending()
                 await self._update_lag()
@@ -169,14 +186,22 @@ class OutboxRelay:
                 await self._close_producer()  # a fresh producer after a failed batch: no stale sequence state
                 delay = min(self._max_backoff, 0.1 * 2 ** min(failures, 10)) * (0.5 + random.random() / 2)
                 log.warning("outbox_relay_retry", error=repr(error), attempt=failures, retry_in=round(delay, 2))
-                await asyncio.sleep(delay)
-                continue
-            if published < self._batch_size:
+                # Only stop cuts a backoff short: commits waking us would hammer a dead broker.
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                    await asyncio.wait_for(self._stop_requested.wait(), delay)
                 except asyncio.TimeoutError:
                     pass
-                self._wakeup.clear()
+                continue
+            if published < self._batch_size:
+                await self._pause(self._poll_interval)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep until ``seconds`` pass or someone wakes us (a commit, or stop)."""
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+        self._wakeup.clear()
 
     async def publish_pending(self) -> int:
         """One pass: publish up to a batch of the oldest unpublished rows; returns how many."""
