@@ -176,13 +176,13 @@ class OutboxRelay:
         while not self._stopping:
             try:
                 published = await self.publish_pending()
-                await self._update_lag()
                 failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the broker or the database: retry the same rows
                 failures += 1
                 PUBLISH_FAILURES.inc()
+                await self._update_lag()  # the lag matters most while the broker is away
                 await self._close_producer()  # a fresh producer after a failed batch: no stale sequence state
                 delay = min(self._max_backoff, 0.1 * 2 ** min(failures, 10)) * (0.5 + random.random() / 2)
                 log.warning("outbox_relay_retry", error=repr(error), attempt=failures, retry_in=round(delay, 2))
@@ -192,6 +192,7 @@ class OutboxRelay:
                 except asyncio.TimeoutError:
                     pass
                 continue
+            await self._update_lag()
             if published < self._batch_size:
                 await self._pause(self._poll_interval)
 
@@ -294,6 +295,10 @@ class OutboxRelay:
         if now - self._lag_measured_at < 1.0:
             return
         self._lag_measured_at = now
-        lag = await outbox_lag(self._sessions)
+        try:
+            lag = await outbox_lag(self._sessions)
+        except Exception as error:  # the database is away too: keep the last figures
+            log.info("outbox_lag_unavailable", error=repr(error))
+            return
         UNPUBLISHED.set(lag.unpublished)
         OLDEST_AGE.set(lag.oldest_age_seconds)

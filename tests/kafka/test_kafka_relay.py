@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from _kafka_standin import effects_by_ticket, standin_handler
@@ -118,3 +120,26 @@ async def test_two_relays_on_postgresql_publish_each_event_once_in_ticket_order(
     for ticket, events in per_ticket.items():
         mine = sorted((r for r in records if r.key == str(ticket).encode()), key=lambda r: r.offset)
         assert event_ids(mine) == [e.id for e in events]
+
+
+async def test_relay_lag_metrics_show_what_waits_for_an_unreachable_broker(sessions, topics):
+    await record(sessions, ticket_events(9, 3))
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{probe.getsockname()[1]}"
+    relay = OutboxRelay(sessions, dead, topic=topics.events, send_timeout=1)
+    relay.start()
+    try:
+        await wait_for(lambda: _metric("frontdesk_outbox_unpublished", 3), timeout=30,
+                       what="the unpublished gauge to show the waiting events")
+        assert REGISTRY.get_sample_value("frontdesk_outbox_oldest_unpublished_age_seconds") > 0
+    finally:
+        await relay.stop()
+    async with OutboxRelay(sessions, topics.bootstrap, topic=topics.events):
+        await wait_for(lambda: _metric("frontdesk_outbox_unpublished", 0), timeout=60,
+                       what="the gauge to fall to zero once published")
+    assert REGISTRY.get_sample_value("frontdesk_outbox_oldest_unpublished_age_seconds") == 0
+
+
+async def _metric(name: str, wanted: float) -> bool:
+    return REGISTRY.get_sample_value(name) == wanted
