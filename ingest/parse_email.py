@@ -15,6 +15,7 @@ from email import errors
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
+from email.policy import EmailPolicy
 
 from ingest.email_parts import headers as hdr
 from ingest.email_parts.attachments import to_attachments
@@ -46,8 +47,32 @@ _BOM = b"\xef\xbb\xbf"
 _OBS_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
 
 
+class _ParseHeadersOncePolicy(EmailPolicy):
+    """``policy.default``, except that a header value is parsed into its structured object only once.
+
+    ``policy.default`` parses a header again on every read; reading a
+    part's type, charset, disposition and file name reads its Content-Type
+    header about a dozen times per message.  Header objects are immutable,
+    so one per (name, value) can be shared.  One instance per message, so
+    the cache lives exactly as long as the message.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(header_factory=policy.default.header_factory)
+        object.__setattr__(self, "_parsed", {})
+
+    def header_fetch_parse(self, name, value):  # type: ignore[no-untyped-def]
+        if not isinstance(value, str) or hasattr(value, "name"):
+            return super().header_fetch_parse(name, value)
+        key = (name, value)
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            parsed = self._parsed[key] = super().header_fetch_parse(name, value)
+        return parsed
+
+
 def _parse_bytes(raw: bytes) -> Message:
-    parser = BytesParser(policy=policy.default)
+    parser = BytesParser(policy=_ParseHeadersOncePolicy())
     if raw.startswith(_BOM):
         raw = raw[len(_BOM) :]
     bare_cr = b"\n" not in raw and b"\r" in raw
