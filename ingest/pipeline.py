@@ -30,6 +30,7 @@ from frontdesk.model.messages import ACCEPTED
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
 from ingest import contacts, persist, threading
 from ingest.context import IngestContext
+from ingest.email_channels import email_channels
 from ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
 from ingest.parse_email import parse_email
 from ingest.quarantine import store_quarantined
@@ -106,7 +107,7 @@ async def resolve_email_channel(state: Ingest) -> None:
     envelope recipient; the To / Cc headers are the last resort.
     """
     message = state.inbound
-    state.email_channels = list((await state.db.scalars(select(Channel).where(Channel.kind == EMAIL))).all())
+    state.email_channels = await email_channels(state.db, state.ctx.sessions)
     channels = {c.key.lower(): c for c in state.email_channels}
     tried = [state.envelope.channel_key, message.channel_key, *state.envelope.rcpt_tos, *message.to, *message.cc]
     for value in tried:
@@ -183,7 +184,7 @@ async def store(state: Ingest) -> None:
     """One transaction (the runner's): conversation, ticket, message, attachments, participants, events."""
     assert state.channel is not None and state.match is not None
     if not state.email_channels:
-        state.email_channels = list((await state.db.scalars(select(Channel).where(Channel.kind == EMAIL))).all())
+        state.email_channels = await email_channels(state.db, state.ctx.sessions)
     own = {c.key.lower() for c in state.email_channels}
     stored = await persist.persist_message(
         state.db, state.ctx.blobs, state.inbound,
