@@ -161,7 +161,8 @@ class Daemon:
         else:
             assert settings.kafka_bootstrap is not None
             topics = KafkaTopics.from_environ(settings.kafka_bootstrap)
-            relay = OutboxRelay(ctx.sessions, settings.kafka_bootstrap, topic=topics.events)
+            relay = OutboxRelay(ctx.sessions, settings.kafka_bootstrap, topic=topics.events,
+                                partitions=topics.partitions, replication_factor=topics.replication_factor)
             relay.start()
             self._stoppables.append(relay.stop)
 

@@ -23,6 +23,8 @@ from automation.faust_app import create_worker_app
 from automation.handlers import handle_event
 from automation.kafka_config import KafkaTopics, ensure_topics
 from automation.services import AutomationServices
+from channels.webhooks.config import parse_webhook_config
+from channels.webhooks.deliverers import register_webhook_deliverers
 from frontdesk.settings import ConfigError, Settings, load_settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import create_engine, session_factory
@@ -51,7 +53,12 @@ def automation_handler(
 def automation_with_outbound(
     settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> tuple[EventHandler, Sequence[Callable[[], Awaitable[None]]]]:
-    """The production handler, with a delivery loop in this process sending what it queues at once."""
+    """The production handler, with a delivery loop in this process sending what it queues at once.
+
+    The loop may claim any due delivery, agent replies to Messenger and chat
+    included, so it needs every channel's deliverer, as the daemon has.
+    """
+    register_webhook_deliverers(parse_webhook_config(settings), sessions)
     outbound = DeliveryLoop(settings, sessions, BlobStore(settings.blob_dir))
     return automation_handler(settings, sessions, outbound), (outbound.start,)
 

@@ -292,3 +292,24 @@ def test_dead_letters_replay_in_embedded_mode_runs_the_automation(tmp_path) -> N
     # The Support pipeline's "New" action chain sends the Ticket received email.
     assert ("template", "ada@example.com") in asyncio.run(_deliveries(url))
     assert "no dead letters" in frontdesk("dead-letters", "list", env=env, cwd=tmp_path).stdout
+
+
+def test_the_worker_can_deliver_replies_on_every_channel(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The worker's delivery loop may claim a Messenger or chat reply: it must know how to send it."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "frontdesk.toml"
+    config.write_text(CHAT_CONFIG)
+    probe = ("import os; from frontdesk.settings import load_settings; "
+             "from frontdesk.storage.database import create_engine, session_factory; "
+             "from outbound.dispatch import registered_channels; "
+             "from runtime.worker import automation_with_outbound; "
+             "s = load_settings(os.environ['FRONTDESK_CONFIG']); "
+             "automation_with_outbound(s, session_factory(create_engine(s.database_url))); "
+             "print(sorted(registered_channels()))")
+    env = {**base_env(tmp_path), "FRONTDESK_CONFIG": str(config)}
+    result = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['chat', 'email', 'messenger']"
