@@ -191,7 +191,7 @@ async def store(state: Ingest) -> None:
         channel=state.channel, contact=state.contact, match=state.match, own_addresses=own,
         attachment_blobs=state.attachment_blobs,
     )
-    persist.record_ingest_events(state.db, state.inbound, stored)
+    await persist.record_ingest_events(state.db, state.inbound, stored)
     state.outcome = persist.outcome_for(stored, state.match, state.inbound)
 
 
