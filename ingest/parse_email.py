@@ -113,6 +113,11 @@ def _normalize(msg: Message, raw: bytes, *, envelope: Envelope, raw_blob: str) -
         if first("from") is None:
             defects.append("from: missing")
     sender_name, sender_address = senders[0] if senders else (None, None)
+    if sender_address is None and envelope.mail_from and "@" in envelope.mail_from:
+        # No usable From/Sender: the SMTP envelope still says who sent it, and
+        # without a sender the customer would get no acknowledgement at all.
+        sender_address = envelope.mail_from.strip().strip("<>").lower()
+        defects.append("from: taken from the envelope sender")
     reply_to = hdr.addresses(first("reply-to"), where="reply-to", defects=defects)
 
     in_reply_to: list[str] = []
