@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Text, UniqueConstraint
+from sqlalchemy import LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from frontdesk.model.base import Base, utcnow
@@ -23,7 +23,11 @@ class InboundPayload(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(20))
     route: Mapped[str] = mapped_column(String(320))  # the channel key in the URL
-    blob: Mapped[str] = mapped_column(String(64))
+    blob: Mapped[str] = mapped_column(String(64), index=True)  # the body's SHA-256: redeliveries are found by it
+    # The raw body while pending: committed with the row (one group commit
+    # makes many bodies durable at once); the processor moves it to the
+    # blob store and clears it.
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     state: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

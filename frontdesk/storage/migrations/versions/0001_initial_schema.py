@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 03:03:26.080995
+Create Date: 2026-11-23 04:38:24.489886
 """
 from alembic import op
 import sqlalchemy as sa
@@ -64,6 +64,7 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=20), nullable=False),
     sa.Column('route', sa.String(length=320), nullable=False),
     sa.Column('blob', sa.String(length=64), nullable=False),
+    sa.Column('body', sa.LargeBinary(), nullable=True),
     sa.Column('headers', sa.JSON(), nullable=False),
     sa.Column('state', sa.String(length=20), nullable=False),
     sa.Column('received_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
@@ -71,6 +72,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inbound_payloads'))
     )
     with op.batch_alter_table('inbound_payloads', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_inbound_payloads_blob'), ['blob'], unique=False)
         batch_op.create_index(batch_op.f('ix_inbound_payloads_state'), ['state'], unique=False)
 
     op.create_table('mailbox_checkpoints',
@@ -554,6 +556,7 @@ def downgrade() -> None:
     op.drop_table('mailbox_checkpoints')
     with op.batch_alter_table('inbound_payloads', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_inbound_payloads_state'))
+        batch_op.drop_index(batch_op.f('ix_inbound_payloads_blob'))
 
     op.drop_table('inbound_payloads')
     op.drop_table('email_templates')
