@@ -253,8 +253,8 @@ def create_webhook_app(ctx: IngestContext, config: WebhookConfig, *, ingest: Ing
     app[CONFIG] = config
     app[CONTEXT] = ctx
     app[LIMITER] = SlidingWindowLimiter()
-    app[PROCESSOR] = PayloadProcessor(ctx, config, HANDLERS, ingest)
     app[WRITER] = PayloadWriter(ctx)
+    app[PROCESSOR] = PayloadProcessor(ctx, config, HANDLERS, ingest, writer=app[WRITER])
     app[RECENT] = RecentPayloads()
 
     async def processing(app: web.Application) -> AsyncIterator[None]:

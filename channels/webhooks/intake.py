@@ -1,18 +1,23 @@
 """Durable intake: store a raw webhook body before answering, and process stored bodies once.
 
-The edge calls :func:`store_payload` and answers 2xx only after the blob is
-fsynced and the ``InboundPayload`` row is committed.  A single
-:class:`PayloadProcessor` worker then processes rows in arrival order (so a
-thread's messages keep their order); rows still pending after a crash or
-restart are picked up again by :meth:`PayloadProcessor.recover_pending`.
+The edge calls :func:`store_payload` and answers 2xx only after the
+``InboundPayload`` row holding the raw body is committed (group commit: one
+commit makes a whole batch of concurrent bodies durable, no file fsync per
+request).  A single :class:`PayloadProcessor` worker then processes rows in
+arrival order (so a thread's messages keep their order), moving each body
+to the content-addressed blob store before processing it and clearing the
+column after; rows still pending after a crash or restart are picked up
+again by :meth:`PayloadProcessor.recover_pending`.  The processor gives way
+to waiting intake batches, so a burst is answered first and processed after.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -64,6 +69,38 @@ class RecentPayloads:
             self._ids.popitem(last=False)
 
 
+class BlobStoreProbe:
+    """Whether the blob store can take writes, checked at most once a second.
+
+    Intake no longer writes blobs (the body is committed in its row), but
+    a body accepted while the blob store is down could not be processed
+    until it returns: refusing with 503 lets the provider hold it instead.
+    """
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._checked: dict[Any, tuple[float, bool]] = {}  # by blob store root
+
+    def writable(self, blobs: Any) -> bool:
+        now = time.monotonic()
+        checked = self._checked.get(blobs.root)
+        if checked is None or now - checked[0] > self.interval:
+            checked = (now, self._probe(blobs.root))
+            self._checked[blobs.root] = checked
+        return checked[1]
+
+    @staticmethod
+    def _probe(root: Any) -> bool:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return False
+        return os.access(root, os.W_OK | os.X_OK)
+
+
+BLOB_PROBE = BlobStoreProbe()
+
+
 async def _cancel(task: asyncio.Task[None] | None) -> None:
     if task is not None:
         task.cancel()
@@ -87,14 +124,40 @@ async def write_transaction(ctx: IngestContext) -> AsyncIterator[AsyncSession]:
             yield session
 
 
-async def commit_payload_rows(ctx: IngestContext, batch: list[dict[str, Any]]) -> list[int]:
-    """Insert pending payload rows and commit; one multi-row INSERT ... RETURNING per batch."""
+async def commit_payload_rows(ctx: IngestContext, batch: list[dict[str, Any]]) -> list[StoredPayload]:
+    """Insert the batch's new bodies as pending rows and commit, in one transaction.
+
+    A body already stored for its channel (same SHA-256, found by one
+    indexed lookup for the whole batch), or repeated inside the batch, is
+    not inserted again: it answers as a duplicate of the first row.
+    """
     received = utcnow()
-    rows = [{**values, "state": PENDING, "received_at": received} for values in batch]
+    known: dict[tuple[str, str], int] = {}
+    fresh: dict[tuple[str, str], dict[str, Any]] = {}
     async with write_transaction(ctx) as session:
-        result = await session.execute(
-            insert(InboundPayload).returning(InboundPayload.id, sort_by_parameter_order=True), rows)
-        return list(result.scalars().all())
+        for payload_id, channel, blob in (await session.execute(
+                select(InboundPayload.id, InboundPayload.channel, InboundPayload.blob)
+                .where(InboundPayload.blob.in_({values["blob"] for values in batch}))
+                .order_by(InboundPayload.id))).all():
+            known.setdefault((channel, blob), payload_id)
+        for values in batch:
+            key = (values["channel"], values["blob"])
+            if key not in known and key not in fresh:
+                fresh[key] = {**values, "state": PENDING, "received_at": received}
+        inserted: dict[tuple[str, str], int] = {}
+        if fresh:
+            result = await session.execute(
+                insert(InboundPayload).returning(InboundPayload.id, sort_by_parameter_order=True), list(fresh.values()))
+            inserted = dict(zip(fresh, result.scalars().all()))
+    stored: list[StoredPayload] = []
+    for values in batch:
+        key = (values["channel"], values["blob"])
+        if key in inserted and key in fresh:
+            del fresh[key]  # the first request with this body owns the new row
+            stored.append(StoredPayload(inserted[key], duplicate=False))
+        else:
+            stored.append(StoredPayload(known.get(key) or inserted[key], duplicate=True))
+    return stored
 
 
 class PayloadWriter:
@@ -104,15 +167,21 @@ class PayloadWriter:
     is answered; under load one commit (one fsync) serves many requests.
     """
 
-    def __init__(self, ctx: IngestContext, *, max_batch: int = 200, blob_threads: int = 8) -> None:
+    def __init__(self, ctx: IngestContext, *, max_batch: int = 200) -> None:
         self.ctx = ctx
         self.max_batch = max_batch
-        # Blob writes end in fsync; concurrent fsyncs share journal commits,
-        # so a few dedicated threads help.  Many more only fight the event
-        # loop for the GIL (measured: 32 threads were slower than 8).
-        self._blob_pool = ThreadPoolExecutor(blob_threads, thread_name_prefix="webhook-blob")
-        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[int]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[StoredPayload]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()  # set while no request waits for a commit
+        self._idle.set()
+
+    async def idle(self, timeout: float) -> None:
+        """Return once no request waits for its commit, or after ``timeout`` seconds at most."""
+        if not self._idle.is_set():
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="webhook-payload-writer")
@@ -120,15 +189,12 @@ class PayloadWriter:
     async def stop(self) -> None:
         await _cancel(self._task)
         self._task = None
-        self._blob_pool.shutdown(wait=True)
 
-    async def put_blob(self, raw: bytes) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._blob_pool, self.ctx.blobs.put_sync, raw)
-
-    async def insert(self, values: dict[str, Any]) -> int:
+    async def insert(self, values: dict[str, Any]) -> StoredPayload:
         if self._task is None:  # not started: commit alone
             return (await commit_payload_rows(self.ctx, [values]))[0]
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[StoredPayload] = asyncio.get_running_loop().create_future()
+        self._idle.clear()
         self._queue.put_nowait((values, future))
         return await future
 
@@ -138,21 +204,23 @@ class PayloadWriter:
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                ids = await commit_payload_rows(self.ctx, [values for values, _ in batch])
+                stored = await commit_payload_rows(self.ctx, [values for values, _ in batch])
             except Exception as error:  # noqa: BLE001 - every waiting request gets the error
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
-                continue
-            for (_, future), payload_id in zip(batch, ids):
+                stored = []
+            for (_, future), result in zip(batch, stored):
                 if not future.done():
-                    future.set_result(payload_id)
+                    future.set_result(result)
+            if self._queue.empty():
+                self._idle.set()
 
 
 async def store_payload(ctx: IngestContext, *, channel: str, route: str, raw: bytes,
                         headers: dict[str, Any], writer: PayloadWriter | None = None,
                         recent: RecentPayloads | None = None) -> StoredPayload:
-    """Make the body durable (blob + committed row); raise ``StorageUnavailable`` when we cannot.
+    """Make the body durable (committed in its row); raise ``StorageUnavailable`` when we cannot.
 
     A redelivery of byte-identical content is recognised here and stores
     nothing new: providers retry whenever our answer was lost.
@@ -160,22 +228,14 @@ async def store_payload(ctx: IngestContext, *, channel: str, route: str, raw: by
     digest = hashlib.sha256(raw).hexdigest()
     if recent is not None and (known := recent.get(channel, digest)) is not None:
         return StoredPayload(known, duplicate=True)
+    if not BLOB_PROBE.writable(ctx.blobs):
+        raise StorageUnavailable("blob store cannot take writes")
     try:
-        if ctx.blobs.exists(digest):
-            async with ctx.sessions() as session:
-                known = await session.scalar(select(InboundPayload.id).where(
-                    InboundPayload.channel == channel, InboundPayload.blob == digest).limit(1))
-            if known is not None:
-                if recent is not None:
-                    recent.add(channel, digest, known)
-                return StoredPayload(known, duplicate=True)
-        values = {"channel": channel, "route": route, "blob": digest, "headers": headers}
+        values = {"channel": channel, "route": route, "blob": digest, "body": raw, "headers": headers}
         if writer is None:  # direct use (recovery tests, tools): no group commit
-            await ctx.blobs.put(raw)
-            payload_id = (await commit_payload_rows(ctx, [values]))[0]
+            stored = (await commit_payload_rows(ctx, [values]))[0]
         else:
-            await writer.put_blob(raw)
-            payload_id = await writer.insert(values)
+            stored = await writer.insert(values)
     except StorageUnavailable:
         raise
     except Exception as error:
@@ -183,8 +243,8 @@ async def store_payload(ctx: IngestContext, *, channel: str, route: str, raw: by
             raise StorageUnavailable(str(error)) from error
         raise
     if recent is not None:
-        recent.add(channel, digest, payload_id)
-    return StoredPayload(payload_id, duplicate=False)
+        recent.add(channel, digest, stored.id)
+    return stored
 
 
 # (ctx, config, payload row, raw bytes, ingest) -> human-readable outcomes, one per event.
@@ -196,8 +256,14 @@ class PayloadProcessor:
     """One background worker that turns stored payloads into messages, in arrival order."""
 
     def __init__(self, ctx: IngestContext, config: WebhookConfig, handlers: dict[str, PayloadHandler],
-                 ingest: IngestFunction, *, outage_retry_seconds: float = 5.0) -> None:
+                 ingest: IngestFunction, *, outage_retry_seconds: float = 5.0,
+                 writer: PayloadWriter | None = None, max_yield_seconds: float = 0.05) -> None:
         self.ctx = ctx
+        # Intake comes first: before each payload the processor waits (at
+        # most max_yield_seconds, so a steady load still drains slowly)
+        # until no request waits for its commit.
+        self.writer = writer
+        self.max_yield_seconds = max_yield_seconds
         self.config = config
         self.handlers = handlers
         self.ingest = ingest
@@ -237,6 +303,8 @@ class PayloadProcessor:
         while True:
             payload_id = await self.queue.get()
             try:
+                if self.writer is not None:
+                    await self.writer.idle(self.max_yield_seconds)
                 await self.process(payload_id)
             except Exception as error:  # storage outage: keep the row pending and try again later
                 log.warning("webhook.processing_deferred", payload_id=payload_id, error=str(error))
@@ -254,7 +322,13 @@ class PayloadProcessor:
         if payload is None or payload.state != PENDING:
             return []
         try:
-            raw = await self.ctx.blobs.get(payload.blob)
+            if payload.body is not None:
+                # Into the content-addressed store first: messages and the
+                # quarantine refer to the body by its digest.
+                raw = payload.body
+                await self.ctx.blobs.put(raw)
+            else:
+                raw = await self.ctx.blobs.get(payload.blob)
             handler = self.handlers.get(payload.channel)
             if handler is None:
                 raise QuarantineMessage("unknown_channel", f"no handler for channel {payload.channel!r}")
@@ -273,6 +347,7 @@ class PayloadProcessor:
             if row is not None:
                 row.state = PROCESSED
                 row.processed_at = utcnow()
+                row.body = None  # now in the blob store
         self._remember(payload_id, outcomes)
         log.info("webhook.processed", payload_id=payload_id, channel=payload.channel, outcomes=outcomes)
         return outcomes
@@ -290,6 +365,7 @@ class PayloadProcessor:
             if row is not None:
                 row.state = QUARANTINED
                 row.processed_at = utcnow()
+                row.body = None  # now in the blob store, where the quarantine item points
         self._remember(payload.id, [f"quarantined: {cause}"])
         log.warning("webhook.quarantined", payload_id=payload.id, cause=cause)
 

@@ -149,6 +149,65 @@ async def test_a_payload_stored_before_a_crash_is_processed_after_restart(webhoo
     assert message is not None and message.external_id == "mid.crash" and message.ticket_id is not None
 
 
+async def test_the_body_lives_only_in_its_row_until_processed_then_in_the_blob_store(
+        webhook_settings, webhook_config, sessions, blobs) -> None:
+    raw = text_message("mid.row-only")
+    ctx = IngestContext(webhook_settings, sessions, blobs)
+    stored = await store_payload(ctx, channel="messenger", route="messenger", raw=raw,
+                                 headers={"verified_pages": [PAGE]})
+    async with sessions() as session:
+        pending = await session.get(InboundPayload, stored.id)
+    # Durable through the committed row alone: no blob was written at intake.
+    assert pending.body == raw and not blobs.exists(pending.blob)
+    server = await start_server(ctx, webhook_config)  # a restart: recovery picks the row up
+    try:
+        await server.settle()
+    finally:
+        await server.client.close()
+    async with sessions() as session:
+        processed = await session.get(InboundPayload, stored.id)
+        message = await session.scalar(select(Message))
+    assert processed.state == "processed" and processed.body is None
+    assert await blobs.get(processed.blob) == raw
+    assert message is not None and message.external_id == "mid.row-only"
+
+
+async def test_no_2xx_when_the_commit_holding_the_body_fails(webhook_settings, webhook_config, sessions,
+                                                             blobs) -> None:
+    from sqlalchemy import event
+
+    def disk_gone(connection) -> None:
+        raise OSError("no space left on device")
+
+    engine = sessions.kw["bind"].sync_engine
+    event.listen(engine, "commit", disk_gone)
+    server = await start_server(IngestContext(webhook_settings, sessions, blobs), webhook_config,
+                                sync_channels=False, recover_pending=False)
+    try:
+        response = await server.post_messenger(text_message("mid.commit-fails"))
+        assert response.status == 503
+        assert (await response.json())["error"]["code"] == "storage_unavailable"
+    finally:
+        await server.client.close()
+        event.remove(engine, "commit", disk_gone)
+    assert await count_rows(sessions, *ALL) == NOTHING
+
+
+async def test_a_redelivery_in_the_same_batch_gets_the_first_rows_id(webhook_settings, sessions, blobs) -> None:
+    from channels.webhooks.intake import commit_payload_rows
+
+    ctx = IngestContext(webhook_settings, sessions, blobs)
+    values = {"channel": "messenger", "route": "messenger", "headers": {}}
+    a, b = text_message("mid.a"), text_message("mid.b")
+    first = await commit_payload_rows(ctx, [{**values, "blob": "a" * 64, "body": a},
+                                            {**values, "blob": "b" * 64, "body": b},
+                                            {**values, "blob": "a" * 64, "body": a}])
+    again = await commit_payload_rows(ctx, [{**values, "blob": "b" * 64, "body": b}])
+    assert [s.duplicate for s in first] == [False, False, True] and first[2].id == first[0].id
+    assert again[0].duplicate and again[0].id == first[1].id
+    assert await count_rows(sessions, InboundPayload) == {"inbound_payloads": 2}
+
+
 async def test_a_payload_that_cannot_be_processed_is_quarantined_with_its_cause(webhook_settings, webhook_config,
                                                                                 sessions, blobs) -> None:
     async def broken_ingest(ctx, message):
