@@ -172,16 +172,21 @@ class PayloadWriter:
         self.max_batch = max_batch
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[StoredPayload]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()  # set while no request waits for a commit
-        self._idle.set()
+        self._last_request = 0.0  # monotonic time of the latest request
 
-    async def idle(self, timeout: float) -> None:
-        """Return once no request waits for its commit, or after ``timeout`` seconds at most."""
-        if not self._idle.is_set():
-            try:
-                await asyncio.wait_for(self._idle.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+    async def idle(self, timeout: float, quiet: float = 0.05) -> None:
+        """Return once no request has come for ``quiet`` seconds, or after ``timeout`` seconds at most.
+
+        Under load a commit often finds only a few requests waiting, so
+        "the queue is empty" is true between most requests: the processor
+        waits for a real lull instead.
+        """
+        deadline = time.monotonic() + timeout
+        while (now := time.monotonic()) < deadline:
+            calm = now - self._last_request
+            if calm >= quiet and self._queue.empty():
+                return
+            await asyncio.sleep(min(max(quiet - calm, 0.005), deadline - now))
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="webhook-payload-writer")
@@ -194,13 +199,16 @@ class PayloadWriter:
         if self._task is None:  # not started: commit alone
             return (await commit_payload_rows(self.ctx, [values]))[0]
         future: asyncio.Future[StoredPayload] = asyncio.get_running_loop().create_future()
-        self._idle.clear()
+        self._last_request = time.monotonic()
         self._queue.put_nowait((values, future))
         return await future
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            # One turn of the event loop lets requests already read off
+            # their sockets join this commit instead of waiting for the next.
+            await asyncio.sleep(0)
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
@@ -213,8 +221,6 @@ class PayloadWriter:
             for (_, future), result in zip(batch, stored):
                 if not future.done():
                     future.set_result(result)
-            if self._queue.empty():
-                self._idle.set()
 
 
 async def store_payload(ctx: IngestContext, *, channel: str, route: str, raw: bytes,
@@ -257,11 +263,11 @@ class PayloadProcessor:
 
     def __init__(self, ctx: IngestContext, config: WebhookConfig, handlers: dict[str, PayloadHandler],
                  ingest: IngestFunction, *, outage_retry_seconds: float = 5.0,
-                 writer: PayloadWriter | None = None, max_yield_seconds: float = 0.05) -> None:
+                 writer: PayloadWriter | None = None, max_yield_seconds: float = 1.0) -> None:
         self.ctx = ctx
         # Intake comes first: before each payload the processor waits (at
         # most max_yield_seconds, so a steady load still drains slowly)
-        # until no request waits for its commit.
+        # for a lull in requests.
         self.writer = writer
         self.max_yield_seconds = max_yield_seconds
         self.config = config
