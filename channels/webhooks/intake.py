@@ -263,11 +263,13 @@ class PayloadProcessor:
 
     def __init__(self, ctx: IngestContext, config: WebhookConfig, handlers: dict[str, PayloadHandler],
                  ingest: IngestFunction, *, outage_retry_seconds: float = 5.0,
-                 writer: PayloadWriter | None = None, max_yield_seconds: float = 1.0) -> None:
+                 writer: PayloadWriter | None = None, max_yield_seconds: float = 0.0) -> None:
         self.ctx = ctx
-        # Intake comes first: before each payload the processor waits (at
-        # most max_yield_seconds, so a steady load still drains slowly)
-        # for a lull in requests.
+        # Before each payload the processor may wait (at most
+        # max_yield_seconds) for a lull in requests.  Off by default: any
+        # wait caps processing under a steady load below what the pipeline
+        # can do, and the backlog, though durable, would then never drain;
+        # the processor already gives way to intake at each of its awaits.
         self.writer = writer
         self.max_yield_seconds = max_yield_seconds
         self.config = config
