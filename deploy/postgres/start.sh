@@ -2,15 +2,12 @@
 # Start a throwaway PostgreSQL cluster from Debian's packages for development and tests.
 #   deploy/postgres/start.sh   -> prints FRONTDESK_TEST_PG_URL=... on its last line
 #   deploy/postgres/stop.sh
-# The cluster lives in $FRONTDESK_STATE_DIR/postgres (default .state/ in the repo),
+# The cluster lives in $FRONTDESK_STATE_DIR/postgres (default .state/ in the repo;
+# see paths.sh for the fallback when the postgres user cannot reach it),
 # listens on 127.0.0.1:${FRONTDESK_PG_PORT:-54329} and trusts local connections.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-state=${FRONTDESK_STATE_DIR:-$here/../../.state}
-mkdir -p "$state"; state=$(cd "$state" && pwd)
+source "$(dirname "$0")/paths.sh"
 port=${FRONTDESK_PG_PORT:-54329}
-pgdata=$state/postgres
-bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 if [ -z "$bindir" ]; then
   echo "PostgreSQL is not installed: run deploy/install-deps.sh" >&2; exit 1
 fi
