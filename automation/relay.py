@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from automation.kafka_config import PARTITIONS, KafkaTopics, bootstrap_servers, ensure_topics
 from frontdesk.events import DomainEvent, EventSchemaError
 from frontdesk.model import OutboxEvent
+from outbound.polling import finish_or_cancel
 
 log = structlog.get_logger(__name__)
 
@@ -153,14 +154,7 @@ class OutboxRelay:
             self._stop_requested.set()
             self._wakeup.set()
             try:
-                await asyncio.wait_for(asyncio.shield(task), timeout=grace)
-            except asyncio.TimeoutError:
-                log.warning("outbox_relay_cancelled", grace=grace)
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+                await finish_or_cancel(task, grace, name="outbox-relay")
             finally:
                 self._stopping = False
                 self._stop_requested.clear()

@@ -14,6 +14,19 @@ import structlog
 log = structlog.get_logger(__name__)
 
 
+async def finish_or_cancel(task: asyncio.Task[None], grace: float, *, name: str) -> None:
+    """Wait up to ``grace`` seconds for ``task`` to end by itself; cancel it after that."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=grace)
+    except asyncio.TimeoutError:
+        log.warning("background_task_cancelled", task=name, grace=grace)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
 class PollingLoop:
     poll_interval: float = 1.0
     name: str = "polling-loop"
@@ -55,14 +68,7 @@ class PollingLoop:
         self._stopping = True
         self._wake.set()
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=grace)
-        except asyncio.TimeoutError:
-            log.warning("background_loop_cancelled", loop=self.name, grace=grace)
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await finish_or_cancel(task, grace, name=self.name)
         finally:
             self._stopping = False
 
