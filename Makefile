@@ -27,7 +27,7 @@ $(BIN)/frontdesk: pyproject.toml
 
 ## lint: the import layers of docs/architecture.md
 lint: venv
-	$(BIN)/lint-imports
+	deploy/lint.sh
 
 ## migration: regenerate the (single, pre-release) migration from the models
 migration: venv

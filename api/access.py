@@ -13,8 +13,8 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth import Principal
-from api.errors import not_found
+from frontdesk.api.auth import Principal
+from frontdesk.api.errors import not_found
 from frontdesk.model import Pipeline, PipelineAccess, TeamMembership, Ticket, User
 from frontdesk.model.access import ACCESS_ALL, ACCESS_OWNED, ACCESS_TEAM
 

@@ -18,28 +18,28 @@ from typing import Any, Callable, Mapping, Sequence
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.auth import auth_middleware
-from api.errors import error_middleware
-from api.keys import BLOBS, SESSIONS, SETTINGS
-from api.middleware import json_errors_middleware, request_context_middleware
+from frontdesk.api.auth import auth_middleware
+from frontdesk.api.errors import error_middleware
+from frontdesk.api.keys import BLOBS, SESSIONS, SETTINGS
+from frontdesk.api.middleware import json_errors_middleware, request_context_middleware
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
 
 ROUTE_MODULES = (
-    "api.health",
-    "api.metrics",
-    "api.openapi",
-    "api.tickets",
-    "api.content",
-    "api.replies", "api.ticket_updates",
-    "api.users",
-    "api.pipelines",
-    "api.audit",
-    "api.properties",
-    "api.automation_settings",
-    "api.templates",
-    "api.ticket_create",
-    "api.bulk_move",
+    "frontdesk.api.health",
+    "frontdesk.api.metrics",
+    "frontdesk.api.openapi",
+    "frontdesk.api.tickets",
+    "frontdesk.api.content",
+    "frontdesk.api.replies", "frontdesk.api.ticket_updates",
+    "frontdesk.api.users",
+    "frontdesk.api.pipelines",
+    "frontdesk.api.audit",
+    "frontdesk.api.properties",
+    "frontdesk.api.automation_settings",
+    "frontdesk.api.templates",
+    "frontdesk.api.ticket_create",
+    "frontdesk.api.bulk_move",
 )
 
 

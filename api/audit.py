@@ -13,9 +13,9 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth import Principal, require_super_admin
-from api.errors import ApiError
-from api.keys import SESSIONS
+from frontdesk.api.auth import Principal, require_super_admin
+from frontdesk.api.errors import ApiError
+from frontdesk.api.keys import SESSIONS
 from frontdesk.model import AuditEntry
 
 routes = web.RouteTableDef()

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from sqlalchemy import select, update
 
-from api.errors import ApiError
-from api.keys import SESSIONS, SETTINGS
+from frontdesk.api.errors import ApiError
+from frontdesk.api.keys import SESSIONS, SETTINGS
 from frontdesk.model import ApiToken, TeamMembership, User, utcnow
 from frontdesk.model.access import ACCESS_ALL, ADMIN, SUPER_ADMIN
 

@@ -12,12 +12,12 @@ from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.access import visible_pipeline
-from api.audit import record_audit, snapshot
-from api.auth import Principal, principal_of, require_property_settings
-from api.errors import ApiError, not_found
-from api.keys import SESSIONS
-from api.request_body import bool_field, int_field, json_body, path_id, text_field
+from frontdesk.api.access import visible_pipeline
+from frontdesk.api.audit import record_audit, snapshot
+from frontdesk.api.auth import Principal, principal_of, require_property_settings
+from frontdesk.api.errors import ApiError, not_found
+from frontdesk.api.keys import SESSIONS
+from frontdesk.api.request_body import bool_field, int_field, json_body, path_id, text_field
 from frontdesk.model import Channel, EmailTemplate, PipelineAutomation, Status, StatusAction, Team, User
 from frontdesk.model.automation import NOTIFY, SEND_EMAIL, TO_OWNER, TO_OWNER_TEAM, TO_TEAM, TO_USER
 from frontdesk.model.channels import CHANNEL_KINDS, CHAT, MESSENGER

@@ -12,13 +12,13 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from api.access import ticket_visibility, visible_pipeline
-from api.auth import principal_of
-from api.errors import ApiError, not_found
-from api.keys import SESSIONS
-from api.request_body import int_field, int_list_field, json_body
-from api.stage_rules import check_required_properties
-from api.status_moves import move_ticket
+from frontdesk.api.access import ticket_visibility, visible_pipeline
+from frontdesk.api.auth import principal_of
+from frontdesk.api.errors import ApiError, not_found
+from frontdesk.api.keys import SESSIONS
+from frontdesk.api.request_body import int_field, int_list_field, json_body
+from frontdesk.api.stage_rules import check_required_properties
+from frontdesk.api.status_moves import move_ticket
 from frontdesk.events import AGENT, Actor
 from frontdesk.model import Status, Ticket
 

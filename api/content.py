@@ -15,11 +15,11 @@ from urllib.parse import quote
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.access import visible_ticket
-from api.auth import principal_of
-from api.errors import ApiError, not_found
-from api.keys import BLOBS, SESSIONS
-from api.openapi import AUTH_ERRORS, error_response
+from frontdesk.api.access import visible_ticket
+from frontdesk.api.auth import principal_of
+from frontdesk.api.errors import ApiError, not_found
+from frontdesk.api.keys import BLOBS, SESSIONS
+from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.model import Attachment, Message
 from frontdesk.model.channels import EMAIL
 

@@ -12,8 +12,8 @@ import structlog
 from aiohttp import web
 from sqlalchemy import text
 
-from api.app import EXTRAS, Readiness
-from api.keys import BLOBS, SESSIONS
+from frontdesk.api.app import EXTRAS, Readiness
+from frontdesk.api.keys import BLOBS, SESSIONS
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("frontdesk.health")

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 
 from aiohttp import web
 
-from api.app import OPENAPI_FRAGMENTS
+from frontdesk.api.app import OPENAPI_FRAGMENTS
 
 routes = web.RouteTableDef()
 

@@ -15,7 +15,7 @@ from typing import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.errors import ApiError
+from frontdesk.api.errors import ApiError
 from frontdesk.model import Pipeline, Status, Ticket
 
 MAX_INTERNAL_NAME = 80

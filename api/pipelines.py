@@ -13,12 +13,12 @@ from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.access import pipeline_visibility, visible_pipeline
-from api.audit import record_audit, snapshot
-from api.auth import principal_of, require_property_settings, require_super_admin
-from api.errors import ApiError, not_found
-from api.keys import SESSIONS, SETTINGS
-from api.pipeline_rules import (
+from frontdesk.api.access import pipeline_visibility, visible_pipeline
+from frontdesk.api.audit import record_audit, snapshot
+from frontdesk.api.auth import principal_of, require_property_settings, require_super_admin
+from frontdesk.api.errors import ApiError, not_found
+from frontdesk.api.keys import SESSIONS, SETTINGS
+from frontdesk.api.pipeline_rules import (
     check_status_balance,
     enforce_pipeline_cap,
     next_position,
@@ -27,9 +27,9 @@ from api.pipeline_rules import (
     unique_internal_name,
     valid_internal_name,
 )
-from api.request_body import int_field, int_list_field, json_body, path_id, text_field
-from api.stage_rules import check_required_properties
-from api.status_moves import move_ticket
+from frontdesk.api.request_body import int_field, int_list_field, json_body, path_id, text_field
+from frontdesk.api.stage_rules import check_required_properties
+from frontdesk.api.status_moves import move_ticket
 from frontdesk.events import AGENT, Actor
 from frontdesk.model import Channel, Pipeline, PipelineAccess, PipelineAutomation, Status, Team, Ticket, User
 

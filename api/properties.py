@@ -13,14 +13,14 @@ from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.access import visible_pipeline
-from api.audit import record_audit
-from api.auth import principal_of, require_property_settings
-from api.errors import ApiError, not_found
-from api.keys import SESSIONS
-from api.pipeline_rules import valid_internal_name
-from api.property_registry import BUILT_IN, CUSTOM_TYPES, ENUMERATION, PropertySpec, all_properties
-from api.request_body import bool_field, json_body, path_id, text_field
+from frontdesk.api.access import visible_pipeline
+from frontdesk.api.audit import record_audit
+from frontdesk.api.auth import principal_of, require_property_settings
+from frontdesk.api.errors import ApiError, not_found
+from frontdesk.api.keys import SESSIONS
+from frontdesk.api.pipeline_rules import valid_internal_name
+from frontdesk.api.property_registry import BUILT_IN, CUSTOM_TYPES, ENUMERATION, PropertySpec, all_properties
+from frontdesk.api.request_body import bool_field, json_body, path_id, text_field
 from frontdesk.model import PropertyDefinition, StageProperty, Status
 
 routes = web.RouteTableDef()

@@ -18,20 +18,20 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.access import visible_ticket
-from api.auth import Principal, principal_of
-from api.errors import ApiError
-from api.keys import BLOBS, SESSIONS, SETTINGS
-from api.openapi import AUTH_ERRORS, error_response
-from api.request_body import json_body
+from frontdesk.api.access import visible_ticket
+from frontdesk.api.auth import Principal, principal_of
+from frontdesk.api.errors import ApiError
+from frontdesk.api.keys import BLOBS, SESSIONS, SETTINGS
+from frontdesk.api.openapi import AUTH_ERRORS, error_response
+from frontdesk.api.request_body import json_body
 from frontdesk.events import AGENT, MESSAGE_SENT, Actor, DomainEvent
 from frontdesk.model import Contact, ContactIdentity, Conversation, Delivery, Message, Ticket
 from frontdesk.model.channels import CHAT, EMAIL, FORM, MESSENGER
 from frontdesk.model.messages import OUTBOUND
 from frontdesk.outbox import record_event
-from outbound.deliveries import find_delivery, queue_delivery
-from outbound.email.compose import HeaderInjectionError, checked_address, checked_header
-from outbound.email.outgoing import queue_ticket_email
+from frontdesk.outbound.deliveries import find_delivery, queue_delivery
+from frontdesk.outbound.email.compose import HeaderInjectionError, checked_address, checked_header
+from frontdesk.outbound.email.outgoing import queue_ticket_email
 
 routes = web.RouteTableDef()
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api.errors import ApiError
+from frontdesk.api.errors import ApiError
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

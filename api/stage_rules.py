@@ -16,8 +16,8 @@ from typing import Any, Mapping
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.errors import ApiError
-from api.property_registry import (
+from frontdesk.api.errors import ApiError
+from frontdesk.api.property_registry import (
     BOOLEAN,
     BUILT_IN,
     DATE,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from automation.status_change import move_ticket as apply_move
+from frontdesk.automation.status_change import move_ticket as apply_move
 from frontdesk.events import TICKET_STATUS_CHANGED, Actor, DomainEvent
 from frontdesk.model import Status, Ticket, utcnow
 from frontdesk.outbox import record_event

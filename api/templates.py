@@ -15,16 +15,16 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.access import visible_ticket
-from api.audit import record_audit, snapshot
-from api.auth import principal_of, require_property_settings
-from api.errors import ApiError, not_found
-from api.keys import SESSIONS
-from api.pipeline_rules import valid_internal_name
-from api.request_body import bool_field, int_field, json_body, text_field
+from frontdesk.api.access import visible_ticket
+from frontdesk.api.audit import record_audit, snapshot
+from frontdesk.api.auth import principal_of, require_property_settings
+from frontdesk.api.errors import ApiError, not_found
+from frontdesk.api.keys import SESSIONS
+from frontdesk.api.pipeline_rules import valid_internal_name
+from frontdesk.api.request_body import bool_field, int_field, json_body, text_field
 from frontdesk.defaults import DEFAULT_TEMPLATES
 from frontdesk.model import Contact, EmailTemplate, Status, StatusAction, User
-from outbound.email.render import (
+from frontdesk.outbound.email.render import (
     TemplateRenderError,
     contact_fields,
     owner_fields,

@@ -17,16 +17,16 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from api.access import visible_ticket
-from api.auth import principal_of
-from api.errors import ApiError
-from api.keys import SESSIONS
-from api.openapi import AUTH_ERRORS, error_response
-from api.property_registry import BUILT_IN
-from api.replies import run_after_commit
-from api.request_body import json_body
-from api.stage_rules import check_required_properties, ticket_values, validate_custom_values
-from automation.status_change import move_ticket
+from frontdesk.api.access import visible_ticket
+from frontdesk.api.auth import principal_of
+from frontdesk.api.errors import ApiError
+from frontdesk.api.keys import SESSIONS
+from frontdesk.api.openapi import AUTH_ERRORS, error_response
+from frontdesk.api.property_registry import BUILT_IN
+from frontdesk.api.replies import run_after_commit
+from frontdesk.api.request_body import json_body
+from frontdesk.api.stage_rules import check_required_properties, ticket_values, validate_custom_values
+from frontdesk.automation.status_change import move_ticket
 from frontdesk.events import AGENT, TICKET_PROPERTY_CHANGED, TICKET_STATUS_CHANGED, Actor, DomainEvent
 from frontdesk.model import Status, Team, Ticket, User, utcnow
 from frontdesk.outbox import record_event

@@ -18,11 +18,11 @@ from aiohttp import web
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.access import ticket_visibility, visible_ticket
-from api.auth import principal_of
-from api.errors import ApiError
-from api.keys import SESSIONS
-from api.openapi import AUTH_ERRORS, error_response
+from frontdesk.api.access import ticket_visibility, visible_ticket
+from frontdesk.api.auth import principal_of
+from frontdesk.api.errors import ApiError
+from frontdesk.api.keys import SESSIONS
+from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.model import Attachment, Contact, Message, Pipeline, Status, Ticket
 
 routes = web.RouteTableDef()

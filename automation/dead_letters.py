@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from automation.kafka_config import bootstrap_servers
+from frontdesk.automation.kafka_config import bootstrap_servers
 from frontdesk.events import DomainEvent, EventSchemaError
 from frontdesk.model import DeadLetter
 

@@ -17,13 +17,13 @@ import random
 import structlog
 from sqlalchemy import select, update
 
-from automation.dead_letters import record_dead_letter
-from automation.handlers import handle_event
-from automation.services import AutomationServices
+from frontdesk.automation.dead_letters import record_dead_letter
+from frontdesk.automation.handlers import handle_event
+from frontdesk.automation.services import AutomationServices
 from frontdesk.events import DomainEvent, EventSchemaError
 from frontdesk.model import OutboxEvent, utcnow
 from frontdesk.storage.database import is_storage_outage
-from outbound.polling import PollingLoop
+from frontdesk.outbound.polling import PollingLoop
 
 log = structlog.get_logger(__name__)
 

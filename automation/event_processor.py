@@ -22,7 +22,7 @@ import structlog
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from automation.dead_letters import UNDECODABLE, EventHandler, record_dead_letter
+from frontdesk.automation.dead_letters import UNDECODABLE, EventHandler, record_dead_letter
 from frontdesk.events import DomainEvent, EventSchemaError
 from frontdesk.storage.database import is_storage_outage
 

@@ -19,9 +19,9 @@ from typing import Awaitable, Callable, Sequence
 import faust
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from automation.dead_letters import EventHandler
-from automation.event_processor import EventProcessor, RetryPolicy
-from automation.kafka_config import KafkaTopics, bootstrap_servers
+from frontdesk.automation.dead_letters import EventHandler
+from frontdesk.automation.event_processor import EventProcessor, RetryPolicy
+from frontdesk.automation.kafka_config import KafkaTopics, bootstrap_servers
 
 
 def create_worker_app(

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from automation.actions import (
+from frontdesk.automation.actions import (
     ActionConfig,
     ActionWorld,
     Notify,
@@ -30,15 +30,15 @@ from automation.actions import (
     entered_status,
     plan_status_actions,
 )
-from automation.loop_guard import (
+from frontdesk.automation.loop_guard import (
     AUTOMATED_MAIL_WINDOW_SECONDS,
     RATE_LIMITED,
     admit,
     automated_mail_allowed,
 )
-from automation.services import AutomationServices
-from automation.status_change import move_ticket
-from automation.triggers import NoChange, TicketState, TriggerSettings, status_trigger
+from frontdesk.automation.services import AutomationServices
+from frontdesk.automation.status_change import move_ticket
+from frontdesk.automation.triggers import NoChange, TicketState, TriggerSettings, status_trigger
 from frontdesk.events import (
     MESSAGE_RECEIVED,
     MESSAGE_SENT,
@@ -63,8 +63,8 @@ from frontdesk.model import (
 from frontdesk.model.automation import TO_TEAM, TO_USER
 from frontdesk.model.channels import EMAIL
 from frontdesk.outbox import record_event
-from outbound.email.outgoing import queue_internal_email, queue_ticket_email
-from outbound.email.render import contact_fields, owner_fields, render_template, ticket_fields
+from frontdesk.outbound.email.outgoing import queue_internal_email, queue_ticket_email
+from frontdesk.outbound.email.render import contact_fields, owner_fields, render_template, ticket_fields
 
 log = structlog.get_logger(__name__)
 

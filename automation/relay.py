@@ -27,10 +27,10 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from automation.kafka_config import PARTITIONS, KafkaTopics, bootstrap_servers, ensure_topics
+from frontdesk.automation.kafka_config import PARTITIONS, KafkaTopics, bootstrap_servers, ensure_topics
 from frontdesk.events import DomainEvent, EventSchemaError
 from frontdesk.model import OutboxEvent
-from outbound.polling import finish_or_cancel
+from frontdesk.outbound.polling import finish_or_cancel
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
-from outbound.deliveries import DeliveryLoop
+from frontdesk.outbound.deliveries import DeliveryLoop
 
 
 @dataclass

@@ -115,7 +115,7 @@ class Run:
 
     def spawn(self, name: str, *argv: str) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{self.mode}-{name}.log", "ab")
-        process = subprocess.Popen([sys.executable, "-m", "runtime.cli", *argv], env=self.env, cwd=REPO,
+        process = subprocess.Popen([sys.executable, "-m", "frontdesk.runtime.cli", *argv], env=self.env, cwd=REPO,
                                    stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.processes.append(process)

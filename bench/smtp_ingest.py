@@ -233,9 +233,9 @@ async def full_rate(installation: Installation, count: int, concurrency: int,
                     profiler: cProfile.Profile | None = None) -> tuple[float, int, list[str], int, float]:
     from sqlalchemy import func, select
 
-    from channels.smtp import SmtpChannel
+    from frontdesk.channels.smtp import SmtpChannel
     from frontdesk.model.messages import Message
-    from ingest.context import IngestContext
+    from frontdesk.ingest.context import IngestContext
 
     ctx = IngestContext(settings=installation.settings, sessions=installation.sessions, blobs=installation.blobs)
     channel = SmtpChannel(ctx, replace(installation.settings.smtp, host="127.0.0.1", port=0))

@@ -70,14 +70,14 @@ async def serve_frontdesk(database_url: str, data_dir: str) -> None:
     import structlog
     from aiohttp import web
 
-    from channels.webhooks.app import create_webhook_app
-    from channels.webhooks.config import parse_webhook_config
+    from frontdesk.channels.webhooks.app import create_webhook_app
+    from frontdesk.channels.webhooks.config import parse_webhook_config
     from frontdesk.defaults import ensure_defaults
     from frontdesk.settings import Secret, load_settings
     from frontdesk.storage.blobs import BlobStore
     from frontdesk.storage.database import create_engine, session_factory
     from frontdesk.storage.migrate import upgrade
-    from ingest.context import IngestContext
+    from frontdesk.ingest.context import IngestContext
 
     # Per-request log lines would measure the terminal, not the server.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))

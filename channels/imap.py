@@ -20,12 +20,12 @@ from typing import Any, Awaitable, Callable, Iterable
 import structlog
 from prometheus_client import Counter, Gauge
 
-from channels.imap_checkpoints import Checkpoint, load_checkpoint, save_checkpoint
-from channels.imap_connection import ImapConnection, ImapError
+from frontdesk.channels.imap_checkpoints import Checkpoint, load_checkpoint, save_checkpoint
+from frontdesk.channels.imap_connection import ImapConnection, ImapError
 from frontdesk.settings import ImapMailbox
 from frontdesk.storage.database import is_storage_outage
-from ingest.context import IngestContext
-from ingest.message import Envelope, IngestOutcome
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.message import Envelope, IngestOutcome
 
 log = structlog.get_logger(__name__)
 
@@ -104,7 +104,7 @@ class ImapPoller:
         command_timeout: float = 30.0,
     ) -> None:
         if ingest is None:
-            from ingest.pipeline import ingest_email
+            from frontdesk.ingest.pipeline import ingest_email
 
             ingest = ingest_email
         self._ctx = ctx

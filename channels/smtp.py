@@ -23,8 +23,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from frontdesk.settings import SmtpSettings
 from frontdesk.storage.database import is_storage_outage
-from ingest.context import IngestContext
-from ingest.message import Envelope, IngestOutcome
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.message import Envelope, IngestOutcome
 
 log = structlog.get_logger(__name__)
 
@@ -180,7 +180,7 @@ class SmtpChannel:
         session_timeout: float = 300.0,
     ) -> None:
         if ingest is None:
-            from ingest.pipeline import ingest_email
+            from frontdesk.ingest.pipeline import ingest_email
 
             ingest = ingest_email
         self._settings = settings

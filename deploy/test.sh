@@ -20,5 +20,5 @@ last_line_env deploy/dovecot/start.sh
 last_line_env deploy/kafka/start.sh
 
 export FRONTDESK_TEST_DATABASES=sqlite,postgresql
-.venv/bin/lint-imports
+deploy/lint.sh
 .venv/bin/pytest -q -p no:cacheprovider "$@"

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.model import Company, Contact, ContactIdentity
-from ingest.message import InboundMessage
+from frontdesk.ingest.message import InboundMessage
 
 NAME_LIMIT = 200
 

@@ -17,12 +17,12 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import EmailPolicy
 
-from ingest.email_parts import headers as hdr
-from ingest.email_parts.attachments import to_attachments
-from ingest.email_parts.bodies import content_type, html_to_text, joined_text, layout
-from ingest.email_parts.forwarded import is_forwarded
-from ingest.email_parts.quotes import latest_reply
-from ingest.message import Envelope, InboundAttachment, InboundMessage, QuarantineMessage
+from frontdesk.ingest.email_parts import headers as hdr
+from frontdesk.ingest.email_parts.attachments import to_attachments
+from frontdesk.ingest.email_parts.bodies import content_type, html_to_text, joined_text, layout
+from frontdesk.ingest.email_parts.forwarded import is_forwarded
+from frontdesk.ingest.email_parts.quotes import latest_reply
+from frontdesk.ingest.message import Envelope, InboundAttachment, InboundMessage, QuarantineMessage
 
 MAX_DEFECTS = 200
 

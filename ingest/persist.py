@@ -30,9 +30,9 @@ from frontdesk.model import (
 from frontdesk.model.messages import ACCEPTED, INBOUND
 from frontdesk.outbox import record_event
 from frontdesk.storage.blobs import BlobStore
-from ingest.contacts import dialect_insert, normalize_address
-from ingest.message import InboundMessage, IngestOutcome
-from ingest.threading import ThreadMatch
+from frontdesk.ingest.contacts import dialect_insert, normalize_address
+from frontdesk.ingest.message import InboundMessage, IngestOutcome
+from frontdesk.ingest.threading import ThreadMatch
 
 TICKET_NAME_LIMIT = 500
 DESCRIPTION_LIMIT = 4000

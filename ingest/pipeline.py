@@ -28,14 +28,14 @@ from frontdesk.model import Channel, Contact, Message
 from frontdesk.model.channels import EMAIL
 from frontdesk.model.messages import ACCEPTED
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
-from ingest import contacts, persist, threading
-from ingest.context import IngestContext
-from ingest.email_channels import email_channels
-from ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
-from ingest.parse_email import parse_email
-from ingest.quarantine import store_quarantined
-from ingest.screening import screen as screen_message
-from ingest.writer import writer_turn
+from frontdesk.ingest import contacts, persist, threading
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.email_channels import email_channels
+from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
+from frontdesk.ingest.parse_email import parse_email
+from frontdesk.ingest.quarantine import store_quarantined
+from frontdesk.ingest.screening import screen as screen_message
+from frontdesk.ingest.writer import writer_turn
 
 log = logging.getLogger(__name__)
 

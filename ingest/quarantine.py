@@ -18,9 +18,9 @@ from sqlalchemy import select
 
 from frontdesk.model import QuarantinedItem, utcnow
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
-from ingest.context import IngestContext
-from ingest.message import Envelope, IngestOutcome
-from ingest.writer import writer_turn
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.message import Envelope, IngestOutcome
+from frontdesk.ingest.writer import writer_turn
 
 Replayer = Callable[[IngestContext, bytes, Envelope, dict[str, Any], int], Awaitable[IngestOutcome]]
 
@@ -36,7 +36,7 @@ def register_replayer(channel: str, replayer: Replayer) -> None:
 
 async def _replay_email(ctx: IngestContext, raw: bytes, envelope: Envelope, record: dict[str, Any],
                         item_id: int) -> IngestOutcome:
-    from ingest.pipeline import ingest_email
+    from frontdesk.ingest.pipeline import ingest_email
 
     return await ingest_email(ctx, raw, envelope, replay_of=item_id)
 

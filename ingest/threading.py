@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.model import Conversation, Message, Ticket, TicketParticipant
 from frontdesk.reply_tokens import ticket_from_message_id
-from ingest.message import InboundMessage
+from frontdesk.ingest.message import InboundMessage
 
 FORWARDED = "forwarded"
 REPLY_TOKEN = "reply_token"

@@ -13,7 +13,7 @@ import asyncio
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-from ingest.context import IngestContext
+from frontdesk.ingest.context import IngestContext
 
 _turns: dict[tuple[str, int], asyncio.Lock] = {}
 

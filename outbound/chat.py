@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.model import Channel, Conversation, Message, User
 from frontdesk.settings import Secret
-from outbound.dispatch import DeliveryJob, PermanentDeliveryError, TemporaryDeliveryError
+from frontdesk.outbound.dispatch import DeliveryJob, PermanentDeliveryError, TemporaryDeliveryError
 
 TIMESTAMP_HEADER = "X-Frontdesk-Timestamp"
 SIGNATURE_HEADER = "X-Frontdesk-Signature"

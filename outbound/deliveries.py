@@ -29,10 +29,10 @@ from frontdesk.model import Delivery, Message, utcnow
 from frontdesk.outbox import record_event
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
-from outbound.dispatch import DeliveryJob, PermanentDeliveryError, deliverer_for
-from outbound.email import deliver as _email  # noqa: F401  registers the email deliverer
-from outbound.email.compose import OutboundEmail, compose, envelope_recipients
-from outbound.polling import PollingLoop
+from frontdesk.outbound.dispatch import DeliveryJob, PermanentDeliveryError, deliverer_for
+from frontdesk.outbound.email import deliver as _email  # noqa: F401  registers the email deliverer
+from frontdesk.outbound.email.compose import OutboundEmail, compose, envelope_recipients
+from frontdesk.outbound.polling import PollingLoop
 
 log = structlog.get_logger(__name__)
 

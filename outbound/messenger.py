@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.model import Channel, Conversation, Message
 from frontdesk.settings import Secret
-from outbound.dispatch import DeliveryJob, PermanentDeliveryError, TemporaryDeliveryError
+from frontdesk.outbound.dispatch import DeliveryJob, PermanentDeliveryError, TemporaryDeliveryError
 
 log = structlog.get_logger(__name__)
 

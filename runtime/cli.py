@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Sequence
 
 from frontdesk.settings import ConfigError, load_settings
-from runtime.logs import configure_logging
+from frontdesk.runtime.logs import configure_logging
 
 COMMANDS = (
-    "runtime.commands.run",
-    "runtime.commands.migrate",
-    "runtime.commands.quarantine",
-    "runtime.commands.worker",
-    "runtime.commands.dead_letters",
-    "runtime.commands.config",
+    "frontdesk.runtime.commands.run",
+    "frontdesk.runtime.commands.migrate",
+    "frontdesk.runtime.commands.quarantine",
+    "frontdesk.runtime.commands.worker",
+    "frontdesk.runtime.commands.dead_letters",
+    "frontdesk.runtime.commands.config",
 )
 
 EXIT_USAGE = 2

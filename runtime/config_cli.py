@@ -26,13 +26,13 @@ import yaml
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.audit import record_audit
-from api.auth import Principal
-from api.automation_settings import ACTION_KINDS, OPT_IN_SOURCES, RECIPIENT_KINDS, check_action_sources
-from api.errors import ApiError
-from api.pipeline_rules import check_status_balance, ticket_count, valid_internal_name
-from api.properties import check_definition, check_stage_list, replace_stage_properties
-from api.templates import check_syntax
+from frontdesk.api.audit import record_audit
+from frontdesk.api.auth import Principal
+from frontdesk.api.automation_settings import ACTION_KINDS, OPT_IN_SOURCES, RECIPIENT_KINDS, check_action_sources
+from frontdesk.api.errors import ApiError
+from frontdesk.api.pipeline_rules import check_status_balance, ticket_count, valid_internal_name
+from frontdesk.api.properties import check_definition, check_stage_list, replace_stage_properties
+from frontdesk.api.templates import check_syntax
 from frontdesk.model import (
     Channel,
     EmailTemplate,

@@ -24,27 +24,27 @@ from aiohttp import web
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import outbound.email.deliver  # noqa: F401  (registers the email deliverer)
-from api.app import AppExtras, Readiness, create_app
-from api.replies import AFTER_COMMIT
-from automation.embedded import EmbeddedAutomation
-from automation.kafka_config import KafkaTopics
-from automation.relay import OutboxRelay
-from automation.services import AutomationServices
-from channels.imap import IDLE, POLLING, SYNCING, ImapPollers
-from channels.smtp import SmtpChannel
-from channels.webhooks.app import create_webhook_app, openapi_paths
-from channels.webhooks.config import WebhookConfig, parse_webhook_config
-from channels.webhooks.deliverers import register_webhook_deliverers
-from channels.webhooks.replay import register_webhook_replayers
+import frontdesk.outbound.email.deliver  # noqa: F401  (registers the email deliverer)
+from frontdesk.api.app import AppExtras, Readiness, create_app
+from frontdesk.api.replies import AFTER_COMMIT
+from frontdesk.automation.embedded import EmbeddedAutomation
+from frontdesk.automation.kafka_config import KafkaTopics
+from frontdesk.automation.relay import OutboxRelay
+from frontdesk.automation.services import AutomationServices
+from frontdesk.channels.imap import IDLE, POLLING, SYNCING, ImapPollers
+from frontdesk.channels.smtp import SmtpChannel
+from frontdesk.channels.webhooks.app import create_webhook_app, openapi_paths
+from frontdesk.channels.webhooks.config import WebhookConfig, parse_webhook_config
+from frontdesk.channels.webhooks.deliverers import register_webhook_deliverers
+from frontdesk.channels.webhooks.replay import register_webhook_replayers
 from frontdesk.defaults import ensure_defaults
 from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, ConfigError, Settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import create_engine, is_storage_outage, session_factory
 from frontdesk.storage.migrate import current_revision, head_revision, upgrade
-from ingest.context import IngestContext
-from outbound.deliveries import DeliveryLoop
-from outbound.polling import PollingLoop
+from frontdesk.ingest.context import IngestContext
+from frontdesk.outbound.deliveries import DeliveryLoop
+from frontdesk.outbound.polling import PollingLoop
 
 log = structlog.get_logger("frontdesk.daemon")
 

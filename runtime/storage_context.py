@@ -8,7 +8,7 @@ from typing import AsyncIterator
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import create_engine, session_factory
-from ingest.context import IngestContext
+from frontdesk.ingest.context import IngestContext
 
 
 @asynccontextmanager

@@ -17,18 +17,18 @@ from typing import Awaitable, Callable, Sequence
 import faust
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from automation.dead_letters import EventHandler
-from automation.event_processor import RetryPolicy
-from automation.faust_app import create_worker_app
-from automation.handlers import handle_event
-from automation.kafka_config import KafkaTopics, ensure_topics
-from automation.services import AutomationServices
-from channels.webhooks.config import parse_webhook_config
-from channels.webhooks.deliverers import register_webhook_deliverers
+from frontdesk.automation.dead_letters import EventHandler
+from frontdesk.automation.event_processor import RetryPolicy
+from frontdesk.automation.faust_app import create_worker_app
+from frontdesk.automation.handlers import handle_event
+from frontdesk.automation.kafka_config import KafkaTopics, ensure_topics
+from frontdesk.automation.services import AutomationServices
+from frontdesk.channels.webhooks.config import parse_webhook_config
+from frontdesk.channels.webhooks.deliverers import register_webhook_deliverers
 from frontdesk.settings import ConfigError, Settings, load_settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import create_engine, session_factory
-from outbound.deliveries import DeliveryLoop
+from frontdesk.outbound.deliveries import DeliveryLoop
 
 # (settings, sessions) -> the handler and what to start with the worker.
 HandlerFactory = Callable[

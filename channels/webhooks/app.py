@@ -19,25 +19,25 @@ from typing import Any, AsyncIterator
 import structlog
 from aiohttp import web
 
-from channels.webhooks import forms
-from channels.webhooks.chat import parse_chat_message
-from channels.webhooks.config import WebhookConfig
-from channels.webhooks.intake import (
+from frontdesk.channels.webhooks import forms
+from frontdesk.channels.webhooks.chat import parse_chat_message
+from frontdesk.channels.webhooks.config import WebhookConfig
+from frontdesk.channels.webhooks.intake import (
     IngestFunction, PayloadProcessor, PayloadWriter, RecentPayloads, StoredPayload, store_payload,
 )
-from channels.webhooks.messenger import entry_page_ids
-from channels.webhooks.processing import HANDLERS
-from channels.webhooks.ratelimit import SlidingWindowLimiter
-from channels.webhooks.signing import (
+from frontdesk.channels.webhooks.messenger import entry_page_ids
+from frontdesk.channels.webhooks.processing import HANDLERS
+from frontdesk.channels.webhooks.ratelimit import SlidingWindowLimiter
+from frontdesk.channels.webhooks.signing import (
     HUB_SIGNATURE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureRefused, check_timestamped,
     hub_signature_matches,
 )
-from channels.webhooks.sync import sync_webhook_channels
-from channels.webhooks.validation import InvalidFields
+from frontdesk.channels.webhooks.sync import sync_webhook_channels
+from frontdesk.channels.webhooks.validation import InvalidFields
 from frontdesk.model.channels import CHAT, FORM, MESSENGER
 from frontdesk.settings import Secret
 from frontdesk.storage.database import StorageUnavailable
-from ingest.context import IngestContext
+from frontdesk.ingest.context import IngestContext
 
 log = structlog.get_logger(__name__)
 
@@ -246,7 +246,7 @@ def create_webhook_app(ctx: IngestContext, config: WebhookConfig, *, ingest: Ing
     :func:`ingest.pipeline.ingest_message`).
     """
     if ingest is None:
-        from ingest.pipeline import ingest_message
+        from frontdesk.ingest.pipeline import ingest_message
 
         ingest = ingest_message
     app = web.Application(middlewares=[refusals])
@@ -276,6 +276,6 @@ def create_webhook_app(ctx: IngestContext, config: WebhookConfig, *, ingest: Ing
 
 def openapi_paths() -> dict[str, Any]:
     """OpenAPI 3 ``paths`` and ``components.schemas`` for the webhook endpoints."""
-    from channels.webhooks.openapi import OPENAPI
+    from frontdesk.channels.webhooks.openapi import OPENAPI
 
     return OPENAPI

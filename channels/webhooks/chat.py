@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from channels.webhooks.validation import InvalidFields, is_email
-from ingest.message import InboundAttachment, InboundMessage
+from frontdesk.channels.webhooks.validation import InvalidFields, is_email
+from frontdesk.ingest.message import InboundAttachment, InboundMessage
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from channels.webhooks.config import WebhookConfig
-from outbound.chat import ChatDeliverer, ChatEndpoint
-from outbound.dispatch import register_deliverer
-from outbound.messenger import MessengerDeliverer, PageSender
+from frontdesk.channels.webhooks.config import WebhookConfig
+from frontdesk.outbound.chat import ChatDeliverer, ChatEndpoint
+from frontdesk.outbound.dispatch import register_deliverer
+from frontdesk.outbound.messenger import MessengerDeliverer, PageSender
 
 
 def messenger_deliverer(config: WebhookConfig, sessions: async_sessionmaker[AsyncSession] | None) -> MessengerDeliverer:

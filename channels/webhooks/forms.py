@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from channels.webhooks.config import FormChannel
-from channels.webhooks.validation import PHONE, InvalidFields, is_email
-from ingest.message import InboundMessage
+from frontdesk.channels.webhooks.config import FormChannel
+from frontdesk.channels.webhooks.validation import PHONE, InvalidFields, is_email
+from frontdesk.ingest.message import InboundMessage
 
 PRIORITIES = ("low", "medium", "high", "urgent")
 LIMITS = {"ticket.name": 500, "ticket.category": 100, "contact.first_name": 200, "contact.last_name": 200,

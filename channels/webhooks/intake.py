@@ -26,12 +26,12 @@ import structlog
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.webhooks.config import WebhookConfig
+from frontdesk.channels.webhooks.config import WebhookConfig
 from frontdesk.model import InboundPayload, QuarantinedItem, utcnow
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
-from ingest.context import IngestContext
-from ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
-from ingest.writer import writer_turn
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
+from frontdesk.ingest.writer import writer_turn
 
 log = structlog.get_logger(__name__)
 

@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.webhooks.messenger import MessengerEvent
+from frontdesk.channels.webhooks.messenger import MessengerEvent
 from frontdesk.events import MESSAGE_DELIVERY_UPDATED, SYSTEM, Actor, DomainEvent
 from frontdesk.model import Channel, Conversation, Delivery, Message
 from frontdesk.outbox import record_event
 from frontdesk.model.messages import INBOUND, OUTBOUND
-from outbound.messenger import ECHO_METADATA_PREFIX  # "fd:<message id>" in the Send API metadata
+from frontdesk.outbound.messenger import ECHO_METADATA_PREFIX  # "fd:<message id>" in the Send API metadata
 
 # Delivery states only move forward; "failed" is final and never touched.
 STATE_ORDER = {None: 0, "queued": 1, "deferred": 1, "sent": 2, "delivered": 3, "read": 4}

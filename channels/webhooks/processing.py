@@ -13,17 +13,17 @@ from typing import Any
 
 from sqlalchemy import select
 
-from channels.webhooks import chat, forms, page_events
-from channels.webhooks.config import WebhookConfig
-from channels.webhooks.intake import IngestFunction, PayloadHandler, write_transaction
-from channels.webhooks.messenger import (
+from frontdesk.channels.webhooks import chat, forms, page_events
+from frontdesk.channels.webhooks.config import WebhookConfig
+from frontdesk.channels.webhooks.intake import IngestFunction, PayloadHandler, write_transaction
+from frontdesk.channels.webhooks.messenger import (
     DELETE, DELIVERY, ECHO, EDIT, IGNORED, MESSAGE, POSTBACK, READ, MessengerEvent, classify_payload,
 )
-from channels.webhooks.validation import InvalidFields
+from frontdesk.channels.webhooks.validation import InvalidFields
 from frontdesk.model import Channel, InboundPayload, Message
 from frontdesk.model.channels import CHAT, FORM, MESSENGER
-from ingest.context import IngestContext
-from ingest.message import InboundAttachment, InboundMessage, QuarantineMessage
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.message import InboundAttachment, InboundMessage, QuarantineMessage
 
 
 async def _channel(ctx: IngestContext, kind: str, key: str) -> Channel:

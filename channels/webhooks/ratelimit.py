@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from channels.webhooks.config import RateLimit
+from frontdesk.channels.webhooks.config import RateLimit
 
 
 class SlidingWindowLimiter:

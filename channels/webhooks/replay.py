@@ -20,16 +20,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from channels.webhooks import chat, forms, processing
-from channels.webhooks.config import WebhookConfig
-from channels.webhooks.intake import PROCESSED, IngestFunction, write_transaction
-from channels.webhooks.messenger import MESSAGE, POSTBACK, classify_payload
-from channels.webhooks.validation import InvalidFields
+from frontdesk.channels.webhooks import chat, forms, processing
+from frontdesk.channels.webhooks.config import WebhookConfig
+from frontdesk.channels.webhooks.intake import PROCESSED, IngestFunction, write_transaction
+from frontdesk.channels.webhooks.messenger import MESSAGE, POSTBACK, classify_payload
+from frontdesk.channels.webhooks.validation import InvalidFields
 from frontdesk.model import InboundPayload, utcnow
 from frontdesk.model.channels import CHAT, FORM, MESSENGER
-from ingest.context import IngestContext
-from ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
-from ingest.quarantine import register_replayer
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
+from frontdesk.ingest.quarantine import register_replayer
 
 
 def _messages_in(config: WebhookConfig, channel: str, key: str | None, raw: bytes) -> list[InboundMessage]:
@@ -56,7 +56,7 @@ def webhook_replayer(config: WebhookConfig, ingest: IngestFunction | None = None
 
     async def replay(ctx: IngestContext, raw: bytes, envelope: Envelope, record: dict[str, Any],
                      item_id: int) -> IngestOutcome:
-        from ingest.pipeline import ingest_message
+        from frontdesk.ingest.pipeline import ingest_message
 
         if record.get("inbound_payload_id") is not None:
             return await _replay_payload(ctx, config, ingest or ingest_message, int(record["inbound_payload_id"]), raw)

@@ -12,7 +12,7 @@ import time
 from typing import Iterable
 
 from frontdesk.settings import Secret
-from outbound.chat import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_timestamped
+from frontdesk.outbound.chat import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_timestamped
 
 HUB_SIGNATURE_HEADER = "X-Hub-Signature-256"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from channels.webhooks.config import WebhookConfig
+from frontdesk.channels.webhooks.config import WebhookConfig
 from frontdesk.model import Channel, Pipeline
 from frontdesk.model.channels import CHAT, FORM, MESSENGER
 

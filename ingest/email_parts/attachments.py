@@ -6,10 +6,10 @@ import re
 from email.message import Message
 from email.policy import default as default_policy
 
-from ingest.email_parts import tnef
-from ingest.email_parts.bodies import content_type, disposition, payload_bytes, raw_filename
-from ingest.email_parts.headers import decode_value, message_ids
-from ingest.message import InboundAttachment
+from frontdesk.ingest.email_parts import tnef
+from frontdesk.ingest.email_parts.bodies import content_type, disposition, payload_bytes, raw_filename
+from frontdesk.ingest.email_parts.headers import decode_value, message_ids
+from frontdesk.ingest.message import InboundAttachment
 
 MAX_FILENAME = 255
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")

@@ -20,7 +20,7 @@ from inscriptis.html_properties import Display
 from inscriptis.model.config import ParserConfig
 from inscriptis.model.html_element import HtmlElement
 
-from ingest.email_parts.charset import decode_bytes
+from frontdesk.ingest.email_parts.charset import decode_bytes
 
 MAX_DEPTH = 50  # deeper MIME nesting is read, but noted as a defect
 

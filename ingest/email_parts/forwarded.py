@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ingest.message import InboundAttachment
+from frontdesk.ingest.message import InboundAttachment
 
 # Fwd/Fw (en), WG (de), TR (fr), RV/ENC (es, pt), VL (fi), Doorst (nl),
 # PD (pl), Továbbítás (hu), after any number of reply prefixes.  Italian

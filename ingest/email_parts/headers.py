@@ -14,7 +14,7 @@ from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
-from ingest.email_parts.charset import decode_bytes
+from frontdesk.ingest.email_parts.charset import decode_bytes
 
 MAX_HEADERS = 1000
 MAX_HEADER_CHARS = 65_536  # per value; longer values are cut (a defect) before parsing

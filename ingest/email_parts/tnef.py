@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from tnefparse import TNEF
 
-from ingest.message import InboundAttachment
+from frontdesk.ingest.message import InboundAttachment
 
 TNEF_TYPES = {"application/ms-tnef", "application/vnd.ms-tnef"}
 

@@ -14,24 +14,24 @@ from dataclasses import replace
 
 from frontdesk.model.messages import ACCEPTED, BOUNCE, REPORT
 from frontdesk.settings import Settings
-from ingest.message import InboundMessage
-from ingest.screening.auto_reply import (
+from frontdesk.ingest.message import InboundMessage
+from frontdesk.ingest.screening.auto_reply import (
     AutoSubmitted,
     BulkPrecedence,
     MailerDaemonSender,
     NullReturnPath,
     VendorAutoReplyHeaders,
 )
-from ingest.screening.bounce import (
+from frontdesk.ingest.screening.bounce import (
     DeliveryStatusReport,
     FailedRecipientsHeader,
     MailerDaemonBounce,
     SesBounceNotification,
     reported_message_ids,
 )
-from ingest.screening.loop import FromOwnAddress, OwnMarkerHeader, OwnMessageId, OwnXLoop
-from ingest.screening.report import AbuseReport, DeliverySuccessReport, ReadReceipt, SesNotification
-from ingest.screening.rule import ScreeningRule
+from frontdesk.ingest.screening.loop import FromOwnAddress, OwnMarkerHeader, OwnMessageId, OwnXLoop
+from frontdesk.ingest.screening.report import AbuseReport, DeliverySuccessReport, ReadReceipt, SesNotification
+from frontdesk.ingest.screening.rule import ScreeningRule
 
 RULES: tuple[ScreeningRule, ...] = (
     OwnMessageId(),

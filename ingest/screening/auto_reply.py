@@ -6,8 +6,8 @@ import re
 
 from frontdesk.model.messages import AUTO_REPLY
 from frontdesk.settings import Settings
-from ingest.message import InboundMessage
-from ingest.screening.rule import header, local_part, own_addresses
+from frontdesk.ingest.message import InboundMessage
+from frontdesk.ingest.screening.rule import header, local_part, own_addresses
 
 
 class AutoSubmitted:

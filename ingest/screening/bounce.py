@@ -16,9 +16,9 @@ from email.parser import BytesParser
 
 from frontdesk.model.messages import BOUNCE
 from frontdesk.settings import Settings
-from ingest.email_parts.headers import message_ids
-from ingest.message import InboundMessage
-from ingest.screening.rule import header, local_part, report_evidence
+from frontdesk.ingest.email_parts.headers import message_ids
+from frontdesk.ingest.message import InboundMessage
+from frontdesk.ingest.screening.rule import header, local_part, report_evidence
 
 DSN_PART_TYPES = ("message/delivery-status", "message/global-delivery-status")
 ORIGINAL_PART_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers")

@@ -8,8 +8,8 @@ from frontdesk.mail_markers import AUTOMATED_MARKER_HEADER
 from frontdesk.model.messages import LOOP
 from frontdesk.reply_tokens import ticket_from_message_id
 from frontdesk.settings import Settings
-from ingest.message import InboundMessage
-from ingest.screening.rule import header, headers, own_addresses
+from frontdesk.ingest.message import InboundMessage
+from frontdesk.ingest.screening.rule import header, headers, own_addresses
 
 
 

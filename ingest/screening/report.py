@@ -6,9 +6,9 @@ import re
 
 from frontdesk.model.messages import REPORT
 from frontdesk.settings import Settings
-from ingest.message import InboundMessage
-from ingest.screening.bounce import DSN_PART_TYPES, ses_notification_type
-from ingest.screening.rule import report_evidence
+from frontdesk.ingest.message import InboundMessage
+from frontdesk.ingest.screening.bounce import DSN_PART_TYPES, ses_notification_type
+from frontdesk.ingest.screening.rule import report_evidence
 
 _ACTION = re.compile(rb"^Action[ \t]*:[ \t]*([A-Za-z-]+)", re.IGNORECASE | re.MULTILINE)
 SUCCESS_ACTIONS = {"delivered", "relayed", "expanded"}

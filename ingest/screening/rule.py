@@ -12,7 +12,7 @@ import re
 from typing import ClassVar, Protocol
 
 from frontdesk.settings import Settings
-from ingest.message import InboundMessage
+from frontdesk.ingest.message import InboundMessage
 
 
 class ScreeningRule(Protocol):

@@ -7,9 +7,9 @@ the same Message-ID.
 
 from __future__ import annotations
 
-from outbound.dispatch import DeliveryJob, PermanentDeliveryError, register_deliverer
-from outbound.email.smarthost import send_via_smarthost
-from outbound.email.spool import write_to_spool
+from frontdesk.outbound.dispatch import DeliveryJob, PermanentDeliveryError, register_deliverer
+from frontdesk.outbound.email.smarthost import send_via_smarthost
+from frontdesk.outbound.email.spool import write_to_spool
 
 EMAIL = "email"
 

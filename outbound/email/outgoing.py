@@ -20,8 +20,8 @@ from frontdesk.model.messages import INBOUND, OUTBOUND
 from frontdesk.reply_tokens import make_message_id
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
-from outbound.deliveries import queue_delivery, store_email
-from outbound.email.compose import AUTO_GENERATED, AUTO_REPLIED, OutboundEmail, reply_subject, subject_with_token
+from frontdesk.outbound.deliveries import queue_delivery, store_email
+from frontdesk.outbound.email.compose import AUTO_GENERATED, AUTO_REPLIED, OutboundEmail, reply_subject, subject_with_token
 
 
 @dataclass(frozen=True)

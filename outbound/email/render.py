@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from outbound.email.compose import flatten_header
+from frontdesk.outbound.email.compose import flatten_header
 
 _TEXT = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
 _HTML = SandboxedEnvironment(autoescape=True, keep_trailing_newline=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import aiosmtplib
 
 from frontdesk.settings import SmarthostSettings
-from outbound.dispatch import PermanentDeliveryError, TemporaryDeliveryError
+from frontdesk.outbound.dispatch import PermanentDeliveryError, TemporaryDeliveryError
 
 TIMEOUT = 30.0
 

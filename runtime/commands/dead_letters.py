@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here: it pulls in the Kafka client, which other subcommands never need.
-    from automation.dead_letters import list_dead_letters, replay_dead_letters
+    from frontdesk.automation.dead_letters import list_dead_letters, replay_dead_letters
 
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
@@ -50,12 +50,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             print("nothing to replay: name dead letter ids or pass --all")
             return EXIT_SOME_FAILED if not args.replay_all else 0
         if settings.kafka_bootstrap:
-            from automation.kafka_config import KafkaTopics
+            from frontdesk.automation.kafka_config import KafkaTopics
 
             topics = KafkaTopics.from_environ(settings.kafka_bootstrap)
             outcomes = await replay_dead_letters(sessions, ids, bootstrap=settings.kafka_bootstrap, topic=topics.events)
         else:
-            from runtime.worker import automation_handler
+            from frontdesk.runtime.worker import automation_handler
 
             outcomes = await replay_dead_letters(sessions, ids, handler=automation_handler(settings, sessions))
         for outcome in outcomes:

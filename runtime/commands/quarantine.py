@@ -6,7 +6,7 @@ import argparse
 import asyncio
 
 from frontdesk.settings import Settings
-from runtime.storage_context import ingest_context
+from frontdesk.runtime.storage_context import ingest_context
 
 NAME = "quarantine"
 HELP = "list or replay quarantined messages"
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _list(settings: Settings, args: argparse.Namespace) -> int:
-    from ingest.quarantine import list_quarantine
+    from frontdesk.ingest.quarantine import list_quarantine
 
     async with ingest_context(settings) as ctx:
         items = await list_quarantine(ctx, include_replayed=args.include_replayed, cause=args.cause,
@@ -42,9 +42,9 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _replay(settings: Settings, args: argparse.Namespace) -> int:
-    from channels.webhooks.config import parse_webhook_config
-    from channels.webhooks.replay import register_webhook_replayers
-    from ingest.quarantine import list_quarantine, replay_quarantined
+    from frontdesk.channels.webhooks.config import parse_webhook_config
+    from frontdesk.channels.webhooks.replay import register_webhook_replayers
+    from frontdesk.ingest.quarantine import list_quarantine, replay_quarantined
 
     # Messenger, chat and form items are rebuilt from their stored payloads
     # with the channel configuration; email items need nothing more.

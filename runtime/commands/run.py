@@ -15,6 +15,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from runtime.daemon import run as run_daemon
+    from frontdesk.runtime.daemon import run as run_daemon
 
     return run_daemon(settings)

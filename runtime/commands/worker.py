@@ -15,6 +15,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from runtime.worker import run_worker
+    from frontdesk.runtime.worker import run_worker
 
     return run_worker(settings)

@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from api.app import create_app
+from frontdesk.api.app import create_app
 
 OPERATOR_TOKEN = "test-api-token"  # FRONTDESK_API_TOKEN in the shared settings fixture
 

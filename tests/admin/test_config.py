@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from admin_client import story_setup
 from frontdesk.model import AuditEntry
 from frontdesk.storage.database import create_engine, session_factory
-from runtime.cli import main as cli_main
-from runtime.config_cli import ConfigApplyError, apply_config, export_config
+from frontdesk.runtime.cli import main as cli_main
+from frontdesk.runtime.config_cli import ConfigApplyError, apply_config, export_config
 
 
 async def _cli(argv):

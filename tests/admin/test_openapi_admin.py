@@ -4,8 +4,8 @@ import importlib
 
 import pytest
 
-ADMIN_MODULES = ("api.users", "api.pipelines", "api.audit", "api.properties", "api.automation_settings",
-                 "api.templates", "api.ticket_create", "api.bulk_move")
+ADMIN_MODULES = ("frontdesk.api.users", "frontdesk.api.pipelines", "frontdesk.api.audit", "frontdesk.api.properties", "frontdesk.api.automation_settings",
+                 "frontdesk.api.templates", "frontdesk.api.ticket_create", "frontdesk.api.bulk_move")
 
 
 @pytest.mark.parametrize("name", ADMIN_MODULES)

@@ -6,7 +6,7 @@ import secrets
 
 from aiohttp import web
 
-from api.auth import hash_token
+from frontdesk.api.auth import hash_token
 from frontdesk.model import ApiToken, TeamMembership, User
 from frontdesk.model.access import ACCESS_ALL, AGENT
 

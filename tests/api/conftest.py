@@ -7,7 +7,7 @@ from typing import AsyncIterator
 import aiohttp
 import pytest
 
-from api.app import AppExtras, create_app
+from frontdesk.api.app import AppExtras, create_app
 
 from api_harness import listen
 

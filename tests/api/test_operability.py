@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from api.app import AppExtras, Readiness, create_app
+from frontdesk.api.app import AppExtras, Readiness, create_app
 from api_harness import OPERATOR, listen
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import StorageUnavailable, create_engine, session_factory

@@ -13,9 +13,9 @@ from sqlalchemy import select, update
 from api_harness import OPERATOR, create_user_token
 from frontdesk.model import Attachment, Message, Status, Team, Ticket
 from frontdesk.model.messages import OUTBOUND
-from ingest.context import IngestContext
-from ingest.message import Envelope
-from ingest.pipeline import ingest_email
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.message import Envelope
+from frontdesk.ingest.pipeline import ingest_email
 
 SUPPORT = "support@acme.test"
 

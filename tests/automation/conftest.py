@@ -11,10 +11,10 @@ from typing import AsyncIterator, Awaitable, Callable
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from automation.embedded import EmbeddedAutomation
-from automation.services import AutomationServices
+from frontdesk.automation.embedded import EmbeddedAutomation
+from frontdesk.automation.services import AutomationServices
 from frontdesk.settings import Settings, SmarthostSettings
-from outbound.deliveries import DeliveryLoop
+from frontdesk.outbound.deliveries import DeliveryLoop
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from automation.actions import (
+from frontdesk.automation.actions import (
     ActionConfig,
     ActionWorld,
     Notify,
@@ -14,8 +14,8 @@ from automation.actions import (
     entered_status,
     plan_status_actions,
 )
-from automation.loop_guard import MAX_DEPTH, admit, automated_mail_allowed
-from automation.triggers import CUSTOMER_REPLIED, EMAIL_SENT, NoChange, SetStatus, TicketState, TriggerSettings, status_trigger
+from frontdesk.automation.loop_guard import MAX_DEPTH, admit, automated_mail_allowed
+from frontdesk.automation.triggers import CUSTOMER_REPLIED, EMAIL_SENT, NoChange, SetStatus, TicketState, TriggerSettings, status_trigger
 from frontdesk.events import (
     AGENT,
     AUTOMATION,

@@ -22,10 +22,10 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from _automation_world import make_team, status_ids
-from api.app import create_app
-from api.auth import hash_token
-from api.replies import AFTER_COMMIT
-from automation.loop_guard import MAX_AUTOMATED_MAILS_PER_WINDOW
+from frontdesk.api.app import create_app
+from frontdesk.api.auth import hash_token
+from frontdesk.api.replies import AFTER_COMMIT
+from frontdesk.automation.loop_guard import MAX_AUTOMATED_MAILS_PER_WINDOW
 from frontdesk.model import (
     ApiToken,
     Channel,
@@ -38,10 +38,10 @@ from frontdesk.model import (
     Ticket,
     User,
 )
-from ingest.context import IngestContext
-from ingest.message import Envelope
-from ingest.pipeline import ingest_email
-from outbound.dispatch import DeliveryJob, deliverer_for, register_deliverer
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.message import Envelope
+from frontdesk.ingest.pipeline import ingest_email
+from frontdesk.outbound.dispatch import DeliveryJob, deliverer_for, register_deliverer
 
 CUSTOMER = "ada@example.com"
 SUPPORT = "support@acme.test"

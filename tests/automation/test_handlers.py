@@ -8,8 +8,8 @@ import email.policy
 
 from sqlalchemy import func, select, update
 
-from automation.handlers import handle_event
-from automation.loop_guard import MAX_AUTOMATED_MAILS_PER_WINDOW, MAX_DEPTH
+from frontdesk.automation.handlers import handle_event
+from frontdesk.automation.loop_guard import MAX_AUTOMATED_MAILS_PER_WINDOW, MAX_DEPTH
 from frontdesk.events import (
     AGENT,
     AUTOMATION,

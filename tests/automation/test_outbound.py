@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from frontdesk.model import Delivery, utcnow
 from frontdesk.reply_tokens import make_message_id, ticket_from_message_id
-from outbound.deliveries import DeliveryLoop, queue_delivery, store_email
-from outbound.email.compose import HeaderInjectionError, OutboundEmail, compose
-from outbound.email.render import TemplateRenderError, render_template
+from frontdesk.outbound.deliveries import DeliveryLoop, queue_delivery, store_email
+from frontdesk.outbound.email.compose import HeaderInjectionError, OutboundEmail, compose
+from frontdesk.outbound.email.render import TemplateRenderError, render_template
 
 KEY = b"test-secret-key"
 
@@ -168,7 +168,7 @@ async def test_a_claimed_delivery_is_not_sent_twice(mail_settings, sessions, blo
 
 async def test_a_crash_after_sending_resends_the_same_message_id_on_the_same_row(mail_settings, sessions, blobs,  # type: ignore[no-untyped-def]
                                                                                 sink) -> None:
-    from outbound.email.deliver import deliver_email
+    from frontdesk.outbound.email.deliver import deliver_email
     handler, _ = sink
     delivery_id = await _queue(sessions, blobs)
     loop = DeliveryLoop(mail_settings, sessions, blobs, lease=300.0)

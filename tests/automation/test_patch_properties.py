@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from api.app import create_app
+from frontdesk.api.app import create_app
 from frontdesk.model import OutboxEvent, Status, Ticket
 
 OPERATOR = "test-api-token"  # FRONTDESK_API_TOKEN in the shared settings fixture

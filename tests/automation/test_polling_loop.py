@@ -2,7 +2,7 @@
 
 import asyncio
 
-from outbound.polling import PollingLoop
+from frontdesk.outbound.polling import PollingLoop
 
 
 class SlowSender(PollingLoop):

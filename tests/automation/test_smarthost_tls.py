@@ -11,7 +11,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from frontdesk.settings import Secret, SmarthostSettings
-from outbound.email.smarthost import send_via_smarthost
+from frontdesk.outbound.email.smarthost import send_via_smarthost
 
 RAW = b"From: support@acme.test\r\nTo: ada@example.com\r\nSubject: hi\r\nMessage-ID: <x@acme.test>\r\n\r\nhello\r\n"
 

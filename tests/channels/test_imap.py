@@ -19,14 +19,14 @@ from typing import Awaitable, Callable
 import pytest
 from sqlalchemy import select
 
-from channels.imap import BACKOFF, IDLE, ImapPoller, ImapPollers
-from channels.imap_checkpoints import load_checkpoint
+from frontdesk.channels.imap import BACKOFF, IDLE, ImapPoller, ImapPollers
+from frontdesk.channels.imap_checkpoints import load_checkpoint
 from frontdesk.model.messages import Message
 from frontdesk.settings import ImapMailbox, Secret
 from frontdesk.storage.database import StorageUnavailable
-from ingest.context import IngestContext
+from frontdesk.ingest.context import IngestContext
 
-from ingest.pipeline import ingest_email
+from frontdesk.ingest.pipeline import ingest_email
 
 pytestmark = pytest.mark.dovecot
 

@@ -21,12 +21,12 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from channels.smtp import SmtpChannel
+from frontdesk.channels.smtp import SmtpChannel
 from frontdesk.model.messages import Message
 from frontdesk.model.tickets import Ticket
 from frontdesk.storage.database import create_engine, session_factory
-from ingest.context import IngestContext
-from ingest.pipeline import ingest_email
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.pipeline import ingest_email
 
 
 def make_email(*, to: str = "support@acme.test", subject: str = "Printer on fire", body: str = "Help!") -> tuple[bytes, str]:

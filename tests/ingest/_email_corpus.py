@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from ingest.message import Envelope, InboundMessage, QuarantineMessage
-from ingest.parse_email import parse_email
+from frontdesk.ingest.message import Envelope, InboundMessage, QuarantineMessage
+from frontdesk.ingest.parse_email import parse_email
 
 EMAIL = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "email"
 SUPPORT = "support@example.test"

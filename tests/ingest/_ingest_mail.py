@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.model import Message, OutboxEvent, QuarantinedItem, Ticket
-from ingest.message import Envelope
+from frontdesk.ingest.message import Envelope
 
 SUPPORT = "support@acme.test"
 

@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 
 from frontdesk.model import Message, QuarantinedItem, Ticket
 from frontdesk.model.messages import ACCEPTED
-from ingest.context import IngestContext
-from ingest.pipeline import ingest_email
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.pipeline import ingest_email
 from _ingest_mail import smtp_envelope
 
 

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select, text
 
 from frontdesk.model import Channel, Pipeline
-from ingest import email_channels as cache
-from ingest.context import IngestContext
-from ingest.pipeline import ingest_email
+from frontdesk.ingest import email_channels as cache
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.pipeline import ingest_email
 from _ingest_mail import mail, smtp_envelope
 
 

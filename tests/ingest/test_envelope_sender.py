@@ -1,7 +1,7 @@
 """A mail with no From header still has a sender: the SMTP envelope's."""
 
-from ingest.message import Envelope
-from ingest.parse_email import parse_email
+from frontdesk.ingest.message import Envelope
+from frontdesk.ingest.parse_email import parse_email
 
 NO_FROM = b"To: support@acme.test\r\nSubject: Printer on fire\r\nMessage-ID: <nf-1@customer.test>\r\n\r\nHelp!\r\n"
 

@@ -2,10 +2,10 @@
 
 from frontdesk.model.messages import LOOP
 from frontdesk.settings import load_settings
-from ingest.message import Envelope
-from ingest.parse_email import parse_email
-from ingest.screening import screen
-from outbound.email.compose import OutboundEmail, compose
+from frontdesk.ingest.message import Envelope
+from frontdesk.ingest.parse_email import parse_email
+from frontdesk.ingest.screening import screen
+from frontdesk.outbound.email.compose import OutboundEmail, compose
 
 
 def _settings(tmp_path):  # type: ignore[no-untyped-def]

@@ -14,8 +14,8 @@ import pytest
 
 from _email_corpus import EMAIL, SUPPORT, parsed
 from frontdesk.settings import load_settings
-from ingest.message import QuarantineMessage
-from ingest.screening import screen
+from frontdesk.ingest.message import QuarantineMessage
+from frontdesk.ingest.screening import screen
 
 # Why each kind of file is not fed to the parser as a message:
 SKIP_REASONS = {

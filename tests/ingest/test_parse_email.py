@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.email_parts.charset import decode_bytes
-from ingest.message import Envelope, InboundMessage, QuarantineMessage
-from ingest.parse_email import parse_email
+from frontdesk.ingest.email_parts.charset import decode_bytes
+from frontdesk.ingest.message import Envelope, InboundMessage, QuarantineMessage
+from frontdesk.ingest.parse_email import parse_email
 
 EMAIL = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "email"
 CHATWOOT = EMAIL / "chatwoot/spec/fixtures/files"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.email_parts import quotes
-from ingest.email_parts.quotes import latest_reply
-from ingest.message import Envelope
-from ingest.parse_email import parse_email
+from frontdesk.ingest.email_parts import quotes
+from frontdesk.ingest.email_parts.quotes import latest_reply
+from frontdesk.ingest.message import Envelope
+from frontdesk.ingest.parse_email import parse_email
 
 EMAIL = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "email"
 TALON = EMAIL / "mailgun-talon/tests/fixtures"

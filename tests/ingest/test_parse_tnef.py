@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.message import Envelope, InboundMessage
-from ingest.parse_email import parse_email
+from frontdesk.ingest.message import Envelope, InboundMessage
+from frontdesk.ingest.parse_email import parse_email
 
 TNEF = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "email" / "mimekit" / "UnitTests" / "TestData" / "tnef"
 STREAMS = sorted(TNEF.glob("*.tnef"))

@@ -26,12 +26,12 @@ from frontdesk.model import (
 )
 from frontdesk.reply_tokens import make_message_id
 from frontdesk.storage.database import StorageUnavailable, create_engine, session_factory
-from ingest import pipeline
-from ingest.contacts import normalize_address, split_display_name
-from ingest.context import IngestContext
-from ingest.message import InboundMessage
-from ingest.pipeline import ingest_email, ingest_message
-from ingest.quarantine import list_quarantine, replay_quarantined
+from frontdesk.ingest import pipeline
+from frontdesk.ingest.contacts import normalize_address, split_display_name
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.message import InboundMessage
+from frontdesk.ingest.pipeline import ingest_email, ingest_message
+from frontdesk.ingest.quarantine import list_quarantine, replay_quarantined
 from _ingest_mail import SUPPORT, count, counts, event_types, mail, smtp_envelope
 
 

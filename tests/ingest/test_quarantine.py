@@ -10,9 +10,9 @@ from sqlalchemy import select
 from frontdesk.defaults import ensure_defaults
 from frontdesk.model import Message, QuarantinedItem, Ticket
 from frontdesk.settings import SupportAddress
-from ingest.context import IngestContext
-from ingest.pipeline import ingest_email
-from ingest.quarantine import list_quarantine, replay_quarantined
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.pipeline import ingest_email
+from frontdesk.ingest.quarantine import list_quarantine, replay_quarantined
 from _ingest_mail import count, counts, mail, smtp_envelope
 
 

@@ -11,9 +11,9 @@ from _email_corpus import EMAIL, parsed
 from frontdesk.model.messages import ACCEPTED, AUTO_REPLY, BOUNCE, LOOP, REPORT
 from frontdesk.reply_tokens import make_message_id
 from frontdesk.settings import Settings, load_settings
-from ingest.message import Envelope, InboundMessage
-from ingest.parse_email import parse_email
-from ingest.screening import RULES, screen
+from frontdesk.ingest.message import Envelope, InboundMessage
+from frontdesk.ingest.parse_email import parse_email
+from frontdesk.ingest.screening import RULES, screen
 
 CHATWOOT = EMAIL / "chatwoot/spec/fixtures/files"
 SISIMAI = EMAIL / "sisimai-set-of-emails/maildir"

@@ -24,10 +24,10 @@ from sqlalchemy import func, select
 
 from frontdesk.model import Message, Ticket
 from frontdesk.reply_tokens import make_message_id
-from ingest.context import IngestContext
-from ingest.message import InboundMessage
-from ingest.pipeline import ingest_email
-from ingest.threading import (
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.message import InboundMessage
+from frontdesk.ingest.pipeline import ingest_email
+from frontdesk.ingest.threading import (
     FORWARDED,
     IN_REPLY_TO,
     NEW_TICKET,

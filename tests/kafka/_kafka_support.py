@@ -17,7 +17,7 @@ from aiosmtpd.smtp import SMTP
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from automation.kafka_config import KafkaTopics
+from frontdesk.automation.kafka_config import KafkaTopics
 from frontdesk.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from automation.kafka_config import KafkaTopics
+from frontdesk.automation.kafka_config import KafkaTopics
 from frontdesk.settings import Settings
 
 from _kafka_support import REPO, WorkerProcess, worker_environment

@@ -19,14 +19,14 @@ import pytest
 from sqlalchemy import func, select
 
 from _kafka_support import REPO, WorkerProcess, mail_sink, restart_broker, wait_for, worker_environment
-from automation.relay import OutboxRelay, outbox_lag
+from frontdesk.automation.relay import OutboxRelay, outbox_lag
 from frontdesk.model import Delivery, Pipeline, PipelineAutomation, Ticket, utcnow
 from frontdesk.reply_tokens import ticket_from_message_id
 from frontdesk.settings import SmarthostSettings
-from ingest.context import IngestContext
-from ingest.message import Envelope
-from ingest.pipeline import ingest_email
-from outbound.deliveries import DeliveryLoop
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.message import Envelope
+from frontdesk.ingest.pipeline import ingest_email
+from frontdesk.outbound.deliveries import DeliveryLoop
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -104,7 +104,7 @@ async def test_every_ticket_gets_one_received_email_and_its_status_despite_a_cra
             "FRONTDESK_SUPPORT_ADDRESSES": ",".join(a.address for a in settings.support_addresses),
             "FRONTDESK_FROM_ADDRESS": settings.from_address,
         }
-        worker = WorkerProcess([sys.executable, "-m", "runtime.worker"], env, tmp_path / "worker.log")
+        worker = WorkerProcess([sys.executable, "-m", "frontdesk.runtime.worker"], env, tmp_path / "worker.log")
         relay = OutboxRelay(sessions, topics.bootstrap, topic=topics.events)
         relay.start()
         worker.start()

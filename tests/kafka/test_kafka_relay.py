@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from _kafka_standin import effects_by_ticket, standin_handler
-from automation.relay import OutboxRelay, outbox_lag
+from frontdesk.automation.relay import OutboxRelay, outbox_lag
 from _kafka_support import event_ids, read_topic, restart_broker, wait_for
 from frontdesk.events import CUSTOMER, MESSAGE_RECEIVED, TICKET_CREATED, Actor, DomainEvent
 from frontdesk.model import OutboxEvent

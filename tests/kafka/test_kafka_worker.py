@@ -11,8 +11,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from _kafka_standin import effects_by_ticket, handling_workers, standin_handler
 from _kafka_support import REPO, WorkerProcess, read_topic, wait_for, worker_environment
-from automation.dead_letters import list_dead_letters, replay_dead_letters
-from automation.relay import OutboxRelay
+from frontdesk.automation.dead_letters import list_dead_letters, replay_dead_letters
+from frontdesk.automation.relay import OutboxRelay
 from frontdesk.events import CUSTOMER, TICKET_CREATED, Actor, DomainEvent
 from frontdesk.outbox import record_event
 

@@ -26,7 +26,7 @@ def free_port() -> int:
 
 def frontdesk(*args: str, env: Mapping[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run one ``frontdesk`` subcommand to completion."""
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *args], env=dict(env), cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "frontdesk.runtime.cli", *args], env=dict(env), cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -58,7 +58,7 @@ class DaemonProcess:
         env = dict(self.env, FRONTDESK_HTTP_LISTEN=f"127.0.0.1:{self.http_port}",
                    FRONTDESK_SMTP_LISTEN=f"127.0.0.1:{self.smtp_port}")
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run"], env=env, cwd=self.cwd,
+            self.process = subprocess.Popen([sys.executable, "-m", "frontdesk.runtime.cli", "run"], env=env, cwd=self.cwd,
                                             stdout=log, stderr=subprocess.STDOUT)
 
     def wait_until_healthy(self) -> None:

@@ -15,9 +15,9 @@ from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, load_settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import create_engine, session_factory
 from frontdesk.storage.migrate import upgrade
-from ingest.context import IngestContext
-from ingest.message import Envelope
-from ingest.pipeline import ingest_email
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.message import Envelope
+from frontdesk.ingest.pipeline import ingest_email
 
 
 def test_help_lists_every_subcommand(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -119,8 +119,8 @@ async def _quarantine_chat_message(database_url: str, blob_dir: Path, config: Pa
 
     The daemon ran with this configuration before, so the chat channel exists.
     """
-    from channels.webhooks.config import parse_webhook_config
-    from channels.webhooks.sync import sync_webhook_channels
+    from frontdesk.channels.webhooks.config import parse_webhook_config
+    from frontdesk.channels.webhooks.sync import sync_webhook_channels
 
     raw = (b'{"session_id": "sess-9", "message_id": "m-1", "visitor": {"id": "v-9", "name": "Ada"},'
            b' "text": "My invoice is wrong", "timestamp": "2026-11-23T10:00:00Z"}')
@@ -199,7 +199,7 @@ def test_the_example_config_states_the_true_defaults(tmp_path) -> None:  # type:
 
 
 def test_every_optional_setting_in_the_example_config_parses(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from channels.webhooks.config import parse_webhook_config
+    from frontdesk.channels.webhooks.config import parse_webhook_config
 
     # "# key = value" and "# [table]" lines are the optional settings; prose comments are neither.
     text = re.sub(r"(?m)^# (?=\[|[a-z_]+ = )", "", EXAMPLE_CONFIG.read_text())

@@ -16,7 +16,7 @@ import structlog
 
 from daemon_process import DaemonProcess, base_env
 from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, Secret, load_settings
-from runtime.logs import configure_logging
+from frontdesk.runtime.logs import configure_logging
 
 OPERATOR_TOKEN = "operator-token-6f1d3c9a8b"
 SMARTHOST_PASSWORD = "smarthost-pass-0a7e55d2"

@@ -174,7 +174,7 @@ def test_smtp_in_automation_and_mail_out(mode: str, smarthost, tmp_path: Path, r
         daemon.wait_until_healthy()
         if mode == "kafka-postgresql":
             with worker_log.open("wb") as log:
-                worker = subprocess.Popen([sys.executable, "-m", "runtime.cli", "worker"], env=env, cwd=tmp_path,
+                worker = subprocess.Popen([sys.executable, "-m", "frontdesk.runtime.cli", "worker"], env=env, cwd=tmp_path,
                                           stdout=log, stderr=subprocess.STDOUT)
         run_whole_path(daemon, handler, logs)
     finally:

@@ -10,12 +10,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-from channels.webhooks.app import PROCESSOR, create_webhook_app
-from channels.webhooks.config import WebhookConfig
-from channels.webhooks.intake import PayloadProcessor
-from channels.webhooks.signing import hub_signature, timestamped_signature
+from frontdesk.channels.webhooks.app import PROCESSOR, create_webhook_app
+from frontdesk.channels.webhooks.config import WebhookConfig
+from frontdesk.channels.webhooks.intake import PayloadProcessor
+from frontdesk.channels.webhooks.signing import hub_signature, timestamped_signature
 from frontdesk.model import Base
-from ingest.context import IngestContext
+from frontdesk.ingest.context import IngestContext
 
 APP_SECRET = "test-app-secret"
 PREVIOUS_APP_SECRET = "test-app-secret-old"

@@ -14,9 +14,9 @@ from typing import AsyncIterator
 
 import pytest
 
-from channels.webhooks.config import WebhookConfig, parse_webhook_config
+from frontdesk.channels.webhooks.config import WebhookConfig, parse_webhook_config
 from frontdesk.settings import Settings
-from ingest.context import IngestContext
+from frontdesk.ingest.context import IngestContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
 

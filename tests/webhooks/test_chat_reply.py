@@ -13,13 +13,13 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from _webhooks_support import CHAT_SECRET, start_server
-from channels.webhooks.deliverers import register_webhook_deliverers
-from channels.webhooks.signing import SignatureRefused, check_timestamped
+from frontdesk.channels.webhooks.deliverers import register_webhook_deliverers
+from frontdesk.channels.webhooks.signing import SignatureRefused, check_timestamped
 from frontdesk.model import Conversation, Delivery, Message, Ticket
 from frontdesk.model.messages import OUTBOUND
 from frontdesk.settings import Secret
-from ingest.context import IngestContext
-from outbound.deliveries import DeliveryLoop, queue_delivery
+from frontdesk.ingest.context import IngestContext
+from frontdesk.outbound.deliveries import DeliveryLoop, queue_delivery
 
 
 class Provider:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select
 
-from channels.webhooks.app import RECENT
-from channels.webhooks.messenger import CHANGES_REASON, IGNORED_REASONS, STANDBY_REASON
+from frontdesk.channels.webhooks.app import RECENT
+from frontdesk.channels.webhooks.messenger import CHANGES_REASON, IGNORED_REASONS, STANDBY_REASON
 from frontdesk.model import Base, Channel, Conversation, InboundPayload, Message, Ticket
 from frontdesk.model.messages import INBOUND, OUTBOUND
 from _webhooks_support import count_rows

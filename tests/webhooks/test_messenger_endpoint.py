@@ -8,10 +8,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from _webhooks_support import APP_SECRET, PREVIOUS_APP_SECRET, VERIFY_TOKEN, count_rows, start_server
-from channels.webhooks.intake import store_payload
+from frontdesk.channels.webhooks.intake import store_payload
 from frontdesk.model import InboundPayload, Message, QuarantinedItem, Ticket
 from frontdesk.storage.blobs import BlobStore
-from ingest.context import IngestContext
+from frontdesk.ingest.context import IngestContext
 
 PAGE = "12345654332"
 ALL = (InboundPayload, Message, Ticket, QuarantinedItem)
@@ -59,7 +59,7 @@ async def test_forged_unsigned_malformed_oversized_and_mistyped_requests_change_
 
 
 async def _signature(body: bytes) -> str:
-    from channels.webhooks.signing import hub_signature
+    from frontdesk.channels.webhooks.signing import hub_signature
 
     return hub_signature(APP_SECRET, body)
 
@@ -194,7 +194,7 @@ async def test_no_2xx_when_the_commit_holding_the_body_fails(webhook_settings, w
 
 
 async def test_a_redelivery_in_the_same_batch_gets_the_first_rows_id(webhook_settings, sessions, blobs) -> None:
-    from channels.webhooks.intake import commit_payload_rows
+    from frontdesk.channels.webhooks.intake import commit_payload_rows
 
     ctx = IngestContext(webhook_settings, sessions, blobs)
     values = {"channel": "messenger", "route": "messenger", "headers": {}}
@@ -253,8 +253,8 @@ async def test_an_exact_replay_is_answered_without_a_new_row(webhooks, sessions)
 
 async def test_a_quarantined_payload_is_replayed_once_the_fault_is_fixed(webhook_settings, webhook_config,
                                                                         sessions, blobs) -> None:
-    from channels.webhooks.replay import register_webhook_replayers
-    from ingest.quarantine import replay_quarantined
+    from frontdesk.channels.webhooks.replay import register_webhook_replayers
+    from frontdesk.ingest.quarantine import replay_quarantined
 
     async def broken_ingest(ctx, message):
         raise RuntimeError("the pipeline fell over")
@@ -282,8 +282,8 @@ async def test_a_quarantined_payload_is_replayed_once_the_fault_is_fixed(webhook
 
 async def test_a_message_the_pipeline_refused_is_rebuilt_from_its_payload_for_replay(webhook_settings, webhook_config,
                                                                                     sessions, blobs) -> None:
-    from channels.webhooks.replay import webhook_replayer
-    from ingest.message import Envelope, IngestOutcome
+    from frontdesk.channels.webhooks.replay import webhook_replayer
+    from frontdesk.ingest.message import Envelope, IngestOutcome
 
     seen = []
 

@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select
 
 from _webhooks_support import start_server
-from channels.webhooks.deliverers import register_webhook_deliverers
+from frontdesk.channels.webhooks.deliverers import register_webhook_deliverers
 from frontdesk.model import Conversation, Delivery, Message, Ticket, utcnow
 from frontdesk.model.messages import OUTBOUND
 from graph_api import FakeGraphApi
-from ingest.context import IngestContext
-from outbound.deliveries import DeliveryLoop, queue_delivery
+from frontdesk.ingest.context import IngestContext
+from frontdesk.outbound.deliveries import DeliveryLoop, queue_delivery
 
 PAGE, PSID = "12345654332", "4242"
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from channels.webhooks.app import openapi_paths
-from channels.webhooks.config import parse_webhook_config
+from frontdesk.channels.webhooks.app import openapi_paths
+from frontdesk.channels.webhooks.config import parse_webhook_config
 from frontdesk.settings import ConfigError, Settings
 
 
@@ -49,7 +49,7 @@ def test_openapi_fragment_documents_every_route() -> None:
 async def test_channels_are_mirrored_into_the_database_idempotently(webhook_config, sessions) -> None:
     from sqlalchemy import select
 
-    from channels.webhooks.sync import sync_webhook_channels
+    from frontdesk.channels.webhooks.sync import sync_webhook_channels
     from frontdesk.model import Channel
 
     await sync_webhook_channels(sessions, webhook_config)

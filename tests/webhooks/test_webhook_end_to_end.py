@@ -18,15 +18,15 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from _webhooks_support import APP_SECRET, CHAT_SECRET
-from api.app import AppExtras, create_app
-from channels.webhooks.app import PROCESSOR, create_webhook_app, openapi_paths
-from channels.webhooks.deliverers import register_webhook_deliverers
-from channels.webhooks.signing import SignatureRefused, check_timestamped, hub_signature, timestamped_signature
+from frontdesk.api.app import AppExtras, create_app
+from frontdesk.channels.webhooks.app import PROCESSOR, create_webhook_app, openapi_paths
+from frontdesk.channels.webhooks.deliverers import register_webhook_deliverers
+from frontdesk.channels.webhooks.signing import SignatureRefused, check_timestamped, hub_signature, timestamped_signature
 from frontdesk.model import Delivery, Message, Ticket
 from frontdesk.settings import Secret
 from graph_api import FakeGraphApi
-from ingest.context import IngestContext
-from outbound.deliveries import DeliveryLoop
+from frontdesk.ingest.context import IngestContext
+from frontdesk.outbound.deliveries import DeliveryLoop
 
 OPERATOR = {"Authorization": "Bearer test-api-token"}
 PAGE, PSID = "12345654332", "90210"
