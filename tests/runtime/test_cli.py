@@ -303,8 +303,8 @@ def test_the_worker_can_deliver_replies_on_every_channel(tmp_path) -> None:  # t
     config.write_text(CHAT_CONFIG)
     probe = ("import os; from frontdesk.settings import load_settings; "
              "from frontdesk.storage.database import create_engine, session_factory; "
-             "from outbound.dispatch import registered_channels; "
-             "from runtime.worker import automation_with_outbound; "
+             "from frontdesk.outbound.dispatch import registered_channels; "
+             "from frontdesk.runtime.worker import automation_with_outbound; "
              "s = load_settings(os.environ['FRONTDESK_CONFIG']); "
              "automation_with_outbound(s, session_factory(create_engine(s.database_url))); "
              "print(sorted(registered_channels()))")
