@@ -24,11 +24,11 @@ from frontdesk.api.errors import ApiError
 from frontdesk.api.keys import BLOBS, SESSIONS, SETTINGS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.api.request_body import json_body
-from frontdesk.events import AGENT, MESSAGE_SENT, Actor, DomainEvent
+from frontdesk.events import AGENT, Actor, MessageSent
 from frontdesk.model import Contact, ContactIdentity, Conversation, Delivery, Message, Ticket
 from frontdesk.model.channels import CHAT, EMAIL, FORM, MESSENGER
 from frontdesk.model.messages import OUTBOUND
-from frontdesk.outbox import record_event
+from frontdesk.outbox import record_events
 from frontdesk.outbound.deliveries import find_delivery, queue_delivery
 from frontdesk.outbound.email.compose import HeaderInjectionError, checked_address, checked_header
 from frontdesk.outbound.email.outgoing import queue_ticket_email
@@ -147,12 +147,10 @@ async def _reply(app: web.Application, principal: Principal, ticket_id: int, key
             )
         else:
             raise ApiError(409, "channel_cannot_reply", f"cannot reply on channel {ticket.source_channel!r}")
-        record_event(session, DomainEvent(
-            type=MESSAGE_SENT, ticket_id=ticket.id,
-            actor=Actor(AGENT, str(principal.user_id) if principal.user_id is not None else None),
-            payload={"message_id": message.id, "conversation_id": message.conversation_id,
-                     "channel": message.channel, "direction": OUTBOUND, "from_ticket": True,
-                     "automated": False, "delivery_id": delivery.id},
+        await record_events(session, MessageSent(
+            ticket_id=ticket.id, actor=Actor.agent(principal.user_id),
+            message_id=message.id, conversation_id=message.conversation_id, channel=message.channel,
+            direction=OUTBOUND, from_ticket=True, automated=False, delivery_id=delivery.id,
         ))
     return delivery, message, True
 

@@ -1,8 +1,7 @@
 """Moving a ticket to another status from the admin API: status deletion and bulk moves.
 
-Delegates the ticket's own changes (status, close and reopen stamps, the
-event payload) to :func:`automation.status_change.move_ticket`, shared with
-the triggers and the ticket update API, and records the
+The move itself (status, close and reopen stamps, the event) is
+:func:`frontdesk.tickets.status.move_status`; this records its
 ``ticket.status_changed`` event in the caller's transaction.  Callers check
 visibility and stage rules first.
 """
@@ -11,10 +10,10 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.automation.status_change import move_ticket as apply_move
-from frontdesk.events import TICKET_STATUS_CHANGED, Actor, DomainEvent
-from frontdesk.model import Status, Ticket, utcnow
-from frontdesk.outbox import record_event
+from frontdesk.events import Actor, TicketStatusChanged
+from frontdesk.model import Status, Ticket
+from frontdesk.outbox import record_events
+from frontdesk.tickets.status import move_status
 
 
 async def move_ticket(
@@ -24,18 +23,12 @@ async def move_ticket(
     *,
     actor: Actor,
     reason: str | None = None,
-) -> DomainEvent | None:
+) -> TicketStatusChanged | None:
     """Put ``ticket`` in ``target``; returns the recorded event, or None when it was already there."""
     if ticket.status_id == target.id:
         return None
     previous = await session.get(Status, ticket.status_id)
     assert previous is not None
-    now = utcnow()
-    ticket.pipeline_id = target.pipeline_id
-    payload = apply_move(ticket, previous, target, now)
-    ticket.updated_at = now
-    if reason:
-        payload["reason"] = reason
-    event = DomainEvent(type=TICKET_STATUS_CHANGED, ticket_id=ticket.id, actor=actor, payload=payload)
-    record_event(session, event)
+    event = move_status(ticket, previous, target, actor=actor, reason=reason)
+    await record_events(session, event)
     return event

@@ -21,9 +21,9 @@ from frontdesk.api.keys import SESSIONS
 from frontdesk.api.property_registry import BUILT_IN
 from frontdesk.api.request_body import int_field, json_body, text_field
 from frontdesk.api.stage_rules import check_required_properties, validate_custom_values, validate_value
-from frontdesk.events import AGENT, TICKET_CREATED, Actor, DomainEvent
+from frontdesk.events import AGENT, Actor, TicketCreated
 from frontdesk.model import Company, Contact, Pipeline, Status, Team, Ticket, TicketParticipant, User, utcnow
-from frontdesk.outbox import record_event
+from frontdesk.outbox import record_events
 
 routes = web.RouteTableDef()
 
@@ -162,11 +162,9 @@ async def create_ticket(request: web.Request) -> web.Response:
         # Associated contacts take part in the ticket: their replies quoting [#id] are trusted.
         addresses = sorted({c.email for c in contacts if c.email})
         session.add_all([TicketParticipant(ticket_id=ticket.id, address=a) for a in addresses])
-        record_event(session, DomainEvent(
-            type=TICKET_CREATED, ticket_id=ticket.id,
-            actor=Actor(AGENT, None if principal.user_id is None else str(principal.user_id)),
-            payload={"pipeline_id": pipeline.id, "status_id": status.id, "status": status.internal_name,
-                     "source": MANUAL_SOURCE, "contact_id": ticket.contact_id},
+        await record_events(session, TicketCreated(
+            ticket_id=ticket.id, actor=Actor.agent(principal.user_id),
+            pipeline_id=pipeline.id, status_id=status.id, source=MANUAL_SOURCE, contact_id=ticket.contact_id,
         ))
         result = snapshot(ticket, TICKET_FIELDS)
         result["contact_ids"] = [c.id for c in contacts]

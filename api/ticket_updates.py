@@ -26,10 +26,10 @@ from frontdesk.api.property_registry import BUILT_IN
 from frontdesk.api.replies import run_after_commit
 from frontdesk.api.request_body import json_body
 from frontdesk.api.stage_rules import check_required_properties, ticket_values, validate_custom_values
-from frontdesk.automation.status_change import move_ticket
-from frontdesk.events import AGENT, TICKET_PROPERTY_CHANGED, TICKET_STATUS_CHANGED, Actor, DomainEvent
+from frontdesk.events import AGENT, Actor, TicketPropertyChanged
 from frontdesk.model import Status, Team, Ticket, User, utcnow
-from frontdesk.outbox import record_event
+from frontdesk.outbox import record_events
+from frontdesk.tickets.status import move_status
 
 routes = web.RouteTableDef()
 
@@ -122,7 +122,7 @@ async def patch_ticket(request: web.Request) -> web.Response:
         raise ApiError(422, "unknown_fields", f"cannot change {', '.join(unknown)}", fields=unknown)
     if not body:
         raise ApiError(422, "nothing_to_change", f"send one or more of {', '.join(FIELDS)}")
-    actor = Actor(AGENT, str(principal.user_id) if principal.user_id is not None else None)
+    actor = Actor.agent(principal.user_id)
     async with request.app[SESSIONS].begin() as session:
         ticket = await visible_ticket(session, principal, int(request.match_info["ticket_id"]))
         current = await session.get(Status, ticket.status_id)
@@ -144,22 +144,18 @@ async def patch_ticket(request: web.Request) -> web.Response:
         for field, change in changes.items():
             setattr(ticket, field, change["to"])
         if changes:
-            record_event(session, DomainEvent(type=TICKET_PROPERTY_CHANGED, ticket_id=ticket.id, actor=actor,
-                                              payload={"changes": changes}))
+            await record_events(session, TicketPropertyChanged(ticket_id=ticket.id, actor=actor, changes=changes))
         if custom:
             # A new dict, not an in-place edit: SQLAlchemy only notices a reassigned JSON column.
             values = {**(ticket.custom_properties or {}), **{name: c["to"] for name, c in custom.items()}}
             ticket.custom_properties = {name: value for name, value in values.items() if value is not None}
-            for name, change in custom.items():
-                record_event(session, DomainEvent(type=TICKET_PROPERTY_CHANGED, ticket_id=ticket.id, actor=actor,
-                                                  payload={"changes": {name: change}}))
+            await record_events(session, *(
+                TicketPropertyChanged(ticket_id=ticket.id, actor=actor, changes={name: change})
+                for name, change in custom.items()))
         if changes or custom:
             ticket.updated_at = utcnow()
         if target.id != current.id:
-            payload = move_ticket(ticket, current, target)
-            ticket.updated_at = utcnow()
-            record_event(session, DomainEvent(type=TICKET_STATUS_CHANGED, ticket_id=ticket.id, actor=actor,
-                                              payload=payload))
+            await record_events(session, move_status(ticket, current, target, actor=actor))
         answer = _ticket_json(ticket, target)
     await run_after_commit(request.app)
     return web.json_response(answer)

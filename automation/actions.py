@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from frontdesk.events import TICKET_CREATED, TICKET_STATUS_CHANGED, DomainEvent
+from frontdesk.events import DomainEvent, TicketCreated, TicketStatusChanged
 from frontdesk.model.automation import NOTIFY, SEND_EMAIL, TO_OWNER, TO_OWNER_TEAM, TO_TEAM, TO_USER
 from frontdesk.model.channels import CHAT, MESSENGER
 
@@ -76,11 +76,10 @@ Decision = SendTemplate | Notify | SkipAction
 
 def entered_status(event: DomainEvent, current_status_id: int) -> int | None:
     """The status whose chain ``event`` runs, or None if it runs none."""
-    if event.type == TICKET_CREATED:
-        return int(event.payload.get("status_id") or current_status_id)
-    if event.type == TICKET_STATUS_CHANGED:
-        to_status = event.payload.get("to_status_id")
-        return int(to_status) if to_status is not None else None
+    if isinstance(event, TicketCreated):
+        return event.status_id or current_status_id
+    if isinstance(event, TicketStatusChanged):
+        return event.to_status_id
     return None
 
 

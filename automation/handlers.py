@@ -5,7 +5,7 @@ Every effect (a status change, an email, a notification) is guarded by an
 transaction as the effect itself.  A replayed or redelivered event finds
 its keys and changes nothing; two handlers racing on the same event collide
 on the unique key, and the loser reruns and finds them.  Follow-up events
-(``event.caused(...)``, actor automation, one step deeper) go to the outbox
+(``event.follow_up(...)``, actor automation, one step deeper) go to the outbox
 in that same transaction.
 """
 
@@ -37,14 +37,15 @@ from frontdesk.automation.loop_guard import (
     automated_mail_allowed,
 )
 from frontdesk.automation.services import AutomationServices
-from frontdesk.automation.status_change import move_ticket
 from frontdesk.automation.triggers import NoChange, TicketState, TriggerSettings, status_trigger
 from frontdesk.events import (
-    MESSAGE_RECEIVED,
-    MESSAGE_SENT,
-    TICKET_CREATED,
-    TICKET_STATUS_CHANGED,
+    AUTOMATION,
+    Actor,
     DomainEvent,
+    MessageReceived,
+    MessageSent,
+    TicketCreated,
+    TicketStatusChanged,
 )
 from frontdesk.model import (
     AppliedEffect,
@@ -62,7 +63,8 @@ from frontdesk.model import (
 )
 from frontdesk.model.automation import TO_TEAM, TO_USER
 from frontdesk.model.channels import EMAIL
-from frontdesk.outbox import record_event
+from frontdesk.outbox import record_events
+from frontdesk.tickets.status import move_status
 from frontdesk.outbound.email.outgoing import queue_internal_email, queue_ticket_email
 from frontdesk.outbound.email.render import contact_fields, owner_fields, render_template, ticket_fields
 
@@ -89,9 +91,9 @@ async def handle_event(services: AutomationServices, event: DomainEvent) -> None
         return
     if event.ticket_id is None:
         return
-    if event.type in (MESSAGE_SENT, MESSAGE_RECEIVED):
+    if isinstance(event, (MessageSent, MessageReceived)):
         apply = _apply_status_trigger
-    elif event.type in (TICKET_CREATED, TICKET_STATUS_CHANGED):
+    elif isinstance(event, (TicketCreated, TicketStatusChanged)):
         apply = _apply_status_actions
     else:
         return
@@ -155,20 +157,19 @@ async def _apply_status_trigger(services: AutomationServices, session: AsyncSess
         automation.customer_replied_enabled, automation.customer_replied_status_id)
     state, statuses = await _ticket_state(session, ticket)
     thread_forwarded = False
-    conversation_id = event.payload.get("conversation_id")
-    if event.type == MESSAGE_RECEIVED and conversation_id is not None:
-        conversation = await session.get(Conversation, int(conversation_id))
+    if isinstance(event, MessageReceived) and event.conversation_id is not None:
+        conversation = await session.get(Conversation, event.conversation_id)
         thread_forwarded = bool(conversation and conversation.is_forwarded)
     decision = status_trigger(event, config, state, thread_forwarded=thread_forwarded)
     if isinstance(decision, NoChange):
         log.debug("status_trigger_no_change", event_id=event.id, ticket_id=ticket.id, reason=decision.reason)
         return False
-    payload = move_ticket(ticket, statuses[ticket.status_id], statuses[decision.status_id])
-    payload["rule"] = decision.rule
+    moved = move_status(ticket, statuses[ticket.status_id], statuses[decision.status_id],
+                        actor=Actor(AUTOMATION), rule=decision.rule, cause=event)
     _effect(session, key, "status_change", ticket.id)
-    record_event(session, event.caused(TICKET_STATUS_CHANGED, payload=payload))
+    await record_events(session, moved)
     log.info("status_trigger_applied", event_id=event.id, ticket_id=ticket.id, rule=decision.rule,
-             to_status=payload["to_status"])
+             to_status=moved.to_status)
     return False
 
 
@@ -264,11 +265,10 @@ async def _apply_status_actions(services: AutomationServices, session: AsyncSess
                 kind="template", author_kind="automation", automated=True,
             )
             _effect(session, key, "send_email", ticket.id)
-            record_event(session, event.caused(MESSAGE_SENT, payload={
-                "message_id": message.id, "conversation_id": message.conversation_id, "channel": EMAIL,
-                "direction": "outbound", "from_ticket": False, "automated": True, "template": template.key,
-                "action_id": decision.action_id,
-            }))
+            await record_events(session, event.follow_up(
+                MessageSent, message_id=message.id, conversation_id=message.conversation_id, channel=EMAIL,
+                from_ticket=False, automated=True, template=template.key, action_id=decision.action_id,
+            ))
         elif isinstance(decision, Notify):
             for person in decision.recipients:
                 await queue_internal_email(

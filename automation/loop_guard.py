@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from frontdesk.events import MESSAGE_RECEIVED, MESSAGE_SCREENED, DomainEvent
+from frontdesk.events import DomainEvent, MessageReceived, MessageScreened
 
 # A customer reply (0) -> status change (1) -> its actions' mails (2) is the
 # longest chain the default configuration produces; allow some headroom.
@@ -28,13 +28,10 @@ class Admission:
 
 
 def admit(event: DomainEvent, max_depth: int = MAX_DEPTH) -> Admission:
-    if event.type == MESSAGE_SCREENED:
+    if isinstance(event, MessageScreened):
         return Admission(False, SCREENED)
-    if event.type == MESSAGE_RECEIVED:
-        if event.payload.get("is_automated"):
-            return Admission(False, OWN_AUTOMATED_MAIL)
-        if event.payload.get("screening") not in (None, "accepted"):
-            return Admission(False, SCREENED)
+    if isinstance(event, MessageReceived) and event.is_automated:
+        return Admission(False, OWN_AUTOMATED_MAIL)
     if event.depth >= max_depth:
         return Admission(False, TOO_DEEP)
     return Admission(True)

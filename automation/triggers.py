@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from frontdesk.events import AGENT, CUSTOMER, MESSAGE_RECEIVED, MESSAGE_SENT, DomainEvent
+from frontdesk.events import AGENT, CUSTOMER, DomainEvent, MessageReceived, MessageSent
+from frontdesk.model.messages import INBOUND
 
 EMAIL_SENT = "email_sent"
 CUSTOMER_REPLIED = "customer_replied"
@@ -63,43 +64,39 @@ def _target(enabled: bool, status_id: int | None, rule: str, ticket: TicketState
     return SetStatus(status_id, rule)
 
 
-def email_sent_trigger(event: DomainEvent, config: TriggerSettings, ticket: TicketState) -> SetStatus | NoChange:
-    payload = event.payload
+def email_sent_trigger(event: MessageSent, config: TriggerSettings, ticket: TicketState) -> SetStatus | NoChange:
     if event.actor.kind != AGENT:
         return NoChange("not_sent_by_agent")
-    if payload.get("channel", "email") != "email":
+    if event.channel != "email":
         return NoChange("not_email")
-    if not payload.get("from_ticket"):
+    if not event.from_ticket:
         return NoChange("not_sent_from_ticket")
     return _target(config.email_sent_enabled, config.email_sent_status_id, EMAIL_SENT, ticket)
 
 
-def customer_replied_trigger(event: DomainEvent, config: TriggerSettings, ticket: TicketState, *,
+def customer_replied_trigger(event: MessageReceived, config: TriggerSettings, ticket: TicketState, *,
                              thread_forwarded: bool = False) -> SetStatus | NoChange:
-    payload = event.payload
-    if payload.get("channel", "email") != "email":
+    # Screened messages never get here: they are MessageScreened events.
+    if event.channel != "email":
         return NoChange("not_email")
-    if payload.get("ticket_created"):
+    if event.ticket_created:
         # The message that opened the ticket is not a reply to anything: the
         # ticket stays in its initial status (New) until someone answers.
         return NoChange("message_created_the_ticket")
-    if payload.get("direction", "inbound") != "inbound":
+    if event.direction != INBOUND:
         return NoChange("not_inbound")
-    if payload.get("is_automated"):
+    if event.is_automated:
         return NoChange("own_automated_mail")
-    if payload.get("screening") not in (None, "accepted"):
-        return NoChange("screened")
-    if payload.get("is_forwarded"):
+    if event.is_forwarded:
         return NoChange("forwarded_email")
     if thread_forwarded:
         return NoChange("reply_to_forwarded_email")
-    if payload.get("via_personal_mailbox"):
+    if event.via_personal_mailbox:
         return NoChange("sent_from_personal_mailbox")
-    if payload.get("author_kind", CUSTOMER) != CUSTOMER or event.actor.kind != CUSTOMER:
+    if event.author_kind != CUSTOMER or event.actor.kind != CUSTOMER:
         return NoChange("not_from_customer")
-    on_thread = bool(payload.get("on_origin_thread"))
-    reopened = ticket.reopened or bool(payload.get("ticket_reopened"))
-    if not on_thread and not reopened:
+    reopened = ticket.reopened or event.ticket_reopened
+    if not event.on_origin_thread and not reopened:
         return NoChange("other_email_from_contact")
     return _target(config.customer_replied_enabled, config.customer_replied_status_id, CUSTOMER_REPLIED, ticket)
 
@@ -109,8 +106,8 @@ def status_trigger(event: DomainEvent, config: TriggerSettings | None, ticket: T
     """The status change ``event`` asks for under ``config``, or why there is none."""
     if config is None:
         return NoChange("pipeline_has_no_automation")
-    if event.type == MESSAGE_SENT:
+    if isinstance(event, MessageSent):
         return email_sent_trigger(event, config, ticket)
-    if event.type == MESSAGE_RECEIVED:
+    if isinstance(event, MessageReceived):
         return customer_replied_trigger(event, config, ticket, thread_forwarded=thread_forwarded)
     return NoChange("not_a_trigger_event")

@@ -12,23 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.events import AGENT, CUSTOMER, MESSAGE_RECEIVED, MESSAGE_SCREENED, TICKET_CREATED, Actor, DomainEvent
+from frontdesk.events import AGENT, CUSTOMER, Actor, MessageReceived, MessageScreened, TicketCreated
 from frontdesk.model import (
     Attachment,
     Channel,
     Contact,
     Conversation,
     Message,
-    OutboxEvent,
     Status,
     Ticket,
     TicketParticipant,
 )
 from frontdesk.model.messages import ACCEPTED, INBOUND
-from frontdesk.outbox import record_event
+from frontdesk.outbox import record_events
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.ingest.contacts import dialect_insert, normalize_address
 from frontdesk.ingest.message import InboundMessage, IngestOutcome
@@ -280,55 +279,41 @@ async def record_ingest_events(session: AsyncSession, message: InboundMessage, s
     row, ticket, conversation = stored.message, stored.ticket, stored.conversation
     ticket_id = ticket.id if ticket else None
     if message.screening != ACCEPTED:
-        record_event(session, DomainEvent(MESSAGE_SCREENED, ticket_id, actor, {
-            "message_id": row.id,
-            "verdict": message.screening,
-            "reason": row.screening_reason,
-            "bounced_message_id": row.bounced_message_id,
-        }))
+        await record_events(session, MessageScreened(
+            ticket_id=ticket_id, actor=actor, message_id=row.id, verdict=message.screening,
+            reason=row.screening_reason, bounced_message_id=row.bounced_message_id,
+        ))
         return
     if ticket is None:
         # No ticket, nothing for automation to act on (see docs/ingest-threading.md).
         return
     created = None
     if stored.ticket_created:
-        created = DomainEvent(TICKET_CREATED, ticket_id, actor, {
-            "pipeline_id": ticket.pipeline_id,
-            "status_id": ticket.status_id,
-            "channel": message.channel,
-            "channel_id": ticket.channel_id,
-            "contact_id": ticket.contact_id,
-            "origin_conversation_id": ticket.origin_conversation_id,
-        })
-    payload = {
-        "message_id": row.id,
-        "conversation_id": conversation.id if conversation else None,
-        "channel": message.channel,
-        "channel_id": row.channel_id,
-        "direction": row.direction,
-        "is_forwarded": row.is_forwarded,
-        "is_automated": row.is_automated,
-        "via_personal_mailbox": row.via_personal_mailbox,
-        "author_kind": row.author_kind,
-        "match_rule": row.match_rule,
-        "on_origin_thread": conversation is not None and conversation.id == ticket.origin_conversation_id,
-        "ticket_reopened": ticket.reopened_at is not None,
-        "sender": row.from_address,
-        "ticket_created": stored.ticket_created,
-    }
-    # The message that created a ticket is part of the same customer action.
-    received = DomainEvent(MESSAGE_RECEIVED, ticket_id, actor, payload,
-                           correlation_id=created.correlation_id if created else None)
-    if created is None:
-        record_event(session, received)
-        return
-    # Both in one INSERT, in publication order: the ORM would insert them
-    # one statement each, and every statement costs as much CPU as parsing
-    # a message.  Same columns as frontdesk.outbox.record_event.
-    await session.execute(insert(OutboxEvent), [
-        {"event_id": event.id, "type": event.type, "ticket_id": event.ticket_id, "body": event.to_dict()}
-        for event in (created, received)
-    ])
+        created = TicketCreated(
+            ticket_id=ticket_id, actor=actor, pipeline_id=ticket.pipeline_id, status_id=ticket.status_id,
+            source=message.channel, channel_id=ticket.channel_id, contact_id=ticket.contact_id,
+            origin_conversation_id=ticket.origin_conversation_id,
+        )
+    received = MessageReceived(
+        ticket_id=ticket_id, actor=actor,
+        # The message that created a ticket is part of the same customer action.
+        correlation_id=created.correlation_id if created else None,
+        message_id=row.id,
+        conversation_id=conversation.id if conversation else None,
+        channel=message.channel,
+        channel_id=row.channel_id,
+        direction=row.direction,
+        author_kind=row.author_kind,
+        sender=row.from_address,
+        match_rule=row.match_rule,
+        ticket_created=stored.ticket_created,
+        on_origin_thread=conversation is not None and conversation.id == ticket.origin_conversation_id,
+        ticket_reopened=ticket.reopened_at is not None,
+        is_forwarded=bool(row.is_forwarded),
+        is_automated=bool(row.is_automated),
+        via_personal_mailbox=bool(row.via_personal_mailbox),
+    )
+    await record_events(session, *(e for e in (created, received) if e is not None))
 
 
 def outcome_for(stored: Persisted, match: ThreadMatch, message: InboundMessage) -> IngestOutcome:

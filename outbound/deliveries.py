@@ -24,9 +24,9 @@ from prometheus_client import Counter
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from frontdesk.events import MESSAGE_DELIVERY_UPDATED, Actor, DomainEvent, SYSTEM
+from frontdesk.events import SYSTEM, Actor, MessageDeliveryUpdated
 from frontdesk.model import Delivery, Message, utcnow
-from frontdesk.outbox import record_event
+from frontdesk.outbox import record_events
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.outbound.dispatch import DeliveryJob, PermanentDeliveryError, deliverer_for
@@ -187,8 +187,7 @@ class DeliveryLoop(PollingLoop):
                 message = await session.get(Message, row.message_id)
                 if message is not None:
                     message.delivery_state = state
-                record_event(session, DomainEvent(
-                    type=MESSAGE_DELIVERY_UPDATED, ticket_id=row.ticket_id, actor=Actor(SYSTEM),
-                    payload={"message_id": row.message_id, "delivery_id": row.id, "channel": row.channel,
-                             "state": state, "attempts": row.attempts, "error": error},
+                await record_events(session, MessageDeliveryUpdated(
+                    ticket_id=row.ticket_id, actor=Actor(SYSTEM), message_id=row.message_id, delivery_id=row.id,
+                    channel=row.channel, state=state, attempts=row.attempts, error=error,
                 ))

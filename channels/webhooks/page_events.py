@@ -16,9 +16,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.channels.webhooks.messenger import MessengerEvent
-from frontdesk.events import MESSAGE_DELIVERY_UPDATED, SYSTEM, Actor, DomainEvent
+from frontdesk.events import SYSTEM, Actor, MessageDeliveryUpdated
 from frontdesk.model import Channel, Conversation, Delivery, Message
-from frontdesk.outbox import record_event
+from frontdesk.outbox import record_events
 from frontdesk.model.messages import INBOUND, OUTBOUND
 from frontdesk.outbound.messenger import ECHO_METADATA_PREFIX  # "fd:<message id>" in the Send API metadata
 
@@ -41,9 +41,9 @@ async def _advance(session: AsyncSession, messages: list[Message], state: str, a
         )
     for message in moved:
         # The same event the delivery loop records for sent / failed.
-        record_event(session, DomainEvent(
-            type=MESSAGE_DELIVERY_UPDATED, ticket_id=message.ticket_id, actor=Actor(SYSTEM),
-            payload={"message_id": message.id, "channel": message.channel, "state": state, "source": "receipt"},
+        await record_events(session, MessageDeliveryUpdated(
+            ticket_id=message.ticket_id, actor=Actor(SYSTEM), message_id=message.id, channel=message.channel,
+            state=state, source="receipt",
         ))
     return len(moved)
 

@@ -20,13 +20,13 @@ from frontdesk.events import (
     AGENT,
     AUTOMATION,
     CUSTOMER,
-    MESSAGE_RECEIVED,
-    MESSAGE_SCREENED,
-    MESSAGE_SENT,
-    TICKET_CREATED,
-    TICKET_STATUS_CHANGED,
     Actor,
     DomainEvent,
+    MessageReceived,
+    MessageScreened,
+    MessageSent,
+    TicketCreated,
+    TicketStatusChanged,
 )
 from frontdesk.model.automation import NOTIFY, SEND_EMAIL, TO_OWNER, TO_OWNER_TEAM, TO_TEAM, TO_USER
 
@@ -36,15 +36,21 @@ TICKET = TicketState(id=7, pipeline_id=1, status_id=NEW, source_channel="email",
                      pipeline_status_ids=frozenset({NEW, WAITING_CONTACT, WAITING_US, CLOSED}))
 
 
-def sent(actor: str = AGENT, **payload) -> DomainEvent:  # type: ignore[no-untyped-def]
-    return DomainEvent(MESSAGE_SENT, 7, Actor(actor), {"channel": "email", "from_ticket": True, **payload})
+def sent(actor: str = AGENT, **fields) -> MessageSent:  # type: ignore[no-untyped-def]
+    base = dict(message_id=1, conversation_id=1, channel="email", from_ticket=True, automated=actor == AUTOMATION)
+    return MessageSent(ticket_id=7, actor=Actor(actor), **{**base, **fields})
 
 
-def received(**payload) -> DomainEvent:  # type: ignore[no-untyped-def]
-    base = {"channel": "email", "direction": "inbound", "is_forwarded": False, "is_automated": False,
-            "via_personal_mailbox": False, "author_kind": "customer", "on_origin_thread": True,
-            "ticket_reopened": False}
-    return DomainEvent(MESSAGE_RECEIVED, 7, Actor(CUSTOMER), {**base, **payload})
+def received(**fields) -> MessageReceived:  # type: ignore[no-untyped-def]
+    base = dict(message_id=2, conversation_id=1, channel="email", channel_id=1, direction="inbound",
+                author_kind="customer", sender="cust@example.com", match_rule="in_reply_to",
+                ticket_created=False, on_origin_thread=True, ticket_reopened=False)
+    return MessageReceived(ticket_id=7, actor=Actor(CUSTOMER), **{**base, **fields})
+
+
+def moved(to_status_id: int, actor: Actor = Actor(AGENT)) -> TicketStatusChanged:
+    return TicketStatusChanged(ticket_id=7, actor=actor, pipeline_id=1, from_status_id=NEW, to_status_id=to_status_id,
+                               from_status="new", to_status="other", is_closed=to_status_id == CLOSED, reopened=False)
 
 
 def test_agent_email_from_the_ticket_moves_to_waiting_on_contact() -> None:
@@ -104,11 +110,12 @@ def test_already_in_target_status_is_no_change() -> None:
 
 
 def test_loop_guard() -> None:
-    assert admit(DomainEvent(MESSAGE_SCREENED, 7, Actor(CUSTOMER))).reason == "screened"
+    assert admit(MessageScreened(ticket_id=7, actor=Actor(CUSTOMER), message_id=3, verdict="auto_reply")).reason \
+        == "screened"
     assert admit(received(is_automated=True)).reason == "own_automated_mail"
     deep = received()
     for _ in range(MAX_DEPTH):
-        deep = deep.caused(TICKET_STATUS_CHANGED)
+        deep = deep.follow_up(TicketStatusChanged, **moved(WAITING_US).payload)
     assert deep.depth == MAX_DEPTH and deep.causation_id is not None
     assert admit(deep).reason == "depth_limit"
     assert admit(received()).allowed
@@ -160,6 +167,7 @@ def test_chat_and_messenger_tickets_get_actions_only_when_the_pipeline_opts_in(c
 
 
 def test_entered_status() -> None:
-    assert entered_status(DomainEvent(TICKET_CREATED, 7, Actor(CUSTOMER), {"status_id": NEW}), CLOSED) == NEW
-    assert entered_status(DomainEvent(TICKET_STATUS_CHANGED, 7, Actor(AGENT), {"to_status_id": CLOSED}), NEW) == CLOSED
+    created = TicketCreated(ticket_id=7, actor=Actor(CUSTOMER), pipeline_id=1, status_id=NEW, source="email")
+    assert entered_status(created, CLOSED) == NEW
+    assert entered_status(moved(CLOSED), NEW) == CLOSED
     assert entered_status(received(), NEW) is None

@@ -14,12 +14,13 @@ from frontdesk.events import (
     AGENT,
     AUTOMATION,
     CUSTOMER,
-    MESSAGE_RECEIVED,
     MESSAGE_SENT,
-    TICKET_CREATED,
     TICKET_STATUS_CHANGED,
     Actor,
-    DomainEvent,
+    MessageReceived,
+    MessageSent,
+    TicketCreated,
+    TicketStatusChanged,
 )
 from frontdesk.model import (
     AppliedEffect,
@@ -32,17 +33,36 @@ from frontdesk.model import (
     Ticket,
 )
 from frontdesk.model.automation import NOTIFY, SEND_EMAIL, TO_OWNER, TO_TEAM, TO_USER
-from frontdesk.outbox import record_event
+from frontdesk.outbox import record_events
 from _automation_world import make_team, make_ticket, status_ids
 
 
-def created(ticket_id: int, status_id: int) -> DomainEvent:
-    return DomainEvent(TICKET_CREATED, ticket_id, Actor(CUSTOMER), {"status_id": status_id})
+def created(ticket_id: int, status_id: int) -> TicketCreated:
+    return TicketCreated(ticket_id=ticket_id, actor=Actor(CUSTOMER), pipeline_id=1, status_id=status_id, source="email")
 
 
-def closed(ticket_id: int, from_id: int, to_id: int) -> DomainEvent:
-    return DomainEvent(TICKET_STATUS_CHANGED, ticket_id, Actor(AGENT, "1"),
-                       {"from_status_id": from_id, "to_status_id": to_id, "is_closed": True, "reopened": False})
+def moved(ticket_id: int, from_id: int, to_id: int, *, is_closed: bool = False) -> TicketStatusChanged:
+    return TicketStatusChanged(ticket_id=ticket_id, actor=Actor(AGENT, "1"), pipeline_id=1, from_status_id=from_id,
+                               to_status_id=to_id, from_status="before", to_status="after", is_closed=is_closed,
+                               reopened=False)
+
+
+def closed(ticket_id: int, from_id: int, to_id: int) -> TicketStatusChanged:
+    return moved(ticket_id, from_id, to_id, is_closed=True)
+
+
+def agent_email(ticket_id: int, actor: Actor = Actor(AGENT, "1")) -> MessageSent:
+    """What an agent's reply through the API records (see frontdesk.api.replies)."""
+    return MessageSent(ticket_id=ticket_id, actor=actor, message_id=1, conversation_id=None, channel="email",
+                       from_ticket=True, automated=False)
+
+
+def customer_email(ticket_id: int, *, on_origin_thread: bool) -> MessageReceived:
+    """What ingest records for a customer's reply (see frontdesk.ingest.persist)."""
+    return MessageReceived(ticket_id=ticket_id, actor=Actor(CUSTOMER), message_id=1, conversation_id=None,
+                           channel="email", channel_id=None, direction="inbound", author_kind="customer",
+                           sender="ada@example.com", match_rule="in_reply_to", ticket_created=False,
+                           on_origin_thread=on_origin_thread, ticket_reopened=False)
 
 
 async def count(sessions, model, *where) -> int:  # type: ignore[no-untyped-def]
@@ -93,7 +113,7 @@ async def test_the_same_event_twice_or_concurrently_sends_one_email(services, se
 async def test_agent_email_trigger_changes_status_once(services, sessions) -> None:  # type: ignore[no-untyped-def]
     statuses = await status_ids(sessions)
     ticket_id = await make_ticket(sessions)
-    event = DomainEvent(MESSAGE_SENT, ticket_id, Actor(AGENT, "1"), {"channel": "email", "from_ticket": True})
+    event = agent_email(ticket_id)
     await asyncio.gather(handle_event(services, event), handle_event(services, event))
     await handle_event(services, event)
     async with sessions() as session:
@@ -111,13 +131,13 @@ async def test_trigger_settings_are_read_per_event(services, sessions) -> None: 
     ticket_id = await make_ticket(sessions)
     async with sessions.begin() as session:
         await session.execute(update(PipelineAutomation).values(email_sent_enabled=False))
-    await handle_event(services, DomainEvent(MESSAGE_SENT, ticket_id, Actor(AGENT), {"from_ticket": True}))
+    await handle_event(services, agent_email(ticket_id, Actor(AGENT)))
     async with sessions() as session:
         assert (await session.get(Ticket, ticket_id)).status_id == statuses["new"]
     async with sessions.begin() as session:
         await session.execute(update(PipelineAutomation).values(email_sent_enabled=True,
                                                                 email_sent_status_id=statuses["waiting_on_us"]))
-    await handle_event(services, DomainEvent(MESSAGE_SENT, ticket_id, Actor(AGENT), {"from_ticket": True}))
+    await handle_event(services, agent_email(ticket_id, Actor(AGENT)))
     async with sessions() as session:
         assert (await session.get(Ticket, ticket_id)).status_id == statuses["waiting_on_us"]
 
@@ -157,7 +177,7 @@ async def test_every_recipient_kind(services, sessions, sink) -> None:  # type: 
                  StatusAction(kind=NOTIFY, recipient_kind=TO_TEAM, recipient_id=team),
                  StatusAction(kind=NOTIFY, recipient_kind=TO_OWNER))
     ticket_id = await make_ticket(sessions, owner_id=bob)
-    event = DomainEvent(TICKET_STATUS_CHANGED, ticket_id, Actor(AGENT), {"to_status_id": statuses["waiting_on_us"]})
+    event = moved(ticket_id, statuses["new"], statuses["waiting_on_us"])
     await handle_event(services, event)
     await services.outbound.deliver_due()
     assert len(handler.to("eve@acme.test")) == 1
@@ -199,7 +219,7 @@ async def test_depth_limit_stops_automation_chains(services, sessions) -> None: 
     ticket_id = await make_ticket(sessions)
     event = created(ticket_id, statuses["new"])
     for _ in range(MAX_DEPTH):
-        event = event.caused(TICKET_STATUS_CHANGED, payload={"to_status_id": statuses["new"]})
+        event = event.follow_up(TicketStatusChanged, **moved(ticket_id, statuses["new"], statuses["new"]).payload)
     await handle_event(services, event)
     assert await deliveries_of(sessions) == []
 
@@ -220,8 +240,7 @@ async def test_embedded_runner_dead_letters_a_failing_event_and_moves_on(runner,
     broken = await make_ticket(sessions)
     fine = await make_ticket(sessions, message_id="m2@example.com", status="waiting_on_us")
     async with sessions.begin() as session:
-        record_event(session, created(broken, statuses["new"]))
-        record_event(session, DomainEvent(MESSAGE_SENT, fine, Actor(AGENT), {"from_ticket": True}))
+        await record_events(session, created(broken, statuses["new"]), agent_email(fine, Actor(AGENT)))
     await runner.run_until_idle()
     async with sessions() as session:
         [letter] = (await session.scalars(select(DeadLetter))).all()
@@ -234,9 +253,7 @@ async def test_embedded_runner_dead_letters_a_failing_event_and_moves_on(runner,
 async def test_a_customer_reply_reopens_a_closed_ticket_then_any_thread_counts(services, sessions) -> None:  # type: ignore[no-untyped-def]
     statuses = await status_ids(sessions)
     ticket_id = await make_ticket(sessions, status="closed")
-    base = {"channel": "email", "direction": "inbound", "author_kind": "customer", "ticket_reopened": False}
-    await handle_event(services, DomainEvent(MESSAGE_RECEIVED, ticket_id, Actor(CUSTOMER),
-                                             {**base, "on_origin_thread": True}))
+    await handle_event(services, customer_email(ticket_id, on_origin_thread=True))
     async with sessions() as session:
         ticket = await session.get(Ticket, ticket_id)
         change = (await session.scalars(select(OutboxEvent).where(OutboxEvent.type == TICKET_STATUS_CHANGED))).one()
@@ -245,16 +262,14 @@ async def test_a_customer_reply_reopens_a_closed_ticket_then_any_thread_counts(s
     assert change.body["payload"]["reopened"] is True and change.body["payload"]["is_closed"] is False
     async with sessions.begin() as session:
         (await session.get(Ticket, ticket_id)).status_id = statuses["waiting_on_contact"]
-    await handle_event(services, DomainEvent(MESSAGE_RECEIVED, ticket_id, Actor(CUSTOMER),
-                                             {**base, "on_origin_thread": False}))
+    await handle_event(services, customer_email(ticket_id, on_origin_thread=False))
     assert await _status_of(sessions, ticket_id) == statuses["waiting_on_us"]
 
 
 async def test_an_email_on_another_thread_of_a_never_closed_ticket_changes_nothing(services, sessions) -> None:  # type: ignore[no-untyped-def]
     statuses = await status_ids(sessions)
     ticket_id = await make_ticket(sessions, status="waiting_on_contact")
-    await handle_event(services, DomainEvent(MESSAGE_RECEIVED, ticket_id, Actor(CUSTOMER), {
-        "channel": "email", "direction": "inbound", "author_kind": "customer", "on_origin_thread": False}))
+    await handle_event(services, customer_email(ticket_id, on_origin_thread=False))
     assert await _status_of(sessions, ticket_id) == statuses["waiting_on_contact"]
 
 

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
+from frontdesk.events import DomainEvent, TicketCreated
 from frontdesk.model import (
     Attachment,
     Channel,
@@ -111,11 +112,13 @@ async def test_new_mail_creates_ticket_in_support_new_with_contact_message_attac
     assert [e.type for e in events] == ["ticket.created", "message.received"]
     created, received = (e.body for e in events)
     assert created["actor"]["kind"] == "customer"
-    assert created["payload"]["pipeline_id"] == ticket.pipeline_id
-    assert created["payload"]["status_id"] == ticket.status_id
-    assert created["payload"]["contact_id"] == contact.id
-    assert created["payload"]["origin_conversation_id"] == conversation.id
-    assert created["payload"]["channel"] == "email"
+    typed = DomainEvent.from_dict(created)
+    assert isinstance(typed, TicketCreated)
+    assert typed.pipeline_id == ticket.pipeline_id
+    assert typed.status_id == ticket.status_id
+    assert typed.contact_id == contact.id
+    assert typed.origin_conversation_id == conversation.id
+    assert typed.source == "email"
     payload = received["payload"]
     assert payload["message_id"] == message.id and payload["conversation_id"] == conversation.id
     assert payload["on_origin_thread"] is True and payload["ticket_reopened"] is False

@@ -2,8 +2,8 @@
 
 It does what the real handler promises, in miniature: one effect per
 (event, action), recorded under an idempotency key in the same transaction,
-so a redelivered event changes nothing.  Events whose payload says
-``poison`` always fail, to exercise retries and dead letters.
+so a redelivered event changes nothing.  Tickets created from
+the ``poison`` source always fail, to exercise retries and dead letters.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ import sys
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from frontdesk.events import DomainEvent
+from frontdesk.events import DomainEvent, TicketCreated
 from frontdesk.model import AppliedEffect
 from frontdesk.settings import Settings
 
 EFFECT = "standin_ticket_received"
 HANDLED_BY = "standin_handled_by"  # its ticket_id column holds the worker's pid
+
+
+POISON = "poison"  # a TicketCreated from this source always fails
 
 
 class PoisonEvent(RuntimeError):
@@ -28,7 +31,7 @@ class PoisonEvent(RuntimeError):
 
 def standin_handler(settings: Settings, sessions: async_sessionmaker[AsyncSession], *, cured: bool = False):
     async def handle(event: DomainEvent) -> None:
-        if event.payload.get("poison") and not cured:
+        if isinstance(event, TicketCreated) and event.source == POISON and not cured:
             raise PoisonEvent(f"event {event.id} always fails")
         async with sessions() as session, session.begin():
             key = f"{event.id}:{EFFECT}"

@@ -13,22 +13,25 @@ from sqlalchemy import select
 from _kafka_standin import effects_by_ticket, standin_handler
 from frontdesk.automation.relay import OutboxRelay, outbox_lag
 from _kafka_support import event_ids, read_topic, restart_broker, wait_for
-from frontdesk.events import CUSTOMER, MESSAGE_RECEIVED, TICKET_CREATED, Actor, DomainEvent
+from frontdesk.events import CUSTOMER, Actor, DomainEvent, MessageReceived, TicketCreated
 from frontdesk.model import OutboxEvent
-from frontdesk.outbox import record_event
+from frontdesk.outbox import record_events
 
 pytestmark = pytest.mark.kafka
 
 
 async def record(sessions, events: list[DomainEvent]) -> None:
     async with sessions() as session, session.begin():
-        for event in events:
-            record_event(session, event)
+        await record_events(session, *events)
 
 
 def ticket_events(ticket_id: int, count: int) -> list[DomainEvent]:
-    first = DomainEvent(TICKET_CREATED, ticket_id, Actor(CUSTOMER), {"n": 0})
-    return [first] + [first.caused(MESSAGE_RECEIVED, actor=Actor(CUSTOMER), payload={"n": n}) for n in range(1, count)]
+    first = TicketCreated(ticket_id=ticket_id, actor=Actor(CUSTOMER), pipeline_id=1, status_id=1, source="email")
+    return [first] + [first.follow_up(MessageReceived, actor=Actor(CUSTOMER), message_id=n, conversation_id=None,
+                                      channel="email", channel_id=None, direction="inbound", author_kind="customer",
+                                      sender=None, match_rule=None, ticket_created=False, on_origin_thread=True,
+                                      ticket_reopened=False)
+                      for n in range(1, count)]
 
 
 async def all_published(sessions) -> bool:

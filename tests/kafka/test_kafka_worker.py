@@ -9,24 +9,24 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from _kafka_standin import effects_by_ticket, handling_workers, standin_handler
+from _kafka_standin import POISON, effects_by_ticket, handling_workers, standin_handler
 from _kafka_support import REPO, WorkerProcess, read_topic, wait_for, worker_environment
 from frontdesk.automation.dead_letters import list_dead_letters, replay_dead_letters
 from frontdesk.automation.relay import OutboxRelay
-from frontdesk.events import CUSTOMER, TICKET_CREATED, Actor, DomainEvent
-from frontdesk.outbox import record_event
+from frontdesk.events import CUSTOMER, Actor, DomainEvent, TicketCreated
+from frontdesk.outbox import record_events
 
 pytestmark = pytest.mark.kafka
 
 
 async def record(sessions, events: list[DomainEvent]) -> None:
     async with sessions() as session, session.begin():
-        for event in events:
-            record_event(session, event)
+        await record_events(session, *events)
 
 
-def created(ticket_id: int, **payload) -> DomainEvent:
-    return DomainEvent(TICKET_CREATED, ticket_id, Actor(CUSTOMER), payload)
+def created(ticket_id: int, *, poison: bool = False) -> TicketCreated:
+    return TicketCreated(ticket_id=ticket_id, actor=Actor(CUSTOMER), pipeline_id=1, status_id=1,
+                         source=POISON if poison else "email")
 
 
 async def test_worker_applies_the_handler_to_every_event_once(sessions, topics, standin_worker):
