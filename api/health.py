@@ -12,8 +12,10 @@ import structlog
 from aiohttp import web
 from sqlalchemy import text
 
+from sqlalchemy.engine import make_url
+
 from frontdesk.api.app import EXTRAS, Readiness
-from frontdesk.api.keys import BLOBS, SESSIONS
+from frontdesk.api.keys import BLOBS, SESSIONS, SETTINGS
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("frontdesk.health")
@@ -41,7 +43,8 @@ OPENAPI: dict[str, Any] = {
         },
         "/readyz": {
             "get": {
-                "summary": "Readiness: database, blob storage, SMTP listener and IMAP mailboxes",
+                "summary": "Readiness: database, blob storage (each with room for a message of the largest size), "
+                           "SMTP listener and IMAP mailboxes",
                 "operationId": "getReadiness",
                 "tags": ["operations"],
                 "security": [],
@@ -69,6 +72,32 @@ OPENAPI: dict[str, Any] = {
 }
 
 
+def _free_space(directory: Path, needed: int) -> Readiness:
+    """Is there room on ``directory``'s file system for one more message of the largest size?
+
+    A full disk still answers ``SELECT 1`` and still lets us create an empty
+    file (that takes an inode, not a block), so neither probe notices it;
+    but the next message could not be stored, and SMTP would have to answer
+    451.  Readiness says so before a sender has to find out.
+    """
+    try:
+        stats = os.statvfs(directory)
+    except OSError as error:
+        return Readiness(False, {"error": os.strerror(error.errno) if error.errno else str(error)})
+    free = stats.f_bavail * stats.f_frsize
+    if free < needed:
+        return Readiness(False, {"error": "disk full", "free_bytes": free, "needed_bytes": needed})
+    return Readiness(True, {"free_bytes": free})
+
+
+def _sqlite_directory(database_url: str) -> Path | None:
+    """The folder of an SQLite database file; None for PostgreSQL or an in-memory database."""
+    url = make_url(database_url)
+    if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).resolve().parent
+
+
 async def _database(request: web.Request) -> Readiness:
     try:
         async with request.app[SESSIONS]() as session:
@@ -76,17 +105,30 @@ async def _database(request: web.Request) -> Readiness:
             await asyncio.wait_for(session.execute(text("SELECT 1")), DATABASE_TIMEOUT)
     except Exception as error:  # noqa: BLE001 - any failure means "not ready"
         return Readiness(False, {"error": type(error).__name__})
+    # An embedded database lives on a disk we can see; PostgreSQL's disk is
+    # its server's to watch (a full one fails the commits, which answer 451).
+    settings = request.app[SETTINGS]
+    directory = _sqlite_directory(settings.database_url)
+    if directory is not None:
+        space = await asyncio.to_thread(_free_space, directory, _room_needed(settings.smtp.max_message_size))
+        if not space.ready:
+            return space
     return Readiness(True)
 
 
-def _writable(directory: Path) -> Readiness:
+def _room_needed(max_message_size: int) -> int:
+    # The message, its parsed parts and the journal or WAL pages of its transaction.
+    return 2 * max_message_size
+
+
+def _writable(directory: Path, needed: int) -> Readiness:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-"):
             pass
     except OSError as error:
         return Readiness(False, {"error": os.strerror(error.errno) if error.errno else str(error)})
-    return Readiness(True)
+    return _free_space(directory, needed)
 
 
 @routes.get("/healthz")
@@ -98,7 +140,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, Readiness] = {
         "database": await _database(request),
-        "blob_storage": await asyncio.to_thread(_writable, request.app[BLOBS].root),
+        "blob_storage": await asyncio.to_thread(
+            _writable, request.app[BLOBS].root, _room_needed(request.app[SETTINGS].smtp.max_message_size)),
     }
     for name, check in request.app[EXTRAS].readiness.items():
         try:
