@@ -15,7 +15,6 @@ States: ``queued`` -> ``sent`` | ``deferred`` (retry at ``next_attempt_at``)
 from __future__ import annotations
 
 import asyncio
-import random
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
@@ -24,6 +23,7 @@ from prometheus_client import Counter
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from frontdesk.background import Backoff, PollingLoop
 from frontdesk.events import MESSAGE_DELIVERY_UPDATED, Actor, DomainEvent, SYSTEM
 from frontdesk.model import Delivery, Message, utcnow
 from frontdesk.outbox import record_event
@@ -32,7 +32,6 @@ from frontdesk.storage.blobs import BlobStore
 from frontdesk.outbound.dispatch import DeliveryJob, PermanentDeliveryError, deliverer_for
 from frontdesk.outbound.email import deliver as _email  # noqa: F401  registers the email deliverer
 from frontdesk.outbound.email.compose import OutboundEmail, compose, envelope_recipients
-from frontdesk.outbound.polling import PollingLoop
 
 log = structlog.get_logger(__name__)
 
@@ -96,13 +95,11 @@ class DeliveryLoop(PollingLoop):
         self.blobs = blobs
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
-        self.first_delay = first_delay
-        self.max_delay = max_delay
+        self.backoff = Backoff(base=first_delay, cap=max_delay, jitter=0.25)
         self.lease = lease
 
     def retry_delay(self, attempt: int) -> timedelta:
-        base = min(self.max_delay, self.first_delay * 2 ** (attempt - 1))
-        return timedelta(seconds=base * (0.75 + random.random() / 4))
+        return timedelta(seconds=self.backoff.delay(attempt))
 
     async def step(self) -> None:
         await self.deliver_due()

@@ -31,6 +31,7 @@ from frontdesk.automation.embedded import EmbeddedAutomation
 from frontdesk.automation.kafka_config import KafkaTopics
 from frontdesk.automation.relay import OutboxRelay
 from frontdesk.automation.services import AutomationServices
+from frontdesk.background import PollingLoop
 from frontdesk.channels.imap import IDLE, POLLING, SYNCING, ImapPollers
 from frontdesk.channels.smtp import SmtpChannel
 from frontdesk.channels.webhooks.app import create_webhook_app, openapi_paths
@@ -44,7 +45,6 @@ from frontdesk.storage.database import create_engine, is_storage_outage, session
 from frontdesk.storage.migrate import current_revision, head_revision, upgrade
 from frontdesk.ingest.context import IngestContext
 from frontdesk.outbound.deliveries import DeliveryLoop
-from frontdesk.outbound.polling import PollingLoop
 
 log = structlog.get_logger("frontdesk.daemon")
 

@@ -18,11 +18,11 @@ import faust
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.automation.dead_letters import EventHandler
-from frontdesk.automation.event_processor import RetryPolicy
 from frontdesk.automation.faust_app import create_worker_app
 from frontdesk.automation.handlers import handle_event
 from frontdesk.automation.kafka_config import KafkaTopics, ensure_topics
 from frontdesk.automation.services import AutomationServices
+from frontdesk.background import RetryPolicy
 from frontdesk.channels.webhooks.config import parse_webhook_config
 from frontdesk.channels.webhooks.deliverers import register_webhook_deliverers
 from frontdesk.settings import ConfigError, Settings, load_settings

@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from frontdesk.background import finish_or_cancel
 from frontdesk.channels.webhooks.config import WebhookConfig
 from frontdesk.model import InboundPayload, QuarantinedItem, utcnow
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
@@ -99,15 +100,6 @@ class BlobStoreProbe:
 
 
 BLOB_PROBE = BlobStoreProbe()
-
-
-async def _cancel(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
 
 
 @asynccontextmanager
@@ -192,8 +184,9 @@ class PayloadWriter:
         self._task = asyncio.create_task(self._run(), name="webhook-payload-writer")
 
     async def stop(self) -> None:
-        await _cancel(self._task)
-        self._task = None
+        task, self._task = self._task, None
+        if task is not None:  # a queue consumer never ends by itself: cancel it at once
+            await finish_or_cancel(task, 0, name="webhook-payload-writer")
 
     async def insert(self, values: dict[str, Any]) -> StoredPayload:
         if self._task is None:  # not started: commit alone
@@ -289,8 +282,9 @@ class PayloadProcessor:
         self._task = asyncio.create_task(self._run(), name="webhook-payload-processor")
 
     async def stop(self) -> None:
-        await _cancel(self._task)
-        self._task = None
+        task, self._task = self._task, None
+        if task is not None:  # a payload cut short stays pending; the next start recovers it
+            await finish_or_cancel(task, 0, name="webhook-payload-processor")
 
     async def join(self) -> None:
         """Wait until every submitted payload has been processed (tests, shutdown)."""
