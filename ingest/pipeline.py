@@ -28,6 +28,7 @@ from frontdesk.model import Channel, Contact, Message
 from frontdesk.model.channels import EMAIL
 from frontdesk.model.messages import ACCEPTED
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
+from frontdesk.storage.writer import write_transaction
 from frontdesk.ingest import contacts, persist, threading
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.email_channels import email_channels
@@ -35,7 +36,6 @@ from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, Qu
 from frontdesk.ingest.parse_email import parse_email
 from frontdesk.ingest.quarantine import store_quarantined
 from frontdesk.ingest.screening import screen as screen_message
-from frontdesk.ingest.writer import writer_turn
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ async def reject_duplicate(state: Ingest) -> None:
     if state.db.get_bind().dialect.name == "postgresql":
         # Two copies arriving at the same moment (SMTP retry racing an IMAP
         # poll) take turns here, so the second one sees the first's row.
-        # SQLite writers take turns anyway (ingest.writer).
+        # SQLite writers take turns anyway (frontdesk.storage.writer).
         key = int.from_bytes(bytes.fromhex(message.content_hash[:16]), "big", signed=True)
         await state.db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
     query = select(Message.id, Message.ticket_id).where(Message.content_hash == message.content_hash)
@@ -235,10 +235,6 @@ BEFORE_TRANSACTION = frozenset({"parse", "screen", "store_attachments"})
 
 # -- the runner ---------------------------------------------------------------
 
-# The webhook intake imported this name before it was public.
-_writer_turn = writer_turn
-
-
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:4000]
 
@@ -279,13 +275,11 @@ async def run_pipeline(
                 await STAGES[stage_name](state)
             for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
                 try:
-                    async with writer_turn(ctx):
-                        async with ctx.sessions() as session:
-                            async with session.begin():
-                                state.session = session
-                                for stage_name in stages[leading:]:
-                                    await STAGES[stage_name](state)
-                                stage_name = "commit"
+                    async with write_transaction(ctx.sessions) as session:
+                        state.session = session
+                        for stage_name in stages[leading:]:
+                            await STAGES[stage_name](state)
+                        stage_name = "commit"
                     break
                 except DBAPIError as error:
                     if attempt == TRANSACTION_ATTEMPTS or not _lost_a_race(error):

@@ -22,11 +22,12 @@ from sqlalchemy import select
 
 from frontdesk.channels.webhooks import chat, forms, processing
 from frontdesk.channels.webhooks.config import WebhookConfig
-from frontdesk.channels.webhooks.intake import PROCESSED, IngestFunction, write_transaction
+from frontdesk.channels.webhooks.intake import PROCESSED, IngestFunction
 from frontdesk.channels.webhooks.messenger import MESSAGE, POSTBACK, classify_payload
 from frontdesk.channels.webhooks.validation import InvalidFields
 from frontdesk.model import InboundPayload, utcnow
 from frontdesk.model.channels import CHAT, FORM, MESSENGER
+from frontdesk.storage.writer import write_transaction
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
 from frontdesk.ingest.quarantine import register_replayer
@@ -85,7 +86,7 @@ async def _replay_payload(ctx: IngestContext, config: WebhookConfig, ingest: Ing
         outcomes = await processing.HANDLERS[payload.channel](ctx, config, payload, raw, ingest)
     except QuarantineMessage as refusal:
         return IngestOutcome("quarantined", reason=refusal.cause)
-    async with write_transaction(ctx) as session:
+    async with write_transaction(ctx.sessions) as session:
         row = await session.get(InboundPayload, payload_id)
         if row is not None:
             row.state = PROCESSED
