@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,26 +23,13 @@ from frontdesk.storage.writer import write_transaction
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.message import Envelope, IngestOutcome
 
+# How to re-run one channel's raw input: ``replayer(ctx, raw, envelope, record, item_id)``.
 Replayer = Callable[[IngestContext, bytes, Envelope, dict[str, Any], int], Awaitable[IngestOutcome]]
 
-# Channel kind -> how to re-run its raw input.  Email is built in; webhook
-# channels register theirs (they know how to re-read their payloads).
-_replayers: dict[str, Replayer] = {}
-
-
-def register_replayer(channel: str, replayer: Replayer) -> None:
-    """Let ``channel``'s quarantined payloads be replayed: ``replayer(ctx, raw, envelope, record, item_id)``."""
-    _replayers[channel] = replayer
-
-
-async def _replay_email(ctx: IngestContext, raw: bytes, envelope: Envelope, record: dict[str, Any],
-                        item_id: int) -> IngestOutcome:
-    from frontdesk.ingest.pipeline import ingest_email
-
-    return await ingest_email(ctx, raw, envelope, replay_of=item_id)
-
-
-register_replayer("email", _replay_email)
+# Channel kind -> its replayer: email's is ingest.pipeline.replay_email, the
+# webhook channels' come from channels.webhooks.replay (they know how to
+# re-read their payloads).  The CLI builds the table (runtime.registries).
+Replayers = Mapping[str, Replayer]
 
 
 @dataclass(frozen=True)
@@ -130,13 +117,13 @@ async def list_quarantine(ctx: IngestContext, *, include_replayed: bool = False,
                             i.replayed_at, i.replay_outcome) for i in items]
 
 
-async def replay_quarantined(ctx: IngestContext, quarantine_id: int) -> IngestOutcome:
-    """Run a quarantined item's raw input through its pipeline again and record what happened."""
+async def replay_quarantined(ctx: IngestContext, quarantine_id: int, replayers: Replayers) -> IngestOutcome:
+    """Run a quarantined item's raw input through its channel's replayer again and record what happened."""
     async with ctx.sessions() as session:
         item = await session.get(QuarantinedItem, quarantine_id)
     if item is None:
         raise LookupError(f"no quarantined item {quarantine_id}")
-    replayer = _replayers.get(item.channel)
+    replayer = replayers.get(item.channel)
     if replayer is None:
         raise LookupError(f"no replayer for {item.channel} items")
     raw = await ctx.blobs.get(item.blob)
