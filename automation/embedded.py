@@ -1,31 +1,27 @@
 """The in-process automation runner for ``frontdesk run`` without Kafka.
 
-It consumes outbox rows not yet handled, in outbox order, and calls the
-same :func:`automation.handlers.handle_event` the Kafka worker calls.  It is
-woken after each commit that wrote events (register :meth:`wake_async` in
-``IngestContext.on_commit``) and polls briefly in case a wake-up was missed
-or another process wrote the row.  A failing event is retried with backoff;
-after ``max_attempts`` it becomes a ``DeadLetter`` and the runner moves on.
-A storage outage is not the event's fault: it is retried until it ends.
+It consumes outbox rows not yet handled, in outbox order, and applies each
+through the same :class:`automation.event_processor.EventProcessor` the
+Kafka worker uses, around the same :func:`automation.handlers.handle_event`.
+It is woken after each commit that wrote events (register :meth:`wake_async`
+in ``IngestContext.on_commit``) and polls briefly in case a wake-up was
+missed or another process wrote the row.  A failing event is retried with
+backoff; after ``max_attempts`` it becomes a ``DeadLetter`` and the runner
+moves on.  A storage outage is not the event's fault: it is retried until it ends.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
+import functools
 
-import structlog
 from sqlalchemy import select, update
 
-from frontdesk.automation.dead_letters import record_dead_letter
+from frontdesk.automation.event_processor import EventProcessor, ReceivedEvent
 from frontdesk.automation.handlers import handle_event
 from frontdesk.automation.services import AutomationServices
+from frontdesk.background import Backoff, PollingLoop, RetryPolicy
 from frontdesk.events import DomainEvent, EventSchemaError
 from frontdesk.model import OutboxEvent, utcnow
-from frontdesk.storage.database import is_storage_outage
-from frontdesk.outbound.polling import PollingLoop
-
-log = structlog.get_logger(__name__)
 
 
 class EmbeddedAutomation(PollingLoop):
@@ -36,9 +32,11 @@ class EmbeddedAutomation(PollingLoop):
         self.services = services
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
-        self.first_delay = first_delay
-        self.max_delay = max_delay
         self.batch_size = batch_size
+        self.processor = EventProcessor(
+            functools.partial(handle_event, services), services.sessions, name="embedded_automation",
+            policy=RetryPolicy(max_attempts, Backoff(base=first_delay, cap=max_delay)),
+        )
 
     async def step(self) -> None:
         await self.run_until_idle()
@@ -60,43 +58,13 @@ class EmbeddedAutomation(PollingLoop):
                 await self._handle_row(row_id, event_id, body)
                 total += 1
 
-    def _delay(self, attempt: int) -> float:
-        return min(self.max_delay, self.first_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-
     async def _handle_row(self, row_id: int, event_id: str, body: dict) -> None:
         try:
             event = DomainEvent.from_dict(body)
         except (EventSchemaError, ValueError) as error:
-            await self._dead_letter(row_id, event_id, body, f"undecodable: {error}", 1)
-            return
-        failures = 0
-        outages = 0
-        while True:
-            try:
-                await handle_event(self.services, event)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                if is_storage_outage(error):
-                    outages += 1
-                    log.warning("embedded_automation_outage", event_id=event.id, error=repr(error))
-                    await asyncio.sleep(self._delay(min(outages, 8)))
-                    continue
-                failures += 1
-                if failures >= self.max_attempts:
-                    log.error("embedded_automation_dead_letter", event_id=event.id, type=event.type,
-                              ticket_id=event.ticket_id, attempts=failures, error=repr(error))
-                    await self._dead_letter(row_id, event_id, body, f"{type(error).__name__}: {error}"[:4000],
-                                            failures)
-                    return
-                log.warning("embedded_automation_retry", event_id=event.id, attempt=failures, error=repr(error))
-                await asyncio.sleep(self._delay(failures))
-        await self._mark_handled(row_id)
-
-    async def _dead_letter(self, row_id: int, event_id: str, body: dict, error: str, attempts: int) -> None:
-        await record_dead_letter(self.services.sessions, event_id=event_id, body=body, error=error,
-                                 attempts=attempts)
+            await self.processor.apply(ReceivedEvent(event_id, body), undecodable=str(error))
+        else:
+            await self.processor.apply(ReceivedEvent(event_id, body, event))
         await self._mark_handled(row_id)
 
     async def _mark_handled(self, row_id: int) -> None:

@@ -1,9 +1,9 @@
 """The faust app of ``frontdesk worker``: one agent over the events topic.
 
 The agent is a thin runner: each message goes to
-:class:`automation.event_processor.EventProcessor`, which decodes it, calls
-the automation handler with bounded retries, and dead-letters what keeps
-failing.  The agent moves to the next message (and faust may commit the
+:class:`automation.event_processor.EventProcessor` (the embedded runner
+uses the same one), which decodes it, calls the automation handler with
+bounded retries, and dead-letters what keeps failing.  The agent moves to the next message (and faust may commit the
 offset) only after that returned, so a killed worker redelivers what it
 had not finished, and the idempotent handler makes the repeat harmless.
 
@@ -17,11 +17,18 @@ from pathlib import Path
 from typing import Awaitable, Callable, Sequence
 
 import faust
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.automation.dead_letters import EventHandler
-from frontdesk.automation.event_processor import EventProcessor, RetryPolicy
+from frontdesk.automation.event_processor import EventProcessor
 from frontdesk.automation.kafka_config import KafkaTopics, bootstrap_servers
+from frontdesk.background import RetryPolicy
+
+# Registered in the worker process only: this module is the worker's.
+HANDLED = Counter("frontdesk_worker_events_handled_total", "Events the worker applied")
+RETRIED = Counter("frontdesk_worker_event_retries_total", "Failed attempts at an event that were retried")
+DEAD_LETTERED = Counter("frontdesk_worker_events_dead_lettered_total", "Events sent to the dead-letter topic")
 
 
 def create_worker_app(
@@ -62,7 +69,9 @@ def create_worker_app(
         sent = await dead_letter_topic.send(key=key, value=value)
         await sent  # wait for the broker's acknowledgement
 
-    processor = EventProcessor(handler, sessions, publish_dead_letter, policy)
+    processor = EventProcessor(handler, sessions, name="worker_event", policy=policy,
+                               publish_dead_letter=publish_dead_letter, on_handled=HANDLED.inc,
+                               on_retry=RETRIED.inc, on_dead_lettered=DEAD_LETTERED.inc)
 
     @app.agent(events_topic, name="apply_events")
     async def apply_events(stream: faust.StreamT) -> None:

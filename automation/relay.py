@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -28,9 +27,9 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.automation.kafka_config import PARTITIONS, KafkaTopics, bootstrap_servers, ensure_topics
+from frontdesk.background import Backoff, finish_or_cancel
 from frontdesk.events import DomainEvent, EventSchemaError
 from frontdesk.model import OutboxEvent
-from frontdesk.outbound.polling import finish_or_cancel
 
 log = structlog.get_logger(__name__)
 
@@ -122,7 +121,8 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._send_timeout = send_timeout
-        self._max_backoff = max_backoff
+        # 0.2 s after the first failure, doubling up to max_backoff.
+        self._backoff = Backoff(base=0.2, cap=max_backoff)
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
@@ -178,7 +178,7 @@ class OutboxRelay:
                 PUBLISH_FAILURES.inc()
                 await self._update_lag()  # the lag matters most while the broker is away
                 await self._close_producer()  # a fresh producer after a failed batch: no stale sequence state
-                delay = min(self._max_backoff, 0.1 * 2 ** min(failures, 10)) * (0.5 + random.random() / 2)
+                delay = self._backoff.delay(failures)
                 log.warning("outbox_relay_retry", error=repr(error), attempt=failures, retry_in=round(delay, 2))
                 # Only stop cuts a backoff short: commits waking us would hammer a dead broker.
                 try:

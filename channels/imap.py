@@ -11,7 +11,6 @@ otherwise, and reconnects with capped, jittered exponential backoff.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -20,6 +19,7 @@ from typing import Any, Awaitable, Callable, Iterable
 import structlog
 from prometheus_client import Counter, Gauge
 
+from frontdesk.background import Backoff, finish_or_cancel
 from frontdesk.channels.imap_checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from frontdesk.channels.imap_connection import ImapConnection, ImapError
 from frontdesk.settings import ImapMailbox
@@ -71,12 +71,6 @@ class MailboxState:
         return data
 
 
-def backoff_delay(failures: int, *, initial: float, maximum: float) -> float:
-    """Exponential backoff capped at ``maximum``, with jitter so pollers never retry in step."""
-    ceiling = min(maximum, initial * (2 ** max(0, failures - 1)))
-    return random.uniform(ceiling / 2, ceiling)
-
-
 def channel_key_for(mailbox: ImapMailbox, ctx: IngestContext) -> str | None:
     """The support address this mailbox serves: configured, or its user name if that is one."""
     if mailbox.support_address:
@@ -110,8 +104,8 @@ class ImapPoller:
         self._ctx = ctx
         self.mailbox = mailbox
         self._ingest = ingest
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
+        # Jittered so pollers that lost the same server never retry in step.
+        self._backoff = Backoff(base=backoff_initial, cap=backoff_max)
         self._command_timeout = command_timeout
         self._stop = asyncio.Event()
         self._connection: ImapConnection | None = None
@@ -172,8 +166,7 @@ class ImapPoller:
                 except Exception as error:  # noqa: BLE001 - every failure is retried after a pause
                     kind = self._failure_kind(error)
                     self._record_failure(kind, error)
-                    delay = backoff_delay(self.state.consecutive_failures,
-                                          initial=self._backoff_initial, maximum=self._backoff_max)
+                    delay = self._backoff.delay(self.state.consecutive_failures)
                     log_method = self._log.exception if kind == "unexpected" else self._log.warning
                     log_method("imap.backoff", kind=kind, error=str(error), retry_in=round(delay, 2),
                                failures=self.state.consecutive_failures)
@@ -302,8 +295,6 @@ class ImapPollers:
             await poller.stop()
         if not self._tasks:
             return
-        _, pending = await asyncio.wait(self._tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(finish_or_cancel(task, timeout, name=task.get_name()) for task in self._tasks),
+                             return_exceptions=True)
         self._tasks = []

@@ -12,36 +12,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.model import QuarantinedItem, utcnow
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
+from frontdesk.storage.writer import write_transaction
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.message import Envelope, IngestOutcome
-from frontdesk.ingest.writer import writer_turn
 
+# How to re-run one channel's raw input: ``replayer(ctx, raw, envelope, record, item_id)``.
 Replayer = Callable[[IngestContext, bytes, Envelope, dict[str, Any], int], Awaitable[IngestOutcome]]
 
-# Channel kind -> how to re-run its raw input.  Email is built in; webhook
-# channels register theirs (they know how to re-read their payloads).
-_replayers: dict[str, Replayer] = {}
-
-
-def register_replayer(channel: str, replayer: Replayer) -> None:
-    """Let ``channel``'s quarantined payloads be replayed: ``replayer(ctx, raw, envelope, record, item_id)``."""
-    _replayers[channel] = replayer
-
-
-async def _replay_email(ctx: IngestContext, raw: bytes, envelope: Envelope, record: dict[str, Any],
-                        item_id: int) -> IngestOutcome:
-    from frontdesk.ingest.pipeline import ingest_email
-
-    return await ingest_email(ctx, raw, envelope, replay_of=item_id)
-
-
-register_replayer("email", _replay_email)
+# Channel kind -> its replayer: email's is ingest.pipeline.replay_email, the
+# webhook channels' come from channels.webhooks.replay (they know how to
+# re-read their payloads).  The CLI builds the table (runtime.registries).
+Replayers = Mapping[str, Replayer]
 
 
 @dataclass(frozen=True)
@@ -70,8 +58,8 @@ def _describe_outcome(outcome: IngestOutcome) -> str:
     return " ".join(parts)
 
 
-async def store_quarantined(
-    ctx: IngestContext,
+async def add_quarantined(
+    session: AsyncSession,
     *,
     channel: str,
     source: str | None,
@@ -81,24 +69,34 @@ async def store_quarantined(
     envelope: dict[str, Any],
     replay_of: int | None = None,
 ) -> int:
-    """Keep a failed input in its own transaction; a failing replay updates its item instead.
+    """Add a quarantined item in the caller's transaction; a failing replay updates its item instead.
+
+    The one writer of quarantine rows: the pipeline runner (through
+    :func:`store_quarantined`) and the webhook intake, which also marks its
+    payload row in the same transaction, both call it.
+    """
+    if replay_of is not None:
+        item = await session.get(QuarantinedItem, replay_of)
+        if item is not None:
+            item.replayed_at = utcnow()
+            item.replay_outcome = f"quarantined again: {cause}: {detail}"[:4000]
+            return item.id
+    item = QuarantinedItem(channel=channel, source=(source or "")[:320] or None, blob=blob,
+                           cause=cause[:50], detail=detail[:4000], envelope=envelope)
+    session.add(item)
+    await session.flush()
+    return item.id
+
+
+async def store_quarantined(ctx: IngestContext, **item: Any) -> int:
+    """:func:`add_quarantined` in a write transaction of its own.
 
     Raises :class:`StorageUnavailable` if even this cannot be written: the
     caller must then not acknowledge the input.
     """
     try:
-        async with writer_turn(ctx), ctx.sessions.begin() as session:
-            if replay_of is not None:
-                item = await session.get(QuarantinedItem, replay_of)
-                if item is not None:
-                    item.replayed_at = utcnow()
-                    item.replay_outcome = f"quarantined again: {cause}: {detail}"[:4000]
-                    return item.id
-            item = QuarantinedItem(channel=channel, source=(source or "")[:320] or None, blob=blob,
-                                   cause=cause[:50], detail=detail[:4000], envelope=envelope)
-            session.add(item)
-            await session.flush()
-            return item.id
+        async with write_transaction(ctx.sessions) as session:
+            return await add_quarantined(session, **item)
     except Exception as error:
         if is_storage_outage(error):
             raise StorageUnavailable(f"cannot write the quarantine: {error}") from error
@@ -119,19 +117,19 @@ async def list_quarantine(ctx: IngestContext, *, include_replayed: bool = False,
                             i.replayed_at, i.replay_outcome) for i in items]
 
 
-async def replay_quarantined(ctx: IngestContext, quarantine_id: int) -> IngestOutcome:
-    """Run a quarantined item's raw input through its pipeline again and record what happened."""
+async def replay_quarantined(ctx: IngestContext, quarantine_id: int, replayers: Replayers) -> IngestOutcome:
+    """Run a quarantined item's raw input through its channel's replayer again and record what happened."""
     async with ctx.sessions() as session:
         item = await session.get(QuarantinedItem, quarantine_id)
     if item is None:
         raise LookupError(f"no quarantined item {quarantine_id}")
-    replayer = _replayers.get(item.channel)
+    replayer = replayers.get(item.channel)
     if replayer is None:
         raise LookupError(f"no replayer for {item.channel} items")
     raw = await ctx.blobs.get(item.blob)
     outcome = await replayer(ctx, raw, Envelope.from_dict(item.envelope), dict(item.envelope), item.id)
     if outcome.kind != "quarantined":
-        async with writer_turn(ctx), ctx.sessions.begin() as session:
+        async with write_transaction(ctx.sessions) as session:
             stored = await session.get(QuarantinedItem, quarantine_id)
             assert stored is not None
             stored.replayed_at = utcnow()

@@ -15,8 +15,8 @@ States: ``queued`` -> ``sent`` | ``deferred`` (retry at ``next_attempt_at``)
 from __future__ import annotations
 
 import asyncio
-import random
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Mapping
 
 import structlog
@@ -24,15 +24,15 @@ from prometheus_client import Counter
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from frontdesk.background import Backoff, PollingLoop
 from frontdesk.events import SYSTEM, Actor, MessageDeliveryUpdated
 from frontdesk.model import Delivery, Message, utcnow
 from frontdesk.outbox import record_events
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
-from frontdesk.outbound.dispatch import DeliveryJob, PermanentDeliveryError, deliverer_for
-from frontdesk.outbound.email import deliver as _email  # noqa: F401  registers the email deliverer
+from frontdesk.outbound.dispatch import Deliverers, DeliveryJob, PermanentDeliveryError
+from frontdesk.outbound.email.deliver import EMAIL, deliver_email
 from frontdesk.outbound.email.compose import OutboundEmail, compose, envelope_recipients
-from frontdesk.outbound.polling import PollingLoop
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +41,10 @@ SENT = "sent"
 DEFERRED = "deferred"
 FAILED = "failed"
 PENDING_STATES = (QUEUED, DEFERRED)
+
+# What a loop sends when it is given no table: email only.  The daemon and
+# the worker pass every channel's deliverer (runtime.registries).
+EMAIL_ONLY: Deliverers = MappingProxyType({EMAIL: deliver_email})
 
 OUTCOMES = Counter("frontdesk_outbound_deliveries_total", "Delivery attempts by channel and outcome",
                    ["channel", "outcome"])
@@ -88,7 +92,7 @@ class DeliveryLoop(PollingLoop):
 
     def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore, *,
                  poll_interval: float = 5.0, max_attempts: int = 8, first_delay: float = 30.0,
-                 max_delay: float = 3600.0, lease: float = 300.0) -> None:
+                 max_delay: float = 3600.0, lease: float = 300.0, deliverers: Deliverers = EMAIL_ONLY) -> None:
         super().__init__()
         self.name = "delivery-loop"
         self.settings = settings
@@ -96,13 +100,12 @@ class DeliveryLoop(PollingLoop):
         self.blobs = blobs
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
-        self.first_delay = first_delay
-        self.max_delay = max_delay
+        self.backoff = Backoff(base=first_delay, cap=max_delay, jitter=0.25)
         self.lease = lease
+        self.deliverers = deliverers
 
     def retry_delay(self, attempt: int) -> timedelta:
-        base = min(self.max_delay, self.first_delay * 2 ** (attempt - 1))
-        return timedelta(seconds=base * (0.75 + random.random() / 4))
+        return timedelta(seconds=self.backoff.delay(attempt))
 
     async def step(self) -> None:
         await self.deliver_due()
@@ -146,7 +149,7 @@ class DeliveryLoop(PollingLoop):
             )
 
     async def _attempt(self, job: DeliveryJob, now: datetime) -> None:
-        deliver = deliverer_for(job.channel)
+        deliver = self.deliverers.get(job.channel)
         provider_id: str | None = None
         error: str | None = None
         try:

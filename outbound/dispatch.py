@@ -1,9 +1,10 @@
 """Which function delivers a queued outbound message on each channel.
 
 The delivery loop (:mod:`outbound.deliveries`) looks the channel of every
-due ``Delivery`` row up here.  Email is registered by
-:mod:`outbound.email.deliver`; the webhook channels register ``"messenger"``
-and ``"chat"``.
+due ``Delivery`` row up in its :data:`Deliverers` table, which the daemon and
+the worker build at start-up and pass in: email
+(:func:`outbound.email.deliver.deliver_email`), and the webhook channels'
+``"messenger"`` and ``"chat"`` (:mod:`channels.webhooks.deliverers`).
 
 A deliverer has the signature::
 
@@ -64,17 +65,5 @@ class DeliveryJob:
 
 Deliverer = Callable[[DeliveryJob], Awaitable[str | None]]
 
-_DELIVERERS: dict[str, Deliverer] = {}
-
-
-def register_deliverer(channel: str, deliver: Deliverer) -> None:
-    """Make ``deliver`` the sender for ``channel``; a later registration replaces it."""
-    _DELIVERERS[channel] = deliver
-
-
-def deliverer_for(channel: str) -> Deliverer | None:
-    return _DELIVERERS.get(channel)
-
-
-def registered_channels() -> frozenset[str]:
-    return frozenset(_DELIVERERS)
+# Channel kind -> its deliverer.
+Deliverers = Mapping[str, Deliverer]

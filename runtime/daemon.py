@@ -24,19 +24,17 @@ from aiohttp import web
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import frontdesk.outbound.email.deliver  # noqa: F401  (registers the email deliverer)
 from frontdesk.api.app import AppExtras, Readiness, create_app
 from frontdesk.api.replies import AFTER_COMMIT
 from frontdesk.automation.embedded import EmbeddedAutomation
 from frontdesk.automation.kafka_config import KafkaTopics
 from frontdesk.automation.relay import OutboxRelay
 from frontdesk.automation.services import AutomationServices
+from frontdesk.background import PollingLoop
 from frontdesk.channels.imap import IDLE, POLLING, SYNCING, ImapPollers
 from frontdesk.channels.smtp import SmtpChannel
 from frontdesk.channels.webhooks.app import create_webhook_app, openapi_paths
 from frontdesk.channels.webhooks.config import WebhookConfig, parse_webhook_config
-from frontdesk.channels.webhooks.deliverers import register_webhook_deliverers
-from frontdesk.channels.webhooks.replay import register_webhook_replayers
 from frontdesk.defaults import ensure_defaults
 from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, ConfigError, Settings
 from frontdesk.storage.blobs import BlobStore
@@ -44,7 +42,7 @@ from frontdesk.storage.database import create_engine, is_storage_outage, session
 from frontdesk.storage.migrate import current_revision, head_revision, upgrade
 from frontdesk.ingest.context import IngestContext
 from frontdesk.outbound.deliveries import DeliveryLoop
-from frontdesk.outbound.polling import PollingLoop
+from frontdesk.runtime.registries import deliverers
 
 log = structlog.get_logger("frontdesk.daemon")
 
@@ -148,9 +146,7 @@ class Daemon:
         """Outbound deliveries always; automation in-process, or the relay that feeds the Kafka worker."""
         assert self.ctx is not None
         ctx, settings = self.ctx, self.settings
-        register_webhook_deliverers(self.webhooks, ctx.sessions)
-        register_webhook_replayers(self.webhooks)
-        deliveries = DeliveryLoop(settings, ctx.sessions, ctx.blobs)
+        deliveries = DeliveryLoop(settings, ctx.sessions, ctx.blobs, deliverers=deliverers(self.webhooks, ctx.sessions))
         await self._run_loop(deliveries)
         if settings.embedded:
             automation = EmbeddedAutomation(

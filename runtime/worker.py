@@ -18,17 +18,17 @@ import faust
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.automation.dead_letters import EventHandler
-from frontdesk.automation.event_processor import RetryPolicy
 from frontdesk.automation.faust_app import create_worker_app
 from frontdesk.automation.handlers import handle_event
 from frontdesk.automation.kafka_config import KafkaTopics, ensure_topics
 from frontdesk.automation.services import AutomationServices
+from frontdesk.background import RetryPolicy
 from frontdesk.channels.webhooks.config import parse_webhook_config
-from frontdesk.channels.webhooks.deliverers import register_webhook_deliverers
 from frontdesk.settings import ConfigError, Settings, load_settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import create_engine, session_factory
 from frontdesk.outbound.deliveries import DeliveryLoop
+from frontdesk.runtime.registries import deliverers
 
 # (settings, sessions) -> the handler and what to start with the worker.
 HandlerFactory = Callable[
@@ -58,8 +58,8 @@ def automation_with_outbound(
     The loop may claim any due delivery, agent replies to Messenger and chat
     included, so it needs every channel's deliverer, as the daemon has.
     """
-    register_webhook_deliverers(parse_webhook_config(settings), sessions)
-    outbound = DeliveryLoop(settings, sessions, BlobStore(settings.blob_dir))
+    outbound = DeliveryLoop(settings, sessions, BlobStore(settings.blob_dir),
+                            deliverers=deliverers(parse_webhook_config(settings), sessions))
     return automation_handler(settings, sessions, outbound), (outbound.start,)
 
 

@@ -1,4 +1,4 @@
-"""Register the Messenger and chat deliverers with the outbound dispatch registry.
+"""The Messenger and chat deliverers, built from the webhook configuration for the delivery loop's table.
 
 The deliverers live in :mod:`outbound`; this is where the webhook
 configuration (page tokens, callback URLs, secrets) is handed to them.
@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.channels.webhooks.config import WebhookConfig
 from frontdesk.outbound.chat import ChatDeliverer, ChatEndpoint
-from frontdesk.outbound.dispatch import register_deliverer
+from frontdesk.outbound.dispatch import Deliverer
 from frontdesk.outbound.messenger import MessengerDeliverer, PageSender
 
 
@@ -24,7 +24,6 @@ def chat_deliverer(config: WebhookConfig, sessions: async_sessionmaker[AsyncSess
     return ChatDeliverer(endpoints, sessions, timeout_seconds=config.send_timeout_seconds)
 
 
-def register_webhook_deliverers(config: WebhookConfig, sessions: async_sessionmaker[AsyncSession]) -> None:
-    """Make ``"messenger"`` and ``"chat"`` deliveries go out through the Send API and chat callbacks."""
-    register_deliverer("messenger", messenger_deliverer(config, sessions))
-    register_deliverer("chat", chat_deliverer(config, sessions))
+def webhook_deliverers(config: WebhookConfig, sessions: async_sessionmaker[AsyncSession]) -> dict[str, Deliverer]:
+    """``"messenger"`` and ``"chat"`` deliveries go out through the Send API and chat callbacks."""
+    return {"messenger": messenger_deliverer(config, sessions), "chat": chat_deliverer(config, sessions)}

@@ -19,19 +19,19 @@ import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import structlog
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from frontdesk.background import finish_or_cancel
 from frontdesk.channels.webhooks.config import WebhookConfig
-from frontdesk.model import InboundPayload, QuarantinedItem, utcnow
+from frontdesk.model import InboundPayload, utcnow
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
+from frontdesk.storage.writer import write_transaction
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
-from frontdesk.ingest.writer import writer_turn
+from frontdesk.ingest.quarantine import add_quarantined
 
 log = structlog.get_logger(__name__)
 
@@ -101,29 +101,6 @@ class BlobStoreProbe:
 BLOB_PROBE = BlobStoreProbe()
 
 
-async def _cancel(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-
-
-@asynccontextmanager
-async def write_transaction(ctx: IngestContext) -> AsyncIterator[AsyncSession]:
-    """A write transaction that takes its turn with the ingest pipeline's.
-
-    SQLite has one writer, and a transaction that read before another
-    committed cannot upgrade to a write; the pipeline serialises its
-    transactions per database for that reason, and ours join the same
-    queue.  PostgreSQL runs them concurrently.
-    """
-    async with writer_turn(ctx):
-        async with ctx.sessions.begin() as session:
-            yield session
-
-
 async def commit_payload_rows(ctx: IngestContext, batch: list[dict[str, Any]]) -> list[StoredPayload]:
     """Insert the batch's new bodies as pending rows and commit, in one transaction.
 
@@ -134,7 +111,7 @@ async def commit_payload_rows(ctx: IngestContext, batch: list[dict[str, Any]]) -
     received = utcnow()
     known: dict[tuple[str, str], int] = {}
     fresh: dict[tuple[str, str], dict[str, Any]] = {}
-    async with write_transaction(ctx) as session:
+    async with write_transaction(ctx.sessions) as session:
         for payload_id, channel, blob in (await session.execute(
                 select(InboundPayload.id, InboundPayload.channel, InboundPayload.blob)
                 .where(InboundPayload.blob.in_({values["blob"] for values in batch}))
@@ -192,8 +169,9 @@ class PayloadWriter:
         self._task = asyncio.create_task(self._run(), name="webhook-payload-writer")
 
     async def stop(self) -> None:
-        await _cancel(self._task)
-        self._task = None
+        task, self._task = self._task, None
+        if task is not None:  # a queue consumer never ends by itself: cancel it at once
+            await finish_or_cancel(task, 0, name="webhook-payload-writer")
 
     async def insert(self, values: dict[str, Any]) -> StoredPayload:
         if self._task is None:  # not started: commit alone
@@ -289,8 +267,9 @@ class PayloadProcessor:
         self._task = asyncio.create_task(self._run(), name="webhook-payload-processor")
 
     async def stop(self) -> None:
-        await _cancel(self._task)
-        self._task = None
+        task, self._task = self._task, None
+        if task is not None:  # a payload cut short stays pending; the next start recovers it
+            await finish_or_cancel(task, 0, name="webhook-payload-processor")
 
     async def join(self) -> None:
         """Wait until every submitted payload has been processed (tests, shutdown)."""
@@ -350,7 +329,7 @@ class PayloadProcessor:
             log.exception("webhook.processing_failed", payload_id=payload_id)
             await self._quarantine(payload, "processing_error", f"{type(error).__name__}: {error}")
             return ["quarantined: processing_error"]
-        async with write_transaction(self.ctx) as session:
+        async with write_transaction(self.ctx.sessions) as session:
             row = await session.get(InboundPayload, payload_id)
             if row is not None:
                 row.state = PROCESSED
@@ -361,14 +340,14 @@ class PayloadProcessor:
         return outcomes
 
     async def _quarantine(self, payload: InboundPayload, cause: str, detail: str) -> None:
-        async with write_transaction(self.ctx) as session:
-            session.add(QuarantinedItem(
-                channel=payload.channel, source=f"webhook:{payload.channel}/{payload.route}",
-                blob=payload.blob, cause=cause, detail=detail[:10_000],
-                envelope={**Envelope(channel=payload.channel, source=f"webhook:{payload.channel}/{payload.route}",
-                                     channel_key=payload.route, received_at=payload.received_at).to_dict(),
+        async with write_transaction(self.ctx.sessions) as session:
+            source = f"webhook:{payload.channel}/{payload.route}"
+            await add_quarantined(
+                session, channel=payload.channel, source=source, blob=payload.blob, cause=cause, detail=detail,
+                envelope={**Envelope(channel=payload.channel, source=source, channel_key=payload.route,
+                                     received_at=payload.received_at).to_dict(),
                           "inbound_payload_id": payload.id, "headers": payload.headers},
-            ))
+            )
             row = await session.get(InboundPayload, payload.id)
             if row is not None:
                 row.state = QUARANTINED

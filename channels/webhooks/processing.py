@@ -15,13 +15,14 @@ from sqlalchemy import select
 
 from frontdesk.channels.webhooks import chat, forms, page_events
 from frontdesk.channels.webhooks.config import WebhookConfig
-from frontdesk.channels.webhooks.intake import IngestFunction, PayloadHandler, write_transaction
+from frontdesk.channels.webhooks.intake import IngestFunction, PayloadHandler
 from frontdesk.channels.webhooks.messenger import (
     DELETE, DELIVERY, ECHO, EDIT, IGNORED, MESSAGE, POSTBACK, READ, MessengerEvent, classify_payload,
 )
 from frontdesk.channels.webhooks.validation import InvalidFields
 from frontdesk.model import Channel, InboundPayload, Message
 from frontdesk.model.channels import CHAT, FORM, MESSENGER
+from frontdesk.storage.writer import write_transaction
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.message import InboundAttachment, InboundMessage, QuarantineMessage
 
@@ -81,7 +82,7 @@ async def _messenger_event(ctx: IngestContext, ingest: IngestFunction, payload: 
         if await _already_stored(ctx, channel, event.external_id):
             return f"duplicate: mid {event.external_id} already stored"
         return await _ingest(ctx, ingest, messenger_inbound(event, payload))
-    async with write_transaction(ctx) as session:
+    async with write_transaction(ctx.sessions) as session:
         if event.kind == ECHO:
             result = await page_events.record_echo(session, channel, event, source=f"webhook:messenger/{event.page_id}",
                                                    raw_blob=payload.blob)

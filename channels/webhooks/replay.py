@@ -22,14 +22,16 @@ from sqlalchemy import select
 
 from frontdesk.channels.webhooks import chat, forms, processing
 from frontdesk.channels.webhooks.config import WebhookConfig
-from frontdesk.channels.webhooks.intake import PROCESSED, IngestFunction, write_transaction
+from frontdesk.channels.webhooks.intake import PROCESSED, IngestFunction
 from frontdesk.channels.webhooks.messenger import MESSAGE, POSTBACK, classify_payload
 from frontdesk.channels.webhooks.validation import InvalidFields
 from frontdesk.model import InboundPayload, utcnow
 from frontdesk.model.channels import CHAT, FORM, MESSENGER
+from frontdesk.storage.writer import write_transaction
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
-from frontdesk.ingest.quarantine import register_replayer
+from frontdesk.ingest.pipeline import ingest_message
+from frontdesk.ingest.quarantine import Replayer
 
 
 def _messages_in(config: WebhookConfig, channel: str, key: str | None, raw: bytes) -> list[InboundMessage]:
@@ -51,13 +53,11 @@ def _messages_in(config: WebhookConfig, channel: str, key: str | None, raw: byte
     return [forms.to_inbound(form, submission, data, raw_blob=stub.blob, raw=raw)]
 
 
-def webhook_replayer(config: WebhookConfig, ingest: IngestFunction | None = None):  # type: ignore[no-untyped-def]
-    """A replayer for :func:`ingest.quarantine.register_replayer` that knows this configuration."""
+def webhook_replayer(config: WebhookConfig, ingest: IngestFunction | None = None) -> Replayer:
+    """A quarantine replayer (:data:`ingest.quarantine.Replayer`) that knows this configuration."""
 
     async def replay(ctx: IngestContext, raw: bytes, envelope: Envelope, record: dict[str, Any],
                      item_id: int) -> IngestOutcome:
-        from frontdesk.ingest.pipeline import ingest_message
-
         if record.get("inbound_payload_id") is not None:
             return await _replay_payload(ctx, config, ingest or ingest_message, int(record["inbound_payload_id"]), raw)
         # The pipeline refused one message: rebuild it and let the pipeline update the same item.
@@ -85,7 +85,7 @@ async def _replay_payload(ctx: IngestContext, config: WebhookConfig, ingest: Ing
         outcomes = await processing.HANDLERS[payload.channel](ctx, config, payload, raw, ingest)
     except QuarantineMessage as refusal:
         return IngestOutcome("quarantined", reason=refusal.cause)
-    async with write_transaction(ctx) as session:
+    async with write_transaction(ctx.sessions) as session:
         row = await session.get(InboundPayload, payload_id)
         if row is not None:
             row.state = PROCESSED
@@ -93,8 +93,7 @@ async def _replay_payload(ctx: IngestContext, config: WebhookConfig, ingest: Ing
     return IngestOutcome("replayed", reason="; ".join(outcomes)[:1000])
 
 
-def register_webhook_replayers(config: WebhookConfig, ingest: IngestFunction | None = None) -> None:
-    """Make ``frontdesk quarantine replay`` handle messenger, chat and form items."""
+def webhook_replayers(config: WebhookConfig, ingest: IngestFunction | None = None) -> dict[str, Replayer]:
+    """The replayers of messenger, chat and form items, for ``frontdesk quarantine replay``."""
     replayer = webhook_replayer(config, ingest)
-    for channel in (MESSENGER, CHAT, FORM):
-        register_replayer(channel, replayer)
+    return {channel: replayer for channel in (MESSENGER, CHAT, FORM)}

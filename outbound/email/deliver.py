@@ -7,7 +7,7 @@ the same Message-ID.
 
 from __future__ import annotations
 
-from frontdesk.outbound.dispatch import DeliveryJob, PermanentDeliveryError, register_deliverer
+from frontdesk.outbound.dispatch import DeliveryJob, PermanentDeliveryError
 from frontdesk.outbound.email.smarthost import send_via_smarthost
 from frontdesk.outbound.email.spool import write_to_spool
 
@@ -26,5 +26,3 @@ async def deliver_email(job: DeliveryJob) -> str | None:
         return f"spool:{path.name}"
     return await send_via_smarthost(job.settings.smarthost, sender=sender, recipients=recipients, raw=raw)
 
-
-register_deliverer(EMAIL, deliver_email)

@@ -43,12 +43,12 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     from frontdesk.channels.webhooks.config import parse_webhook_config
-    from frontdesk.channels.webhooks.replay import register_webhook_replayers
     from frontdesk.ingest.quarantine import list_quarantine, replay_quarantined
+    from frontdesk.runtime.registries import quarantine_replayers
 
     # Messenger, chat and form items are rebuilt from their stored payloads
     # with the channel configuration; email items need nothing more.
-    register_webhook_replayers(parse_webhook_config(settings))
+    replayers = quarantine_replayers(parse_webhook_config(settings))
     failed = 0
     async with ingest_context(settings) as ctx:
         if args.replay_all:
@@ -57,7 +57,7 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
             ids = [args.id]
         for item_id in ids:
             try:
-                outcome = await replay_quarantined(ctx, item_id)
+                outcome = await replay_quarantined(ctx, item_id, replayers)
             except LookupError as error:
                 print(f"{item_id}\terror\t{error}")
                 failed += 1

@@ -41,7 +41,7 @@ from frontdesk.model import (
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.message import Envelope
 from frontdesk.ingest.pipeline import ingest_email
-from frontdesk.outbound.dispatch import DeliveryJob, deliverer_for, register_deliverer
+from frontdesk.outbound.dispatch import DeliveryJob
 
 CUSTOMER = "ada@example.com"
 SUPPORT = "support@acme.test"
@@ -292,16 +292,11 @@ async def test_a_messenger_ticket_is_answered_through_the_dispatch_registry(sess
         sent.append(job)
         return "mid.1"
 
-    previous = deliverer_for("messenger")
-    register_deliverer("messenger", fake_messenger)
-    try:
-        answer = await api.post(f"/api/v1/tickets/{ticket_id}/replies", json={"text": "Hello Max"},
-                                headers={"Authorization": "Bearer test-api-token"})
-        assert answer.status == 201, await answer.text()
-        await deliveries.deliver_due()
-    finally:
-        if previous is not None:
-            register_deliverer("messenger", previous)
+    deliveries.deliverers = {**deliveries.deliverers, "messenger": fake_messenger}
+    answer = await api.post(f"/api/v1/tickets/{ticket_id}/replies", json={"text": "Hello Max"},
+                            headers={"Authorization": "Bearer test-api-token"})
+    assert answer.status == 201, await answer.text()
+    await deliveries.deliver_due()
     [job] = sent
     assert (job.recipient, job.payload["text"], job.payload["thread_key"]) == ("psid-42", "Hello Max", "page-1:psid-42")
     async with sessions() as session:

@@ -36,7 +36,7 @@ async def test_every_corpus_email_is_stored_screened_duplicate_or_quarantined(se
     files = corpus_emails(corpus)
     assert len(files) > 1000
     # Several at once (on SQLite only parsing and fsyncs overlap, see
-    # ingest.writer).  Identical files go to the same
+    # frontdesk.storage.writer).  Identical files go to the same
     # worker, in order, so the second copy meets the stored first one.
     workers = 4
     shards: list[list[tuple[Path, bytes]]] = [[] for _ in range(workers)]

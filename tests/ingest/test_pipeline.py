@@ -31,9 +31,12 @@ from frontdesk.ingest import pipeline
 from frontdesk.ingest.contacts import normalize_address, split_display_name
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.message import InboundMessage
-from frontdesk.ingest.pipeline import ingest_email, ingest_message
+from frontdesk.ingest.pipeline import ingest_email, ingest_message, replay_email
 from frontdesk.ingest.quarantine import list_quarantine, replay_quarantined
 from _ingest_mail import SUPPORT, count, counts, event_types, mail, smtp_envelope
+
+
+REPLAYERS = {"email": replay_email}
 
 
 @pytest.fixture
@@ -331,9 +334,9 @@ async def test_failing_stage_quarantines_with_cause_and_replay_is_idempotent(ctx
     assert item.envelope["rcpt_tos"] == [SUPPORT] and item.envelope["source"] == "smtp"
 
     monkeypatch.setitem(pipeline.STAGES, "thread_email", real_threading)  # the bug is fixed
-    replayed = await replay_quarantined(ctx, outcome.quarantine_id)
+    replayed = await replay_quarantined(ctx, outcome.quarantine_id, REPLAYERS)
     assert replayed.kind == "ticket_created"
-    again = await replay_quarantined(ctx, outcome.quarantine_id)
+    again = await replay_quarantined(ctx, outcome.quarantine_id, REPLAYERS)
     assert again.kind == "duplicate" and again.message_id == replayed.message_id
     assert await count(sessions, Message) == 1 and await count(sessions, Ticket) == 1
     assert await list_quarantine(ctx) == []

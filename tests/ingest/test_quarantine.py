@@ -11,9 +11,12 @@ from frontdesk.defaults import ensure_defaults
 from frontdesk.model import Message, QuarantinedItem, Ticket
 from frontdesk.settings import SupportAddress
 from frontdesk.ingest.context import IngestContext
-from frontdesk.ingest.pipeline import ingest_email
+from frontdesk.ingest.pipeline import ingest_email, replay_email
 from frontdesk.ingest.quarantine import list_quarantine, replay_quarantined
 from _ingest_mail import count, counts, mail, smtp_envelope
+
+
+REPLAYERS = {"email": replay_email}
 
 
 @pytest.fixture
@@ -31,7 +34,7 @@ async def test_input_that_is_no_email_is_quarantined_raw_with_its_cause(ctx, ses
     assert await counts(sessions) == {"tickets": 0, "messages": 0, "events": 0, "quarantine": 1}
 
     # Replaying what still cannot be parsed updates the item; it adds no second one.
-    again = await replay_quarantined(ctx, outcome.quarantine_id)
+    again = await replay_quarantined(ctx, outcome.quarantine_id, REPLAYERS)
     assert again.kind == "quarantined" and again.quarantine_id == outcome.quarantine_id
     [entry] = await list_quarantine(ctx, include_replayed=True)
     assert entry.replayed_at is not None and entry.replay_outcome.startswith("quarantined again: parse_error")
@@ -48,7 +51,7 @@ async def test_mail_for_an_unknown_address_waits_in_quarantine_until_the_address
 
     configured = replace(settings, support_addresses=(*settings.support_addresses, SupportAddress("sales@acme.test")))
     await ensure_defaults(sessions, configured)
-    replayed = await replay_quarantined(ctx, entry.id)
+    replayed = await replay_quarantined(ctx, entry.id, REPLAYERS)
     assert replayed.kind == "ticket_created"
     async with sessions() as session:
         message = await session.get(Message, replayed.message_id)
@@ -56,7 +59,7 @@ async def test_mail_for_an_unknown_address_waits_in_quarantine_until_the_address
     assert message.external_id == "sales-1@example.com" and ticket.name == "The printer is on fire"
 
     # Idempotent: a second replay finds the stored message and adds nothing.
-    again = await replay_quarantined(ctx, entry.id)
+    again = await replay_quarantined(ctx, entry.id, REPLAYERS)
     assert again.kind == "duplicate" and again.message_id == replayed.message_id
     assert await count(sessions, Message) == 1 and await count(sessions, Ticket) == 1
     assert await list_quarantine(ctx) == []
@@ -66,7 +69,7 @@ async def test_mail_for_an_unknown_address_waits_in_quarantine_until_the_address
 
 async def test_replaying_an_unknown_item_says_so(ctx):
     with pytest.raises(LookupError):
-        await replay_quarantined(ctx, 999)
+        await replay_quarantined(ctx, 999, REPLAYERS)
 
 
 async def test_list_filters_by_cause_and_keeps_order(ctx, sessions):

@@ -242,7 +242,7 @@ async def test_threading_at_scale_is_exact_with_no_false_merges(settings, sessio
     # forwards): 2,075 tickets and 2,025 replies.
     plan = Plan(seed=20261123, tickets=1750, replies=2350)
     # Several mails at once: on PostgreSQL whole transactions overlap; on
-    # SQLite (one writer, see ingest.writer) parsing and blob fsyncs do.
+    # SQLite (one writer, see frontdesk.storage.writer) parsing and blob fsyncs do.
     workers = 6
     tickets: dict[int, int] = {}
     wrong: list[str] = []

@@ -60,10 +60,10 @@ async def handling_workers(sessions: async_sessionmaker[AsyncSession]) -> set[in
 
 if __name__ == "__main__":
     # python tests/kafka/_kafka_standin.py: the worker process, with this handler.
-    from frontdesk.automation.event_processor import RetryPolicy
+    from frontdesk.background import Backoff, RetryPolicy
     from frontdesk.settings import load_settings
     from frontdesk.runtime.worker import run_worker
 
     sys.exit(run_worker(load_settings(), handler_factory=lambda s, db: (standin_handler(s, db), ()),
-                        policy=RetryPolicy(max_attempts=3, first_delay=0.05, max_delay=0.5)))
+                        policy=RetryPolicy(max_attempts=3, backoff=Backoff(base=0.05, cap=0.5))))
 

@@ -13,13 +13,13 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from _webhooks_support import CHAT_SECRET, start_server
-from frontdesk.channels.webhooks.deliverers import register_webhook_deliverers
 from frontdesk.channels.webhooks.signing import SignatureRefused, check_timestamped
 from frontdesk.model import Conversation, Delivery, Message, Ticket
 from frontdesk.model.messages import OUTBOUND
 from frontdesk.settings import Secret
 from frontdesk.ingest.context import IngestContext
 from frontdesk.outbound.deliveries import DeliveryLoop, queue_delivery
+from frontdesk.runtime.registries import deliverers
 
 
 class Provider:
@@ -61,8 +61,7 @@ async def world(webhook_settings, webhook_config, sessions, blobs, provider):
     chats = tuple(replace(c, callback_url=provider.url) for c in webhook_config.chat)
     config = replace(webhook_config, chat=chats)
     server = await start_server(IngestContext(webhook_settings, sessions, blobs), config)
-    register_webhook_deliverers(config, sessions)
-    yield server, DeliveryLoop(webhook_settings, sessions, blobs)
+    yield server, DeliveryLoop(webhook_settings, sessions, blobs, deliverers=deliverers(config, sessions))
     await server.client.close()
 
 

@@ -253,7 +253,7 @@ async def test_an_exact_replay_is_answered_without_a_new_row(webhooks, sessions)
 
 async def test_a_quarantined_payload_is_replayed_once_the_fault_is_fixed(webhook_settings, webhook_config,
                                                                         sessions, blobs) -> None:
-    from frontdesk.channels.webhooks.replay import register_webhook_replayers
+    from frontdesk.channels.webhooks.replay import webhook_replayers
     from frontdesk.ingest.quarantine import replay_quarantined
 
     async def broken_ingest(ctx, message):
@@ -268,10 +268,10 @@ async def test_a_quarantined_payload_is_replayed_once_the_fault_is_fixed(webhook
         await server.client.close()
     async with sessions() as session:
         item = await session.scalar(select(QuarantinedItem))
-    register_webhook_replayers(webhook_config)  # the real pipeline this time
-    outcome = await replay_quarantined(ctx, item.id)
+    replayers = webhook_replayers(webhook_config)  # the real pipeline this time
+    outcome = await replay_quarantined(ctx, item.id, replayers)
     assert outcome.kind == "replayed" and "ticket_created" in outcome.reason
-    again = await replay_quarantined(ctx, item.id)
+    again = await replay_quarantined(ctx, item.id, replayers)
     assert "duplicate" in again.reason
     async with sessions() as session:
         payload = await session.scalar(select(InboundPayload))

@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select
 
 from _webhooks_support import start_server
-from frontdesk.channels.webhooks.deliverers import register_webhook_deliverers
 from frontdesk.model import Conversation, Delivery, Message, Ticket, utcnow
 from frontdesk.model.messages import OUTBOUND
 from graph_api import FakeGraphApi
 from frontdesk.ingest.context import IngestContext
 from frontdesk.outbound.deliveries import DeliveryLoop, queue_delivery
+from frontdesk.runtime.registries import deliverers
 
 PAGE, PSID = "12345654332", "4242"
 
@@ -37,8 +37,7 @@ async def world(webhook_settings, webhook_config, sessions, blobs, graph):
     pages = tuple(replace(p, graph_api_base=graph.base_url) for p in webhook_config.messenger)
     config = replace(webhook_config, messenger=pages)
     server = await start_server(IngestContext(webhook_settings, sessions, blobs), config)
-    register_webhook_deliverers(config, sessions)
-    yield server, DeliveryLoop(webhook_settings, sessions, blobs)
+    yield server, DeliveryLoop(webhook_settings, sessions, blobs, deliverers=deliverers(config, sessions))
     await server.client.close()
 
 

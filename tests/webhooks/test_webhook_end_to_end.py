@@ -20,13 +20,13 @@ from sqlalchemy import select
 from _webhooks_support import APP_SECRET, CHAT_SECRET
 from frontdesk.api.app import AppExtras, create_app
 from frontdesk.channels.webhooks.app import PROCESSOR, create_webhook_app, openapi_paths
-from frontdesk.channels.webhooks.deliverers import register_webhook_deliverers
 from frontdesk.channels.webhooks.signing import SignatureRefused, check_timestamped, hub_signature, timestamped_signature
 from frontdesk.model import Delivery, Message, Ticket
 from frontdesk.settings import Secret
 from graph_api import FakeGraphApi
 from frontdesk.ingest.context import IngestContext
 from frontdesk.outbound.deliveries import DeliveryLoop
+from frontdesk.runtime.registries import deliverers
 
 OPERATOR = {"Authorization": "Bearer test-api-token"}
 PAGE, PSID = "12345654332", "90210"
@@ -57,7 +57,6 @@ async def stack(webhook_settings, webhook_config, sessions, blobs):
         messenger=tuple(replace(p, graph_api_base=graph.base_url) for p in webhook_config.messenger),
         chat=tuple(replace(c, callback_url=str(provider_server.make_url("/replies"))) for c in webhook_config.chat),
     )
-    register_webhook_deliverers(config, sessions)
     webhook_app = create_webhook_app(IngestContext(webhook_settings, sessions, blobs), config)
     api = create_app(webhook_settings, sessions, blobs,
                      extra=AppExtras(subapps=[("/webhooks/", webhook_app)], openapi=[openapi_paths()]))
@@ -65,7 +64,7 @@ async def stack(webhook_settings, webhook_config, sessions, blobs):
     await server.start_server()
     async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as client:
         yield {"client": client, "graph": graph, "received": received, "webhooks": webhook_app[PROCESSOR],
-               "loop": DeliveryLoop(webhook_settings, sessions, blobs)}
+               "loop": DeliveryLoop(webhook_settings, sessions, blobs, deliverers=deliverers(config, sessions))}
     await server.close()
     await provider_server.close()
     await graph.close()

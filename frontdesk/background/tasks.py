@@ -1,8 +1,8 @@
-"""A background task that runs one step when woken and at least every poll interval.
+"""Stopping background tasks: let the work in flight finish, cancel only what outlasts the grace.
 
-The delivery loop and the embedded automation runner are both this shape:
-a commit wakes them at once, and the poll catches what no wake-up announced
-(another process wrote it, or a retry came due).
+:class:`PollingLoop` is the shape of the delivery loop and the embedded
+automation runner: a commit wakes it at once, and a poll catches what no
+wake-up announced (another process wrote it, or a retry came due).
 """
 
 from __future__ import annotations
@@ -15,19 +15,29 @@ log = structlog.get_logger(__name__)
 
 
 async def finish_or_cancel(task: asyncio.Task[None], grace: float, *, name: str) -> None:
-    """Wait up to ``grace`` seconds for ``task`` to end by itself; cancel it after that."""
-    try:
-        await asyncio.wait_for(asyncio.shield(task), timeout=grace)
-    except asyncio.TimeoutError:
-        log.warning("background_task_cancelled", task=name, grace=grace)
+    """Wait up to ``grace`` seconds for ``task`` to end by itself; cancel it after that.
+
+    ``grace <= 0`` cancels at once: for tasks that never end by themselves
+    (a queue consumer) and hold no work worth finishing.
+    """
+    if grace <= 0:
         task.cancel()
+    else:
         try:
-            await task
-        except asyncio.CancelledError:
-            pass
+            await asyncio.wait_for(asyncio.shield(task), timeout=grace)
+            return
+        except asyncio.TimeoutError:
+            log.warning("background_task_cancelled", task=name, grace=grace)
+            task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
 
 
 class PollingLoop:
+    """A background task that runs :meth:`step` when woken and at least every ``poll_interval``."""
+
     poll_interval: float = 1.0
     name: str = "polling-loop"
 

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from frontdesk.outbound.polling import PollingLoop
+from frontdesk.background import PollingLoop
 
 
 class SlowSender(PollingLoop):

@@ -1,0 +1,180 @@
+"""The ingest stages: small async functions of the shared :class:`Ingest` state, one step each.
+
+A stage reads and fills in :class:`Ingest`; it ends a run early by raising
+:class:`FinalOutcome` (the message is settled, e.g. a duplicate) or
+:class:`~ingest.message.QuarantineMessage` (it cannot be processed).  Which
+stages run, in which order, is :mod:`ingest.pipeline`; the transaction and
+every outcome are :mod:`ingest.runner`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from frontdesk.model import Channel, Contact, Message
+from frontdesk.model.channels import EMAIL
+from frontdesk.model.messages import ACCEPTED
+from frontdesk.ingest import contacts, persist, threading
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.email_channels import email_channels
+from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
+from frontdesk.ingest.parse_email import parse_email
+from frontdesk.ingest.screening import screen as screen_message
+
+
+class FinalOutcome(Exception):
+    """A stage has decided what becomes of the message; no later stage runs."""
+
+    def __init__(self, outcome: IngestOutcome) -> None:
+        super().__init__(outcome.kind)
+        self.outcome = outcome
+
+
+@dataclass
+class Ingest:
+    """What the stages of one run share (Mailman's ``msgdata``)."""
+
+    ctx: IngestContext
+    session: AsyncSession | None
+    envelope: Envelope
+    raw: bytes | None
+    raw_blob: str
+    message: InboundMessage | None = None
+    channel: Channel | None = None
+    contact: Contact | None = None
+    match: threading.ThreadMatch | None = None
+    attachment_blobs: list[str | None] | None = None
+    email_channels: list[Channel] = field(default_factory=list)
+    outcome: IngestOutcome | None = None
+
+    @property
+    def db(self) -> AsyncSession:
+        assert self.session is not None, "a database stage ran outside the transaction"
+        return self.session
+
+    @property
+    def inbound(self) -> InboundMessage:
+        assert self.message is not None, "the parse stage did not run"
+        return self.message
+
+
+Stage = Callable[[Ingest], Awaitable[None]]
+
+
+async def parse(state: Ingest) -> None:
+    """Raw RFC 5322 bytes to an :class:`InboundMessage`."""
+    assert state.raw is not None
+    state.message = parse_email(state.raw, envelope=state.envelope, raw_blob=state.raw_blob)
+
+
+async def screen(state: Ingest) -> None:
+    """Flag auto-replies, bounces and loops; they are stored but never start a ticket."""
+    state.message = screen_message(state.inbound, state.ctx.settings)
+
+
+async def store_attachments(state: Ingest) -> None:
+    """Attachment bytes to the blob store, before the transaction, so it holds no lock while fsyncing."""
+    state.attachment_blobs = [
+        await state.ctx.blobs.put(part.data) if part.data is not None else None
+        for part in state.inbound.attachments
+    ]
+
+
+async def resolve_email_channel(state: Ingest) -> None:
+    """The support address the mail was sent to picks the channel, its pipeline and its switches.
+
+    IMAP pollers name it (``envelope.channel_key``); over SMTP it is the
+    envelope recipient; the To / Cc headers are the last resort.
+    """
+    message = state.inbound
+    state.email_channels = await email_channels(state.db, state.ctx.sessions)
+    channels = {c.key.lower(): c for c in state.email_channels}
+    tried = [state.envelope.channel_key, message.channel_key, *state.envelope.rcpt_tos, *message.to, *message.cc]
+    for value in tried:
+        address = contacts.normalize_address(value)
+        if address in channels:
+            state.channel = channels[address]
+            message.channel_key = state.channel.key
+            return
+    raise QuarantineMessage("unknown_channel", f"no support address among {[t for t in tried if t][:10]}")
+
+
+async def resolve_message_channel(state: Ingest) -> None:
+    """Webhook channels name themselves: (kind, key) such as (messenger, page id)."""
+    message = state.inbound
+    state.channel = await state.db.scalar(
+        select(Channel).where(Channel.kind == message.channel, Channel.key == (message.channel_key or "")))
+    if state.channel is None:
+        raise QuarantineMessage("unknown_channel", f"no {message.channel} channel {message.channel_key!r}")
+
+
+async def reject_duplicate(state: Ingest) -> None:
+    """An exact redelivery (same Message-ID, same bytes) is acknowledged and not stored again.
+
+    SMTP redelivery after a lost 250 and an IMAP UIDVALIDITY resync both
+    bring back byte-identical mail.  Nothing is written: the first copy
+    already holds the same raw bytes, and the outcome names it.
+    """
+    message = state.inbound
+    if state.db.get_bind().dialect.name == "postgresql":
+        # Two copies arriving at the same moment (SMTP retry racing an IMAP
+        # poll) take turns here, so the second one sees the first's row.
+        # SQLite writers take turns anyway (frontdesk.storage.writer).
+        key = int.from_bytes(bytes.fromhex(message.content_hash[:16]), "big", signed=True)
+        await state.db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    query = select(Message.id, Message.ticket_id).where(Message.content_hash == message.content_hash)
+    if message.external_id:
+        query = query.where(Message.external_id == persist.clean_text(message.external_id, 998))
+    elif message.channel == EMAIL:
+        query = query.where(Message.external_id.is_(None))
+    else:
+        # One webhook body can carry several messages without ids: only
+        # the provider's message id can tell a redelivery apart.
+        return
+    first = (await state.db.execute(query.order_by(Message.id).limit(1))).first()
+    if first is not None:
+        raise FinalOutcome(IngestOutcome("duplicate", first.ticket_id, first.id, reason="same Message-ID and content"))
+
+
+async def identify_email_contact(state: Ingest) -> None:
+    """Find or create the sender as a contact; screened mail (MAILER-DAEMON, vacation) creates none."""
+    if state.inbound.screening == ACCEPTED:
+        state.contact = await contacts.identify_email_sender(state.db, state.inbound)
+
+
+async def identify_channel_contact(state: Ingest) -> None:
+    assert state.channel is not None
+    if state.inbound.screening == ACCEPTED:
+        state.contact = await contacts.identify_channel_sender(state.db, state.inbound, state.channel.id)
+
+
+async def thread_email(state: Ingest) -> None:
+    if state.inbound.screening != ACCEPTED:
+        state.match = await threading.link_screened(state.db, state.inbound, state.ctx.secret_key)
+    else:
+        state.match = await threading.thread_email(state.db, state.inbound, state.ctx.secret_key)
+
+
+async def thread_conversation(state: Ingest) -> None:
+    assert state.channel is not None
+    state.match = await threading.thread_by_key(state.db, state.inbound, state.channel.id)
+
+
+async def store(state: Ingest) -> None:
+    """One transaction (the runner's): conversation, ticket, message, attachments, participants, events."""
+    assert state.channel is not None and state.match is not None
+    if not state.email_channels:
+        state.email_channels = await email_channels(state.db, state.ctx.sessions)
+    own = {c.key.lower() for c in state.email_channels}
+    stored = await persist.persist_message(
+        state.db, state.ctx.blobs, state.inbound,
+        channel=state.channel, contact=state.contact, match=state.match, own_addresses=own,
+        attachment_blobs=state.attachment_blobs,
+    )
+    await persist.record_ingest_events(state.db, state.inbound, stored)
+    state.outcome = persist.outcome_for(stored, state.match, state.inbound)
+
