@@ -23,6 +23,7 @@ COPY automation ./automation
 COPY channels ./channels
 COPY api ./api
 COPY runtime ./runtime
+COPY tickets ./tickets
 RUN pip install --no-compile .
 
 USER frontdesk
