@@ -45,6 +45,8 @@ class QuarantineEntry:
     created_at: datetime
     replayed_at: datetime | None
     replay_outcome: str | None
+    replay_attempts: int = 0
+    last_replay_cause: str | None = None
 
 
 def _describe_outcome(outcome: IngestOutcome) -> str:
@@ -78,14 +80,22 @@ async def add_quarantined(
     if replay_of is not None:
         item = await session.get(QuarantinedItem, replay_of)
         if item is not None:
-            item.replayed_at = utcnow()
-            item.replay_outcome = f"quarantined again: {cause}: {detail}"[:4000]
+            # Still not processable: the item stays listed (and in replay
+            # --all), with how often it was tried and why it failed last.
+            _count_attempt(item, f"{cause}: {detail}")
             return item.id
     item = QuarantinedItem(channel=channel, source=(source or "")[:320] or None, blob=blob,
                            cause=cause[:50], detail=detail[:4000], envelope=envelope)
     session.add(item)
     await session.flush()
     return item.id
+
+
+def _count_attempt(item: QuarantinedItem, failure: str | None) -> None:
+    item.replay_attempts = (item.replay_attempts or 0) + 1
+    item.last_replay_at = utcnow()
+    if failure is not None:
+        item.last_replay_cause = failure[:4000]
 
 
 async def store_quarantined(ctx: IngestContext, **item: Any) -> int:
@@ -114,7 +124,8 @@ async def list_quarantine(ctx: IngestContext, *, include_replayed: bool = False,
     async with ctx.sessions() as session:
         items = (await session.scalars(query)).all()
     return [QuarantineEntry(i.id, i.channel, i.source, i.blob, i.cause, i.detail, i.created_at,
-                            i.replayed_at, i.replay_outcome) for i in items]
+                            i.replayed_at, i.replay_outcome, i.replay_attempts or 0, i.last_replay_cause)
+            for i in items]
 
 
 async def replay_quarantined(ctx: IngestContext, quarantine_id: int, replayers: Replayers) -> IngestOutcome:
@@ -127,11 +138,25 @@ async def replay_quarantined(ctx: IngestContext, quarantine_id: int, replayers: 
     if replayer is None:
         raise LookupError(f"no replayer for {item.channel} items")
     raw = await ctx.blobs.get(item.blob)
-    outcome = await replayer(ctx, raw, Envelope.from_dict(item.envelope), dict(item.envelope), item.id)
+    try:
+        outcome = await replayer(ctx, raw, Envelope.from_dict(item.envelope), dict(item.envelope), item.id)
+    except Exception as error:
+        # A replayer that crashes (a bug, or storage going away) leaves the
+        # item where it was, counted, with the error as its last cause.
+        if not is_storage_outage(error):
+            await _record_attempt(ctx, quarantine_id, failure=f"replay_error: {type(error).__name__}: {error}")
+        raise
     if outcome.kind != "quarantined":
-        async with write_transaction(ctx.sessions) as session:
-            stored = await session.get(QuarantinedItem, quarantine_id)
-            assert stored is not None
-            stored.replayed_at = utcnow()
-            stored.replay_outcome = _describe_outcome(outcome)
+        await _record_attempt(ctx, quarantine_id, done=outcome)
     return outcome
+
+
+async def _record_attempt(ctx: IngestContext, quarantine_id: int, *, failure: str | None = None,
+                          done: IngestOutcome | None = None) -> None:
+    async with write_transaction(ctx.sessions) as session:
+        stored = await session.get(QuarantinedItem, quarantine_id)
+        assert stored is not None
+        _count_attempt(stored, failure)
+        if done is not None:
+            stored.replayed_at = utcnow()
+            stored.replay_outcome = _describe_outcome(done)

@@ -47,8 +47,13 @@ class QuarantinedItem(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     envelope: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set once a replay got the input through (a ticket, a duplicate, a screened message).
     replayed_at: Mapped[datetime | None]
     replay_outcome: Mapped[str | None] = mapped_column(Text)
+    # Every replay, failed or not, counts; a failed one leaves the item listed with why.
+    replay_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_replay_at: Mapped[datetime | None]
+    last_replay_cause: Mapped[str | None] = mapped_column(Text)
 
 
 class MailboxCheckpoint(Base):

@@ -36,8 +36,10 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
         print("the quarantine is empty")
     for item in items:
         replayed = f" replayed {item.replayed_at:%Y-%m-%d %H:%M} -> {item.replay_outcome}" if item.replayed_at else ""
+        tried = (f" (replayed {item.replay_attempts}x, last: {item.last_replay_cause})"
+                 if item.replay_attempts and item.replayed_at is None else "")
         print(f"{item.id}\t{item.created_at:%Y-%m-%d %H:%M:%S}\t{item.channel}\t{item.source or '-'}\t"
-              f"{item.cause}\t{item.detail or ''}{replayed}")
+              f"{item.cause}\t{item.detail or ''}{replayed}{tried}")
     return 0
 
 
@@ -58,7 +60,8 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
         for item_id in ids:
             try:
                 outcome = await replay_quarantined(ctx, item_id, replayers)
-            except LookupError as error:
+            except Exception as error:  # noqa: BLE001 - one broken item must not stop --all
+                # The item keeps its place in the quarantine with this as its last cause.
                 print(f"{item_id}\terror\t{error}")
                 failed += 1
                 continue

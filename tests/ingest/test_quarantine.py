@@ -33,12 +33,28 @@ async def test_input_that_is_no_email_is_quarantined_raw_with_its_cause(ctx, ses
     assert blobs.get_sync(entry.blob) == raw
     assert await counts(sessions) == {"tickets": 0, "messages": 0, "events": 0, "quarantine": 1}
 
-    # Replaying what still cannot be parsed updates the item; it adds no second one.
-    again = await replay_quarantined(ctx, outcome.quarantine_id, REPLAYERS)
-    assert again.kind == "quarantined" and again.quarantine_id == outcome.quarantine_id
-    [entry] = await list_quarantine(ctx, include_replayed=True)
-    assert entry.replayed_at is not None and entry.replay_outcome.startswith("quarantined again: parse_error")
+    # Replaying what still cannot be parsed updates the item; it adds no second
+    # one, and the item stays listed (so replay --all tries it again) with its
+    # attempts and the cause of the last failure.
+    for attempt in (1, 2):
+        again = await replay_quarantined(ctx, outcome.quarantine_id, REPLAYERS)
+        assert again.kind == "quarantined" and again.quarantine_id == outcome.quarantine_id
+        [entry] = await list_quarantine(ctx)
+        assert entry.id == outcome.quarantine_id and entry.replayed_at is None
+        assert entry.replay_attempts == attempt and entry.last_replay_cause.startswith("parse_error")
     assert await count(sessions, QuarantinedItem) == 1
+
+
+async def test_a_replayer_that_crashes_leaves_the_item_listed_with_the_error(ctx):
+    outcome = await ingest_email(ctx, b"\x00\x01 not mail", smtp_envelope())
+
+    async def broken(*_args):  # type: ignore[no-untyped-def]
+        raise RuntimeError("replayer bug")
+
+    with pytest.raises(RuntimeError):
+        await replay_quarantined(ctx, outcome.quarantine_id, {"email": broken})
+    [entry] = await list_quarantine(ctx)
+    assert entry.replay_attempts == 1 and entry.last_replay_cause == "replay_error: RuntimeError: replayer bug"
 
 
 async def test_mail_for_an_unknown_address_waits_in_quarantine_until_the_address_is_configured(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 04:38:24.489886
+Create Date: 2026-12-01 23:40:15.712355
 """
 from alembic import op
 import sqlalchemy as sa
@@ -131,6 +131,9 @@ def upgrade() -> None:
     sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('replayed_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('replay_outcome', sa.Text(), nullable=True),
+    sa.Column('replay_attempts', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('last_replay_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_replay_cause', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_quarantine'))
     )
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
