@@ -30,6 +30,7 @@ from frontdesk.model.messages import ACCEPTED
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
 from frontdesk.ingest import contacts, persist, threading
 from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.duplicates import known_message
 from frontdesk.ingest.email_channels import email_channels
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
 from frontdesk.ingest.parse_email import parse_email
@@ -120,7 +121,13 @@ async def resolve_email_channel(state: Ingest) -> None:
 
 
 async def resolve_message_channel(state: Ingest) -> None:
-    """Webhook channels name themselves: (kind, key) such as (messenger, page id)."""
+    """Webhook channels name themselves: (kind, key) such as (messenger, page id).
+
+    A caller that already looked the channel up (the webhook processor,
+    once per payload) hands it in, and it is not read again.
+    """
+    if state.channel is not None:
+        return
     message = state.inbound
     state.channel = await state.db.scalar(
         select(Channel).where(Channel.kind == message.channel, Channel.key == (message.channel_key or "")))
@@ -154,6 +161,15 @@ async def reject_duplicate(state: Ingest) -> None:
     first = (await state.db.execute(query.order_by(Message.id).limit(1))).first()
     if first is not None:
         raise FinalOutcome(IngestOutcome("duplicate", first.ticket_id, first.id, reason="same Message-ID and content"))
+
+
+async def reject_known_message(state: Ingest) -> None:
+    """Webhook channels: the one duplicate rule, (channel, provider message id) (:mod:`ingest.duplicates`)."""
+    assert state.channel is not None
+    first = await known_message(state.db, state.channel.id, state.inbound.external_id)
+    if first is not None:
+        raise FinalOutcome(IngestOutcome("duplicate", first.ticket_id, first.id,
+                                         reason=f"{state.inbound.channel} message id already stored"))
 
 
 async def identify_email_contact(state: Ingest) -> None:
@@ -201,7 +217,7 @@ async def store(state: Ingest) -> None:
 # function here and one name in a tuple.
 STAGES: dict[str, Stage] = {stage.__name__: stage for stage in (
     parse, screen, store_attachments, resolve_email_channel, resolve_message_channel, reject_duplicate,
-    identify_email_contact, identify_channel_contact, thread_email, thread_conversation, store,
+    reject_known_message, identify_email_contact, identify_channel_contact, thread_email, thread_conversation, store,
 )}
 
 EMAIL_PIPELINE: tuple[str, ...] = (
@@ -219,7 +235,7 @@ EMAIL_PIPELINE: tuple[str, ...] = (
 MESSAGE_PIPELINE: tuple[str, ...] = (
     "store_attachments",
     "resolve_message_channel",
-    "reject_duplicate",
+    "reject_known_message",
     "identify_channel_contact",
     "thread_conversation",
     "store",
@@ -264,6 +280,7 @@ async def run_pipeline(
     raw: bytes | None,
     raw_blob: str,
     message: InboundMessage | None = None,
+    channel: Channel | None = None,
     replay_of: int | None = None,
 ) -> IngestOutcome:
     """Run the named pipeline in one transaction; the single place final outcomes and failures are handled."""
@@ -273,7 +290,7 @@ async def run_pipeline(
     while leading < len(stages) and stages[leading] in BEFORE_TRANSACTION:
         leading += 1
     try:
-        state = Ingest(ctx, None, envelope, raw, raw_blob, message=message)
+        state = Ingest(ctx, None, envelope, raw, raw_blob, message=message, channel=channel)
         try:
             for stage_name in stages[:leading]:
                 await STAGES[stage_name](state)
@@ -354,13 +371,14 @@ async def ingest_email(ctx: IngestContext, raw: bytes, envelope: Envelope, *,
                               replay_of=replay_of)
 
 
-async def ingest_message(ctx: IngestContext, message: InboundMessage, *,
+async def ingest_message(ctx: IngestContext, message: InboundMessage, *, channel: Channel | None = None,
                          replay_of: int | None = None) -> IngestOutcome:
     """Ingest an already-normalized Messenger / chat / form message (raw payload already in the blob store).
 
     Threaded by (channel, thread key) on conversations; same persistence,
-    events and quarantine as email.
+    events and quarantine as email.  ``channel`` is the message's channel
+    row when the caller already looked it up.
     """
     envelope = Envelope(channel=message.channel, source=message.source, channel_key=message.channel_key)
     return await run_pipeline(ctx, "message", envelope=envelope, raw=None, raw_blob=message.raw_blob,
-                              message=message, replay_of=replay_of)
+                              message=message, channel=channel, replay_of=replay_of)
