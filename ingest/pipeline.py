@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from frontdesk.ingest.context import IngestContext
+from frontdesk.model import Channel
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome
 from frontdesk.ingest.runner import Step, run_pipeline, store_raw
 from frontdesk.ingest.stages import (
@@ -20,6 +21,7 @@ from frontdesk.ingest.stages import (
     identify_email_contact,
     parse,
     reject_duplicate,
+    reject_known_message,
     resolve_email_channel,
     resolve_message_channel,
     screen,
@@ -32,7 +34,7 @@ from frontdesk.ingest.stages import (
 # Every stage by name; pipelines list names.
 STAGES: dict[str, Stage] = {stage.__name__: stage for stage in (
     parse, screen, store_attachments, resolve_email_channel, resolve_message_channel, reject_duplicate,
-    identify_email_contact, identify_channel_contact, thread_email, thread_conversation, store,
+    reject_known_message, identify_email_contact, identify_channel_contact, thread_email, thread_conversation, store,
 )}
 
 EMAIL_PIPELINE: tuple[str, ...] = (
@@ -50,7 +52,7 @@ EMAIL_PIPELINE: tuple[str, ...] = (
 MESSAGE_PIPELINE: tuple[str, ...] = (
     "store_attachments",
     "resolve_message_channel",
-    "reject_duplicate",
+    "reject_known_message",
     "identify_channel_contact",
     "thread_conversation",
     "store",
@@ -84,16 +86,17 @@ async def ingest_email(ctx: IngestContext, raw: bytes, envelope: Envelope, *,
                               replay_of=replay_of)
 
 
-async def ingest_message(ctx: IngestContext, message: InboundMessage, *,
+async def ingest_message(ctx: IngestContext, message: InboundMessage, *, channel: Channel | None = None,
                          replay_of: int | None = None) -> IngestOutcome:
     """Ingest an already-normalized Messenger / chat / form message (raw payload already in the blob store).
 
     Threaded by (channel, thread key) on conversations; same persistence,
-    events and quarantine as email.
+    events and quarantine as email.  ``channel`` is the message's channel
+    row when the caller already looked it up.
     """
     envelope = Envelope(channel=message.channel, source=message.source, channel_key=message.channel_key)
     return await run_pipeline(ctx, steps("message"), envelope=envelope, raw=None, raw_blob=message.raw_blob,
-                              message=message, replay_of=replay_of)
+                              message=message, channel=channel, replay_of=replay_of)
 
 
 async def replay_email(ctx: IngestContext, raw: bytes, envelope: Envelope, record: dict[str, Any],

@@ -21,6 +21,7 @@ from typing import Sequence
 from sqlalchemy.exc import DBAPIError
 
 from frontdesk.ingest.context import IngestContext
+from frontdesk.model import Channel
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
 from frontdesk.ingest.quarantine import store_quarantined
 from frontdesk.ingest.stages import FinalOutcome, Ingest, Stage
@@ -64,6 +65,7 @@ async def run_pipeline(
     raw: bytes | None,
     raw_blob: str,
     message: InboundMessage | None = None,
+    channel: Channel | None = None,
     replay_of: int | None = None,
 ) -> IngestOutcome:
     """Run ``steps`` in one transaction; the single place final outcomes and failures are handled.
@@ -75,7 +77,7 @@ async def run_pipeline(
     while leading < len(steps) and not steps[leading].in_transaction:
         leading += 1
     try:
-        state = Ingest(ctx, None, envelope, raw, raw_blob, message=message)
+        state = Ingest(ctx, None, envelope, raw, raw_blob, message=message, channel=channel)
         try:
             for step in steps[:leading]:
                 stage_name = step.name

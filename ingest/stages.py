@@ -19,6 +19,7 @@ from frontdesk.model import Channel, Contact, Message
 from frontdesk.model.channels import EMAIL
 from frontdesk.model.messages import ACCEPTED
 from frontdesk.ingest import contacts, persist, threading
+from frontdesk.ingest.duplicates import known_message
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.email_channels import email_channels
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
@@ -104,7 +105,13 @@ async def resolve_email_channel(state: Ingest) -> None:
 
 
 async def resolve_message_channel(state: Ingest) -> None:
-    """Webhook channels name themselves: (kind, key) such as (messenger, page id)."""
+    """Webhook channels name themselves: (kind, key) such as (messenger, page id).
+
+    A caller that already looked the channel up (the webhook processor,
+    once per payload) hands it in, and it is not read again.
+    """
+    if state.channel is not None:
+        return
     message = state.inbound
     state.channel = await state.db.scalar(
         select(Channel).where(Channel.kind == message.channel, Channel.key == (message.channel_key or "")))
@@ -138,6 +145,15 @@ async def reject_duplicate(state: Ingest) -> None:
     first = (await state.db.execute(query.order_by(Message.id).limit(1))).first()
     if first is not None:
         raise FinalOutcome(IngestOutcome("duplicate", first.ticket_id, first.id, reason="same Message-ID and content"))
+
+
+async def reject_known_message(state: Ingest) -> None:
+    """Webhook channels: the one duplicate rule, (channel, provider message id) (:mod:`ingest.duplicates`)."""
+    assert state.channel is not None
+    first = await known_message(state.db, state.channel.id, state.inbound.external_id)
+    if first is not None:
+        raise FinalOutcome(IngestOutcome("duplicate", first.ticket_id, first.id,
+                                         reason=f"{state.inbound.channel} message id already stored"))
 
 
 async def identify_email_contact(state: Ingest) -> None:

@@ -1,8 +1,10 @@
 """The webhook sub-application: Messenger, chat and form endpoints, mounted at ``/webhooks/``.
 
 Each handler is a protocol edge only: check size, content type, signature
-and shape, store the raw body durably, answer, and hand the stored row to
-the payload processor.  Status codes: 200 accepted (or duplicate), 400
+and shape (:mod:`channels.webhooks.checks`, the body decoded once), store
+the raw body durably (:mod:`channels.webhooks.intake`), answer, and hand the
+stored row to the payload processor (:mod:`channels.webhooks.processor`).
+Status codes: 200 accepted (or duplicate), 400
 malformed JSON, 403 bad signature / stale timestamp, 404 unknown channel,
 413 too large, 415 wrong content type, 422 invalid fields, 429 rate
 limited (forms), 503 storage down (nothing was accepted).
@@ -10,10 +12,7 @@ limited (forms), 503 storage down (nothing was accepted).
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import hmac
-import json
 from typing import Any, AsyncIterator
 
 import structlog
@@ -21,21 +20,21 @@ from aiohttp import web
 
 from frontdesk.channels.webhooks import forms
 from frontdesk.channels.webhooks.chat import parse_chat_message
+from frontdesk.channels.webhooks.checks import (
+    Refusal, invalid_fields, parse_json, read_body, refusals, require_content_type, require_timestamped_signature,
+)
 from frontdesk.channels.webhooks.config import WebhookConfig
 from frontdesk.channels.webhooks.intake import (
-    IngestFunction, PayloadProcessor, PayloadWriter, RecentPayloads, StoredPayload, store_payload,
+    PayloadWriter, RecentPayloads, StoredPayload, body_digest, store_payload,
 )
 from frontdesk.channels.webhooks.messenger import entry_page_ids
 from frontdesk.channels.webhooks.processing import HANDLERS
+from frontdesk.channels.webhooks.processor import IngestFunction, PayloadProcessor
 from frontdesk.channels.webhooks.ratelimit import SlidingWindowLimiter
-from frontdesk.channels.webhooks.signing import (
-    HUB_SIGNATURE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureRefused, check_timestamped,
-    hub_signature_matches,
-)
+from frontdesk.channels.webhooks.signing import HUB_SIGNATURE_HEADER, TIMESTAMP_HEADER, hub_signature_matches
 from frontdesk.channels.webhooks.sync import sync_webhook_channels
 from frontdesk.channels.webhooks.validation import InvalidFields
 from frontdesk.model.channels import CHAT, FORM, MESSENGER
-from frontdesk.settings import Secret
 from frontdesk.storage.database import StorageUnavailable
 from frontdesk.ingest.context import IngestContext
 
@@ -49,71 +48,6 @@ WRITER = web.AppKey("webhook_payload_writer", PayloadWriter)
 RECENT = web.AppKey("webhook_recent_payloads", RecentPayloads)
 
 
-class Refusal(Exception):
-    """A request we answer with an error and no side effect."""
-
-    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details
-
-    def response(self) -> web.Response:
-        body = {"error": {"code": self.code, "message": self.message, **self.details}}
-        headers = {"Retry-After": str(self.details["retry_after"])} if "retry_after" in self.details else None
-        return web.json_response(body, status=self.status, headers=headers)
-
-
-@web.middleware
-async def refusals(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except Refusal as refusal:
-        log.info("webhook.refused", path=request.path, status=refusal.status, code=refusal.code)
-        return refusal.response()
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body, refusing (413) anything over ``limit`` without reading it all."""
-    too_large = Refusal(413, "body_too_large", f"the body exceeds {limit} bytes")
-    if request.content_length is not None:
-        if request.content_length > limit:
-            raise too_large
-        try:
-            return await request.content.readexactly(request.content_length)
-        except asyncio.IncompleteReadError:
-            raise Refusal(400, "incomplete_body", "the body is shorter than its Content-Length") from None
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
-
-
-def require_content_type(request: web.Request, allowed: tuple[str, ...]) -> str:
-    if request.content_type not in allowed:
-        raise Refusal(415, "unsupported_media_type", f"Content-Type must be {' or '.join(allowed)}")
-    return request.content_type
-
-
-def parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise Refusal(400, "malformed_json", f"the body is not valid JSON: {error}") from None
-
-
-def require_timestamped_signature(request: web.Request, raw: bytes, secret: Secret, max_skew_seconds: int) -> None:
-    try:
-        check_timestamped(raw, request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER),
-                          secret, max_skew_seconds)
-    except SignatureRefused as refused:
-        raise Refusal(403, refused.code, refused.message) from None
-
-
-def invalid_fields(invalid: InvalidFields) -> Refusal:
-    return Refusal(422, "invalid_fields", "some fields are missing or invalid", fields=invalid.errors)
-
-
 def answer(status: str, payload_id: int) -> web.Response:
     # Built by hand: this is the hot path of every redelivery.
     return web.Response(body=b'{"status": "%s", "id": %d}' % (status.encode(), payload_id),
@@ -124,18 +58,19 @@ def duplicate(stored: StoredPayload) -> web.Response:
     return answer("duplicate", stored.id)
 
 
-def known_body(request: web.Request, channel: str, raw: bytes) -> StoredPayload | None:
+def known_body(request: web.Request, channel: str, digest: str) -> StoredPayload | None:
     """A verified body this process already committed: answered before any parsing."""
-    payload_id = request.app[RECENT].get(channel, hashlib.sha256(raw).hexdigest())
+    payload_id = request.app[RECENT].get(channel, digest)
     return StoredPayload(payload_id, duplicate=True) if payload_id is not None else None
 
 
-async def accept(request: web.Request, *, channel: str, route: str, raw: bytes, headers: dict[str, Any]) -> web.Response:
+async def accept(request: web.Request, *, channel: str, route: str, raw: bytes, headers: dict[str, Any],
+                 digest: str | None = None) -> web.Response:
     """Store durably, then answer 200 and queue processing; 503 when storage is down."""
     ctx, processor = request.app[CONTEXT], request.app[PROCESSOR]
     try:
         stored = await store_payload(ctx, channel=channel, route=route, raw=raw, headers=headers,
-                                     writer=request.app[WRITER], recent=request.app[RECENT])
+                                     writer=request.app[WRITER], recent=request.app[RECENT], digest=digest)
     except StorageUnavailable as error:
         log.warning("webhook.storage_unavailable", channel=channel, error=str(error))
         raise Refusal(503, "storage_unavailable", "storage is unavailable; nothing was accepted, retry later",
@@ -172,7 +107,8 @@ async def messenger_receive(request: web.Request) -> web.Response:
     verified = [p.page_id for p in config.messenger if hub_signature_matches(raw, signature, p.app_secrets)]
     if not verified:
         raise Refusal(403, "signature_invalid", f"{HUB_SIGNATURE_HEADER} is missing or does not match")
-    if (seen := known_body(request, MESSENGER, raw)) is not None:  # Meta redelivering
+    digest = body_digest(raw)
+    if (seen := known_body(request, MESSENGER, digest)) is not None:  # Meta redelivering
         return duplicate(seen)
     data = parse_json(raw)
     if isinstance(data, dict) and data.get("object") == "page":
@@ -180,7 +116,7 @@ async def messenger_receive(request: web.Request) -> web.Response:
         if pages and not pages & set(verified):
             raise Refusal(404, "unknown_channel", "the payload names no Page configured with this app secret",
                           pages=sorted(pages))
-    return await accept(request, channel=MESSENGER, route="messenger", raw=raw,
+    return await accept(request, channel=MESSENGER, route="messenger", raw=raw, digest=digest,
                         headers={"verified_pages": verified})
 
 

@@ -1,9 +1,12 @@
-"""Messenger Platform webhook bodies -> classified events (pure functions, no I/O).
+"""Messenger Platform webhook bodies -> what ingest takes (pure functions, no I/O).
 
 Every ``entry[].messaging[]`` item becomes one :class:`MessengerEvent`
-whose ``kind`` says what we do with it.  What is handled and what is
-deliberately ignored, and why, is the table in ``docs/channels-webhooks.md``;
-the reasons below are the ones logged and tested.
+whose ``kind`` says what we do with it; :func:`to_ingest` turns a handled
+event into an :class:`~ingest.message.InboundMessage` (a customer's message
+or postback) or an :class:`~ingest.updates.MessageUpdate` (echo, receipt,
+edit, unsend).  What is handled and what is deliberately ignored, and why,
+is the table in ``docs/channels-webhooks.md``; the reasons below are the
+ones logged and tested.
 """
 
 from __future__ import annotations
@@ -13,6 +16,12 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+from frontdesk.ingest import updates
+from frontdesk.ingest.message import InboundAttachment, InboundMessage
+from frontdesk.ingest.updates import MessageUpdate
+from frontdesk.model.channels import MESSENGER
+from frontdesk.outbound.messenger import ECHO_METADATA_PREFIX  # "fd:<message id>" in the Send API metadata
 
 # Handled kinds.
 MESSAGE = "message"  # a customer's message (text, attachments, quick reply, reply-to)
@@ -249,3 +258,81 @@ def entry_page_ids(data: Any) -> set[str]:
     if not isinstance(data, dict) or not isinstance(data.get("entry"), list):
         return set()
     return {pid for entry in data["entry"] if isinstance(entry, dict) and (pid := _id(entry.get("id")))}
+
+
+# Messenger event kind -> the neutral update kind ingest applies.
+UPDATE_KINDS = {ECHO: updates.ECHO, DELIVERY: updates.DELIVERED, READ: updates.READ,
+                EDIT: updates.EDITED, DELETE: updates.UNSENT}
+
+
+def _source(event: MessengerEvent) -> str:
+    return f"webhook:messenger/{event.page_id}"
+
+
+def messenger_inbound(event: MessengerEvent, raw_blob: str) -> InboundMessage:
+    """A customer's message or postback -> the inbound message the message pipeline takes."""
+    extra: dict[str, Any] = {"messenger": {"page_id": event.page_id, **event.extra}}
+    if event.kind == POSTBACK:
+        extra["messenger"]["kind"] = "postback"
+    return InboundMessage(
+        channel=MESSENGER,
+        channel_key=event.page_id,
+        source=_source(event),
+        raw_blob=raw_blob,
+        content_hash=event.content_hash,
+        external_id=event.external_id,
+        thread_key=event.thread_key,
+        sender_external_id=event.psid,
+        text_body=event.text,
+        reply_text=event.text,
+        attachments=[InboundAttachment(filename=a.title, content_type=a.content_type, url=a.url)
+                     for a in event.attachments if a.url],
+        sent_at=event.sent_at,
+        extra=extra,
+    )
+
+
+def _our_message_id(metadata: str | None) -> int | None:
+    """Our message id from the ``fd:<id>`` marker our Send API calls carry, echoed back by Meta."""
+    if metadata and metadata.startswith(ECHO_METADATA_PREFIX):
+        ident = metadata.removeprefix(ECHO_METADATA_PREFIX)
+        if ident.isdigit():
+            return int(ident)
+    return None
+
+
+def messenger_update(event: MessengerEvent, *, channel_id: int, raw_blob: str) -> MessageUpdate:
+    """An echo, receipt, edit or unsend -> the update the update pipeline applies."""
+    extra: dict[str, Any] = {}
+    if event.kind == ECHO:
+        extra = {"echo": True, "app_id": event.extra.get("app_id")}
+        if event.metadata:
+            extra["metadata"] = event.metadata
+        if event.attachments:
+            extra["attachments"] = [{"type": a.type, "url": a.url} for a in event.attachments]
+    return MessageUpdate(
+        kind=UPDATE_KINDS[event.kind],
+        channel=MESSENGER,
+        channel_id=channel_id,
+        thread_key=event.thread_key,
+        source=_source(event),
+        raw_blob=raw_blob,
+        provider_message_id=event.mid,
+        receipt_message_ids=event.receipt_mids,
+        watermark=event.watermark,
+        sent_at=event.sent_at,
+        text=event.text,
+        edit_count=event.extra.get("num_edit") if event.kind == EDIT else None,
+        our_message_id=_our_message_id(event.metadata) if event.kind == ECHO else None,
+        content_hash=event.content_hash if event.kind == ECHO else None,
+        extra=extra,
+    )
+
+
+def to_ingest(event: MessengerEvent, *, channel_id: int, raw_blob: str) -> InboundMessage | MessageUpdate:
+    """A handled (not ignored) event -> a customer message or an update of messages we hold."""
+    if event.kind in (MESSAGE, POSTBACK):
+        return messenger_inbound(event, raw_blob)
+    if event.kind in UPDATE_KINDS:
+        return messenger_update(event, channel_id=channel_id, raw_blob=raw_blob)
+    raise ValueError(f"Messenger event kind {event.kind!r} is not handled")

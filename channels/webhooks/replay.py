@@ -22,8 +22,9 @@ from sqlalchemy import select
 
 from frontdesk.channels.webhooks import chat, forms, processing
 from frontdesk.channels.webhooks.config import WebhookConfig
-from frontdesk.channels.webhooks.intake import PROCESSED, IngestFunction
-from frontdesk.channels.webhooks.messenger import MESSAGE, POSTBACK, classify_payload
+from frontdesk.channels.webhooks.intake import PROCESSED
+from frontdesk.channels.webhooks.messenger import MESSAGE, POSTBACK, classify_payload, messenger_inbound
+from frontdesk.channels.webhooks.processor import IngestFunction
 from frontdesk.channels.webhooks.validation import InvalidFields
 from frontdesk.model import InboundPayload, utcnow
 from frontdesk.model.channels import CHAT, FORM, MESSENGER
@@ -39,7 +40,7 @@ def _messages_in(config: WebhookConfig, channel: str, key: str | None, raw: byte
     stub = InboundPayload(channel=channel, route=key or "", blob=hashlib.sha256(raw).hexdigest(), headers={})
     if channel == MESSENGER:
         events = classify_payload(json.loads(raw), {key} if key else set()).events
-        return [processing.messenger_inbound(e, stub) for e in events if e.kind in (MESSAGE, POSTBACK)]
+        return [messenger_inbound(e, stub.blob) for e in events if e.kind in (MESSAGE, POSTBACK)]
     if channel == CHAT:
         return [chat.to_inbound(chat.parse_chat_message(json.loads(raw)), slug=key or "", raw_blob=stub.blob, raw=raw)]
     form = config.form(key or "")

@@ -1,8 +1,14 @@
-"""Field-level validation errors shared by the chat and form contracts (answered as 422)."""
+"""Decoding and field-level validation shared by the webhook contracts.
+
+:func:`decode_json` is the one JSON decoder of webhook bodies, at the edge
+and in the processor; :class:`InvalidFields` is answered as 422.
+"""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 # Deliberately simple: one @, no spaces, a dot in the domain.  Delivery is
 # the real test; this only catches what is plainly not an address.
@@ -20,3 +26,12 @@ class InvalidFields(Exception):
 
 def is_email(value: str) -> bool:
     return len(value) <= 320 and EMAIL.match(value) is not None
+
+
+def decode_json(raw: bytes) -> Any:
+    """A webhook body as JSON; ``ValueError`` (``UnicodeDecodeError`` included) when it is not.
+
+    Called once per request at the edge and once per processing pass; the
+    decoded value travels on from there.
+    """
+    return json.loads(raw.decode("utf-8"))

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from frontdesk.channels.webhooks.app import PROCESSOR, create_webhook_app
 from frontdesk.channels.webhooks.config import WebhookConfig
-from frontdesk.channels.webhooks.intake import PayloadProcessor
+from frontdesk.channels.webhooks.processor import PayloadProcessor
 from frontdesk.channels.webhooks.signing import hub_signature, timestamped_signature
 from frontdesk.model import Base
 from frontdesk.ingest.context import IngestContext

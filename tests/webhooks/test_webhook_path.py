@@ -1,0 +1,89 @@
+"""The straightened webhook path: each body decoded once per stage, one duplicate rule for messages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+
+from sqlalchemy import select
+
+from _webhooks_support import CHAT_SECRET, count_rows
+from frontdesk.channels.webhooks import validation
+from frontdesk.model import InboundPayload, Message, Ticket
+
+PAGE = "12345654332"
+CHAT_PATH = "/webhooks/chat/widget"
+
+
+def messenger_body(mid: str, **entry) -> bytes:
+    return json.dumps({"object": "page", "entry": [{"id": PAGE, "time": 1700000000000, **entry, "messaging": [{
+        "sender": {"id": "4242"}, "recipient": {"id": PAGE}, "timestamp": 1700000000000,
+        "message": {"mid": mid, "text": "Is my order on its way?"}}]}]}).encode()
+
+
+def chat_body(message_id: str, **extra) -> bytes:
+    return json.dumps({"session_id": "sess-dup", "message_id": message_id, "visitor": {"id": "v-1"},
+                       "text": "Hello?", "timestamp": "2026-11-23T10:00:00Z", **extra}).encode()
+
+
+def count_decodes(monkeypatch) -> Counter:
+    """Count calls to the one body decoder, by where they ran: the request, or the processor's pass."""
+    calls: Counter = Counter()
+    decode = validation.decode_json
+
+    def counting(raw: bytes):
+        task = asyncio.current_task()
+        calls["processing" if task and task.get_name() == "webhook-payload-processor" else "request"] += 1
+        return decode(raw)
+
+    monkeypatch.setattr(validation, "decode_json", counting)
+    return calls
+
+
+async def test_a_messenger_body_is_decoded_once_at_the_edge_and_once_when_processed(webhooks, sessions,
+                                                                                   monkeypatch) -> None:
+    calls = count_decodes(monkeypatch)
+    response = await webhooks.post_messenger(messenger_body("mid.decoded"))
+    assert response.status == 200
+    await webhooks.settle()
+    assert calls == {"request": 1, "processing": 1}
+    # A byte-identical redelivery is answered before any decoding.
+    again = await webhooks.post_messenger(messenger_body("mid.decoded"))
+    assert (await again.json())["status"] == "duplicate"
+    await webhooks.settle()
+    assert calls == {"request": 1, "processing": 1}
+    assert await count_rows(sessions, Message) == {"messages": 1}
+
+
+async def test_a_chat_body_is_decoded_once_at_the_edge_and_once_when_processed(webhooks, monkeypatch) -> None:
+    calls = count_decodes(monkeypatch)
+    response = await webhooks.post_signed(CHAT_PATH, chat_body("m-decoded"), secret=CHAT_SECRET)
+    assert response.status == 200, await response.text()
+    await webhooks.settle()
+    assert calls == {"request": 1, "processing": 1}
+
+
+async def test_a_redelivered_chat_message_in_a_new_body_is_caught_by_its_provider_id(webhooks, sessions) -> None:
+    first = await webhooks.post_signed(CHAT_PATH, chat_body("m-1"), secret=CHAT_SECRET)
+    # The provider retries with a re-serialized body: a new payload row, the same message.
+    retry = await webhooks.post_signed(CHAT_PATH, chat_body("m-1", retry=1), secret=CHAT_SECRET)
+    assert [(await r.json())["status"] for r in (first, retry)] == ["accepted", "accepted"]
+    await webhooks.settle()
+    [outcome] = webhooks.processor.outcomes[(await retry.json())["id"]]
+    assert outcome.startswith("duplicate: ") and "message id already stored" in outcome
+    assert await count_rows(sessions, InboundPayload, Message, Ticket) == {
+        "inbound_payloads": 2, "messages": 1, "tickets": 1}
+
+
+async def test_a_redelivered_messenger_event_is_one_message_whatever_the_body(webhooks, sessions) -> None:
+    bodies = [messenger_body("mid.same"), messenger_body("mid.same", time=1700000000001)]
+    statuses = [(await (await webhooks.post_messenger(body)).json())["status"] for body in bodies]
+    assert statuses == ["accepted", "accepted"]
+    await webhooks.settle()
+    async with sessions() as session:
+        ids = [row.id for row in (await session.scalars(select(InboundPayload).order_by(InboundPayload.id))).all()]
+        messages = (await session.scalars(select(Message))).all()
+    assert webhooks.processor.outcomes[ids[0]][0].startswith("ticket_created")
+    assert webhooks.processor.outcomes[ids[1]][0].startswith("duplicate: ")
+    assert [m.external_id for m in messages] == ["mid.same"]
