@@ -92,7 +92,8 @@ async def handle_chat(ctx: IngestContext, config: WebhookConfig, payload: Inboun
 
 
 async def handle_form(ctx: IngestContext, config: WebhookConfig, payload: InboundPayload, raw: bytes,
-                      ingest: IngestFunction) -> list[str]:
+                      ingest: IngestFunction, *, replay: bool = False) -> list[str]:
+    """A form submission to a ticket; ``replay``: an operator replays it, so the honeypot no longer counts."""
     form = config.form(payload.route)
     if form is None:
         raise QuarantineMessage("unknown_channel", f"form {payload.route!r} is no longer configured")
@@ -101,7 +102,7 @@ async def handle_form(ctx: IngestContext, config: WebhookConfig, payload: Inboun
         submission = forms.map_submission(form, data)
     except (ValueError, InvalidFields) as error:
         raise QuarantineMessage("parse_error", str(error)) from error
-    if submission.honeypot_filled:
+    if submission.honeypot_filled and not replay:
         # Kept (quarantined) rather than dropped: a false positive can be replayed.
         raise QuarantineMessage("spam_honeypot", f"the hidden field {form.honeypot_field!r} was filled in")
     channel = await ChannelRows(ctx).get(FORM, form.slug)

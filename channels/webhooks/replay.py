@@ -83,7 +83,12 @@ async def _replay_payload(ctx: IngestContext, config: WebhookConfig, ingest: Ing
     if payload is None:
         return IngestOutcome("quarantined", reason=f"inbound payload {payload_id} is gone")
     try:
-        outcomes = await processing.HANDLERS[payload.channel](ctx, config, payload, raw, ingest)
+        if payload.channel == FORM:
+            # Replaying is the operator's word that this was a person: a
+            # filled honeypot (spam_honeypot) no longer holds it back.
+            outcomes = await processing.handle_form(ctx, config, payload, raw, ingest, replay=True)
+        else:
+            outcomes = await processing.HANDLERS[payload.channel](ctx, config, payload, raw, ingest)
     except QuarantineMessage as refusal:
         return IngestOutcome("quarantined", reason=refusal.cause)
     async with write_transaction(ctx.sessions) as session:
