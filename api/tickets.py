@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.api.access import ticket_visibility, visible_ticket
 from frontdesk.api.auth import principal_of
 from frontdesk.api.errors import ApiError
+from frontdesk.api.html import attachment_urls, safe_html
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.model import Attachment, Contact, Message, Pipeline, Status, Ticket
@@ -198,6 +199,7 @@ def attachment_json(attachment: Attachment) -> dict[str, Any]:
 
 
 def message_json(message: Message, attachments: list[Attachment]) -> dict[str, Any]:
+    files = [attachment_json(a) for a in attachments]
     return {
         "id": message.id,
         "conversation_id": message.conversation_id,
@@ -212,7 +214,9 @@ def message_json(message: Message, attachments: list[Attachment]) -> dict[str, A
         "cc": message.cc_addresses,
         "subject": message.subject,
         "text": message.text_body,
-        "html": message.html_body,
+        # Served sanitized, inline images pointing at their downloads; the
+        # stored HTML and the raw source stay as received.
+        "html": safe_html(message.html_body, attachment_urls([(f["content_id"], f["download_url"]) for f in files])),
         "reply_text": message.reply_text,
         "author_kind": message.author_kind,
         "author_user_id": message.author_user_id,
@@ -225,7 +229,7 @@ def message_json(message: Message, attachments: list[Attachment]) -> dict[str, A
         "sent_at": _time(message.sent_at),
         "created_at": _time(message.created_at),
         "raw_url": f"/api/v1/messages/{message.id}/raw" if message.raw_blob else None,
-        "attachments": [attachment_json(a) for a in attachments],
+        "attachments": files,
     }
 
 

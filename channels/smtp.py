@@ -52,6 +52,9 @@ SMTP_HANDLING_SECONDS = Histogram(
 REPLY_UNKNOWN_RECIPIENT = "550 5.1.1 Recipient address rejected: not a support address here"
 REPLY_RECIPIENT_OK = "250 2.1.5 Recipient OK"
 REPLY_RETRY_LATER = "451 4.3.0 Cannot store the message right now, try again later"
+REPLY_TOO_LARGE = "552 5.3.4 Error: Too much mail data"
+# With max_message_size = 0 (no limit) a DATA line may still not exceed this.
+MAX_UNLIMITED_DATA_LINE = 64 * 1024 * 1024
 
 
 def _peer_text(peer: Any) -> str | None:
@@ -133,11 +136,41 @@ class SupportMailHandler:
 
 
 class _TrackedSMTP(SMTP):
-    """aiosmtpd's protocol, reporting its connections to the channel for a graceful stop."""
+    """aiosmtpd's protocol, reporting its connections to the channel for a graceful stop.
+
+    It also lifts aiosmtpd's line-length limit inside DATA.  aiosmtpd reads
+    with one ``asyncio.StreamReader`` whose ``limit`` is ``line_length_limit``
+    (1001, the RFC 5321 4.5.3.1.6 line limit) and answers a longer DATA line
+    with a permanent ``500 Line too long``: the sending server bounces a real
+    customer's message.  Senders do break that limit (HTML on one line,
+    unwrapped base64), and Postfix and Exim accept such mail, so we do too:
+    only the message size limit bounds a DATA line.  Command lines keep the
+    1001-byte read limit (and aiosmtpd's 512-byte command limit), so nobody
+    makes us buffer megabytes of a command.  The reader's limit has no public
+    setter; ``smtp_DATA`` raises its ``_limit`` for the duration of DATA and
+    puts it back afterwards, leaving aiosmtpd's DATA state machine untouched.
+    """
 
     def __init__(self, handler: SupportMailHandler, sessions: set[_TrackedSMTP], **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._sessions = sessions
+        # The reader was built with the class's 1001; from here on
+        # ``line_length_limit`` is only read by smtp_DATA's own check of a
+        # complete line, which must agree with the raised reader limit.
+        self._command_line_limit = SMTP.line_length_limit
+        self.line_length_limit = self._data_line_limit()
+
+    def _data_line_limit(self) -> int:
+        # A DATA line longer than the whole message limit makes the message
+        # too large anyway.  ("+ 3": the CRLF and a transparency dot.)
+        return max(self.data_size_limit or MAX_UNLIMITED_DATA_LINE, SMTP.line_length_limit) + 3
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._reader._limit = self._data_line_limit()  # type: ignore[attr-defined]
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._reader._limit = self._command_line_limit  # type: ignore[attr-defined]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Called a second time after STARTTLS; only the first one counts.
@@ -153,6 +186,11 @@ class _TrackedSMTP(SMTP):
         super().connection_lost(error)
 
     async def push(self, status: str) -> None:
+        if status.startswith("500 Line too long"):
+            # With the DATA line limit above the message size limit, only a
+            # line longer than the whole allowed message gets here: that
+            # message is too large, and 552 says so (RFC 5321 4.5.3.1.10).
+            status = REPLY_TOO_LARGE
         # aiosmtpd answers an oversized message itself, without a hook.
         if status.startswith("552"):
             SMTP_MESSAGES.labels("rejected").inc()
@@ -199,6 +237,9 @@ class SmtpChannel:
             self._handler,
             self._sessions,
             data_size_limit=self._settings.max_message_size,  # also announced as SIZE in EHLO
+            # RFC 6531: internationalized addresses.  Arguments are then read as
+            # UTF-8; DATA stays bytes (decode_data=False), stored as received.
+            enable_SMTPUTF8=True,
             hostname=self._hostname,
             tls_context=self._tls,
             require_starttls=self._settings.require_starttls,

@@ -28,7 +28,11 @@ fi
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e ".[test]"
+# setuptools always prints an information block for an editable install
+# through its import finder (which our package-dir layout needs), warning that
+# a folder named like the package may shadow it; here that folder is the
+# package.  Only that notice is silenced; real warnings still show.
+PYTHONWARNINGS="ignore:Editable installation" .venv/bin/pip install -q -e ".[test]"
 
 if [ ! -d deploy/kafka/lib ]; then
   (cd deploy/kafka && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib)

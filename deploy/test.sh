@@ -20,5 +20,8 @@ last_line_env deploy/dovecot/start.sh
 last_line_env deploy/kafka/start.sh
 
 export FRONTDESK_TEST_DATABASES=sqlite,postgresql
+# The servers were just started: one missing is an error, not a skip.
+export FRONTDESK_REQUIRE_SERVERS=1
 deploy/lint.sh
-.venv/bin/pytest -q -p no:cacheprovider "$@"
+# The slowest tests and the reasons for any skip, at the end of the run.
+.venv/bin/pytest -q -p no:cacheprovider --durations=15 -rs "$@"

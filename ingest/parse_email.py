@@ -208,6 +208,8 @@ def _storable(message: InboundMessage) -> InboundMessage:
     message.headers = [(clean(name) or "", clean(value) or "") for name, value in message.headers]
     for attachment in message.attachments:
         attachment.filename = clean(attachment.filename)
+        attachment.content_type = clean(attachment.content_type) or "application/octet-stream"
+        attachment.content_id = clean(attachment.content_id)
     if changed:
         message.defects.append("text: NUL characters or lone surrogates removed")
     return _within_column_sizes(message)

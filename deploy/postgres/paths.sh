@@ -12,3 +12,9 @@ if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$state" 2>/dev/null; 
   pgdata=/var/tmp/frontdesk-postgres-$(printf %s "$state" | md5sum | cut -c1-12)
 fi
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+
+# PostgreSQL refuses to run as root; use the postgres system user when we are
+# root.  From "/": the PostgreSQL tools first enter the current directory,
+# and in a checkout the postgres user cannot enter they would print
+# 'could not change directory to ...: Permission denied' on every call.
+as_pg() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }

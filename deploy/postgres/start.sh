@@ -12,9 +12,6 @@ if [ -z "$bindir" ]; then
   echo "PostgreSQL is not installed: run deploy/install-deps.sh" >&2; exit 1
 fi
 
-# PostgreSQL refuses to run as root; use the postgres system user when we are root.
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
 if [ ! -f "$pgdata/PG_VERSION" ]; then
   mkdir -p "$pgdata"
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$pgdata"

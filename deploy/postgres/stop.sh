@@ -3,5 +3,4 @@
 set -euo pipefail
 source "$(dirname "$0")/paths.sh"
 [ -f "$pgdata/PG_VERSION" ] || exit 0
-if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$bindir/pg_ctl" -D "$pgdata" -m fast stop >/dev/null 2>&1 || true
-else "$bindir/pg_ctl" -D "$pgdata" -m fast stop >/dev/null 2>&1 || true; fi
+as_pg "$bindir/pg_ctl" -D "$pgdata" -m fast stop >/dev/null 2>&1 || true

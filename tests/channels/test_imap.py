@@ -27,6 +27,7 @@ from frontdesk.storage.database import StorageUnavailable
 from frontdesk.ingest.context import IngestContext
 
 from frontdesk.ingest.pipeline import ingest_email
+from _servers import server_address
 
 pytestmark = pytest.mark.dovecot
 
@@ -34,11 +35,7 @@ PASSWORD = "test-password"  # deploy/dovecot accepts any t-* user with it
 
 
 def _address(variable: str, default_port_offset: int = 0) -> tuple[str, int]:
-    value = os.environ.get("FRONTDESK_TEST_IMAP")
-    if not value:
-        if os.environ.get("CI") == "true":
-            pytest.fail("FRONTDESK_TEST_IMAP is not set: deploy/dovecot/start.sh must run before the tests")
-        pytest.skip("no Dovecot: run deploy/dovecot/start.sh and export FRONTDESK_TEST_IMAP")
+    value = server_address("FRONTDESK_TEST_IMAP", "deploy/dovecot/start.sh")
     if variable != "FRONTDESK_TEST_IMAP" and os.environ.get(variable):
         value, default_port_offset = os.environ[variable], 0
     host, _, port = value.rpartition(":")

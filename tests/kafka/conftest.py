@@ -8,7 +8,6 @@ consumer group of its own, so tests can share one broker.
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from pathlib import Path
@@ -19,17 +18,13 @@ import pytest
 from frontdesk.automation.kafka_config import KafkaTopics
 from frontdesk.settings import Settings
 
+from _servers import server_address
 from _kafka_support import REPO, WorkerProcess, worker_environment
 
 
 @pytest.fixture
 def kafka_bootstrap() -> str:
-    bootstrap = os.environ.get("FRONTDESK_TEST_KAFKA")
-    if not bootstrap:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("FRONTDESK_TEST_KAFKA is not set in CI: run deploy/kafka/start.sh first")
-        pytest.skip("FRONTDESK_TEST_KAFKA is not set: run deploy/kafka/start.sh")
-    return bootstrap
+    return server_address("FRONTDESK_TEST_KAFKA", "deploy/kafka/start.sh")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import os
 import re
 import smtplib
 import subprocess
@@ -28,6 +27,7 @@ from typing import Callable, Iterator
 import pytest
 from aiosmtpd.controller import Controller
 
+from _servers import server_address
 from daemon_process import DaemonProcess, base_env, free_port
 
 TOKEN = "whole-path-token"
@@ -99,12 +99,7 @@ def status_of(daemon: DaemonProcess, ticket_id: int) -> str:
 
 
 def kafka_bootstrap() -> str:
-    bootstrap = os.environ.get("FRONTDESK_TEST_KAFKA")
-    if not bootstrap:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("FRONTDESK_TEST_KAFKA is not set in CI: run deploy/kafka/start.sh first")
-        pytest.skip("FRONTDESK_TEST_KAFKA is not set: run deploy/kafka/start.sh")
-    return bootstrap
+    return server_address("FRONTDESK_TEST_KAFKA", "deploy/kafka/start.sh")
 
 
 @pytest.fixture(params=["embedded-sqlite", "kafka-postgresql"])
