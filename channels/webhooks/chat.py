@@ -104,8 +104,10 @@ def parse_chat_message(data: Any) -> ChatMessage:
         if not isinstance(item, dict) or not isinstance(item.get("url"), str) or not item["url"].startswith(("http://", "https://")):
             errors[f"{where}.url"] = "must be an http(s) URL"
             continue
-        attachments.append(ChatAttachment(url=item["url"], filename=item.get("filename") or None,
-                                          content_type=str(item.get("content_type") or "application/octet-stream")))
+        filename = item.get("filename") if isinstance(item.get("filename"), str) else None
+        attachments.append(ChatAttachment(url=item["url"], filename=filename or None,
+                                          content_type=item["content_type"] if isinstance(item.get("content_type"), str) and item["content_type"]
+                                          else "application/octet-stream"))
     if not text and not attachments and "text" not in errors and "attachments" not in errors:
         errors["text"] = "is required when there are no attachments"
     sent_at = _timestamp(data.get("timestamp"), errors)

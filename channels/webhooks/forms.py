@@ -8,13 +8,12 @@ stored body again, with the same result, when it builds the inbound message.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from frontdesk.channels.webhooks.config import FormChannel
-from frontdesk.channels.webhooks.validation import PHONE, InvalidFields, is_email
+from frontdesk.channels.webhooks.validation import PHONE, InvalidFields, decode_json, is_email
 from frontdesk.ingest.message import InboundMessage
 
 PRIORITIES = ("low", "medium", "high", "urgent")
@@ -35,7 +34,7 @@ class FormSubmission:
 def decode_body(raw: bytes, content_type: str) -> dict[str, Any]:
     """JSON object or urlencoded body -> field values; ``ValueError`` when malformed."""
     if content_type in JSON_TYPES:
-        data = json.loads(raw.decode("utf-8"))
+        data = decode_json(raw)
         if not isinstance(data, dict):
             raise ValueError("the JSON body must be an object")
         return data

@@ -109,9 +109,29 @@ class MessengerEvent:
 
 
 def _id(value: Any) -> str | None:
+    """An id: a string or a whole number (``{"id": ...}`` objects unwrapped); anything else is no id."""
     if isinstance(value, dict):
         value = value.get("id")
-    return None if value in (None, "") else str(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value) or None
+
+
+def _text(value: Any) -> str | None:
+    """A text field as Meta documents it (a string); a number is taken as its digits, anything else as absent.
+
+    Payloads are written by others: a ``text`` that is a number, an object
+    or a list must not reach a stage that expects a string.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _person(value: Any) -> str | None:
@@ -132,14 +152,13 @@ def _millis(value: Any) -> datetime | None:
 
 def _attachments(message: dict[str, Any]) -> tuple[MessengerAttachment, ...]:
     found = []
-    for item in message.get("attachments") or []:
+    for item in _list(message.get("attachments")):
         if not isinstance(item, dict):
             continue
         payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
-        url = payload.get("url") or item.get("url")
-        found.append(MessengerAttachment(type=str(item.get("type") or "unknown"),
-                                         url=str(url) if url else None,
-                                         title=item.get("title"), payload=payload))
+        url = _text(payload.get("url")) or _text(item.get("url"))
+        found.append(MessengerAttachment(type=_text(item.get("type")) or "unknown", url=url or None,
+                                         title=_text(item.get("title")), payload=payload))
     return tuple(found)
 
 
@@ -148,9 +167,9 @@ def _message_event(page_id: str, item: dict[str, Any], message: dict[str, Any]) 
     sent_at = _millis(item.get("timestamp"))
     mid = _id(message.get("mid"))
     if message.get("is_echo"):
-        return MessengerEvent(ECHO, page_id, recipient, mid=mid, text=message.get("text"),
+        return MessengerEvent(ECHO, page_id, recipient, mid=mid, text=_text(message.get("text")),
                               attachments=_attachments(message), sent_at=sent_at,
-                              metadata=message.get("metadata"),
+                              metadata=_text(message.get("metadata")),
                               extra={"app_id": _id(message.get("app_id"))}, raw=item)
     if message.get("is_deleted"):
         return MessengerEvent(DELETE, page_id, sender, mid=mid, sent_at=sent_at, raw=item)
@@ -172,7 +191,7 @@ def _message_event(page_id: str, item: dict[str, Any], message: dict[str, Any]) 
     if any(a.url is None for a in attachments):
         extra["attachment_payloads"] = [{"type": a.type, "title": a.title, "payload": a.payload}
                                         for a in attachments if a.url is None]
-    return MessengerEvent(MESSAGE, page_id, sender, mid=mid, text=message.get("text"),
+    return MessengerEvent(MESSAGE, page_id, sender, mid=mid, text=_text(message.get("text")),
                           attachments=attachments, sent_at=sent_at, extra=extra, raw=item)
 
 
@@ -192,15 +211,15 @@ def classify_messaging(page_id: str, item: dict[str, Any]) -> MessengerEvent:
         return MessengerEvent(IGNORED, page_id, None, reason=NO_SENDER_REASON, raw=item)
     if isinstance(item.get("postback"), dict):
         postback = item["postback"]
-        title = postback.get("title")
+        title = _text(postback.get("title"))
         return MessengerEvent(POSTBACK, page_id, sender, mid=_id(postback.get("mid")),
-                              text=title or postback.get("payload"), sent_at=sent_at,
+                              text=title or _text(postback.get("payload")), sent_at=sent_at,
                               extra={"postback": {k: postback.get(k) for k in ("title", "payload", "referral")
                                                   if postback.get(k) is not None}},
                               raw=item)
     if isinstance(item.get("delivery"), dict):
         delivery = item["delivery"]
-        mids = tuple(str(m) for m in delivery.get("mids") or [] if m)
+        mids = tuple(mid for m in _list(delivery.get("mids")) if (mid := _id(m)))
         return MessengerEvent(DELIVERY, page_id, sender, receipt_mids=mids,
                               watermark=_millis(delivery.get("watermark")), sent_at=sent_at, raw=item)
     if isinstance(item.get("read"), dict):
@@ -208,8 +227,11 @@ def classify_messaging(page_id: str, item: dict[str, Any]) -> MessengerEvent:
                               sent_at=sent_at, raw=item)
     if isinstance(item.get("message_edit"), dict):
         edit = item["message_edit"]
-        return MessengerEvent(EDIT, page_id, sender, mid=_id(edit.get("mid")), text=edit.get("text"),
-                              sent_at=sent_at, extra={"num_edit": edit.get("num_edit")}, raw=item)
+        num_edit = edit.get("num_edit")
+        return MessengerEvent(EDIT, page_id, sender, mid=_id(edit.get("mid")), text=_text(edit.get("text")),
+                              sent_at=sent_at, raw=item,
+                              extra={"num_edit": num_edit if isinstance(num_edit, int) and not isinstance(num_edit, bool)
+                                     else None})
     known = sorted(set(item) - {"sender", "recipient", "timestamp"})
     return MessengerEvent(IGNORED, page_id, sender, reason=f"unknown messaging event {known}", raw=item)
 
@@ -228,11 +250,11 @@ def classify_payload(data: Any, pages: set[str]) -> ClassifiedPayload:
         return ClassifiedPayload((), f"object {data.get('object')!r} is not a Messenger Page webhook "
                                      "(Instagram, WhatsApp, user and permission webhooks are not channels here)")
     events: list[MessengerEvent] = []
-    for entry in data.get("entry") or []:
+    for entry in _list(data.get("entry")):
         if not isinstance(entry, dict):
             continue
         page_id = _id(entry.get("id")) or ""
-        for item in entry.get("messaging") or []:
+        for item in _list(entry.get("messaging")):
             if not isinstance(item, dict):
                 continue
             if page_id not in pages:
@@ -240,11 +262,11 @@ def classify_payload(data: Any, pages: set[str]) -> ClassifiedPayload:
                                              reason=UNKNOWN_PAGE_REASON, raw=item))
             else:
                 events.append(classify_messaging(page_id, item))
-        for item in entry.get("standby") or []:
+        for item in _list(entry.get("standby")):
             if isinstance(item, dict):
                 events.append(MessengerEvent(IGNORED, page_id, _id(item.get("sender")),
                                              reason=STANDBY_REASON, raw=item))
-        for item in entry.get("changes") or []:
+        for item in _list(entry.get("changes")):
             if isinstance(item, dict):
                 events.append(MessengerEvent(IGNORED, page_id, None,
                                              reason=f"{CHANGES_REASON} (field {item.get('field')!r})", raw=item))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from typing import Any
 
 from sqlalchemy import select
@@ -25,7 +24,7 @@ from frontdesk.channels.webhooks.config import WebhookConfig
 from frontdesk.channels.webhooks.intake import PROCESSED
 from frontdesk.channels.webhooks.messenger import MESSAGE, POSTBACK, classify_payload, messenger_inbound
 from frontdesk.channels.webhooks.processor import IngestFunction
-from frontdesk.channels.webhooks.validation import InvalidFields
+from frontdesk.channels.webhooks.validation import InvalidFields, decode_json
 from frontdesk.model import InboundPayload, utcnow
 from frontdesk.model.channels import CHAT, FORM, MESSENGER
 from frontdesk.storage.writer import write_transaction
@@ -39,10 +38,10 @@ def _messages_in(config: WebhookConfig, channel: str, key: str | None, raw: byte
     """Every inbound message a stored payload holds, rebuilt as the processor built it."""
     stub = InboundPayload(channel=channel, route=key or "", blob=hashlib.sha256(raw).hexdigest(), headers={})
     if channel == MESSENGER:
-        events = classify_payload(json.loads(raw), {key} if key else set()).events
+        events = classify_payload(decode_json(raw), {key} if key else set()).events
         return [messenger_inbound(e, stub.blob) for e in events if e.kind in (MESSAGE, POSTBACK)]
     if channel == CHAT:
-        return [chat.to_inbound(chat.parse_chat_message(json.loads(raw)), slug=key or "", raw_blob=stub.blob, raw=raw)]
+        return [chat.to_inbound(chat.parse_chat_message(decode_json(raw)), slug=key or "", raw_blob=stub.blob, raw=raw)]
     form = config.form(key or "")
     if form is None:
         return []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from typing import Iterable
 
@@ -51,6 +52,9 @@ class SignatureRefused(Exception):
         self.message = message
 
 
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
+
+
 def check_timestamped(
     raw: bytes, timestamp: str | None, signature: str | None, secret: Secret, max_skew_seconds: int,
     *, now: float | None = None,
@@ -66,10 +70,11 @@ def check_timestamped(
     expected = timestamped_signature(secret.reveal(), timestamp, raw)
     if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
         raise SignatureRefused("signature_invalid", "the signature does not match the body")
-    try:
-        sent = float(timestamp)
-    except ValueError:
-        raise SignatureRefused("timestamp_invalid", f"{TIMESTAMP_HEADER} must be Unix seconds") from None
+    # Digits only: float() would also take "nan" (never stale, so a signed
+    # request could be replayed forever), "inf" and "1e309".
+    if not _UNIX_SECONDS.fullmatch(timestamp.strip()):
+        raise SignatureRefused("timestamp_invalid", f"{TIMESTAMP_HEADER} must be Unix seconds")
+    sent = float(timestamp)
     current = time.time() if now is None else now
     if abs(current - sent) > max_skew_seconds:
         raise SignatureRefused("timestamp_stale", f"the request timestamp is more than {max_skew_seconds}s away")

@@ -32,6 +32,17 @@ def decode_json(raw: bytes) -> Any:
     """A webhook body as JSON; ``ValueError`` (``UnicodeDecodeError`` included) when it is not.
 
     Called once per request at the edge and once per processing pass; the
-    decoded value travels on from there.
+    decoded value travels on from there.  Refuses what ``json`` would let
+    through but nothing downstream can store or compare: ``NaN`` and
+    ``Infinity`` (not JSON, and PostgreSQL's JSON refuses them), and nesting
+    deep enough to exhaust the interpreter's stack (a RecursionError is no
+    client error, so it must not escape as one).
     """
-    return json.loads(raw.decode("utf-8"))
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
