@@ -13,17 +13,18 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.access import pipeline_visibility
-from frontdesk.api.audit import snapshot
 from frontdesk.api.auth import Principal, principal_of
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
-from frontdesk.api.property_registry import BUILT_IN
 from frontdesk.api.request_body import int_field, json_body, text_field
-from frontdesk.api.stage_rules import check_required_properties, validate_custom_values, validate_value
 from frontdesk.events import AGENT, Actor, TicketCreated
 from frontdesk.model import Company, Contact, Pipeline, Status, Team, Ticket, TicketParticipant, User, utcnow
 from frontdesk.outbox import record_events
+from frontdesk.tickets.access import pipeline_visibility
+from frontdesk.tickets.audit import snapshot
+from frontdesk.tickets.properties import BUILT_IN
+from frontdesk.tickets.property_values import validate_custom_values, validate_value
+from frontdesk.tickets.stage_properties import check_required_properties
 
 routes = web.RouteTableDef()
 

@@ -1,6 +1,6 @@
 """Read tickets: the filtered, paginated list and one ticket with its whole conversation.
 
-Every query goes through :func:`api.access.ticket_visibility`, the list,
+Every query goes through :func:`frontdesk.tickets.access.ticket_visibility`, the list,
 its total and the detail alike, so a user never learns of a ticket they
 may not see.
 """
@@ -18,12 +18,12 @@ from aiohttp import web
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.access import ticket_visibility, visible_ticket
 from frontdesk.api.auth import principal_of
 from frontdesk.api.errors import ApiError
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.model import Attachment, Contact, Message, Pipeline, Status, Ticket
+from frontdesk.tickets.access import ticket_visibility, visible_ticket
 
 routes = web.RouteTableDef()
 
