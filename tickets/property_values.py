@@ -104,3 +104,10 @@ def typed_submitted_values(registry: Mapping[str, PropertySpec], raw: Mapping[st
             value = parse_submitted(spec, value)
         typed[name] = value
     return typed
+
+
+async def submitted_custom_values(session: AsyncSession, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`typed_submitted_values` against the stored definitions; no query when there is nothing to check."""
+    if not raw:
+        return {}
+    return typed_submitted_values(await all_properties(session), raw)
