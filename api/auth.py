@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass, field
 
 from aiohttp import web
 from sqlalchemy import select, update
@@ -18,29 +17,12 @@ from sqlalchemy import select, update
 from frontdesk.api.errors import ApiError
 from frontdesk.api.keys import SESSIONS, SETTINGS
 from frontdesk.model import ApiToken, TeamMembership, User, utcnow
-from frontdesk.model.access import ACCESS_ALL, ADMIN, SUPER_ADMIN
+from frontdesk.model.access import SUPER_ADMIN
+from frontdesk.tickets.access import Principal
 
 # Paths that answer without a token: probes, metrics scrapes, the spec, and
 # webhooks, which carry their own signatures.
 PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/webhooks/")
-
-
-@dataclass(frozen=True)
-class Principal:
-    user_id: int | None
-    role: str
-    ticket_access: str = ACCESS_ALL
-    sees_unassigned: bool = True
-    team_ids: frozenset[int] = field(default_factory=frozenset)
-    label: str = ""
-
-    @property
-    def is_super_admin(self) -> bool:
-        return self.role == SUPER_ADMIN
-
-    @property
-    def can_edit_property_settings(self) -> bool:
-        return self.role in (SUPER_ADMIN, ADMIN)
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)

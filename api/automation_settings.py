@@ -12,22 +12,19 @@ from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.access import visible_pipeline
-from frontdesk.api.audit import record_audit, snapshot
 from frontdesk.api.auth import Principal, principal_of, require_property_settings
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.request_body import bool_field, int_field, json_body, path_id, text_field
 from frontdesk.model import Channel, EmailTemplate, PipelineAutomation, Status, StatusAction, Team, User
-from frontdesk.model.automation import NOTIFY, SEND_EMAIL, TO_OWNER, TO_OWNER_TEAM, TO_TEAM, TO_USER
-from frontdesk.model.channels import CHANNEL_KINDS, CHAT, MESSENGER
+from frontdesk.model.automation import NOTIFY, SEND_EMAIL, TO_OWNER, TO_OWNER_TEAM, TO_USER
+from frontdesk.model.channels import CHANNEL_KINDS
+from frontdesk.tickets.access import visible_pipeline
+from frontdesk.tickets.audit import record_audit, snapshot
+from frontdesk.tickets.automation_settings import ACTION_KINDS, OPT_IN_SOURCES, RECIPIENT_KINDS, check_action_sources
 
 routes = web.RouteTableDef()
 
-ACTION_KINDS = (SEND_EMAIL, NOTIFY)
-RECIPIENT_KINDS = (TO_USER, TO_TEAM, TO_OWNER, TO_OWNER_TEAM)
-# Email and forms always get status actions; these two only when opted in.
-OPT_IN_SOURCES = (CHAT, MESSENGER)
 CHANNEL_FIELDS = ("id", "kind", "key", "name", "pipeline_id", "create_tickets")
 
 
@@ -59,13 +56,6 @@ async def check_trigger_target(session: AsyncSession, pipeline_id: int, status_i
     if status is None or status.pipeline_id != pipeline_id:
         raise ApiError(422, "trigger_status_outside_pipeline",
                        f"the {trigger} trigger must target a status of this pipeline", trigger=trigger)
-
-
-def check_action_sources(sources: Any) -> list[str]:
-    if not isinstance(sources, list) or any(s not in OPT_IN_SOURCES for s in sources):
-        raise ApiError(422, "action_sources_invalid",
-                       f"action_sources lists which of {', '.join(OPT_IN_SOURCES)} get status actions")
-    return sorted(set(sources))
 
 
 @routes.get("/api/v1/pipelines/{pipeline_id}/automation")

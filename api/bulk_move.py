@@ -12,15 +12,14 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from frontdesk.api.access import ticket_visibility, visible_pipeline
 from frontdesk.api.auth import principal_of
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.request_body import int_field, int_list_field, json_body
-from frontdesk.api.stage_rules import check_required_properties
-from frontdesk.api.status_moves import move_ticket
 from frontdesk.events import AGENT, Actor
 from frontdesk.model import Status, Ticket
+from frontdesk.tickets.access import ticket_visibility, visible_pipeline
+from frontdesk.tickets.status import move_ticket
 
 routes = web.RouteTableDef()
 
@@ -59,11 +58,6 @@ async def bulk_move(request: web.Request) -> web.Response:
         for ticket in tickets:
             if ticket.status_id == target.id:
                 continue
-            try:
-                await check_required_properties(session, ticket, target.id, actor_kind=AGENT)
-            except ApiError as error:
-                error.details["ticket_id"] = ticket.id
-                raise
             await move_ticket(session, ticket, target, actor=actor, reason="bulk_move")
             moved.append(ticket.id)
     return web.json_response({"status_id": target.id, "moved": moved,

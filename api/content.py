@@ -15,13 +15,14 @@ from urllib.parse import quote
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.access import visible_ticket
 from frontdesk.api.auth import principal_of
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import BLOBS, SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.model import Attachment, Message
 from frontdesk.model.channels import EMAIL
+from frontdesk.tickets.access import visible_ticket
+from frontdesk.tickets.errors import NotFound
 
 routes = web.RouteTableDef()
 
@@ -37,7 +38,7 @@ async def _visible_message(request: web.Request, session: AsyncSession, message_
         return message
     try:
         await visible_ticket(session, principal, message.ticket_id)
-    except ApiError:
+    except NotFound:
         raise not_found("message") from None
     return message
 

@@ -1,7 +1,10 @@
-"""API errors as JSON: one exception type, rendered in one middleware.
+"""API errors as JSON: HTTP refusals and domain errors, rendered in one middleware.
 
 Every refusal names the rule that was broken (``code``) and, where it helps,
-the fields involved, so an agent knows what to fix.
+the fields involved, so an agent knows what to fix.  ``ApiError`` is for
+what only HTTP knows (authentication, malformed bodies); a broken ticket rule
+arrives as a ``frontdesk.tickets.errors.DomainError`` and gets its status
+from :data:`DOMAIN_STATUS`.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+
+from frontdesk.tickets.errors import Conflict, DomainError, NotFound
 
 
 class ApiError(Exception):
@@ -26,6 +31,15 @@ class ApiError(Exception):
         return web.json_response(body, status=self.status)
 
 
+# Most specific class first: the first match gives the status.
+DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = ((NotFound, 404), (Conflict, 409), (DomainError, 422))
+
+
+def from_domain(error: DomainError) -> ApiError:
+    status = next(code for cls, code in DOMAIN_STATUS if isinstance(error, cls))
+    return ApiError(status, error.code, error.message, **error.details)
+
+
 def not_found(what: str = "ticket") -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
 
@@ -40,3 +54,5 @@ async def error_middleware(request: web.Request, handler):  # type: ignore[no-un
         return await handler(request)
     except ApiError as error:
         return error.to_response()
+    except DomainError as error:
+        return from_domain(error).to_response()

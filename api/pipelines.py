@@ -13,12 +13,15 @@ from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.access import pipeline_visibility, visible_pipeline
-from frontdesk.api.audit import record_audit, snapshot
 from frontdesk.api.auth import principal_of, require_property_settings, require_super_admin
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS, SETTINGS
-from frontdesk.api.pipeline_rules import (
+from frontdesk.api.request_body import int_field, int_list_field, json_body, path_id, text_field
+from frontdesk.events import AGENT, Actor
+from frontdesk.model import Channel, Pipeline, PipelineAccess, PipelineAutomation, Status, Team, Ticket, User
+from frontdesk.tickets.access import pipeline_visibility, visible_pipeline
+from frontdesk.tickets.audit import record_audit, snapshot
+from frontdesk.tickets.pipelines import (
     check_status_balance,
     enforce_pipeline_cap,
     next_position,
@@ -27,11 +30,7 @@ from frontdesk.api.pipeline_rules import (
     unique_internal_name,
     valid_internal_name,
 )
-from frontdesk.api.request_body import int_field, int_list_field, json_body, path_id, text_field
-from frontdesk.api.stage_rules import check_required_properties
-from frontdesk.api.status_moves import move_ticket
-from frontdesk.events import AGENT, Actor
-from frontdesk.model import Channel, Pipeline, PipelineAccess, PipelineAutomation, Status, Team, Ticket, User
+from frontdesk.tickets.status import move_ticket
 
 routes = web.RouteTableDef()
 
@@ -363,11 +362,6 @@ async def remove_status(session: AsyncSession, status: Status, target_raw: Any, 
         tickets = (await session.scalars(select(Ticket).where(Ticket.status_id == status.id))).all()
         for ticket in tickets:
             # Like a bulk move, which is what this is: the target's required properties apply.
-            try:
-                await check_required_properties(session, ticket, target.id, actor_kind=actor.kind)
-            except ApiError as error:
-                error.details["ticket_id"] = ticket.id
-                raise
             await move_ticket(session, ticket, target, actor=actor, reason="status_deleted")
         await session.flush()
     await session.execute(delete(Status).where(Status.id == status.id))

@@ -13,15 +13,15 @@ from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.access import visible_pipeline
-from frontdesk.api.audit import record_audit
 from frontdesk.api.auth import principal_of, require_property_settings
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
-from frontdesk.api.pipeline_rules import valid_internal_name
-from frontdesk.api.property_registry import BUILT_IN, CUSTOM_TYPES, ENUMERATION, PropertySpec, all_properties
 from frontdesk.api.request_body import bool_field, json_body, path_id, text_field
 from frontdesk.model import PropertyDefinition, StageProperty, Status
+from frontdesk.tickets.access import visible_pipeline
+from frontdesk.tickets.audit import record_audit
+from frontdesk.tickets.properties import BUILT_IN, CUSTOM_TYPES, all_properties, check_definition
+from frontdesk.tickets.stage_properties import check_stage_list, replace_stage_properties, stage_properties
 
 routes = web.RouteTableDef()
 
@@ -30,22 +30,6 @@ def definition_json(definition: PropertyDefinition) -> dict[str, Any]:
     return {"name": definition.name, "label": definition.label, "type": definition.type,
             "options": list(definition.options or []), "read_only": definition.read_only,
             "calculated": definition.calculated, "built_in": False}
-
-
-def check_definition(name: str, type_: str, options: Any) -> list[str]:
-    if not valid_internal_name(name) or name in BUILT_IN:
-        raise ApiError(422, "property_name_invalid",
-                       f"{name!r} must be lowercase letters, digits and _ and not a built-in property name")
-    if type_ not in CUSTOM_TYPES:
-        raise ApiError(422, "property_type_invalid", f"type must be one of {', '.join(CUSTOM_TYPES)}")
-    options = options or []
-    if not isinstance(options, list) or not all(isinstance(o, str) and o for o in options):
-        raise ApiError(422, "property_options_invalid", "options must be a list of non-empty strings")
-    if type_ == ENUMERATION and not options:
-        raise ApiError(422, "property_options_required", "an enumeration needs at least one option")
-    if len(set(options)) != len(options):
-        raise ApiError(422, "property_options_invalid", "options must be distinct")
-    return options
 
 
 @routes.get("/api/v1/properties")
@@ -126,50 +110,6 @@ async def delete_property(request: web.Request) -> web.Response:
 
 
 # --- stage properties --------------------------------------------------------------
-
-
-async def stage_properties(session: AsyncSession, status_id: int) -> list[dict[str, Any]]:
-    rows = (await session.scalars(
-        select(StageProperty).where(StageProperty.status_id == status_id)
-        .order_by(StageProperty.position, StageProperty.id)
-    )).all()
-    return [{"property": row.property_name, "required": row.required} for row in rows]
-
-
-async def check_stage_list(session: AsyncSession, entries: Any) -> list[tuple[str, bool]]:
-    """Validate an ordered stage property list: known, settable, each once."""
-    if not isinstance(entries, list):
-        raise ApiError(422, "field_invalid", "'properties' must be a list of {property, required}")
-    registry: dict[str, PropertySpec] = await all_properties(session)
-    seen: set[str] = set()
-    cleaned: list[tuple[str, bool]] = []
-    for entry in entries:
-        if isinstance(entry, str):
-            entry = {"property": entry}
-        name = entry.get("property") if isinstance(entry, dict) else None
-        spec = registry.get(name) if isinstance(name, str) else None
-        if spec is None:
-            raise ApiError(422, "unknown_property", f"there is no property {name!r}", property=name)
-        if not spec.settable:
-            raise ApiError(422, "stage_property_read_only",
-                           f"{name!r} is read-only or calculated and cannot be a stage property", property=name)
-        if name in seen:
-            raise ApiError(422, "stage_property_duplicate", f"{name!r} is listed twice", property=name)
-        seen.add(name)
-        required = entry.get("required", False)
-        if not isinstance(required, bool):
-            raise ApiError(422, "field_invalid", "'required' must be true or false", property=name)
-        cleaned.append((name, required))
-    return cleaned
-
-
-async def replace_stage_properties(session: AsyncSession, status_id: int, entries: list[tuple[str, bool]]) -> None:
-    await session.execute(delete(StageProperty).where(StageProperty.status_id == status_id))
-    session.add_all([
-        StageProperty(status_id=status_id, property_name=name, position=position, required=required)
-        for position, (name, required) in enumerate(entries)
-    ])
-    await session.flush()
 
 
 async def _status(request: web.Request, session: AsyncSession) -> Status:

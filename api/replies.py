@@ -18,7 +18,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.access import visible_ticket
 from frontdesk.api.auth import Principal, principal_of
 from frontdesk.api.errors import ApiError
 from frontdesk.api.keys import BLOBS, SESSIONS, SETTINGS
@@ -28,10 +27,11 @@ from frontdesk.events import AGENT, Actor, MessageSent
 from frontdesk.model import Contact, ContactIdentity, Conversation, Delivery, Message, Ticket
 from frontdesk.model.channels import CHAT, EMAIL, FORM, MESSENGER
 from frontdesk.model.messages import OUTBOUND
-from frontdesk.outbox import record_events
 from frontdesk.outbound.deliveries import find_delivery, queue_delivery
 from frontdesk.outbound.email.compose import HeaderInjectionError, checked_address, checked_header
 from frontdesk.outbound.email.outgoing import queue_ticket_email
+from frontdesk.outbox import record_events
+from frontdesk.tickets.access import visible_ticket
 
 routes = web.RouteTableDef()
 

@@ -10,46 +10,36 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from jinja2 import TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.access import visible_ticket
-from frontdesk.api.audit import record_audit, snapshot
 from frontdesk.api.auth import principal_of, require_property_settings
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
-from frontdesk.api.pipeline_rules import valid_internal_name
 from frontdesk.api.request_body import bool_field, int_field, json_body, text_field
 from frontdesk.defaults import DEFAULT_TEMPLATES
 from frontdesk.model import Contact, EmailTemplate, Status, StatusAction, User
 from frontdesk.outbound.email.render import (
     TemplateRenderError,
+    check_template_syntax,
     contact_fields,
     owner_fields,
     render_template,
     ticket_fields,
 )
+from frontdesk.tickets.access import visible_ticket
+from frontdesk.tickets.audit import record_audit, snapshot
+from frontdesk.tickets.pipelines import valid_internal_name
 
 routes = web.RouteTableDef()
 
 TEMPLATE_FIELDS = ("key", "name", "subject", "body_text", "body_html", "transactional")
-_SYNTAX = SandboxedEnvironment()
 
 
 def template_json(template: EmailTemplate) -> dict[str, Any]:
     body = snapshot(template, ("id",) + TEMPLATE_FIELDS)
     body["default"] = template.key in DEFAULT_TEMPLATES
     return body
-
-
-def check_syntax(field: str, source: str) -> None:
-    try:
-        _SYNTAX.parse(source)
-    except TemplateSyntaxError as error:
-        raise ApiError(422, "template_syntax_error", f"{field}: {error.message} (line {error.lineno})",
-                       field=field, line=error.lineno) from None
 
 
 def apply_template_fields(template: EmailTemplate, body: dict[str, Any]) -> None:
@@ -60,7 +50,7 @@ def apply_template_fields(template: EmailTemplate, body: dict[str, Any]) -> None
             value = body[field]
             if not isinstance(value, str) or (field != "body_html" and not value.strip()):
                 raise ApiError(422, "field_invalid", f"{field!r} must be a non-empty string", field=field)
-            check_syntax(field, value)
+            check_template_syntax(field, value)
             setattr(template, field, value)
     if "transactional" in body:
         template.transactional = bool(bool_field(body, "transactional"))

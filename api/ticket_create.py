@@ -13,21 +13,20 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.access import pipeline_visibility
-from frontdesk.api.audit import snapshot
 from frontdesk.api.auth import Principal, principal_of
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
-from frontdesk.api.property_registry import BUILT_IN
 from frontdesk.api.request_body import int_field, json_body, text_field
-from frontdesk.api.stage_rules import check_required_properties, validate_custom_values, validate_value
-from frontdesk.events import AGENT, Actor, TicketCreated
-from frontdesk.model import Company, Contact, Pipeline, Status, Team, Ticket, TicketParticipant, User, utcnow
-from frontdesk.outbox import record_events
+from frontdesk.events import Actor
+from frontdesk.model import Company, Contact, Pipeline, Status, Team, TicketParticipant, User
+from frontdesk.tickets.access import pipeline_visibility
+from frontdesk.tickets.audit import snapshot
+from frontdesk.tickets import creation
+from frontdesk.tickets.properties import BUILT_IN
+from frontdesk.tickets.property_values import validate_custom_values, validate_value
 
 routes = web.RouteTableDef()
 
-MANUAL_SOURCE = "manual"
 TICKET_FIELDS = ("id", "name", "description", "pipeline_id", "status_id", "priority", "category", "owner_id",
                  "team_id", "source_channel", "contact_id", "company_id", "custom_properties", "created_at",
                  "closed_at")
@@ -147,25 +146,17 @@ async def create_ticket(request: web.Request) -> web.Response:
         status = await _status(session, pipeline, body)
         values = await _built_in_values(session, principal, body)
         custom = await validate_custom_values(session, body.get("properties") or {})
-        await check_required_properties(session, {**values, **custom}, status.id, actor_kind=AGENT)
         contacts = await _contacts(session, body)
         contact = contacts[0] if contacts else None
         company = await _company(session, body.get("company"), contact)
-        now = utcnow()
-        ticket = Ticket(
-            **values, pipeline_id=pipeline.id, status_id=status.id, source_channel=MANUAL_SOURCE,
-            contact_id=contact.id if contact else None, company_id=company.id if company else None,
-            custom_properties=custom, created_at=now, updated_at=now, closed_at=now if status.is_closed else None,
+        # Checks the status's required stage properties before the row exists.
+        ticket = await creation.create_ticket(
+            session, actor=Actor.agent(principal.user_id), status=status, source=creation.MANUAL_SOURCE, **values,
+            custom_properties=custom, contact_id=contact.id if contact else None, company_id=company.id if company else None,
         )
-        session.add(ticket)
-        await session.flush()
         # Associated contacts take part in the ticket: their replies quoting [#id] are trusted.
         addresses = sorted({c.email for c in contacts if c.email})
         session.add_all([TicketParticipant(ticket_id=ticket.id, address=a) for a in addresses])
-        await record_events(session, TicketCreated(
-            ticket_id=ticket.id, actor=Actor.agent(principal.user_id),
-            pipeline_id=pipeline.id, status_id=status.id, source=MANUAL_SOURCE, contact_id=ticket.contact_id,
-        ))
         result = snapshot(ticket, TICKET_FIELDS)
         result["contact_ids"] = [c.id for c in contacts]
         result["status"] = {"id": status.id, "internal_name": status.internal_name, "label": status.label,

@@ -5,7 +5,7 @@ description and custom ``properties``.  A status change emits
 ``ticket.status_changed`` (which runs the new status's action chain) and
 stamps ``closed_at`` / ``reopened_at``; built-in changes emit one
 ``ticket.property_changed``, and each changed custom property one more.
-Required stage properties (:func:`api.stage_rules.check_required_properties`)
+Required stage properties (:func:`frontdesk.tickets.stage_properties.check_required_properties`)
 are checked against the ticket as the whole request leaves it, custom
 values included, before anything is written.
 """
@@ -17,18 +17,18 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from frontdesk.api.access import visible_ticket
 from frontdesk.api.auth import principal_of
 from frontdesk.api.errors import ApiError
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
-from frontdesk.api.property_registry import BUILT_IN
 from frontdesk.api.replies import run_after_commit
 from frontdesk.api.request_body import json_body
-from frontdesk.api.stage_rules import check_required_properties, ticket_values, validate_custom_values
 from frontdesk.events import AGENT, Actor, TicketPropertyChanged
 from frontdesk.model import Status, Team, Ticket, User, utcnow
 from frontdesk.outbox import record_events
+from frontdesk.tickets.access import visible_ticket
+from frontdesk.tickets.property_values import validate_custom_values
+from frontdesk.tickets.stage_properties import check_required_properties, values_after
 from frontdesk.tickets.status import move_status
 
 routes = web.RouteTableDef()
@@ -89,18 +89,6 @@ async def _custom_changes(session: Any, ticket: Ticket, raw: Any) -> dict[str, d
             for name, value in wanted.items() if current.get(name) != value}
 
 
-def _values_after(ticket: Ticket, changes: dict[str, dict[str, Any]],
-                  custom: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The ticket's property values by property name once the request is applied."""
-    values = ticket_values(ticket)
-    by_attribute = {spec.attribute: name for name, spec in BUILT_IN.items() if spec.attribute}
-    # Built-in changes are keyed by attribute (owner_id), custom ones by name: kept
-    # apart so a custom property called e.g. "team_id" cannot stand in for "team".
-    values.update({by_attribute.get(f, f): c["to"] for f, c in changes.items()})
-    values.update({name: c["to"] for name, c in custom.items()})
-    return values
-
-
 def _ticket_json(ticket: Ticket, status: Status) -> dict[str, Any]:
     return {
         "id": ticket.id, "name": ticket.name, "description": ticket.description,
@@ -139,8 +127,8 @@ async def patch_ticket(request: web.Request) -> web.Response:
         changes = {f: {"from": getattr(ticket, f), "to": v} for f, v in wanted.items() if getattr(ticket, f) != v}
         custom = await _custom_changes(session, ticket, body["properties"]) if "properties" in body else {}
         if target.id != current.id:
-            await check_required_properties(session, _values_after(ticket, changes, custom), target.id,
-                                            actor_kind=AGENT)
+            after = values_after(ticket, {f: c["to"] for f, c in changes.items()}, {n: c["to"] for n, c in custom.items()})
+            await check_required_properties(session, after, target.id, actor_kind=AGENT)
         for field, change in changes.items():
             setattr(ticket, field, change["to"])
         if changes:

@@ -1,147 +1,39 @@
 """Read tickets: the filtered, paginated list and one ticket with its whole conversation.
 
-Every query goes through :func:`api.access.ticket_visibility`, the list,
-its total and the detail alike, so a user never learns of a ticket they
-may not see.
+Every query goes through :func:`frontdesk.tickets.access.ticket_visibility`, the list
+(built in ``api.ticket_queries``), its total and the detail alike, so a user
+never learns of a ticket they may not see.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.access import ticket_visibility, visible_ticket
 from frontdesk.api.auth import principal_of
-from frontdesk.api.errors import ApiError
 from frontdesk.api.html import attachment_urls, safe_html
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
+from frontdesk.api.ticket_queries import (
+    DEFAULT_LIMIT,
+    DEFAULT_SORT,
+    MAX_LIMIT,
+    SORTS,
+    Cursor,
+    after_cursor,
+    bad_parameter,
+    int_param,
+    joined,
+    ticket_filters,
+)
 from frontdesk.model import Attachment, Contact, Message, Pipeline, Status, Ticket
+from frontdesk.tickets.access import visible_ticket
 
 routes = web.RouteTableDef()
-
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-
-# sort parameter -> (column, descending?)
-SORTS = {
-    "-updated_at": (Ticket.updated_at, True),
-    "updated_at": (Ticket.updated_at, False),
-    "-created_at": (Ticket.created_at, True),
-    "created_at": (Ticket.created_at, False),
-}
-DEFAULT_SORT = "-updated_at"
-
-
-def bad_parameter(name: str, message: str) -> ApiError:
-    return ApiError(400, "invalid_parameter", message, parameter=name)
-
-
-def _int_param(request: web.Request, name: str, *, minimum: int = 1, maximum: int | None = None) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_parameter(name, f"{name} must be an integer") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise bad_parameter(name, f"{name} must be {bound}")
-    return value
-
-
-def _id_filter(request: web.Request, name: str, column: Any) -> Any | None:
-    """A filter on an id column: ``?owner=7``, or ``?owner=none`` for "not set"; None when absent."""
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() == "none":
-        return column.is_(None)
-    if not raw.isdigit():
-        raise bad_parameter(name, f"{name} must be a numeric id or 'none'")
-    return column == int(raw)
-
-
-# --- cursors ----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where the previous page ended: the sort key and id of its last ticket."""
-
-    sort: str
-    value: datetime
-    ticket_id: int
-
-    def encode(self) -> str:
-        payload = json.dumps({"s": self.sort, "v": self.value.isoformat(), "id": self.ticket_id})
-        return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, token: str) -> Cursor:
-        try:
-            padded = token + "=" * (-len(token) % 4)
-            data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            cursor = cls(sort=data["s"], value=datetime.fromisoformat(data["v"]), ticket_id=int(data["id"]))
-        except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
-            raise bad_parameter("cursor", "cursor is not one this API handed out") from None
-        if cursor.sort not in SORTS or cursor.value.tzinfo is None:
-            raise bad_parameter("cursor", "cursor is not one this API handed out")
-        return cursor
-
-
-def _after_cursor(cursor: Cursor) -> Any:
-    column, descending = SORTS[cursor.sort]
-    if descending:
-        return or_(column < cursor.value, and_(column == cursor.value, Ticket.id < cursor.ticket_id))
-    return or_(column > cursor.value, and_(column == cursor.value, Ticket.id > cursor.ticket_id))
-
-
-# --- filters ----------------------------------------------------------------
-
-def _filters(request: web.Request) -> list[Any]:
-    clauses: list[Any] = [ticket_visibility(principal_of(request))]
-    query = request.query
-    pipeline = query.get("pipeline")
-    if pipeline:
-        clauses.append(Pipeline.id == int(pipeline) if pipeline.isdigit() else Pipeline.internal_name == pipeline)
-    if query.get("status"):
-        clauses.append(Status.internal_name == query["status"])
-    for name, column in (("owner", Ticket.owner_id), ("team", Ticket.team_id)):
-        clause = _id_filter(request, name, column)
-        if clause is not None:
-            clauses.append(clause)
-    if query.get("priority"):
-        clauses.append(Ticket.priority == query["priority"])
-    search = query.get("q", "").strip()
-    if search:
-        full_name = func.coalesce(Contact.first_name, "") + " " + func.coalesce(Contact.last_name, "")
-        clauses.append(
-            or_(
-                Ticket.name.icontains(search, autoescape=True),
-                Ticket.description.icontains(search, autoescape=True),
-                Contact.email.icontains(search, autoescape=True),
-                full_name.icontains(search, autoescape=True),
-            )
-        )
-    return clauses
-
-
-def _joined(statement: Select[Any]) -> Select[Any]:
-    return (
-        statement.join(Pipeline, Pipeline.id == Ticket.pipeline_id)
-        .join(Status, Status.id == Ticket.status_id)
-        .outerjoin(Contact, Contact.id == Ticket.contact_id)
-    )
-
 
 # --- serialization ----------------------------------------------------------
 
@@ -237,8 +129,8 @@ def message_json(message: Message, attachments: list[Attachment]) -> dict[str, A
 
 @routes.get("/api/v1/tickets")
 async def list_tickets(request: web.Request) -> web.Response:
-    limit = _int_param(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
-    page = _int_param(request, "page")
+    limit = int_param(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
+    page = int_param(request, "page")
     sort = request.query.get("sort", DEFAULT_SORT)
     if sort not in SORTS:
         raise bad_parameter("sort", f"sort must be one of {', '.join(SORTS)}")
@@ -247,18 +139,18 @@ async def list_tickets(request: web.Request) -> web.Response:
         raise bad_parameter("cursor", "use either cursor or page, not both")
     if cursor is not None and cursor.sort != sort:
         raise bad_parameter("cursor", "the cursor belongs to another sort order")
-    clauses = _filters(request)
+    clauses = ticket_filters(request)
     column, descending = SORTS[sort]
-    statement = _joined(select(Ticket, Pipeline, Status, Contact)).where(*clauses)
+    statement = joined(select(Ticket, Pipeline, Status, Contact)).where(*clauses)
     if cursor is not None:
-        statement = statement.where(_after_cursor(cursor))
+        statement = statement.where(after_cursor(cursor))
     order = (column.desc(), Ticket.id.desc()) if descending else (column.asc(), Ticket.id.asc())
     statement = statement.order_by(*order).limit(limit + 1)
     if page is not None:
         statement = statement.offset((page - 1) * limit)
 
     async with request.app[SESSIONS]() as session:
-        total = await session.scalar(_joined(select(func.count(Ticket.id))).where(*clauses))
+        total = await session.scalar(joined(select(func.count(Ticket.id))).where(*clauses))
         rows = (await session.execute(statement)).all()
 
     has_more = len(rows) > limit

@@ -13,13 +13,13 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.audit import record_audit, snapshot
 from frontdesk.api.auth import hash_token, principal_of, require_super_admin
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.request_body import bool_field, int_field, int_list_field, json_body, path_id, text_field
 from frontdesk.model import ApiToken, Team, TeamMembership, User, utcnow
 from frontdesk.model.access import ROLES, TICKET_ACCESS
+from frontdesk.tickets.audit import record_audit, snapshot
 
 routes = web.RouteTableDef()
 

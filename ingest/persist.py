@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.events import AGENT, CUSTOMER, Actor, MessageReceived, MessageScreened, TicketCreated
+from frontdesk.events import AGENT, CUSTOMER, Actor, MessageReceived, MessageScreened
 from frontdesk.model import (
     Attachment,
     Channel,
@@ -30,8 +30,11 @@ from frontdesk.model.messages import ACCEPTED, INBOUND
 from frontdesk.outbox import record_events
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.ingest.contacts import dialect_insert, normalize_address
-from frontdesk.ingest.message import InboundMessage, IngestOutcome
+from frontdesk.ingest.message import InboundMessage, IngestOutcome, QuarantineMessage
 from frontdesk.ingest.threading import ThreadMatch
+from frontdesk.tickets.creation import create_ticket, ticket_created
+from frontdesk.tickets.errors import DomainError
+from frontdesk.tickets.property_values import submitted_custom_values
 
 TICKET_NAME_LIMIT = 500
 DESCRIPTION_LIMIT = 4000
@@ -86,16 +89,16 @@ class Persisted:
     ticket_created: bool
 
 
-async def first_open_status(session: AsyncSession, pipeline_id: int) -> int:
-    status_id = await session.scalar(
-        select(Status.id)
+async def first_open_status(session: AsyncSession, pipeline_id: int) -> Status:
+    status = await session.scalar(
+        select(Status)
         .where(Status.pipeline_id == pipeline_id, Status.is_closed.is_(False))
         .order_by(Status.position, Status.id)
         .limit(1)
     )
-    if status_id is None:
+    if status is None:
         raise LookupError(f"pipeline {pipeline_id} has no open status for new tickets")
-    return status_id
+    return status
 
 
 async def _latest_conversation(session: AsyncSession, ticket_id: int, channel: str) -> Conversation | None:
@@ -210,20 +213,18 @@ async def persist_message(
         if ticket is not None and (conversation is None or conversation.ticket_id != ticket.id):
             conversation = await _latest_conversation(session, ticket.id, message.channel)
         if ticket is None and channel.create_tickets and message.direction == INBOUND:
-            ticket = Ticket(
-                name=ticket_name(message),
-                description=ticket_description(message),
-                pipeline_id=channel.pipeline_id,
-                status_id=await first_open_status(session, channel.pipeline_id),
-                source_channel=message.channel,
+            ticket = await create_ticket(
+                session,
+                actor=_actor(message),
+                status=await first_open_status(session, channel.pipeline_id),
+                source=message.channel,
                 channel_id=channel.id,
                 contact_id=contact.id if contact else None,
                 company_id=contact.company_id if contact else None,
-                custom_properties={},
+                # The event waits for the conversation (see record_ingest_events).
+                record=False,
+                **await _ticket_values(session, message),
             )
-            _apply_ticket_fields(ticket, message.ticket_fields)
-            session.add(ticket)
-            await session.flush()
             created = True
         if conversation is None:
             conversation = Conversation(
@@ -257,25 +258,40 @@ async def persist_message(
 _TICKET_FIELD_COLUMNS = {"priority": 20, "category": 100}
 
 
-def _apply_ticket_fields(ticket: Ticket, fields: dict[str, Any]) -> None:
-    """Form fields: known ticket columns go to their column, the rest to custom properties."""
+async def _ticket_values(session: AsyncSession, message: InboundMessage) -> dict[str, Any]:
+    """The new ticket's values: from the message, then its form fields.
+
+    Known ticket columns go to their column, the rest to custom properties,
+    typed and checked like an API write where a property is defined (a query
+    only when there are such fields: forms, never plain email).  A value its
+    property refuses quarantines the message, to be replayed once fixed.
+    """
+    values: dict[str, Any] = {"name": ticket_name(message), "description": ticket_description(message)}
     custom: dict[str, Any] = {}
-    for name, value in fields.items():
+    for name, value in message.ticket_fields.items():
         if name in _TICKET_FIELD_COLUMNS and value is not None:
-            setattr(ticket, name, clean_text(value, _TICKET_FIELD_COLUMNS[name]))
+            values[name] = clean_text(value, _TICKET_FIELD_COLUMNS[name])
         elif name in ("subject", "name") and value:
-            ticket.name = clean_text(value, TICKET_NAME_LIMIT) or ticket.name
+            values["name"] = clean_text(value, TICKET_NAME_LIMIT) or values["name"]
         elif name == "description" and value:
-            ticket.description = clean_text(value, DESCRIPTION_LIMIT)
+            values["description"] = clean_text(value, DESCRIPTION_LIMIT)
         else:
             custom[name] = _clean_json(value)
-    ticket.custom_properties = custom
+    try:
+        values["custom_properties"] = await submitted_custom_values(session, custom)
+    except DomainError as error:
+        raise QuarantineMessage(error.code, error.message) from None
+    return values
+
+
+def _actor(message: InboundMessage) -> Actor:
+    # A Messenger echo is our own page speaking: an agent, not the customer.
+    return Actor(CUSTOMER if message.direction == INBOUND else AGENT)
 
 
 async def record_ingest_events(session: AsyncSession, message: InboundMessage, stored: Persisted) -> None:
     """The outbox events for what was just written: created, received, or screened."""
-    # A Messenger echo is our own page speaking: an agent, not the customer.
-    actor = Actor(CUSTOMER if message.direction == INBOUND else AGENT)
+    actor = _actor(message)
     row, ticket, conversation = stored.message, stored.ticket, stored.conversation
     ticket_id = ticket.id if ticket else None
     if message.screening != ACCEPTED:
@@ -287,13 +303,7 @@ async def record_ingest_events(session: AsyncSession, message: InboundMessage, s
     if ticket is None:
         # No ticket, nothing for automation to act on (see docs/ingest-threading.md).
         return
-    created = None
-    if stored.ticket_created:
-        created = TicketCreated(
-            ticket_id=ticket_id, actor=actor, pipeline_id=ticket.pipeline_id, status_id=ticket.status_id,
-            source=message.channel, channel_id=ticket.channel_id, contact_id=ticket.contact_id,
-            origin_conversation_id=ticket.origin_conversation_id,
-        )
+    created = ticket_created(ticket, actor) if stored.ticket_created else None
     received = MessageReceived(
         ticket_id=ticket_id, actor=actor,
         # The message that created a ticket is part of the same customer action.

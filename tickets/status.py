@@ -3,16 +3,23 @@
 The status triggers, the ticket update API, bulk moves and status deletion
 all move tickets through :func:`move_status`, so closing and reopening stamp
 ``closed_at`` / ``reopened_at`` the same way everywhere and every move is
-described by the same ``ticket.status_changed`` event.  The caller records
-the event in its transaction and checks visibility and stage rules first.
+described by the same ``ticket.status_changed`` event.  :func:`move_ticket`
+is the whole move for one stored ticket: the target's required stage
+properties (automation exempt), the move, and its event in the caller's
+transaction.  Callers check visibility first.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from frontdesk.events import Actor, DomainEvent, TicketStatusChanged
 from frontdesk.model import Status, Ticket, utcnow
+from frontdesk.outbox import record_events
+from frontdesk.tickets.errors import DomainError
+from frontdesk.tickets.stage_properties import check_required_properties
 
 
 def move_status(
@@ -55,3 +62,30 @@ def move_status(
     if cause is not None:
         return cause.follow_up(TicketStatusChanged, ticket_id=ticket.id, actor=actor, **fields)
     return TicketStatusChanged(ticket_id=ticket.id, actor=actor, **fields)
+
+
+async def move_ticket(
+    session: AsyncSession,
+    ticket: Ticket,
+    target: Status,
+    *,
+    actor: Actor,
+    reason: str | None = None,
+) -> TicketStatusChanged | None:
+    """Put ``ticket`` in ``target`` and record the event; None when it was already there.
+
+    The target's required stage properties apply unless automation moves it;
+    a refusal names the ticket (``ticket_id``), as one of many in a bulk move.
+    """
+    if ticket.status_id == target.id:
+        return None
+    try:
+        await check_required_properties(session, ticket, target.id, actor_kind=actor.kind)
+    except DomainError as error:
+        error.details["ticket_id"] = ticket.id
+        raise
+    previous = await session.get(Status, ticket.status_id)
+    assert previous is not None
+    event = move_status(ticket, previous, target, actor=actor, reason=reason)
+    await record_events(session, event)
+    return event

@@ -163,7 +163,7 @@ async def form_receive(request: web.Request) -> web.Response:
         code = "malformed_json" if content_type in forms.JSON_TYPES else "malformed_body"
         raise Refusal(400, code, f"the body cannot be decoded: {error}") from None
     try:
-        forms.map_submission(form, data)
+        await forms.check_property_values(request.app[CONTEXT].sessions, form, forms.map_submission(form, data))
     except InvalidFields as invalid:
         raise invalid_fields(invalid) from None
     return await accept(request, channel=FORM, route=slug, raw=raw,

@@ -1,8 +1,10 @@
 """Web form submissions: the configured field mapping -> ticket and contact properties.
 
-Pure functions: the edge validates with :func:`map_submission` before it
-stores anything (a 422 names every bad field), and the processor maps the
-stored body again, with the same result, when it builds the inbound message.
+The edge validates with :func:`map_submission` (pure) and
+:func:`check_property_values` (custom properties, against their definitions)
+before it stores anything: a 422 names every bad field.  The processor maps
+the stored body again, with the same result, when it builds the inbound
+message; ingest stores custom values typed, as the domain parses them.
 """
 
 from __future__ import annotations
@@ -12,9 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from frontdesk.channels.webhooks.config import FormChannel
 from frontdesk.channels.webhooks.validation import PHONE, InvalidFields, decode_json, is_email
 from frontdesk.ingest.message import InboundMessage
+from frontdesk.tickets.errors import DomainError
+from frontdesk.tickets.properties import BUILT_IN, all_properties
+from frontdesk.tickets.property_values import typed_submitted_values
 
 PRIORITIES = ("low", "medium", "high", "urgent")
 LIMITS = {"ticket.name": 500, "ticket.category": 100, "contact.first_name": 200, "contact.last_name": 200,
@@ -104,6 +111,25 @@ def map_submission(form: FormChannel, data: dict[str, Any]) -> FormSubmission:
     mapped = set(form.fields) | ({form.honeypot_field} if form.honeypot_field else set())
     unmapped = {k: v for k, v in values.items() if k not in mapped and v is not None}
     return FormSubmission(ticket=ticket, contact=contact, unmapped=unmapped, honeypot_filled=honeypot)
+
+
+async def check_property_values(sessions: async_sessionmaker[AsyncSession], form: FormChannel,
+                                submission: FormSubmission) -> None:
+    """Custom property values as an API write would check them; :class:`InvalidFields` names each bad form field."""
+    custom = {name: value for name, value in submission.ticket.items() if name not in BUILT_IN and name != "subject"}
+    if not custom or submission.honeypot_filled:  # a bot is answered like success, never told what was wrong
+        return
+    async with sessions() as session:
+        registry = await all_properties(session)
+    errors: dict[str, str] = {}
+    for name, value in custom.items():
+        try:
+            typed_submitted_values(registry, {name: value})
+        except DomainError as error:
+            field_name = form.field_for(f"ticket.custom.{name}") or form.field_for(f"ticket.{name}") or name
+            errors[field_name] = error.message
+    if errors:
+        raise InvalidFields(errors)
 
 
 def _describe(submission: FormSubmission, form: FormChannel, data: dict[str, Any]) -> str:

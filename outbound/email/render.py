@@ -3,7 +3,8 @@
 Templates are edited by admins in ``email_templates``; the sandbox keeps
 them from reaching Python internals, and the HTML part is autoescaped so a
 customer's name or subject cannot inject markup.  The context is plain
-dictionaries (ticket, contact, owner), never ORM objects.
+dictionaries (ticket, contact, owner), never ORM objects.  Admin writes
+check a template's syntax here first (:func:`check_template_syntax`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from jinja2 import TemplateError
+from jinja2 import TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from frontdesk.outbound.email.compose import flatten_header
+from frontdesk.tickets.errors import DomainError
 
 _TEXT = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
 _HTML = SandboxedEnvironment(autoescape=True, keep_trailing_newline=True)
+
+
+def check_template_syntax(field: str, source: str) -> None:
+    """``template_syntax_error`` naming the field and line, unless ``source`` parses."""
+    try:
+        _TEXT.parse(source)
+    except TemplateSyntaxError as error:
+        raise DomainError("template_syntax_error", f"{field}: {error.message} (line {error.lineno})",
+                          field=field, line=error.lineno) from None
 
 
 class TemplateRenderError(ValueError):

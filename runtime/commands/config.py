@@ -15,7 +15,7 @@ from pathlib import Path
 
 from frontdesk.settings import Settings
 from frontdesk.storage.database import create_engine, session_factory
-from frontdesk.runtime.config_cli import ConfigApplyError, apply_config, dump_config, export_config, format_for, load_config
+from frontdesk.runtime.config import ConfigApplyError, apply_config, dump_config, export_config, format_for, load_config
 
 NAME = "config"
 HELP = "export or apply the declarative admin configuration (YAML or TOML)"

@@ -12,7 +12,7 @@ from admin_client import story_setup
 from frontdesk.model import AuditEntry
 from frontdesk.storage.database import create_engine, session_factory
 from frontdesk.runtime.cli import main as cli_main
-from frontdesk.runtime.config_cli import ConfigApplyError, apply_config, export_config
+from frontdesk.runtime.config import ConfigApplyError, apply_config, export_config
 
 
 async def _cli(argv):

@@ -81,7 +81,7 @@ async def test_required_property_on_bulk_move_is_all_or_nothing(api, sessions):
 
 
 async def test_automation_moves_are_exempt(sessions):
-    from frontdesk.api.stage_rules import check_required_properties
+    from frontdesk.tickets.stage_properties import check_required_properties
     from frontdesk.model import PropertyDefinition, StageProperty, Status
 
     async with sessions.begin() as session:

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from sqlalchemy import select
 
 from _webhooks_support import FORM_SECRET, count_rows
-from frontdesk.model import Company, Contact, InboundPayload, Message, QuarantinedItem, Ticket
+from frontdesk.model import Company, Contact, InboundPayload, Message, PropertyDefinition, QuarantinedItem, Ticket
 
 URLENCODED = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -128,3 +128,39 @@ async def test_rate_limit_per_client_address(webhooks, sessions) -> None:
     assert statuses == [200, 200, 200, 429, 429]
     await webhooks.settle()
     assert await count_rows(sessions, Ticket) == {"tickets": 3}
+
+
+async def _define_seats_and_plan(sessions) -> None:
+    async with sessions.begin() as session:
+        session.add_all([
+            PropertyDefinition(name="seats", label="Seats", type="number", options=[]),
+            PropertyDefinition(name="plan", label="Plan", type="enumeration", options=["basic", "pro"]),
+        ])
+
+
+async def test_a_number_property_is_stored_as_a_number(webhooks, sessions) -> None:
+    await _define_seats_and_plan(sessions)
+    form = {"email": "ada@example.com", "subject": "Licences", "seats": "3", "plan": "pro", "order": "A-18"}
+    response = await webhooks.client.post("/webhooks/forms/contact", data=urlencode(form), headers=URLENCODED)
+    assert response.status == 200, await response.text()
+    await webhooks.settle()
+    async with sessions() as session:
+        ticket = await session.scalar(select(Ticket))
+    assert ticket.custom_properties == {"seats": 3, "plan": "pro", "order_number": "A-18"}
+
+
+async def test_a_value_its_property_refuses_gets_422_naming_the_field(webhooks, sessions) -> None:
+    await _define_seats_and_plan(sessions)
+    not_a_number = {"email": "ada@example.com", "subject": "Licences", "seats": "abc"}
+    response = await webhooks.client.post("/webhooks/forms/contact", data=urlencode(not_a_number), headers=URLENCODED)
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert error["code"] == "invalid_fields" and set(error["fields"]) == {"seats"}
+    assert error["fields"]["seats"] == "property 'seats': must be a number"
+    not_an_option = {"email": "ada@example.com", "subject": "Licences", "seats": "2", "plan": "gold"}
+    response = await webhooks.client.post("/webhooks/forms/contact", data=urlencode(not_an_option), headers=URLENCODED)
+    assert response.status == 422
+    fields = (await response.json())["error"]["fields"]
+    assert fields == {"plan": "property 'plan': must be one of basic, pro"}
+    await webhooks.settle()
+    assert await count_rows(sessions, InboundPayload, Ticket) == {"inbound_payloads": 0, "tickets": 0}

@@ -1,4 +1,4 @@
-"""The invariants of pipelines and statuses, shared by the admin API and ``frontdesk config apply``.
+"""Pipeline and status invariants, shared by the admin API and ``frontdesk config apply``.
 
 A pipeline always has at least one open and one closed status; internal
 names are generated once and unique within their scope; a pipeline or
@@ -15,8 +15,8 @@ from typing import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.errors import ApiError
 from frontdesk.model import Pipeline, Status, Ticket
+from frontdesk.tickets.errors import Conflict
 
 MAX_INTERNAL_NAME = 80
 
@@ -43,7 +43,7 @@ def valid_internal_name(name: str) -> bool:
 
 
 async def check_status_balance(session: AsyncSession, pipeline_id: int) -> None:
-    """409 unless the pipeline (as flushed) has at least one open and one closed status."""
+    """``Conflict`` unless the pipeline (as flushed) has at least one open and one closed status."""
     await session.flush()
     rows = (await session.execute(
         select(Status.is_closed, func.count()).where(Status.pipeline_id == pipeline_id).group_by(Status.is_closed)
@@ -51,8 +51,7 @@ async def check_status_balance(session: AsyncSession, pipeline_id: int) -> None:
     counts = {bool(closed): n for closed, n in rows}
     if not counts.get(False) or not counts.get(True):
         lacking = "open" if not counts.get(False) else "closed"
-        raise ApiError(
-            409,
+        raise Conflict(
             "pipeline_needs_open_and_closed_status",
             f"a pipeline must keep at least one open and one closed status; this change leaves no {lacking} status",
             pipeline_id=pipeline_id,
@@ -71,8 +70,7 @@ async def ticket_count(session: AsyncSession, *, pipeline_id: int | None = None,
 async def refuse_pipeline_with_tickets(session: AsyncSession, pipeline: Pipeline) -> None:
     count = await ticket_count(session, pipeline_id=pipeline.id)
     if count:
-        raise ApiError(
-            409,
+        raise Conflict(
             "pipeline_has_tickets",
             f"pipeline {pipeline.name!r} still holds {count} ticket(s); move or delete them first",
             ticket_count=count,
@@ -82,7 +80,7 @@ async def refuse_pipeline_with_tickets(session: AsyncSession, pipeline: Pipeline
 async def enforce_pipeline_cap(session: AsyncSession, limit: int) -> None:
     count = int(await session.scalar(select(func.count()).select_from(Pipeline)) or 0)
     if count >= limit:
-        raise ApiError(409, "pipeline_limit_reached",
+        raise Conflict("pipeline_limit_reached",
                        f"this installation allows at most {limit} pipelines", limit=limit)
 
 

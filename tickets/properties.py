@@ -2,7 +2,8 @@
 
 Each property says its type and whether users may set it.  Read-only and
 calculated properties (timestamps, counts, scores) can be shown but never
-chosen as stage properties or given a value by hand.
+chosen as stage properties or given a value by hand.  :func:`check_definition`
+is the rule for defining a custom one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.model import PropertyDefinition
+from frontdesk.tickets.errors import DomainError
+from frontdesk.tickets.pipelines import valid_internal_name
 
 STRING = "string"
 NUMBER = "number"
@@ -110,3 +113,20 @@ async def property_spec(session: AsyncSession, name: str) -> PropertySpec | None
         return BUILT_IN[name]
     definition = await session.scalar(select(PropertyDefinition).where(PropertyDefinition.name == name))
     return custom_spec(definition) if definition else None
+
+
+def check_definition(name: str, type_: str, options: Any) -> list[str]:
+    """The options of a valid custom property definition, or ``DomainError`` naming the rule."""
+    if not valid_internal_name(name) or name in BUILT_IN:
+        raise DomainError("property_name_invalid",
+                          f"{name!r} must be lowercase letters, digits and _ and not a built-in property name")
+    if type_ not in CUSTOM_TYPES:
+        raise DomainError("property_type_invalid", f"type must be one of {', '.join(CUSTOM_TYPES)}")
+    options = options or []
+    if not isinstance(options, list) or not all(isinstance(o, str) and o for o in options):
+        raise DomainError("property_options_invalid", "options must be a list of non-empty strings")
+    if type_ == ENUMERATION and not options:
+        raise DomainError("property_options_required", "an enumeration needs at least one option")
+    if len(set(options)) != len(options):
+        raise DomainError("property_options_invalid", "options must be distinct")
+    return options

@@ -6,23 +6,48 @@ owned-only user sees their own; "unassigned" adds tickets nobody owns.
 Pipelines with an access list are visible only to the users and teams on
 it.  Super admins see everything.  A ticket outside the rule is answered
 with 404, never 403, so its existence does not leak.
+
+:class:`Principal` (who is acting, with which role and ticket access) lives
+here so the rules need nothing from the HTTP layer; ``frontdesk.api.auth``
+builds it from a token, the config CLI builds one for its actor.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.auth import Principal
-from frontdesk.api.errors import not_found
 from frontdesk.model import Pipeline, PipelineAccess, TeamMembership, Ticket, User
-from frontdesk.model.access import ACCESS_ALL, ACCESS_OWNED, ACCESS_TEAM
+from frontdesk.model.access import ACCESS_ALL, ACCESS_OWNED, ACCESS_TEAM, ADMIN, SUPER_ADMIN
+from frontdesk.tickets.errors import NotFound
 
 
-def _pipeline_clause(principal: Principal) -> ColumnElement[bool]:
-    restricted = exists().where(PipelineAccess.pipeline_id == Ticket.pipeline_id)
+@dataclass(frozen=True)
+class Principal:
+    user_id: int | None
+    role: str
+    ticket_access: str = ACCESS_ALL
+    sees_unassigned: bool = True
+    team_ids: frozenset[int] = field(default_factory=frozenset)
+    label: str = ""
+
+    @property
+    def is_super_admin(self) -> bool:
+        return self.role == SUPER_ADMIN
+
+    @property
+    def can_edit_property_settings(self) -> bool:
+        return self.role in (SUPER_ADMIN, ADMIN)
+
+
+def _pipeline_clause(principal: Principal, pipeline_id: Any) -> ColumnElement[bool]:
+    """The pipeline whose id is the column ``pipeline_id`` has no access list, or lists the principal."""
+    restricted = exists().where(PipelineAccess.pipeline_id == pipeline_id)
     listed = exists().where(
-        PipelineAccess.pipeline_id == Ticket.pipeline_id,
+        PipelineAccess.pipeline_id == pipeline_id,
         or_(
             PipelineAccess.user_id == principal.user_id,
             PipelineAccess.team_id.in_(principal.team_ids) if principal.team_ids else false(),
@@ -49,14 +74,14 @@ def ticket_visibility(principal: Principal) -> ColumnElement[bool]:
     """A WHERE clause on ``Ticket`` selecting exactly what ``principal`` may see."""
     if principal.is_super_admin:
         return true()
-    return and_(_pipeline_clause(principal), _owner_clause(principal))
+    return and_(_pipeline_clause(principal, Ticket.pipeline_id), _owner_clause(principal))
 
 
 async def visible_ticket(session: AsyncSession, principal: Principal, ticket_id: int) -> Ticket:
-    """Load one ticket the principal may see, or raise 404."""
+    """Load one ticket the principal may see, or raise ``NotFound``."""
     ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id, ticket_visibility(principal)))
     if ticket is None:
-        raise not_found()
+        raise NotFound("ticket")
     return ticket
 
 
@@ -64,20 +89,12 @@ def pipeline_visibility(principal: Principal) -> ColumnElement[bool]:
     """A WHERE clause on ``Pipeline``: open to all, or the principal is on its access list."""
     if principal.is_super_admin:
         return true()
-    restricted = exists().where(PipelineAccess.pipeline_id == Pipeline.id)
-    listed = exists().where(
-        PipelineAccess.pipeline_id == Pipeline.id,
-        or_(
-            PipelineAccess.user_id == principal.user_id,
-            PipelineAccess.team_id.in_(principal.team_ids) if principal.team_ids else false(),
-        ),
-    )
-    return or_(~restricted, listed)
+    return _pipeline_clause(principal, Pipeline.id)
 
 
 async def visible_pipeline(session: AsyncSession, principal: Principal, pipeline_id: int) -> Pipeline:
-    """Load a pipeline the principal may see and edit, or raise 404."""
+    """Load a pipeline the principal may see and edit, or raise ``NotFound``."""
     pipeline = await session.scalar(select(Pipeline).where(Pipeline.id == pipeline_id, pipeline_visibility(principal)))
     if pipeline is None:
-        raise not_found("pipeline")
+        raise NotFound("pipeline")
     return pipeline

@@ -1,0 +1,136 @@
+"""The ticket list's query: filters, sort orders, page and cursor parameters, each checked (400 naming it).
+
+Every clause starts from :func:`frontdesk.tickets.access.ticket_visibility`,
+so the list and its total only ever count tickets the caller may see.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import Select, and_, func, or_
+
+from frontdesk.api.auth import principal_of
+from frontdesk.api.errors import ApiError
+from frontdesk.model import Contact, Pipeline, Status, Ticket
+from frontdesk.tickets.access import ticket_visibility
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+# sort parameter -> (column, descending?)
+SORTS = {
+    "-updated_at": (Ticket.updated_at, True),
+    "updated_at": (Ticket.updated_at, False),
+    "-created_at": (Ticket.created_at, True),
+    "created_at": (Ticket.created_at, False),
+}
+DEFAULT_SORT = "-updated_at"
+
+
+def bad_parameter(name: str, message: str) -> ApiError:
+    return ApiError(400, "invalid_parameter", message, parameter=name)
+
+
+def int_param(request: web.Request, name: str, *, minimum: int = 1, maximum: int | None = None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_parameter(name, f"{name} must be an integer") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise bad_parameter(name, f"{name} must be {bound}")
+    return value
+
+
+def id_filter(request: web.Request, name: str, column: Any) -> Any | None:
+    """A filter on an id column: ``?owner=7``, or ``?owner=none`` for "not set"; None when absent."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() == "none":
+        return column.is_(None)
+    if not raw.isdigit():
+        raise bad_parameter(name, f"{name} must be a numeric id or 'none'")
+    return column == int(raw)
+
+
+# --- cursors ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the previous page ended: the sort key and id of its last ticket."""
+
+    sort: str
+    value: datetime
+    ticket_id: int
+
+    def encode(self) -> str:
+        payload = json.dumps({"s": self.sort, "v": self.value.isoformat(), "id": self.ticket_id})
+        return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            cursor = cls(sort=data["s"], value=datetime.fromisoformat(data["v"]), ticket_id=int(data["id"]))
+        except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
+            raise bad_parameter("cursor", "cursor is not one this API handed out") from None
+        if cursor.sort not in SORTS or cursor.value.tzinfo is None:
+            raise bad_parameter("cursor", "cursor is not one this API handed out")
+        return cursor
+
+
+def after_cursor(cursor: Cursor) -> Any:
+    column, descending = SORTS[cursor.sort]
+    if descending:
+        return or_(column < cursor.value, and_(column == cursor.value, Ticket.id < cursor.ticket_id))
+    return or_(column > cursor.value, and_(column == cursor.value, Ticket.id > cursor.ticket_id))
+
+
+# --- filters ----------------------------------------------------------------
+
+def ticket_filters(request: web.Request) -> list[Any]:
+    clauses: list[Any] = [ticket_visibility(principal_of(request))]
+    query = request.query
+    pipeline = query.get("pipeline")
+    if pipeline:
+        clauses.append(Pipeline.id == int(pipeline) if pipeline.isdigit() else Pipeline.internal_name == pipeline)
+    if query.get("status"):
+        clauses.append(Status.internal_name == query["status"])
+    for name, column in (("owner", Ticket.owner_id), ("team", Ticket.team_id)):
+        clause = id_filter(request, name, column)
+        if clause is not None:
+            clauses.append(clause)
+    if query.get("priority"):
+        clauses.append(Ticket.priority == query["priority"])
+    search = query.get("q", "").strip()
+    if search:
+        full_name = func.coalesce(Contact.first_name, "") + " " + func.coalesce(Contact.last_name, "")
+        clauses.append(
+            or_(
+                Ticket.name.icontains(search, autoescape=True),
+                Ticket.description.icontains(search, autoescape=True),
+                Contact.email.icontains(search, autoescape=True),
+                full_name.icontains(search, autoescape=True),
+            )
+        )
+    return clauses
+
+
+def joined(statement: Select[Any]) -> Select[Any]:
+    return (
+        statement.join(Pipeline, Pipeline.id == Ticket.pipeline_id)
+        .join(Status, Status.id == Ticket.status_id)
+        .outerjoin(Contact, Contact.id == Ticket.contact_id)
+    )

@@ -1,0 +1,78 @@
+"""The tickets domain's rules on their own: each refusal is a DomainError with a code and the names involved."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from frontdesk.events import AGENT, AUTOMATION
+from frontdesk.model import Pipeline, PropertyDefinition, StageProperty, Status
+from frontdesk.tickets.errors import Conflict, DomainError, NotFound
+from frontdesk.tickets.pipelines import check_status_balance
+from frontdesk.tickets.properties import NUMBER, PropertySpec, check_definition
+from frontdesk.tickets.property_values import parse_submitted, typed_submitted_values, validate_value
+from frontdesk.tickets.stage_properties import check_required_properties
+
+PLAN = PropertySpec("plan", "Plan", "enumeration", False, options=("basic", "pro"))
+SEATS = PropertySpec("seats", "Seats", NUMBER, False)
+
+
+def test_an_enumeration_value_outside_its_options_names_the_property() -> None:
+    with pytest.raises(DomainError) as refused:
+        validate_value(PLAN, "gold")
+    error = refused.value
+    assert (error.code, error.details) == ("property_value_invalid", {"property": "plan"})
+    assert error.message == "property 'plan': must be one of basic, pro"
+    assert not isinstance(error, (Conflict, NotFound))
+
+
+def test_submitted_text_is_parsed_to_the_property_type() -> None:
+    assert parse_submitted(SEATS, "3") == 3 and parse_submitted(SEATS, "2.5") == 2.5
+    assert parse_submitted(PLAN, "Pro") == "pro"
+    with pytest.raises(DomainError) as refused:
+        parse_submitted(SEATS, "abc")
+    assert refused.value.details == {"property": "seats"}
+    # Names no definition covers stay as submitted.
+    assert typed_submitted_values({"seats": SEATS}, {"seats": "4", "note": "hi"}) == {"seats": 4, "note": "hi"}
+
+
+def test_a_custom_property_definition_is_checked() -> None:
+    assert check_definition("plan", "enumeration", ["basic"]) == ["basic"]
+    for name, type_, options, code in [("Bad Name", "string", None, "property_name_invalid"),
+                                       ("priority", "string", None, "property_name_invalid"),
+                                       ("plan", "colour", None, "property_type_invalid"),
+                                       ("plan", "enumeration", [], "property_options_required"),
+                                       ("plan", "enumeration", ["a", "a"], "property_options_invalid")]:
+        with pytest.raises(DomainError) as refused:
+            check_definition(name, type_, options)
+        assert refused.value.code == code
+
+
+async def test_a_missing_stage_property_names_what_is_missing(sessions) -> None:
+    async with sessions.begin() as session:
+        closed = await session.scalar(select(Status).where(Status.internal_name == "closed"))
+        session.add(PropertyDefinition(name="resolution", label="Resolution", type="string", options=[]))
+        session.add(StageProperty(status_id=closed.id, property_name="resolution", required=True))
+        await session.flush()
+        with pytest.raises(DomainError) as refused:
+            await check_required_properties(session, {"name": "x", "resolution": " "}, closed.id, actor_kind=AGENT)
+        error = refused.value
+        assert error.code == "required_properties_missing"
+        assert error.details == {"missing": ["resolution"], "status_id": closed.id}
+        # Automation is exempt; a value satisfies the rule.
+        await check_required_properties(session, {"name": "x"}, closed.id, actor_kind=AUTOMATION)
+        await check_required_properties(session, {"resolution": "fixed"}, closed.id, actor_kind=AGENT)
+
+
+async def test_a_pipeline_without_a_closed_status_is_a_conflict(sessions) -> None:
+    async with sessions.begin() as session:
+        pipeline = Pipeline(name="Lopsided", internal_name="lopsided", position=99)
+        session.add(pipeline)
+        await session.flush()
+        session.add(Status(pipeline_id=pipeline.id, label="Open", internal_name="open", position=0, is_closed=False))
+        with pytest.raises(Conflict) as refused:
+            await check_status_balance(session, pipeline.id)
+        error = refused.value
+        assert error.code == "pipeline_needs_open_and_closed_status"
+        assert error.details == {"pipeline_id": pipeline.id}
+        assert "no closed status" in error.message
