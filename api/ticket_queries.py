@@ -21,6 +21,7 @@ from frontdesk.api.errors import ApiError
 from frontdesk.model import Contact, Pipeline, Status, Ticket
 from frontdesk.tickets.access import ticket_visibility
 
+MAX_ID = 2**63 - 1  # the largest id a (PostgreSQL bigint) row can have
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
@@ -86,7 +87,9 @@ class Cursor:
             cursor = cls(sort=data["s"], value=datetime.fromisoformat(data["v"]), ticket_id=int(data["id"]))
         except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
             raise bad_parameter("cursor", "cursor is not one this API handed out") from None
-        if cursor.sort not in SORTS or cursor.value.tzinfo is None:
+        # A forged cursor must not reach the database as a value it cannot
+        # hold (PostgreSQL's bigint ids, aware timestamps).
+        if cursor.sort not in SORTS or cursor.value.tzinfo is None or not 0 < cursor.ticket_id <= MAX_ID:
             raise bad_parameter("cursor", "cursor is not one this API handed out")
         return cursor
 
