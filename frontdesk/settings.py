@@ -56,7 +56,11 @@ def parse_listen(value: str, *, what: str) -> tuple[str, int]:
 
 @dataclass(frozen=True)
 class SupportAddress:
-    """A mailbox customers write to, and the pipeline its mail becomes tickets in."""
+    """A mailbox customers write to, and the pipeline its mail becomes tickets in.
+
+    Only a seed: start-up creates an email channel for each one that has
+    none, and from then on the ``channels`` table decides.
+    """
 
     address: str
     pipeline: str = "support"  # internal name of the pipeline
@@ -150,13 +154,6 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
-
-    def support_address(self, address: str) -> SupportAddress | None:
-        wanted = address.strip().lower()
-        for entry in self.support_addresses:
-            if entry.address == wanted:
-                return entry
-        return None
 
 
 EXAMPLE_SUPPORT_ADDRESS = "support@example.test"

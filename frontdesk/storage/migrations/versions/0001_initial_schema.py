@@ -151,6 +151,7 @@ def upgrade() -> None:
     sa.Column('pipeline_id', sa.Integer(), nullable=False),
     sa.Column('create_tickets', sa.Boolean(), nullable=False),
     sa.Column('options', sa.JSON(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['pipeline_id'], ['pipelines.id'], name=op.f('fk_channels_pipeline_id_pipelines')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_channels')),
     sa.UniqueConstraint('kind', 'key', name=op.f('uq_channels_kind_key'))
