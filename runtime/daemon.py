@@ -125,7 +125,7 @@ class Daemon:
             log.warning("api.no_operator_token",
                         message="FRONTDESK_API_TOKEN is not set: the HTTP API accepts only per-user API tokens")
 
-        self.engine = create_engine(settings.database_url)
+        self.engine = create_engine(settings.reveal_database_url())
         await prepare_database(settings, self.engine)
         sessions = session_factory(self.engine)
         await ensure_defaults(sessions, settings)
