@@ -25,7 +25,7 @@ from frontdesk.tickets.automation_settings import ACTION_KINDS, OPT_IN_SOURCES, 
 
 routes = web.RouteTableDef()
 
-CHANNEL_FIELDS = ("id", "kind", "key", "name", "pipeline_id", "create_tickets")
+CHANNEL_FIELDS = ("id", "kind", "key", "name", "pipeline_id", "create_tickets", "enabled")
 
 
 # --- triggers and source filter ------------------------------------------------------
@@ -119,7 +119,8 @@ async def create_channel(request: web.Request) -> web.Response:
             raise ApiError(409, "channel_exists", f"a {kind} channel {key!r} exists")
         channel = Channel(kind=kind, key=key.lower() if kind == "email" else key,
                           name=text_field(body, "name", required=False) or key, pipeline_id=pipeline.id,
-                          create_tickets=bool(bool_field(body, "create_tickets", True)), options={})
+                          create_tickets=bool(bool_field(body, "create_tickets", True)),
+                          enabled=bool(bool_field(body, "enabled", True)), options={})
         session.add(channel)
         await session.flush()
         record_audit(session, principal, "channel.created", "channel", channel.id,
@@ -139,6 +140,8 @@ async def update_channel(request: web.Request) -> web.Response:
         before = snapshot(channel, CHANNEL_FIELDS)
         if "create_tickets" in body:
             channel.create_tickets = bool(bool_field(body, "create_tickets"))
+        if "enabled" in body:
+            channel.enabled = bool(bool_field(body, "enabled"))
         if "name" in body:
             channel.name = text_field(body, "name")
         if "pipeline_id" in body:
@@ -382,11 +385,12 @@ OPENAPI: dict[str, Any] = {"paths": {
     "/api/v1/pipelines/{pipeline_id}/channels": {
         "parameters": [_P], "get": {"summary": "Connected channels feeding this pipeline",
                                     "responses": {"200": {"description": "channels"}}}},
-    "/api/v1/channels": {"post": {"summary": "Connect a channel to a pipeline",
+    "/api/v1/channels": {"post": {"summary": "Connect a channel to a pipeline; an email channel receives mail at once",
                                   "responses": {"201": {"description": "channel"}, "409": _ERR}}},
     "/api/v1/channels/{channel_id}": {
         "parameters": [{"name": "channel_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-        "patch": {"summary": "Switch ticket creation, rename, or point at another pipeline",
+        "patch": {"summary": "Switch ticket creation, enable or disable (a disabled channel receives nothing), "
+                             "rename, or point at another pipeline",
                   "responses": {"200": {"description": "channel"}}}},
     "/api/v1/statuses/{status_id}/actions": {
         "parameters": [_S],

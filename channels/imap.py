@@ -25,6 +25,7 @@ from frontdesk.channels.imap_connection import ImapConnection, ImapError
 from frontdesk.settings import ImapMailbox
 from frontdesk.storage.database import is_storage_outage
 from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.email_channels import own_addresses
 from frontdesk.ingest.message import Envelope, IngestOutcome
 
 log = structlog.get_logger(__name__)
@@ -71,12 +72,17 @@ class MailboxState:
         return data
 
 
-def channel_key_for(mailbox: ImapMailbox, ctx: IngestContext) -> str | None:
-    """The support address this mailbox serves: configured, or its user name if that is one."""
+async def channel_key_for(mailbox: ImapMailbox, ctx: IngestContext) -> str | None:
+    """The support address this mailbox serves: configured, or its user name if that is an email channel.
+
+    Asked per message (the channels are cached), so a channel created for the
+    user name at run time applies to the next message.
+    """
     if mailbox.support_address:
         return mailbox.support_address.strip().lower()
-    if ctx.settings.support_address(mailbox.username) is not None:
-        return mailbox.username.strip().lower()
+    username = mailbox.username.strip().lower()
+    if username in await own_addresses(ctx.sessions):
+        return username
     return None
 
 
@@ -110,7 +116,8 @@ class ImapPoller:
         self._stop = asyncio.Event()
         self._connection: ImapConnection | None = None
         self._wake = asyncio.Event()
-        self.channel_key = channel_key_for(mailbox, ctx)
+        # The configured support address; without one, the user name when it is an email channel.
+        self.channel_key = mailbox.support_address.strip().lower() if mailbox.support_address else None
         self.state = MailboxState(mailbox=mailbox.name, folder=mailbox.folder)
         self._log = log.bind(mailbox=mailbox.name, folder=mailbox.folder)
         self._set_state(STARTING)
@@ -155,8 +162,13 @@ class ImapPoller:
 
     async def run(self) -> None:
         if self.channel_key is None:
-            self._log.warning("imap.no_support_address",
-                              hint="set support_address on the mailbox; ingest will guess from the headers")
+            try:
+                known = await channel_key_for(self.mailbox, self._ctx) is not None
+            except Exception:  # noqa: BLE001 - only decides a warning; every message asks again
+                known = False
+            if not known:
+                self._log.warning("imap.no_support_address",
+                                  hint="set support_address on the mailbox; ingest will guess from the headers")
         try:
             while not self._stop.is_set():
                 try:
@@ -241,11 +253,12 @@ class ImapPoller:
         started = time.perf_counter()
         raw = await connection.fetch(uid)
         if raw is not None:
+            channel_key = self.channel_key or await channel_key_for(self.mailbox, self._ctx)
             envelope = Envelope(
                 channel="email",
                 source=f"imap:{self.mailbox.name}",
-                rcpt_tos=(self.channel_key,) if self.channel_key else (),
-                channel_key=self.channel_key,
+                rcpt_tos=(channel_key,) if channel_key else (),
+                channel_key=channel_key,
                 peer=f"{self.mailbox.host}:{self.mailbox.port}",
                 received_at=datetime.now(timezone.utc),
             )

@@ -1,7 +1,7 @@
 """The SMTP edge: accept mail for the support addresses and hand it to ingest.
 
-The edge only checks and hands over.  ``RCPT`` is a cheap check against the
-configured support addresses (so we are never an open relay); ``DATA`` passes
+The edge only checks and hands over.  ``RCPT`` is a cheap in-memory check
+against the cached email channels (so we are never an open relay); ``DATA`` passes
 the raw bytes to :func:`ingest.pipeline.ingest_email` and answers with its
 verdict: ``250`` only once ingest returned, which means the raw bytes and the
 message are committed; ``451`` when storage is down (or anything unexpected
@@ -24,6 +24,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from frontdesk.settings import SmtpSettings
 from frontdesk.storage.database import is_storage_outage
 from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.email_channels import receiving_addresses
 from frontdesk.ingest.message import Envelope, IngestOutcome
 
 log = structlog.get_logger(__name__)
@@ -71,20 +72,36 @@ class SupportMailHandler:
         self._ingest = ingest
         self.in_flight: set[asyncio.Task[IngestOutcome]] = set()
 
-    def accepts(self, address: str) -> bool:
-        # A cheap, exact check: the address must be one of ours, compared
-        # case-insensitively.  Percent hacks ("x%other@ours"), quoted local
-        # parts and bang paths never equal a configured address, so they are
-        # refused like any foreign recipient.  Source routes
+    async def accepts(self, address: str) -> bool:
+        # A cheap, exact check against the enabled email channels, held in
+        # memory by ingest.email_channels (a write in this process applies at
+        # once, one by another process within its TTL; a stale copy costs one
+        # query).  It only keeps us from being an open relay: the pipeline's
+        # resolve_email_channel stage is the authoritative check, and mail
+        # that gets past a stale copy waits in the quarantine for replay.
+        # Compared case-insensitively.  Percent hacks ("x%other@ours"),
+        # quoted local parts and bang paths never equal a channel's address,
+        # so they are refused like any foreign recipient.  Source routes
         # ("<@relay:support@ours>") arrive here already reduced to the final
         # mailbox by aiosmtpd; RFC 5321 appendix C says to ignore the route,
         # and delivering to our own mailbox is not relaying.
-        return self._ctx.settings.support_address(address) is not None
+        return address.strip().lower() in await receiving_addresses(self._ctx.sessions)
 
     async def handle_RCPT(
         self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope, address: str, rcpt_options: list[str]
     ) -> str:
-        if not self.accepts(address):
+        try:
+            accepted = await self.accepts(address)
+        except Exception as error:
+            if not is_storage_outage(error):
+                raise
+            # The channels were never read and the database is down: let the
+            # recipient through; DATA answers 451 while storage stays down, and
+            # ingest quarantines mail no channel claims.  Never a relay either way.
+            log.warning("smtp.rcpt_unchecked", reason="storage_unavailable", peer=_peer_text(session.peer),
+                        rcpt=address, error=str(error))
+            accepted = True
+        if not accepted:
             SMTP_RECIPIENTS_REJECTED.inc()
             log.info("smtp.rcpt_rejected", peer=_peer_text(session.peer), rcpt=address)
             return REPLY_UNKNOWN_RECIPIENT

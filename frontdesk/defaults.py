@@ -1,7 +1,8 @@
 """What a fresh installation starts with: the Support pipeline, its automation, the default templates.
 
-Also mirrors the configured support addresses into the channels table, so
-every part of the system asks the database which pipeline a channel feeds.
+Also seeds the channels table with the configured support addresses: the
+table is the one source of truth for which addresses are ours (SMTP RCPT,
+screening, routing) and which pipeline each feeds.
 """
 
 from __future__ import annotations
@@ -114,27 +115,29 @@ async def _ensure_support_pipeline(session: AsyncSession, templates: dict[str, E
     return pipeline
 
 
-async def _sync_support_addresses(session: AsyncSession, settings: Settings) -> None:
+async def _seed_support_addresses(session: AsyncSession, settings: Settings) -> None:
+    """One email channel per configured support address that has none yet.
+
+    Only a seed: once the row exists, the table decides (an admin may have
+    repointed, switched off or disabled it through the API), so a restart
+    never undoes their change.
+    """
     pipelines = {p.internal_name: p for p in (await session.scalars(select(Pipeline))).all()}
-    channels = {
-        c.key: c for c in (await session.scalars(select(Channel).where(Channel.kind == EMAIL))).all()
-    }
+    existing = {key.lower() for key in (await session.scalars(select(Channel.key).where(Channel.kind == EMAIL))).all()}
     for entry in settings.support_addresses:
         pipeline = pipelines.get(entry.pipeline)
-        if pipeline is None:
+        if pipeline is None:  # a mistake in the settings stops start-up, seeded or not
             raise LookupError(f"support address {entry.address} names unknown pipeline {entry.pipeline!r}")
-        channel = channels.get(entry.address)
-        if channel is None:
-            session.add(Channel(kind=EMAIL, key=entry.address, name=entry.address,
-                                pipeline_id=pipeline.id, create_tickets=entry.create_tickets))
-        else:
-            channel.pipeline_id = pipeline.id
-            channel.create_tickets = entry.create_tickets
+        if entry.address in existing:
+            continue
+        session.add(Channel(kind=EMAIL, key=entry.address, name=entry.address,
+                            pipeline_id=pipeline.id, create_tickets=entry.create_tickets))
+        existing.add(entry.address)
 
 
 async def ensure_defaults(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-    """Idempotently create the default pipeline and templates, and sync support addresses."""
+    """Idempotently create the default pipeline and templates, and seed the configured support addresses."""
     async with sessions.begin() as session:
         templates = await _ensure_templates(session)
         await _ensure_support_pipeline(session, templates)
-        await _sync_support_addresses(session, settings)
+        await _seed_support_addresses(session, settings)

@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import quote, unquote
 
 
 class ConfigError(ValueError):
@@ -56,7 +57,11 @@ def parse_listen(value: str, *, what: str) -> tuple[str, int]:
 
 @dataclass(frozen=True)
 class SupportAddress:
-    """A mailbox customers write to, and the pipeline its mail becomes tickets in."""
+    """A mailbox customers write to, and the pipeline its mail becomes tickets in.
+
+    Only a seed: start-up creates an email channel for each one that has
+    none, and from then on the ``channels`` table decides.
+    """
 
     address: str
     pipeline: str = "support"  # internal name of the pipeline
@@ -108,10 +113,62 @@ class SmarthostSettings:
     tls: str = "starttls"  # "starttls", "ssl" or "none"
 
 
+# A key in the raw webhook channel tables whose name holds one of these words
+# is a secret (Messenger app secrets, verify and page tokens, chat and form
+# signing secrets).
+SECRET_KEY_WORDS = ("secret", "token", "password")
+
+
+def is_secret_key(key: str) -> bool:
+    return any(word in key.lower() for word in SECRET_KEY_WORDS)
+
+
+# A form's ``fields`` maps the customer's form field names (which may well be
+# "token" or "password") to targets: names, not secrets.
+_NOT_SECRET_TABLES = ("fields",)
+
+
+def _hide_channel_secrets(tree: Any) -> Any:
+    """The raw channel tables with every secret-named string value wrapped in :class:`Secret`."""
+    if isinstance(tree, Mapping):
+        return {key: Secret(value) if isinstance(value, str) and is_secret_key(str(key))
+                else value if key in _NOT_SECRET_TABLES
+                else _hide_channel_secrets(value) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [_hide_channel_secrets(item) for item in tree]
+    return tree
+
+
+def split_database_password(url: str) -> tuple[str, Secret | None]:
+    """``driver://user:password@host/db`` -> (``driver://user@host/db``, the password as a Secret).
+
+    A URL without a password comes back unchanged, with None.
+    """
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    return f"{scheme}://{user}@{hostpart}", Secret(unquote(password))
+
+
+def join_database_password(url: str, password: Secret | None) -> str:
+    """The inverse of :func:`split_database_password`; a URL with no user name (SQLite) takes no password."""
+    scheme, _, rest = url.partition("://")
+    user, at, hostpart = rest.rpartition("@")
+    if not password or not at:
+        return url
+    return f"{scheme}://{user}:{quote(password.reveal(), safe='')}@{hostpart}"
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
+    # The database URL without its password, safe to log; the password is
+    # ``database_password``.  A URL given with a password is split at
+    # construction, so none ever stays in here.
     database_url: str = ""
+    database_password: Secret | None = None
     # Apply pending migrations at start-up. Always done on the embedded SQLite
     # database; on PostgreSQL only when asked, since schema changes there are
     # an operator decision (`frontdesk migrate`).
@@ -131,8 +188,21 @@ class Settings:
     log_format: str = "json"  # "json" or "console"
     # Channel sections owned by the webhook channels (messenger, chat, forms)
     # are kept raw here and parsed by the channel that owns them.
+    # Their secret-named values are held as Secrets (see ``is_secret_key``).
     channels: Mapping[str, Any] = field(default_factory=dict)
     used_defaults: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Also on dataclasses.replace(), so a secret can never be put back in plain.
+        url, password = split_database_password(self.database_url)
+        if password is not None:
+            object.__setattr__(self, "database_url", url)
+            object.__setattr__(self, "database_password", password)
+        object.__setattr__(self, "channels", _hide_channel_secrets(self.channels))
+
+    def reveal_database_url(self) -> str:
+        """The database URL with its password: for the engine only, never for a log line."""
+        return join_database_password(self.database_url, self.database_password)
 
     @property
     def blob_dir(self) -> Path:
@@ -150,13 +220,6 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
-
-    def support_address(self, address: str) -> SupportAddress | None:
-        wanted = address.strip().lower()
-        for entry in self.support_addresses:
-            if entry.address == wanted:
-                return entry
-        return None
 
 
 EXAMPLE_SUPPORT_ADDRESS = "support@example.test"

@@ -21,10 +21,11 @@ from frontdesk.model.messages import ACCEPTED
 from frontdesk.ingest import contacts, persist, threading
 from frontdesk.ingest.duplicates import known_message
 from frontdesk.ingest.context import IngestContext
-from frontdesk.ingest.email_channels import email_channels
+from frontdesk.ingest.email_channels import email_channels, own_addresses
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
 from frontdesk.ingest.parse_email import parse_email
 from frontdesk.ingest.screening import screen as screen_message
+from frontdesk.ingest.screening.rule import Ours
 
 
 class FinalOutcome(Exception):
@@ -74,7 +75,9 @@ async def parse(state: Ingest) -> None:
 
 async def screen(state: Ingest) -> None:
     """Flag auto-replies, bounces and loops; they are stored but never start a ticket."""
-    state.message = screen_message(state.inbound, state.ctx.settings)
+    settings = state.ctx.settings
+    ours = Ours.of(settings.secret_key, await own_addresses(state.ctx.sessions), settings.from_address)
+    state.message = screen_message(state.inbound, ours)
 
 
 async def store_attachments(state: Ingest) -> None:
@@ -93,7 +96,8 @@ async def resolve_email_channel(state: Ingest) -> None:
     """
     message = state.inbound
     state.email_channels = await email_channels(state.db, state.ctx.sessions)
-    channels = {c.key.lower(): c for c in state.email_channels}
+    # A disabled channel receives nothing: its mail waits in the quarantine.
+    channels = {c.key.lower(): c for c in state.email_channels if c.enabled}
     tried = [state.envelope.channel_key, message.channel_key, *state.envelope.rcpt_tos, *message.to, *message.cc]
     for value in tried:
         address = contacts.normalize_address(value)
@@ -114,7 +118,8 @@ async def resolve_message_channel(state: Ingest) -> None:
         return
     message = state.inbound
     state.channel = await state.db.scalar(
-        select(Channel).where(Channel.kind == message.channel, Channel.key == (message.channel_key or "")))
+        select(Channel).where(Channel.kind == message.channel, Channel.key == (message.channel_key or ""),
+                              Channel.enabled))
     if state.channel is None:
         raise QuarantineMessage("unknown_channel", f"no {message.channel} channel {message.channel_key!r}")
 

@@ -41,6 +41,7 @@ from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import create_engine, is_storage_outage, session_factory
 from frontdesk.storage.migrate import current_revision, head_revision, upgrade
 from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.email_channels import receiving_addresses
 from frontdesk.outbound.deliveries import DeliveryLoop
 from frontdesk.runtime.registries import deliverers
 
@@ -122,7 +123,7 @@ class Daemon:
             log.warning("api.no_operator_token",
                         message="FRONTDESK_API_TOKEN is not set: the HTTP API accepts only per-user API tokens")
 
-        self.engine = create_engine(settings.database_url)
+        self.engine = create_engine(settings.reveal_database_url())
         await prepare_database(settings, self.engine)
         sessions = session_factory(self.engine)
         await ensure_defaults(sessions, settings)
@@ -140,7 +141,7 @@ class Daemon:
         await self._start_http()
         log.info("frontdesk.ready", smtp=f"{settings.smtp.host}:{self.smtp.port}",
                  http=f"{settings.http.host}:{self.http_port}",
-                 support_addresses=[a.address for a in settings.support_addresses])
+                 support_addresses=sorted(await receiving_addresses(self.ctx.sessions)))
 
     async def _start_automation(self) -> None:
         """Outbound deliveries always; automation in-process, or the relay that feeds the Kafka worker."""

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Iterable, TextIO
+from typing import Any, Iterable, Mapping, TextIO
 
 import structlog
-from sqlalchemy.engine import make_url
 
 from frontdesk.settings import Secret, Settings
 
@@ -23,27 +22,23 @@ QUIET_LOGGERS = ("aiohttp.access", "aiosqlite", "asyncio", "mail.log", "sqlalche
 
 def settings_secrets(settings: Settings) -> list[str]:
     """Every secret value the settings hold, for masking."""
-    candidates: list[Secret | None] = [settings.secret_key, settings.api_token]
+    candidates: list[Secret | None] = [settings.secret_key, settings.api_token, settings.database_password]
     candidates.extend(mailbox.password for mailbox in settings.imap_mailboxes)
     if settings.smarthost is not None:
         candidates.append(settings.smarthost.password)
+    candidates.extend(_channel_secrets(settings.channels))
     values = [c.reveal() for c in candidates if c]
-    database_password = make_url(settings.database_url).password if settings.database_url else None
-    if database_password:
-        values.append(str(database_password))
-    values.extend(_channel_secrets(settings.channels))
     # Longest first, so a secret containing another is masked whole.
     return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
 
 
-def _channel_secrets(tree: Any) -> Iterable[str]:
-    """Values under keys that name a secret in the raw webhook channel tables."""
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            if isinstance(value, str) and any(word in key.lower() for word in ("secret", "token", "password")):
-                yield value
-            else:
-                yield from _channel_secrets(value)
+def _channel_secrets(tree: Any) -> Iterable[Secret]:
+    """The Secrets in the raw webhook channel tables (the settings wrap every secret-named value)."""
+    if isinstance(tree, Secret):
+        yield tree
+    elif isinstance(tree, Mapping):
+        for value in tree.values():
+            yield from _channel_secrets(value)
     elif isinstance(tree, list):
         for item in tree:
             yield from _channel_secrets(item)

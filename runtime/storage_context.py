@@ -13,7 +13,7 @@ from frontdesk.ingest.context import IngestContext
 
 @asynccontextmanager
 async def ingest_context(settings: Settings) -> AsyncIterator[IngestContext]:
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.reveal_database_url())
     try:
         yield IngestContext(settings=settings, sessions=session_factory(engine), blobs=BlobStore(settings.blob_dir))
     finally:

@@ -76,7 +76,7 @@ def run_worker(
     topics = topics or KafkaTopics.from_environ(settings.kafka_bootstrap)
     # Before faust subscribes: a topic created later would go unseen until a metadata refresh.
     asyncio.run(ensure_topics(topics))
-    sessions = session_factory(create_engine(settings.database_url))
+    sessions = session_factory(create_engine(settings.reveal_database_url()))
     datadir = settings.data_dir / "worker"
     datadir.mkdir(parents=True, exist_ok=True)
     handler, on_start = handler_factory(settings, sessions)

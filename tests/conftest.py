@@ -120,7 +120,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def engine(settings: Settings) -> AsyncIterator:
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.reveal_database_url())
     yield engine
     await engine.dispose()
 

@@ -108,13 +108,21 @@ class WebhookConfig:
 
 def _required(table: Mapping[str, Any], key: str, where: str) -> Any:
     value = table.get(key)
-    if value in (None, ""):
+    if value is None or value == "" or (isinstance(value, Secret) and not value):
         raise ConfigError(f"{where}: missing required key {key!r}")
     return value
 
 
 def _secret(value: Any) -> Secret | None:
+    """Settings already hold secret-named values as Secrets; anything else is wrapped here."""
+    if isinstance(value, Secret):
+        return value if value else None
     return Secret(str(value)) if value not in (None, "") else None
+
+
+def _required_secret(table: Mapping[str, Any], key: str, where: str) -> Secret:
+    value = _required(table, key, where)
+    return value if isinstance(value, Secret) else Secret(str(value))
 
 
 def _slug(table: Mapping[str, Any], where: str) -> str:
@@ -140,10 +148,10 @@ def _parse_page(table: Mapping[str, Any], index: int) -> MessengerPage:
     where = f"[[channels.messenger]] #{index + 1}"
     return MessengerPage(
         page_id=str(_required(table, "page_id", where)),
-        app_secret=Secret(str(_required(table, "app_secret", where))),
+        app_secret=_required_secret(table, "app_secret", where),
         app_secret_previous=_secret(table.get("app_secret_previous")),
-        verify_token=Secret(str(_required(table, "verify_token", where))),
-        page_access_token=Secret(str(_required(table, "page_access_token", where))),
+        verify_token=_required_secret(table, "verify_token", where),
+        page_access_token=_required_secret(table, "page_access_token", where),
         pipeline=str(table.get("pipeline", "support")),
         create_tickets=bool(table.get("create_tickets", True)),
         graph_api_base=str(table.get("graph_api_base", DEFAULT_GRAPH_API_BASE)).rstrip("/"),
@@ -155,7 +163,7 @@ def _parse_chat(table: Mapping[str, Any], index: int) -> ChatChannel:
     where = f"[[channels.chat]] #{index + 1}"
     return ChatChannel(
         slug=_slug(table, where),
-        secret=Secret(str(_required(table, "secret", where))),
+        secret=_required_secret(table, "secret", where),
         callback_url=table.get("callback_url") or None,
         pipeline=str(table.get("pipeline", "support")),
         create_tickets=bool(table.get("create_tickets", True)),

@@ -36,7 +36,8 @@ class ChannelRows:
     async def get(self, kind: str, key: str) -> Channel:
         if (kind, key) not in self._rows:
             async with self.ctx.sessions() as session:
-                channel = await session.scalar(select(Channel).where(Channel.kind == kind, Channel.key == key))
+                channel = await session.scalar(
+                    select(Channel).where(Channel.kind == kind, Channel.key == key, Channel.enabled))
             if channel is None:
                 # The row is created at start-up from the configuration; a payload
                 # stored for a channel since removed from it is kept for replay.

@@ -6,6 +6,8 @@ treated as anything else), then bounces and reports, whose senders also set
 ``Auto-Submitted``, then the auto-reply markers.  Every verdict but
 ``ACCEPTED`` stores the message flagged, with no ticket and no automation.
 Exact duplicates need the database and are screened by persistence.
+What is "ours" (:class:`~ingest.screening.rule.Ours`) comes from the email
+channels, so an address added at run time is recognised at once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from frontdesk.model.messages import ACCEPTED, BOUNCE, REPORT
-from frontdesk.settings import Settings
 from frontdesk.ingest.message import InboundMessage
 from frontdesk.ingest.screening.auto_reply import (
     AutoSubmitted,
@@ -31,7 +32,7 @@ from frontdesk.ingest.screening.bounce import (
 )
 from frontdesk.ingest.screening.loop import FromOwnAddress, OwnMarkerHeader, OwnMessageId, OwnXLoop
 from frontdesk.ingest.screening.report import AbuseReport, DeliverySuccessReport, ReadReceipt, SesNotification
-from frontdesk.ingest.screening.rule import ScreeningRule
+from frontdesk.ingest.screening.rule import Ours, ScreeningRule
 
 RULES: tuple[ScreeningRule, ...] = (
     OwnMessageId(),
@@ -54,7 +55,7 @@ RULES: tuple[ScreeningRule, ...] = (
 )
 
 
-def screen(message: InboundMessage, settings: Settings) -> InboundMessage:
+def screen(message: InboundMessage, ours: Ours) -> InboundMessage:
     """The message with ``screening``, ``screening_reason`` and (for bounces) ``bounced_refs`` set.
 
     The rules read email headers and bounce texts; a chat line or form
@@ -64,7 +65,7 @@ def screen(message: InboundMessage, settings: Settings) -> InboundMessage:
     if message.channel != "email":
         return replace(message, screening=ACCEPTED, screening_reason=None, bounced_refs=[])
     for rule in RULES:
-        reason = rule.check(message, settings)
+        reason = rule.check(message, ours)
         if reason is None:
             continue
         return replace(

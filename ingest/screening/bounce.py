@@ -15,10 +15,9 @@ from email import policy
 from email.parser import BytesParser
 
 from frontdesk.model.messages import BOUNCE
-from frontdesk.settings import Settings
 from frontdesk.ingest.email_parts.headers import message_ids
 from frontdesk.ingest.message import InboundMessage
-from frontdesk.ingest.screening.rule import header, local_part, report_evidence
+from frontdesk.ingest.screening.rule import Ours, header, local_part, report_evidence
 
 DSN_PART_TYPES = ("message/delivery-status", "message/global-delivery-status")
 ORIGINAL_PART_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers")
@@ -62,7 +61,7 @@ class DeliveryStatusReport:
     description = "RFC 3464 DSN: multipart/report; report-type=delivery-status, or a message/delivery-status part."
     verdict = BOUNCE
 
-    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+    def check(self, message: InboundMessage, ours: Ours) -> str | None:
         return report_evidence(message, "delivery-status")
 
 
@@ -71,7 +70,7 @@ class FailedRecipientsHeader:
     description = "X-Failed-Recipients, which Exim adds to every bounce it sends."
     verdict = BOUNCE
 
-    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+    def check(self, message: InboundMessage, ours: Ours) -> str | None:
         value = header(message, "x-failed-recipients")
         return f"X-Failed-Recipients: {value.strip()[:200]}" if value else None
 
@@ -93,7 +92,7 @@ class SesBounceNotification:
     description = 'Amazon SES bounce notification mailed through SNS (JSON body, "notificationType":"Bounce").'
     verdict = BOUNCE
 
-    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+    def check(self, message: InboundMessage, ours: Ours) -> str | None:
         if ses_notification_type(message) == "Bounce":
             return 'SES notification with "notificationType":"Bounce"'
         return None
@@ -107,7 +106,7 @@ class MailerDaemonBounce:
     )
     verdict = BOUNCE
 
-    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+    def check(self, message: InboundMessage, ours: Ours) -> str | None:
         sender = local_part(message.sender_address)
         null_path = (header(message, "return-path") or "x").strip() in ("<>", "")
         daemon = not sender or bool(BOUNCE_SENDER.search(sender))

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 
 from frontdesk.model.messages import REPORT
-from frontdesk.settings import Settings
 from frontdesk.ingest.message import InboundMessage
 from frontdesk.ingest.screening.bounce import DSN_PART_TYPES, ses_notification_type
-from frontdesk.ingest.screening.rule import report_evidence
+from frontdesk.ingest.screening.rule import Ours, report_evidence
 
 _ACTION = re.compile(rb"^Action[ \t]*:[ \t]*([A-Za-z-]+)", re.IGNORECASE | re.MULTILINE)
 SUCCESS_ACTIONS = {"delivered", "relayed", "expanded"}
@@ -20,7 +19,7 @@ class AbuseReport:
     description = "RFC 5965 abuse feedback (multipart/report; report-type=feedback-report) or a Microsoft JMRP complaint."
     verdict = REPORT
 
-    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+    def check(self, message: InboundMessage, ours: Ours) -> str | None:
         evidence = report_evidence(message, "feedback-report")
         if evidence:
             return f"{evidence} (abuse report)"
@@ -37,7 +36,7 @@ class ReadReceipt:
     description = "RFC 8098 message disposition notification (read receipt)."
     verdict = REPORT
 
-    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+    def check(self, message: InboundMessage, ours: Ours) -> str | None:
         evidence = report_evidence(message, "disposition-notification")
         return f"{evidence} (read receipt)" if evidence else None
 
@@ -47,7 +46,7 @@ class DeliverySuccessReport:
     description = "A DSN whose every recipient was delivered, relayed or expanded: a receipt, not a bounce."
     verdict = REPORT
 
-    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+    def check(self, message: InboundMessage, ours: Ours) -> str | None:
         actions = [
             action.decode("ascii").lower()
             for attachment in message.attachments
@@ -64,7 +63,7 @@ class SesNotification:
     description = "Amazon SES complaint or delivery notification mailed through SNS: a report, not a request."
     verdict = REPORT
 
-    def check(self, message: InboundMessage, settings: Settings) -> str | None:
+    def check(self, message: InboundMessage, ours: Ours) -> str | None:
         kind = ses_notification_type(message)
         if kind in ("Complaint", "Delivery"):
             return f'SES notification with "notificationType":"{kind}"'

@@ -1,7 +1,7 @@
 """What a screening rule is, and the header helpers rules share.
 
 A rule is one small class with a ``name``, a ``description``, the
-``verdict`` it hands out and ``check(message, settings)``, which returns the
+``verdict`` it hands out and ``check(message, ours)``, which returns the
 human-readable reason (which header, which value) when the rule matches and
 ``None`` otherwise.  Rules never change the message; :func:`ingest.screening.screen` does.
 """
@@ -9,10 +9,30 @@ human-readable reason (which header, which value) when the rule matches and
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Protocol
+from dataclasses import dataclass
+from typing import ClassVar, Iterable, Protocol
 
-from frontdesk.settings import Settings
+from frontdesk.settings import Secret
 from frontdesk.ingest.message import InboundMessage
+
+
+@dataclass(frozen=True)
+class Ours:
+    """What the rules know about us: the key our Message-IDs are signed with, and our own addresses.
+
+    The addresses are every email channel's (the ``channels`` table is their
+    one source) plus the outbound From address, lower-cased.
+    """
+
+    secret_key: Secret
+    addresses: frozenset[str]
+
+    @classmethod
+    def of(cls, secret_key: Secret, channel_addresses: Iterable[str], from_address: str = "") -> Ours:
+        owned = {address.lower() for address in channel_addresses}
+        if from_address:
+            owned.add(from_address.lower())
+        return cls(secret_key, frozenset(owned))
 
 
 class ScreeningRule(Protocol):
@@ -20,7 +40,7 @@ class ScreeningRule(Protocol):
     description: ClassVar[str]
     verdict: ClassVar[str]
 
-    def check(self, message: InboundMessage, settings: Settings) -> str | None: ...
+    def check(self, message: InboundMessage, ours: Ours) -> str | None: ...
 
 
 def header(message: InboundMessage, name: str) -> str | None:
@@ -62,13 +82,6 @@ def report_evidence(message: InboundMessage, kind: str) -> str | None:
         return f"Content-Type: multipart/report; report-type={report}"
     part = next((a.content_type for a in message.attachments if a.content_type in {f"message/{k}" for k in kinds}), None)
     return f"has a {part} part" if part else None
-
-
-def own_addresses(settings: Settings) -> set[str]:
-    owned = {entry.address.lower() for entry in settings.support_addresses}
-    if settings.from_address:
-        owned.add(settings.from_address.lower())
-    return owned
 
 
 def local_part(address: str | None) -> str:

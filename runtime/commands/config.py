@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _export(settings: Settings, args: argparse.Namespace) -> int:
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.reveal_database_url())
     try:
         async with session_factory(engine)() as session:
             doc = await export_config(session)
@@ -50,7 +50,7 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _apply(settings: Settings, args: argparse.Namespace) -> int:
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.reveal_database_url())
     try:
         result = await apply_config(session_factory(engine), load_config(args.file),
                                     max_pipelines=settings.max_pipelines, dry_run=args.dry_run,

@@ -33,7 +33,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here: it pulls in the Kafka client, which other subcommands never need.
     from frontdesk.automation.dead_letters import list_dead_letters, replay_dead_letters
 
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.reveal_database_url())
     sessions = session_factory(engine)
     try:
         if args.action == "list":

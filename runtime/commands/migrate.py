@@ -38,4 +38,4 @@ async def _migrate(url: str, check_only: bool) -> int:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return asyncio.run(_migrate(settings.database_url, args.check))
+    return asyncio.run(_migrate(settings.reveal_database_url(), args.check))

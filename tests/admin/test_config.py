@@ -120,7 +120,7 @@ async def test_cli_export_and_apply_in_toml(api, sessions, settings, empty_datab
                                             capsys):
     await story_setup(api)
     monkeypatch.setenv("FRONTDESK_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("FRONTDESK_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("FRONTDESK_DATABASE_URL", settings.reveal_database_url())
     path = tmp_path / "frontdesk-config.toml"
     assert await _cli(["config", "export", "-o", str(path)]) == 0
     assert "[[pipelines]]" in path.read_text()

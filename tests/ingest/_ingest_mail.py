@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.model import Message, OutboxEvent, QuarantinedItem, Ticket
 from frontdesk.ingest.message import Envelope
+from frontdesk.ingest.screening.rule import Ours
+from frontdesk.settings import Settings
 
 SUPPORT = "support@acme.test"
 
@@ -79,3 +81,8 @@ async def event_types(sessions: async_sessionmaker[AsyncSession], ticket_id: int
         if ticket_id is not None:
             query = query.where(OutboxEvent.ticket_id == ticket_id)
         return list((await session.scalars(query)).all())
+
+
+def ours(settings: Settings) -> Ours:
+    """What screening knows about us, as the channels table holds it once the settings' support addresses are seeded."""
+    return Ours.of(settings.secret_key, [a.address for a in settings.support_addresses], settings.from_address)

@@ -5,6 +5,7 @@ from frontdesk.settings import load_settings
 from frontdesk.ingest.message import Envelope
 from frontdesk.ingest.parse_email import parse_email
 from frontdesk.ingest.screening import screen
+from _ingest_mail import ours
 from frontdesk.outbound.email.compose import OutboundEmail, compose
 
 
@@ -29,7 +30,7 @@ def test_automated_mail_is_recognised_by_its_marker(tmp_path):  # type: ignore[n
                          text="We got it.", message_id="abc.123@acme.test", auto_submitted="auto-replied")
     raw = _returned(mail)
     parsed = parse_email(raw, envelope=Envelope(channel="email", source="smtp"), raw_blob="0" * 64)
-    screened = screen(parsed, _settings(tmp_path))
+    screened = screen(parsed, ours(_settings(tmp_path)))
     assert screened.screening == LOOP
     assert "X-Frontdesk-Automated" in (screened.screening_reason or "")
 

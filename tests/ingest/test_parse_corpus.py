@@ -16,6 +16,7 @@ from _email_corpus import EMAIL, SUPPORT, parsed
 from frontdesk.settings import load_settings
 from frontdesk.ingest.message import QuarantineMessage
 from frontdesk.ingest.screening import screen
+from _ingest_mail import ours
 
 # Why each kind of file is not fed to the parser as a message:
 SKIP_REASONS = {
@@ -62,7 +63,7 @@ def screened(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, object]:
     results: dict[Path, object] = {}
     for path in corpus_files()[0]:
         message = parsed(path)
-        results[path] = message if isinstance(message, QuarantineMessage) else screen(message, settings)
+        results[path] = message if isinstance(message, QuarantineMessage) else screen(message, ours(settings))
     return results
 
 

@@ -67,7 +67,7 @@ def worker_environment(settings: Settings, topics: KafkaTopics) -> dict[str, str
     return {
         **os.environ,
         "PYTHONPATH": str(REPO),
-        "FRONTDESK_DATABASE_URL": settings.database_url,
+        "FRONTDESK_DATABASE_URL": settings.reveal_database_url(),
         "FRONTDESK_DATA_DIR": str(settings.data_dir),
         "FRONTDESK_SECRET_KEY": settings.secret_key.reveal(),
         "FRONTDESK_KAFKA_BOOTSTRAP": topics.bootstrap,

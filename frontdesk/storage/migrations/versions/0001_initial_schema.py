@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-01 23:40:15.712355
+Create Date: 2026-12-02 00:07:06.625973
 """
 from alembic import op
 import sqlalchemy as sa
@@ -153,6 +153,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('pipeline_id', sa.Integer(), nullable=False),
     sa.Column('create_tickets', sa.Boolean(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.Column('options', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['pipeline_id'], ['pipelines.id'], name=op.f('fk_channels_pipeline_id_pipelines')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_channels')),
