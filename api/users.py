@@ -41,7 +41,10 @@ def team_json(team: Team) -> dict[str, Any]:
 
 
 async def _check_teams(session: AsyncSession, team_ids: list[int]) -> None:
-    known = set((await session.scalars(select(Team.id).where(Team.id.in_(team_ids)))).all())
+    # no_autoflush: the check runs before the user's pending change is
+    # written, so an unknown team is this 422, not a foreign-key error (500).
+    with session.no_autoflush:
+        known = set((await session.scalars(select(Team.id).where(Team.id.in_(team_ids)))).all())
     if unknown := sorted(set(team_ids) - known):
         raise ApiError(422, "unknown_team", "no such team(s)", team_ids=unknown)
 
