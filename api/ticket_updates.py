@@ -27,6 +27,7 @@ from frontdesk.events import AGENT, Actor, TicketPropertyChanged
 from frontdesk.model import Status, Team, Ticket, User, utcnow
 from frontdesk.outbox import record_events
 from frontdesk.tickets.access import visible_ticket
+from frontdesk.tickets.header_fields import header_text
 from frontdesk.tickets.property_values import validate_custom_values
 from frontdesk.tickets.stage_properties import check_required_properties, values_after
 from frontdesk.tickets.status import move_status
@@ -65,8 +66,8 @@ def _text(field: str, value: Any) -> str | None:
         raise _invalid(field, f"'{field}' must be a string")
     if len(value) > TEXT_LIMITS[field]:
         raise _invalid(field, f"'{field}' is longer than {TEXT_LIMITS[field]} characters", "field_too_long")
-    if field in ONE_LINE and any(c in value for c in "\r\n\x00"):
-        raise _invalid(field, f"'{field}' must not contain line breaks", "header_injection")
+    if field in ONE_LINE:
+        header_text(value, field)
     return value.strip() if field != "description" else value
 
 

@@ -359,3 +359,23 @@ async def test_an_autoresponder_that_breaks_threading_is_cut_off(mail_settings, 
     assert answered == MAX_AUTOMATED_MAILS_PER_WINDOW
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Ticket)) == MAX_AUTOMATED_MAILS_PER_WINDOW + 1
+
+
+async def test_a_subject_decoding_to_a_line_break_can_still_be_answered(mail_settings, sessions, blobs, sink,  # type: ignore[no-untyped-def]
+                                                                       deliveries, api) -> None:
+    """Ingest stores the customer's Subject as it decodes; the reply's header is flattened, not a 500."""
+    handler, _ = sink
+    ctx = IngestContext(mail_settings, sessions, blobs)
+    raw = customer_mail(message_id="crlf@example.com", subject="PLACEHOLDER", body="Answer me\n").replace(
+        b"Subject: PLACEHOLDER", b"Subject: =?utf-8?q?Hello=0D=0ABcc:_x@evil.test?=")
+    outcome = await ingest_email(ctx, raw, envelope())
+    assert outcome.kind == "ticket_created"
+    answer = await api.post(f"/api/v1/tickets/{outcome.ticket_id}/replies", json={"text": "Here you are"},
+                            headers={"Authorization": "Bearer test-api-token"})
+    assert answer.status == 201, await answer.text()
+    await deliveries.deliver_due()
+    [sent] = [m for m in handler.to(CUSTOMER) if "Here you are" in m.get_body(("plain",)).get_content()]
+    assert sent.get_all("Subject") == [f"Re: Hello Bcc: x@evil.test [#{outcome.ticket_id}]"]
+    assert sent.get_all("Bcc") is None
+    async with sessions() as session:
+        assert (await session.get(Ticket, outcome.ticket_id)).name == "Hello Bcc: x@evil.test"
