@@ -261,6 +261,9 @@ async def test_a_retried_reply_with_the_same_idempotency_key_sends_once(mail_set
     assert (first.status, again.status) == (201, 200)
     assert (await first.json())["delivery_id"] == (await again.json())["delivery_id"]
     await deliveries.deliver_due()
+    detail = await (await api.get(f"/api/v1/tickets/{outcome.ticket_id}", headers=headers)).json()
+    [ours] = [m for m in detail["messages"] if m["direction"] == "outbound"]
+    assert ours["delivery_state"] == "sent" and ours["sent_at"] is not None  # stamped when delivered
     assert len([m for m in handler.to(CUSTOMER) if "Once" in m.get_body(("plain",)).get_content()]) == 1
     async with sessions() as session:
         sent = (await session.scalars(select(OutboxEvent).where(OutboxEvent.type == "message.sent"))).all()
