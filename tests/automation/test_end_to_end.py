@@ -238,9 +238,22 @@ async def test_the_api_refuses_header_injection_and_hides_invisible_tickets(mail
     answer = await api.patch(url, json={"name": "New name\r\nBcc: victim@example.org"}, headers=operator)
     assert answer.status == 422 and (await answer.json())["error"]["code"] == "header_injection"
     answer = await api.patch(url, json={"status": "no_such_status"}, headers=operator)
-    assert answer.status == 422 and (await answer.json())["error"]["code"] == "unknown_status"
+    error = (await answer.json())["error"]
+    assert answer.status == 422 and error["code"] == "unknown_status" and error["field"] == "status"
+    assert {"internal_name": "closed", "label": "Closed"} in error["valid"] and "waiting_on_us" in error["message"]
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Delivery)) == 0
+    # The label works too, in any case; PATCH answers GET's ticket JSON.
+    answer = await api.patch(url, json={"status": "waiting ON us"}, headers=operator)
+    patched = await answer.json()
+    assert answer.status == 200 and patched["status"]["internal_name"] == "waiting_on_us"
+    answer = await api.patch(url, json={"status": "Closed"}, headers=operator)
+    patched = await answer.json()
+    assert answer.status == 200 and patched["status"]["internal_name"] == "closed"
+    got = await (await api.get(url, headers=operator)).json()
+    assert patched == {k: v for k, v in got.items() if k != "messages"}
+    listed = await (await api.get("/api/v1/tickets?status=Closed", headers=operator)).json()
+    assert [t["id"] for t in listed["tickets"]] == [outcome.ticket_id]
     _, (outsider,) = await make_team(sessions, "Elsewhere", [("Olga", "olga@acme.test")])
     async with sessions.begin() as session:
         (await session.get(User, outsider)).ticket_access = "owned"
@@ -322,7 +335,7 @@ async def test_patch_changes_properties_and_reopens(mail_settings, sessions, blo
     assert (body["priority"], body["category"], body["team_id"], body["name"]) == ("high", "billing", team,
                                                                                   "Printer fire")
     closed = await (await api.patch(url, json={"status": "closed"}, headers=operator)).json()
-    assert closed["is_closed"] and closed["closed_at"]
+    assert closed["status"]["is_closed"] and closed["closed_at"]
     reopened = await (await api.patch(url, json={"status": "waiting_on_us"}, headers=operator)).json()
     assert reopened["reopened_at"] and reopened["closed_at"] is None
     assert (await api.patch(url, json={"owner_id": 999999}, headers=operator)).status == 422
