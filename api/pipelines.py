@@ -26,6 +26,7 @@ from frontdesk.tickets.pipelines import (
     enforce_pipeline_cap,
     next_position,
     refuse_pipeline_with_tickets,
+    reorder_visible,
     ticket_count,
     unique_internal_name,
     valid_internal_name,
@@ -193,14 +194,13 @@ async def reorder_pipelines(request: web.Request) -> web.Response:
     principal = require_property_settings(request)
     order = int_list_field(await json_body(request), "order")
     async with request.app[SESSIONS].begin() as session:
-        pipelines = {p.id: p for p in (await session.scalars(select(Pipeline))).all()}
-        if sorted(order) != sorted(pipelines):
-            raise ApiError(422, "order_incomplete", "'order' must list every pipeline id exactly once")
-        before = {p.internal_name: p.position for p in pipelines.values()}
-        for position, pipeline_id in enumerate(order):
-            pipelines[pipeline_id].position = position
+        pipelines = list((await session.scalars(select(Pipeline))).all())
+        visible = set((await session.scalars(select(Pipeline.id).where(pipeline_visibility(principal)))).all())
+        shown = [p for p in pipelines if p.id in visible]  # the audit names only what the caller may see
+        before = {p.internal_name: p.position for p in shown}
+        reorder_visible(pipelines, visible, order)
         record_audit(session, principal, "pipeline.reordered", "pipeline", None, before=before,
-                     after={p.internal_name: p.position for p in pipelines.values()})
+                     after={p.internal_name: p.position for p in shown})
     return web.json_response({"order": order})
 
 

@@ -28,10 +28,10 @@ from frontdesk.model import Contact, ContactIdentity, Conversation, Delivery, Me
 from frontdesk.model.channels import CHAT, EMAIL, FORM, MESSENGER
 from frontdesk.model.messages import OUTBOUND
 from frontdesk.outbound.deliveries import find_delivery, queue_delivery
-from frontdesk.outbound.email.compose import HeaderInjectionError, checked_address, checked_header
 from frontdesk.outbound.email.outgoing import queue_ticket_email
 from frontdesk.outbox import record_events
 from frontdesk.tickets.access import visible_ticket
+from frontdesk.tickets.header_fields import email_address, header_text
 
 routes = web.RouteTableDef()
 
@@ -65,12 +65,9 @@ def _reply_fields(body: dict[str, Any]) -> tuple[str, str | None, str | None, tu
         raise ApiError(422, "field_invalid", "'subject' must be a string", field="subject")
     if not isinstance(cc, list) or not all(isinstance(a, str) for a in cc):
         raise ApiError(422, "field_invalid", "'cc' must be a list of addresses", field="cc")
-    try:
-        if subject is not None:
-            checked_header(subject, name="subject")
-        addresses = tuple(checked_address(a, name="cc") for a in cc)
-    except HeaderInjectionError as error:
-        raise ApiError(422, "header_injection", str(error)) from None
+    if subject is not None:
+        header_text(subject, "subject")
+    addresses = tuple(email_address(a, "cc", display_name=True) for a in cc)
     return text, html, subject, addresses
 
 

@@ -29,6 +29,7 @@ from frontdesk.outbound.email.render import (
 )
 from frontdesk.tickets.access import visible_ticket
 from frontdesk.tickets.audit import record_audit, snapshot
+from frontdesk.tickets.header_fields import header_text
 from frontdesk.tickets.pipelines import valid_internal_name
 
 routes = web.RouteTableDef()
@@ -50,6 +51,8 @@ def apply_template_fields(template: EmailTemplate, body: dict[str, Any]) -> None
             value = body[field]
             if not isinstance(value, str) or (field != "body_html" and not value.strip()):
                 raise ApiError(422, "field_invalid", f"{field!r} must be a non-empty string", field=field)
+            if field == "subject":
+                header_text(value, field)
             check_template_syntax(field, value)
             setattr(template, field, value)
     if "transactional" in body:

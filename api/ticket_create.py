@@ -22,6 +22,7 @@ from frontdesk.model import Company, Contact, Pipeline, Status, Team, TicketPart
 from frontdesk.tickets.access import pipeline_visibility
 from frontdesk.tickets.audit import snapshot
 from frontdesk.tickets import creation
+from frontdesk.tickets.header_fields import email_address, header_text
 from frontdesk.tickets.properties import BUILT_IN
 from frontdesk.tickets.property_values import validate_custom_values, validate_value
 
@@ -68,15 +69,14 @@ async def _contact(session: AsyncSession, spec: Any) -> Contact | None:
         if contact is None:
             raise ApiError(422, "unknown_contact", "no contact with that id", field="contact")
         return contact
-    email = text_field(spec, "email", max_length=320)
-    if "@" not in email:
-        raise ApiError(422, "email_invalid", "contact.email must be an email address", field="contact")
-    email = email.lower()
+    email = email_address(text_field(spec, "email", max_length=320), "contact.email").lower()
     contact = await session.scalar(select(Contact).where(Contact.email == email))
     if contact is None:
-        contact = Contact(email=email, first_name=text_field(spec, "first_name", required=False),
-                          last_name=text_field(spec, "last_name", required=False),
-                          phone=text_field(spec, "phone", required=False, max_length=64))
+        names = {field: text_field(spec, field, required=False) for field in ("first_name", "last_name")}
+        for field, value in names.items():
+            if value is not None:
+                header_text(value, f"contact.{field}")  # a contact's name may head the To line
+        contact = Contact(email=email, **names, phone=text_field(spec, "phone", required=False, max_length=64))
         session.add(contact)
         await session.flush()
     return contact
@@ -120,7 +120,7 @@ async def _company(session: AsyncSession, spec: Any, contact: Contact | None) ->
 
 async def _built_in_values(session: AsyncSession, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "name": text_field(body, "name", max_length=500),
+        "name": header_text(text_field(body, "name", max_length=500), "name"),
         "description": validate_value(BUILT_IN["description"], body.get("description")),
         "priority": validate_value(BUILT_IN["priority"], body.get("priority")),
         "category": validate_value(BUILT_IN["category"], body.get("category")),

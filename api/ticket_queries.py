@@ -110,7 +110,9 @@ def ticket_filters(request: web.Request) -> list[Any]:
     if pipeline:
         clauses.append(Pipeline.id == int(pipeline) if pipeline.isdigit() else Pipeline.internal_name == pipeline)
     if query.get("status"):
-        clauses.append(Status.internal_name == query["status"])
+        # Like PATCH (tickets.status.resolve_status): the internal name, or the label in any case.
+        clauses.append(or_(Status.internal_name == query["status"],
+                           func.lower(Status.label) == query["status"].strip().lower()))
     for name, column in (("owner", Ticket.owner_id), ("team", Ticket.team_id)):
         clause = id_filter(request, name, column)
         if clause is not None:

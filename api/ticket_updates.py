@@ -23,13 +23,15 @@ from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.api.replies import run_after_commit
 from frontdesk.api.request_body import json_body
+from frontdesk.api.tickets import ticket_json
 from frontdesk.events import AGENT, Actor, TicketPropertyChanged
-from frontdesk.model import Status, Team, Ticket, User, utcnow
+from frontdesk.model import Contact, Pipeline, Status, Team, Ticket, User, utcnow
 from frontdesk.outbox import record_events
 from frontdesk.tickets.access import visible_ticket
+from frontdesk.tickets.header_fields import header_text
 from frontdesk.tickets.property_values import validate_custom_values
 from frontdesk.tickets.stage_properties import check_required_properties, values_after
-from frontdesk.tickets.status import move_status
+from frontdesk.tickets.status import move_status, resolve_status
 
 routes = web.RouteTableDef()
 
@@ -44,16 +46,9 @@ def _invalid(field: str, message: str, code: str = "field_invalid") -> ApiError:
 
 
 async def _status(session: Any, ticket: Ticket, value: Any) -> Status:
-    query = select(Status).where(Status.pipeline_id == ticket.pipeline_id)
-    if isinstance(value, int) and not isinstance(value, bool):
-        status = await session.scalar(query.where(Status.id == value))
-    elif isinstance(value, str) and value.strip():
-        status = await session.scalar(query.where(Status.internal_name == value.strip()))
-    else:
-        raise _invalid("status", "'status' must be a status id or internal name")
-    if status is None:
-        raise _invalid("status", f"no status {value!r} in this ticket's pipeline", "unknown_status")
-    return status
+    statuses = list((await session.scalars(
+        select(Status).where(Status.pipeline_id == ticket.pipeline_id).order_by(Status.position, Status.id))).all())
+    return resolve_status(statuses, value)
 
 
 def _text(field: str, value: Any) -> str | None:
@@ -65,8 +60,8 @@ def _text(field: str, value: Any) -> str | None:
         raise _invalid(field, f"'{field}' must be a string")
     if len(value) > TEXT_LIMITS[field]:
         raise _invalid(field, f"'{field}' is longer than {TEXT_LIMITS[field]} characters", "field_too_long")
-    if field in ONE_LINE and any(c in value for c in "\r\n\x00"):
-        raise _invalid(field, f"'{field}' must not contain line breaks", "header_injection")
+    if field in ONE_LINE:
+        header_text(value, field)
     return value.strip() if field != "description" else value
 
 
@@ -87,18 +82,6 @@ async def _custom_changes(session: Any, ticket: Ticket, raw: Any) -> dict[str, d
     wanted = await validate_custom_values(session, raw)
     return {name: {"from": current.get(name), "to": value}
             for name, value in wanted.items() if current.get(name) != value}
-
-
-def _ticket_json(ticket: Ticket, status: Status) -> dict[str, Any]:
-    return {
-        "id": ticket.id, "name": ticket.name, "description": ticket.description,
-        "pipeline_id": ticket.pipeline_id, "status_id": ticket.status_id, "status": status.internal_name,
-        "is_closed": status.is_closed, "owner_id": ticket.owner_id, "team_id": ticket.team_id,
-        "priority": ticket.priority, "category": ticket.category,
-        "custom_properties": dict(ticket.custom_properties or {}),
-        "closed_at": ticket.closed_at.isoformat() if ticket.closed_at else None,
-        "reopened_at": ticket.reopened_at.isoformat() if ticket.reopened_at else None,
-    }
 
 
 @routes.patch(r"/api/v1/tickets/{ticket_id:\d+}")
@@ -144,7 +127,9 @@ async def patch_ticket(request: web.Request) -> web.Response:
             ticket.updated_at = utcnow()
         if target.id != current.id:
             await record_events(session, move_status(ticket, current, target, actor=actor))
-        answer = _ticket_json(ticket, target)
+        pipeline = await session.get_one(Pipeline, ticket.pipeline_id)
+        contact = await session.get(Contact, ticket.contact_id) if ticket.contact_id is not None else None
+        answer = ticket_json(ticket, pipeline, target, contact)
     await run_after_commit(request.app)
     return web.json_response(answer)
 

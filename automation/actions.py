@@ -106,6 +106,8 @@ def _recipients(action: ActionConfig, world: ActionWorld) -> tuple[Person, ...] 
         person = world.users.get(world.owner_id)
         return (person,) if person else "owner_inactive"
     if kind == TO_OWNER_TEAM:
+        if world.owner_id is None:
+            return "ticket_has_no_owner"
         if world.owner_team_id is None:
             return "owner_has_no_team"
         return world.team_members.get(world.owner_team_id, ()) or "team_has_no_members"

@@ -34,6 +34,7 @@ from frontdesk.ingest.message import InboundMessage, IngestOutcome, QuarantineMe
 from frontdesk.ingest.threading import ThreadMatch
 from frontdesk.tickets.creation import create_ticket, ticket_created
 from frontdesk.tickets.errors import DomainError
+from frontdesk.tickets.header_fields import flatten
 from frontdesk.tickets.property_values import submitted_custom_values
 
 TICKET_NAME_LIMIT = 500
@@ -67,7 +68,7 @@ def _clean_json(value: Any) -> Any:
 
 def ticket_name(message: InboundMessage) -> str:
     """The subject, or the first words of the text when there is none."""
-    subject = " ".join((message.subject or "").split())
+    subject = flatten(message.subject)
     if subject:
         return clean_text(subject, TICKET_NAME_LIMIT) or NO_SUBJECT
     words = " ".join((message.reply_text or message.text_body or "").split()[:12])
@@ -272,7 +273,7 @@ async def _ticket_values(session: AsyncSession, message: InboundMessage) -> dict
         if name in _TICKET_FIELD_COLUMNS and value is not None:
             values[name] = clean_text(value, _TICKET_FIELD_COLUMNS[name])
         elif name in ("subject", "name") and value:
-            values["name"] = clean_text(value, TICKET_NAME_LIMIT) or values["name"]
+            values["name"] = clean_text(flatten(str(value)), TICKET_NAME_LIMIT) or values["name"]
         elif name == "description" and value:
             values["description"] = clean_text(value, DESCRIPTION_LIMIT)
         else:

@@ -190,6 +190,8 @@ class DeliveryLoop(PollingLoop):
                 message = await session.get(Message, row.message_id)
                 if message is not None:
                     message.delivery_state = state
+                    if state == SENT and message.sent_at is None:
+                        message.sent_at = row.sent_at
                 await record_events(session, MessageDeliveryUpdated(
                     ticket_id=row.ticket_id, actor=Actor(SYSTEM), message_id=row.message_id, delivery_id=row.id,
                     channel=row.channel, state=state, attempts=row.attempts, error=error,

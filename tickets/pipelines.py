@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.model import Pipeline, Status, Ticket
-from frontdesk.tickets.errors import Conflict
+from frontdesk.tickets.errors import Conflict, DomainError, NotFound
 
 MAX_INTERNAL_NAME = 80
 
@@ -87,3 +87,23 @@ async def enforce_pipeline_cap(session: AsyncSession, limit: int) -> None:
 async def next_position(session: AsyncSession, column, *where) -> int:  # type: ignore[no-untyped-def]
     current = await session.scalar(select(func.max(column)).where(*where))
     return 0 if current is None else int(current) + 1
+
+
+def reorder_visible(pipelines: list[Pipeline], visible_ids: set[int], order: list[int]) -> None:
+    """Set positions so the pipelines the caller sees follow ``order``; the others keep their places.
+
+    ``order`` lists every visible pipeline id exactly once.  An id the caller
+    cannot see is refused as if it did not exist (``NotFound``), so neither
+    the refusal nor the answer reveals hidden pipelines.  The visible ones
+    take the slots visible ones held; positions are then renumbered 0..n-1.
+    """
+    if any(pipeline_id not in visible_ids for pipeline_id in order):
+        raise NotFound("pipeline")
+    if len(order) != len(set(order)) or set(order) != visible_ids:
+        raise DomainError("order_incomplete", "'order' must list every pipeline id exactly once", field="order")
+    by_id = {p.id: p for p in pipelines}
+    current = sorted(pipelines, key=lambda p: (p.position, p.id))
+    wanted = iter(order)
+    arranged = [by_id[next(wanted)] if p.id in visible_ids else p for p in current]
+    for position, pipeline in enumerate(arranged):
+        pipeline.position = position

@@ -89,3 +89,24 @@ async def move_ticket(
     event = move_status(ticket, previous, target, actor=actor, reason=reason)
     await record_events(session, event)
     return event
+
+
+def resolve_status(statuses: "list[Status]", value: object) -> Status:
+    """The status ``value`` names among ``statuses`` (one pipeline's): its id, internal name or label.
+
+    The label matches case-insensitively when exactly one status carries it.
+    Otherwise DomainError ``unknown_status`` lists the valid internal names and labels.
+    """
+    found: list[Status] = []
+    if isinstance(value, int) and not isinstance(value, bool):
+        found = [s for s in statuses if s.id == value]
+    elif isinstance(value, str) and value.strip():
+        wanted = value.strip()
+        found = ([s for s in statuses if s.internal_name == wanted]
+                 or [s for s in statuses if s.label.casefold() == wanted.casefold()])
+    if len(found) == 1:
+        return found[0]
+    valid = [{"internal_name": s.internal_name, "label": s.label} for s in statuses]
+    names = ", ".join(f"{s.internal_name} ({s.label})" for s in statuses)
+    raise DomainError("unknown_status", f"no single status {value!r} in this pipeline; one of: {names}",
+                      field="status", valid=valid)

@@ -20,12 +20,15 @@ from frontdesk.channels.webhooks.config import FormChannel
 from frontdesk.channels.webhooks.validation import PHONE, InvalidFields, decode_json, is_email
 from frontdesk.ingest.message import InboundMessage
 from frontdesk.tickets.errors import DomainError
+from frontdesk.tickets.header_fields import header_text
 from frontdesk.tickets.properties import BUILT_IN, all_properties
 from frontdesk.tickets.property_values import typed_submitted_values
 
 PRIORITIES = ("low", "medium", "high", "urgent")
 LIMITS = {"ticket.name": 500, "ticket.category": 100, "contact.first_name": 200, "contact.last_name": 200,
           "contact.phone": 64, "contact.company": 300, "contact.email": 320}
+# What reaches an outbound mail header (the subject, the recipient): one line, no control characters.
+HEADER_TARGETS = ("ticket.name", "ticket.subject", "contact.email", "contact.first_name", "contact.last_name")
 JSON_TYPES = ("application/json",)
 URLENCODED = "application/x-www-form-urlencoded"
 
@@ -85,6 +88,12 @@ def map_submission(form: FormChannel, data: dict[str, Any]) -> FormSubmission:
             errors[name] = f"must be at most {limit} characters"
             continue
         kind, _, prop = target.partition(".")
+        if target in HEADER_TARGETS:
+            try:
+                header_text(value, name)
+            except DomainError as error:
+                errors[name] = error.message
+                continue
         if target == "contact.email":
             if not is_email(value):
                 errors[name] = "is not a valid email address"

@@ -21,6 +21,7 @@ from frontdesk.reply_tokens import make_message_id
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.outbound.deliveries import queue_delivery, store_email
+from frontdesk.tickets.header_fields import flatten
 from frontdesk.outbound.email.compose import AUTO_GENERATED, AUTO_REPLIED, OutboundEmail, reply_subject, subject_with_token
 
 
@@ -78,7 +79,8 @@ async def queue_ticket_email(
     """
     parent = await customer_thread(session, ticket)
     if subject is None:
-        subject = reply_subject(parent.subject, ticket.name)
+        # Stored as they came (a customer's Subject may decode to a line break): flattened for the header.
+        subject = reply_subject(flatten(parent.subject), flatten(ticket.name))
     sender = await sending_address(session, settings, ticket)
     message_id = make_message_id(settings.secret_key.reveal().encode(), ticket.id, _domain(sender))
     references = tuple(r for r in (*parent.references, parent.message_id) if r)
@@ -110,8 +112,8 @@ async def queue_internal_email(
     """Queue an internal notification to a user: not part of the customer's conversation."""
     message_id = make_message_id(settings.secret_key.reveal().encode(), ticket.id, _domain(settings.from_address))
     mail = OutboundEmail(
-        from_address=settings.from_address, to=(to,), subject=subject_with_token(subject, ticket.id), text=text,
-        message_id=message_id, auto_submitted=AUTO_GENERATED,
+        from_address=settings.from_address, to=(to,), subject=subject_with_token(flatten(subject), ticket.id),
+        text=text, message_id=message_id, auto_submitted=AUTO_GENERATED,
     )
     _, payload = await store_email(blobs, mail)
     delivery = queue_delivery(session, idempotency_key=idempotency_key, channel=EMAIL, recipient=to,

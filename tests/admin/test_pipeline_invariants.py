@@ -158,3 +158,28 @@ async def test_permissions_on_admin_endpoints(api):
     assert code == 401 and body["error"]["code"] == "unauthenticated"
     code, _ = await api.get("/api/v1/pipelines", token="not-a-token")
     assert code == 401
+
+
+async def test_reorder_pipelines_with_restricted_access_sees_only_visible_ones(api):
+    """An admin who sees some pipelines reorders those; hidden ones are neither revealed nor moved."""
+    support = await support_pipeline(api)
+    team = await api.ok("POST", "/api/v1/teams", {"name": "Desk"}, expect=201)
+    admin_id, admin = await make_user(api, "ada@acme.test", role="admin", primary_team_id=team["id"])
+    hidden = await api.ok("POST", "/api/v1/pipelines", {"name": "Hidden"}, expect=201)
+    mine = await api.ok("POST", "/api/v1/pipelines", {"name": "Mine"}, expect=201)
+    await api.ok("PUT", f"/api/v1/pipelines/{mine['id']}/access", {"user_ids": [admin_id]})
+    outsider = await api.ok("POST", "/api/v1/teams", {"name": "Elsewhere"}, expect=201)
+    await api.ok("PUT", f"/api/v1/pipelines/{hidden['id']}/access", {"team_ids": [outsider["id"]]})
+    seen = [p["id"] for p in (await api.ok("GET", "/api/v1/pipelines", token=admin))["pipelines"]]
+    assert seen == [support["id"], mine["id"]]
+    # Only what the admin sees: accepted, and the hidden pipeline keeps its slot between them.
+    await api.ok("POST", "/api/v1/pipelines/reorder", {"order": [mine["id"], support["id"]]}, token=admin)
+    listed = [p["internal_name"] for p in (await api.ok("GET", "/api/v1/pipelines"))["pipelines"]]
+    assert listed == ["mine", "hidden", "support"]
+    # A hidden id is refused as if it did not exist; nothing moves.
+    code, body = await api.post("/api/v1/pipelines/reorder", {"order": [hidden["id"], support["id"], mine["id"]]},
+                                token=admin)
+    assert code == 404 and body["error"]["code"] == "not_found"
+    code, body = await api.post("/api/v1/pipelines/reorder", {"order": [support["id"]]}, token=admin)
+    assert code == 422 and body["error"]["code"] == "order_incomplete"
+    assert [p["internal_name"] for p in (await api.ok("GET", "/api/v1/pipelines"))["pipelines"]] == listed

@@ -44,3 +44,18 @@ async def test_existing_and_new_contacts_and_companies(api, sessions):
     assert participants == {"kim@client.test", "lee@client.test"}
     assert event.type == "ticket.created" and event.body["actor"]["kind"] == "agent"
     assert event.body["payload"]["source"] == "manual"
+
+
+async def test_header_fields_are_one_line(api, sessions):
+    """A name or contact that reaches a mail header is refused with its field named (issue: hostile input)."""
+    base = {"pipeline": "support", "status": "new"}
+    cases = (({"name": "a\r\nBcc: x@evil.test"}, "name"),
+             ({"name": "a", "contact": {"email": "kim@client.test\r\nBcc: x@evil.test"}}, "contact.email"),
+             ({"name": "a", "contact": {"email": "Kim <kim@client.test>"}}, "contact.email"),
+             ({"name": "a", "contact": {"email": "kim@new.test", "first_name": "Kim\rBcc: x@evil.test"}},
+              "contact.first_name"))
+    for body, field in cases:
+        code, error = await api.post("/api/v1/tickets", {**base, **body})
+        assert code == 422 and error["error"]["field"] == field, (body, error)
+    async with sessions() as session:
+        assert await session.scalar(select(Contact.id).where(Contact.email.like("kim@%"))) is None

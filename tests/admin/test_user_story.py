@@ -34,7 +34,7 @@ async def test_the_user_story(api, sessions):
 
     # Moving through the statuses; closing without a Resolution names the rule.
     moved = await api.ok("PATCH", f"/api/v1/tickets/{ticket['id']}", {"status": "escalated"}, token=agent)
-    assert moved["status"] == "escalated"
+    assert moved["status"]["internal_name"] == "escalated"
     code, body = await api.patch(f"/api/v1/tickets/{ticket['id']}", {"status": "closed"}, token=agent)
     assert code == 422 and body["error"]["code"] == "required_properties_missing"
     assert body["error"]["missing"] == ["resolution"]

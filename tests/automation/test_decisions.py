@@ -153,7 +153,10 @@ def test_notification_recipient_kinds() -> None:
     assert plan_status_actions(chain, world()) == [
         Notify(1, (ADA,)), Notify(2, (ADA, CAROL)), Notify(3, (BOB,)), Notify(4, (BOB,))]
     unowned = plan_status_actions(chain[2:], world(owner_id=None, owner_team_id=None))
-    assert unowned == [SkipAction(3, "ticket_has_no_owner"), SkipAction(4, "owner_has_no_team")]
+    # No owner: the owner's team is skipped for that reason, not as an owner without a team.
+    assert unowned == [SkipAction(3, "ticket_has_no_owner"), SkipAction(4, "ticket_has_no_owner")]
+    teamless = plan_status_actions(chain[3:], world(owner_team_id=None))
+    assert teamless == [SkipAction(4, "owner_has_no_team")]
 
 
 @pytest.mark.parametrize("channel", ["chat", "messenger"])

@@ -238,9 +238,22 @@ async def test_the_api_refuses_header_injection_and_hides_invisible_tickets(mail
     answer = await api.patch(url, json={"name": "New name\r\nBcc: victim@example.org"}, headers=operator)
     assert answer.status == 422 and (await answer.json())["error"]["code"] == "header_injection"
     answer = await api.patch(url, json={"status": "no_such_status"}, headers=operator)
-    assert answer.status == 422 and (await answer.json())["error"]["code"] == "unknown_status"
+    error = (await answer.json())["error"]
+    assert answer.status == 422 and error["code"] == "unknown_status" and error["field"] == "status"
+    assert {"internal_name": "closed", "label": "Closed"} in error["valid"] and "waiting_on_us" in error["message"]
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Delivery)) == 0
+    # The label works too, in any case; PATCH answers GET's ticket JSON.
+    answer = await api.patch(url, json={"status": "waiting ON us"}, headers=operator)
+    patched = await answer.json()
+    assert answer.status == 200 and patched["status"]["internal_name"] == "waiting_on_us"
+    answer = await api.patch(url, json={"status": "Closed"}, headers=operator)
+    patched = await answer.json()
+    assert answer.status == 200 and patched["status"]["internal_name"] == "closed"
+    got = await (await api.get(url, headers=operator)).json()
+    assert patched == {k: v for k, v in got.items() if k != "messages"}
+    listed = await (await api.get("/api/v1/tickets?status=Closed", headers=operator)).json()
+    assert [t["id"] for t in listed["tickets"]] == [outcome.ticket_id]
     _, (outsider,) = await make_team(sessions, "Elsewhere", [("Olga", "olga@acme.test")])
     async with sessions.begin() as session:
         (await session.get(User, outsider)).ticket_access = "owned"
@@ -261,6 +274,9 @@ async def test_a_retried_reply_with_the_same_idempotency_key_sends_once(mail_set
     assert (first.status, again.status) == (201, 200)
     assert (await first.json())["delivery_id"] == (await again.json())["delivery_id"]
     await deliveries.deliver_due()
+    detail = await (await api.get(f"/api/v1/tickets/{outcome.ticket_id}", headers=headers)).json()
+    [ours] = [m for m in detail["messages"] if m["direction"] == "outbound"]
+    assert ours["delivery_state"] == "sent" and ours["sent_at"] is not None  # stamped when delivered
     assert len([m for m in handler.to(CUSTOMER) if "Once" in m.get_body(("plain",)).get_content()]) == 1
     async with sessions() as session:
         sent = (await session.scalars(select(OutboxEvent).where(OutboxEvent.type == "message.sent"))).all()
@@ -319,7 +335,7 @@ async def test_patch_changes_properties_and_reopens(mail_settings, sessions, blo
     assert (body["priority"], body["category"], body["team_id"], body["name"]) == ("high", "billing", team,
                                                                                   "Printer fire")
     closed = await (await api.patch(url, json={"status": "closed"}, headers=operator)).json()
-    assert closed["is_closed"] and closed["closed_at"]
+    assert closed["status"]["is_closed"] and closed["closed_at"]
     reopened = await (await api.patch(url, json={"status": "waiting_on_us"}, headers=operator)).json()
     assert reopened["reopened_at"] and reopened["closed_at"] is None
     assert (await api.patch(url, json={"owner_id": 999999}, headers=operator)).status == 422
@@ -359,3 +375,23 @@ async def test_an_autoresponder_that_breaks_threading_is_cut_off(mail_settings, 
     assert answered == MAX_AUTOMATED_MAILS_PER_WINDOW
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Ticket)) == MAX_AUTOMATED_MAILS_PER_WINDOW + 1
+
+
+async def test_a_subject_decoding_to_a_line_break_can_still_be_answered(mail_settings, sessions, blobs, sink,  # type: ignore[no-untyped-def]
+                                                                       deliveries, api) -> None:
+    """Ingest stores the customer's Subject as it decodes; the reply's header is flattened, not a 500."""
+    handler, _ = sink
+    ctx = IngestContext(mail_settings, sessions, blobs)
+    raw = customer_mail(message_id="crlf@example.com", subject="PLACEHOLDER", body="Answer me\n").replace(
+        b"Subject: PLACEHOLDER", b"Subject: =?utf-8?q?Hello=0D=0ABcc:_x@evil.test?=")
+    outcome = await ingest_email(ctx, raw, envelope())
+    assert outcome.kind == "ticket_created"
+    answer = await api.post(f"/api/v1/tickets/{outcome.ticket_id}/replies", json={"text": "Here you are"},
+                            headers={"Authorization": "Bearer test-api-token"})
+    assert answer.status == 201, await answer.text()
+    await deliveries.deliver_due()
+    [sent] = [m for m in handler.to(CUSTOMER) if "Here you are" in m.get_body(("plain",)).get_content()]
+    assert sent.get_all("Subject") == [f"Re: Hello Bcc: x@evil.test [#{outcome.ticket_id}]"]
+    assert sent.get_all("Bcc") is None
+    async with sessions() as session:
+        assert (await session.get(Ticket, outcome.ticket_id)).name == "Hello Bcc: x@evil.test"

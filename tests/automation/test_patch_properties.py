@@ -91,7 +91,7 @@ async def test_a_required_property_can_come_with_the_move_that_needs_it(client, 
     assert await _stored(sessions, url) == ("new", {})
 
     answer = await client.ok("PATCH", url, {"status": "closed", "properties": {"resolution": "fixed"}})
-    assert answer["status"] == "closed" and answer["is_closed"] and answer["closed_at"]
+    assert answer["status"]["internal_name"] == "closed" and answer["status"]["is_closed"] and answer["closed_at"]
     assert answer["custom_properties"] == {"resolution": "fixed"}
     assert await _stored(sessions, url) == ("closed", {"resolution": "fixed"})
     assert await _events(sessions, url, "ticket.property_changed") == [

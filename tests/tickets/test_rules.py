@@ -76,3 +76,20 @@ async def test_a_pipeline_without_a_closed_status_is_a_conflict(sessions) -> Non
         assert error.code == "pipeline_needs_open_and_closed_status"
         assert error.details == {"pipeline_id": pipeline.id}
         assert "no closed status" in error.message
+
+
+def test_header_fields_refuse_control_characters_and_flatten_stored_text() -> None:
+    from frontdesk.tickets.header_fields import email_address, flatten, header_text
+
+    assert header_text("Printer on fire", "name") == "Printer on fire"
+    for bad in ("a\r\nBcc: x@evil.test", "a\nb", "a\x00b", "a\x85b", "a\u2028b"):
+        with pytest.raises(DomainError) as caught:
+            header_text(bad, "name")
+        assert caught.value.details == {"field": "name"}
+    assert email_address("kim@client.test", "contact.email") == "kim@client.test"
+    assert email_address("Kim <kim@client.test>", "cc", display_name=True) == "kim@client.test"
+    for bad in ("kim@client.test\r\nBcc: x@evil.test", "Kim <kim@client.test>", "kim", "a@b@c", "@b"):
+        with pytest.raises(DomainError):
+            email_address(bad, "contact.email")
+    assert flatten("Hello\r\n\tBcc: x@evil.test\x00") == "Hello Bcc: x@evil.test"
+    assert flatten(None) == ""
