@@ -92,7 +92,7 @@ async def seed(settings, sessions, blobs, url: str) -> str:  # type: ignore[no-u
     return admin["Authorization"]
 
 
-async def run_schemathesis(url: str, authorization: str) -> tuple[int, str]:
+async def run_schemathesis(url: str, authorization: str, workdir: Path) -> tuple[int, str]:
     command = [
         str(SCHEMATHESIS), "run", f"{url}/openapi.json",
         "--header", f"Authorization: {authorization}",
@@ -106,21 +106,21 @@ async def run_schemathesis(url: str, authorization: str) -> tuple[int, str]:
         "--no-color",
     ]
     process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=workdir,  # its cache dir
         env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false", "NO_COLOR": "1"},
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=MAX_TIME + 120)
     return process.returncode or 0, output.decode(errors="replace")
 
 
-async def test_every_operation_answers_as_documented(settings, sessions, blobs) -> None:  # type: ignore[no-untyped-def]
+async def test_every_operation_answers_as_documented(settings, sessions, blobs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ctx = IngestContext(settings=settings, sessions=sessions, blobs=blobs)
     extras = AppExtras(subapps=[("/webhooks/", create_webhook_app(ctx, WEBHOOKS))], openapi=[openapi_paths()])
     runner, url = await listen(create_app(settings, sessions, blobs, extra=extras))
     try:
         authorization = await seed(settings, sessions, blobs, url)
         # The CLI runs in a child process while this event loop keeps serving the app.
-        code, report = await run_schemathesis(url, authorization)
+        code, report = await run_schemathesis(url, authorization, tmp_path)
     finally:
         await runner.cleanup()
     print(report)
