@@ -11,11 +11,14 @@ from aiohttp import web
 from sqlalchemy import select
 
 from frontdesk.api.auth import require_super_admin
-from frontdesk.api.errors import ApiError
 from frontdesk.api.keys import SESSIONS
+from frontdesk.api.parameters import ID_SCHEMA, query_id, query_int
 from frontdesk.model import AuditEntry
 
 routes = web.RouteTableDef()
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
 
 
 def audit_json(entry: AuditEntry) -> dict[str, Any]:
@@ -40,12 +43,9 @@ async def list_audit(request: web.Request) -> web.Response:
         query = query.where(AuditEntry.entity == entity)
     if action := request.query.get("action"):
         query = query.where(AuditEntry.action == action)
-    try:
-        limit = min(int(request.query.get("limit", "100")), 1000)
-        if before_id := request.query.get("before_id"):
-            query = query.where(AuditEntry.id < int(before_id))
-    except ValueError:
-        raise ApiError(400, "invalid_query", "limit and before_id must be integers") from None
+    limit = query_int(request, "limit", minimum=1, maximum=MAX_LIMIT, default=DEFAULT_LIMIT)
+    if (before_id := query_id(request, "before_id")) is not None:
+        query = query.where(AuditEntry.id < before_id)
     async with request.app[SESSIONS]() as session:
         entries = (await session.scalars(query.limit(limit))).all()
     return web.json_response({"entries": [audit_json(e) for e in entries]})
@@ -58,8 +58,9 @@ OPENAPI: dict[str, Any] = {"paths": {
             "parameters": [
                 {"name": "entity", "in": "query", "schema": {"type": "string"}},
                 {"name": "action", "in": "query", "schema": {"type": "string"}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}},
-                {"name": "before_id", "in": "query", "schema": {"type": "integer"}},
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
+                {"name": "before_id", "in": "query", "schema": ID_SCHEMA},
             ],
             "responses": {"200": {"description": "entries with actor, action, entity, before, after"},
                           "403": {"description": "super_admin_required"}},

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.api.auth import Principal, principal_of, require_property_settings
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
+from frontdesk.api.openapi import error_response
 from frontdesk.api.request_body import bool_field, int_field, json_body, path_id, text_field
 from frontdesk.model import Channel, EmailTemplate, PipelineAutomation, Status, StatusAction, Team, User
 from frontdesk.model.automation import NOTIFY, SEND_EMAIL, TO_OWNER, TO_OWNER_TEAM, TO_USER
@@ -405,7 +406,8 @@ OPENAPI: dict[str, Any] = {"paths": {
             "schema": _ACTION}}}, "responses": {"200": {"description": "action"}}},
         "delete": {"summary": "Delete this action, or this and all after it",
                    "parameters": [{"name": "scope", "in": "query", "schema": {"enum": ["this", "this_and_after"]}}],
-                   "responses": {"200": {"description": "remaining chain"}}},
+                   "responses": {"200": {"description": "remaining chain"},
+                                 "422": error_response("delete_scope_invalid: scope is not this or this_and_after.")}},
     },
     "/api/v1/actions/{action_id}/clone": {"parameters": [_A], "post": {
         "summary": "Clone an action (after itself, or into status_id at position)",

@@ -19,6 +19,7 @@ from frontdesk.api.auth import principal_of
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import BLOBS, SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
+from frontdesk.api.parameters import path_id
 from frontdesk.model import Attachment, Message
 from frontdesk.model.channels import EMAIL
 from frontdesk.tickets.access import visible_ticket
@@ -66,7 +67,7 @@ def _blob_response(request: web.Request, digest: str, content_type: str, disposi
 @routes.get(r"/api/v1/messages/{message_id:\d+}/raw")
 async def raw_message(request: web.Request) -> web.StreamResponse:
     async with request.app[SESSIONS]() as session:
-        message = await _visible_message(request, session, int(request.match_info["message_id"]))
+        message = await _visible_message(request, session, path_id(request, "message_id"))
     if not message.raw_blob:
         raise not_found("raw source of this message")
     # Email is kept as the exact RFC 5322 bytes; webhooks as the JSON body they posted.
@@ -81,7 +82,7 @@ async def raw_message(request: web.Request) -> web.StreamResponse:
 @routes.get(r"/api/v1/attachments/{attachment_id:\d+}")
 async def download_attachment(request: web.Request) -> web.StreamResponse:
     async with request.app[SESSIONS]() as session:
-        attachment = await session.get(Attachment, int(request.match_info["attachment_id"]))
+        attachment = await session.get(Attachment, path_id(request, "attachment_id"))
         if attachment is None:
             raise not_found("attachment")
         try:
@@ -127,7 +128,7 @@ OPENAPI: dict[str, Any] = {
                 "parameters": [{"name": "attachment_id", "in": "path", "required": True,
                                 "schema": {"type": "integer"}}],
                 "responses": {
-                    "200": _binary("The attachment, served as a download.", "application/octet-stream"),
+                    "200": _binary("The attachment, served as a download with its own content type.", "*/*"),
                     "404": error_response("No such attachment, a remote-only one, or the caller may not see its ticket."),
                     "410": error_response("The bytes are missing from blob storage."),
                     **AUTH_ERRORS,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.api.auth import principal_of, require_property_settings, require_super_admin
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS, SETTINGS
+from frontdesk.api.parameters import ID_SCHEMA, query_id
 from frontdesk.api.request_body import int_field, int_list_field, json_body, path_id, text_field
 from frontdesk.events import AGENT, Actor
 from frontdesk.model import Channel, Pipeline, PipelineAccess, PipelineAutomation, Status, Team, Ticket, User
@@ -327,15 +328,15 @@ async def reorder_statuses(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/pipelines/{pipeline_id}/statuses/{status_id}")
 async def delete_status(request: web.Request) -> web.Response:
     principal = require_property_settings(request)
-    target_raw = request.query.get("target_status_id")
+    target_raw: int | None = query_id(request, "target_status_id")
     if target_raw is None and request.can_read_body:
-        target_raw = (await json_body(request)).get("target_status_id")
+        target_raw = int_field(await json_body(request), "target_status_id")
     async with request.app[SESSIONS].begin() as session:
         pipeline = await lock_pipeline(session, principal, path_id(request, "pipeline_id"))
         status = await _status_in(session, pipeline, path_id(request, "status_id"))
         moved = await remove_status(session, status, target_raw, actor=_actor(principal))
         record_audit(session, principal, "status.deleted", "status", status.id, before=status_json(status),
-                     after={"tickets_moved_to": target_raw and int(target_raw), "tickets_moved": moved})
+                     after={"tickets_moved_to": target_raw, "tickets_moved": moved})
     return web.json_response({"deleted": status.id, "tickets_moved": moved})
 
 
@@ -343,19 +344,16 @@ def _actor(principal) -> Actor:  # type: ignore[no-untyped-def]
     return Actor(AGENT, None if principal.user_id is None else str(principal.user_id))
 
 
-async def remove_status(session: AsyncSession, status: Status, target_raw: Any, *, actor: Actor) -> int:
+async def remove_status(session: AsyncSession, status: Status, target_raw: int | None, *, actor: Actor) -> int:
     """Delete a status, moving its tickets to the target first (one event each); returns how many moved."""
     count = await ticket_count(session, status_id=status.id)
     target: Status | None = None
     if count:
-        if target_raw in (None, ""):
+        if target_raw is None:
             raise ApiError(409, "status_has_tickets",
                            f"status {status.label!r} holds {count} ticket(s): give target_status_id to move them",
                            ticket_count=count)
-        try:
-            target = await session.get(Status, int(target_raw))
-        except (TypeError, ValueError):
-            target = None
+        target = await session.get(Status, target_raw)
         if target is None or target.id == status.id or target.pipeline_id != status.pipeline_id:
             raise ApiError(422, "target_status_invalid",
                            "target_status_id must name another status of the same pipeline")
@@ -430,7 +428,7 @@ OPENAPI: dict[str, Any] = {"paths": {
                   "responses": {"200": {"description": "status"}, "409": _ERR, "422": _ERR}},
         "delete": {"summary": "Delete a status; with tickets, target_status_id (query or body) is required and "
                               "they move in the same transaction, one ticket.status_changed event each",
-                   "parameters": [{"name": "target_status_id", "in": "query", "schema": {"type": "integer"}}],
+                   "parameters": [{"name": "target_status_id", "in": "query", "schema": ID_SCHEMA}],
                    "responses": {"200": {"description": "deleted"}, "409": _ERR}},
     },
 }}

@@ -22,6 +22,7 @@ from frontdesk.api.auth import Principal, principal_of
 from frontdesk.api.errors import ApiError
 from frontdesk.api.keys import BLOBS, SESSIONS, SETTINGS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
+from frontdesk.api.parameters import path_id
 from frontdesk.api.request_body import json_body
 from frontdesk.events import AGENT, Actor, MessageSent
 from frontdesk.model import Contact, ContactIdentity, Conversation, Delivery, Message, Ticket
@@ -155,7 +156,7 @@ async def _reply(app: web.Application, principal: Principal, ticket_id: int, key
 @routes.post(r"/api/v1/tickets/{ticket_id:\d+}/replies")
 async def post_reply(request: web.Request) -> web.Response:
     principal = principal_of(request)
-    ticket_id = int(request.match_info["ticket_id"])
+    ticket_id = path_id(request, "ticket_id")
     text, html, subject, cc = _reply_fields(await json_body(request))
     key = _idempotency_key(request, ticket_id)
     app = request.app

@@ -8,6 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from frontdesk.api.errors import ApiError
+from frontdesk.api.parameters import MAX_ID, path_id
+
+__all__ = ["bool_field", "int_field", "int_list_field", "json_body", "path_id", "text_field"]
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -47,20 +50,16 @@ def int_field(body: dict[str, Any], name: str, *, required: bool = False) -> int
         if required:
             raise ApiError(422, "field_required", f"{name!r} is required", field=name)
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(422, "field_invalid", f"{name!r} must be an integer", field=name)
+    if isinstance(value, bool) or not isinstance(value, int) or not -MAX_ID - 1 <= value <= MAX_ID:
+        raise ApiError(422, "field_invalid", f"{name!r} must be a 64-bit integer", field=name)
     return value
 
 
 def int_list_field(body: dict[str, Any], name: str) -> list[int]:
     value = body.get(name)
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and -MAX_ID - 1 <= v <= MAX_ID for v in value):
         raise ApiError(422, "field_invalid", f"{name!r} must be a list of integers", field=name)
     return value
 
 
-def path_id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit():
-        raise ApiError(404, "not_found", f"{name} not found")
-    return int(raw)

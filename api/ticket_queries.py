@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import Select, and_, func, or_
 
 from frontdesk.api.auth import principal_of
-from frontdesk.api.errors import ApiError
+from frontdesk.api.parameters import MAX_ID, bad_parameter, checked_int, is_id, parse_int, query_int
 from frontdesk.model import Contact, Pipeline, Status, Ticket
 from frontdesk.tickets.access import ticket_visibility
 
@@ -35,22 +35,8 @@ SORTS = {
 DEFAULT_SORT = "-updated_at"
 
 
-def bad_parameter(name: str, message: str) -> ApiError:
-    return ApiError(400, "invalid_parameter", message, parameter=name)
-
-
-def int_param(request: web.Request, name: str, *, minimum: int = 1, maximum: int | None = None) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_parameter(name, f"{name} must be an integer") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise bad_parameter(name, f"{name} must be {bound}")
-    return value
+def int_param(request: web.Request, name: str, *, minimum: int = 1, maximum: int = MAX_ID) -> int | None:
+    return query_int(request, name, minimum=minimum, maximum=maximum)
 
 
 def id_filter(request: web.Request, name: str, column: Any) -> Any | None:
@@ -60,9 +46,10 @@ def id_filter(request: web.Request, name: str, column: Any) -> Any | None:
         return None
     if raw.lower() == "none":
         return column.is_(None)
-    if not raw.isdigit():
+    value = parse_int(raw, minimum=1, maximum=MAX_ID)
+    if value is None:
         raise bad_parameter(name, f"{name} must be a numeric id or 'none'")
-    return column == int(raw)
+    return column == value
 
 
 # --- cursors ----------------------------------------------------------------
@@ -108,7 +95,8 @@ def ticket_filters(request: web.Request) -> list[Any]:
     query = request.query
     pipeline = query.get("pipeline")
     if pipeline:
-        clauses.append(Pipeline.id == int(pipeline) if pipeline.isdigit() else Pipeline.internal_name == pipeline)
+        clauses.append(Pipeline.id == checked_int("pipeline", pipeline) if is_id(pipeline)
+                       else Pipeline.internal_name == pipeline)
     if query.get("status"):
         # Like PATCH (tickets.status.resolve_status): the internal name, or the label in any case.
         clauses.append(or_(Status.internal_name == query["status"],

@@ -21,6 +21,7 @@ from frontdesk.api.auth import principal_of
 from frontdesk.api.errors import ApiError
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
+from frontdesk.api.parameters import path_id
 from frontdesk.api.replies import run_after_commit
 from frontdesk.api.request_body import json_body
 from frontdesk.api.tickets import ticket_json
@@ -95,7 +96,7 @@ async def patch_ticket(request: web.Request) -> web.Response:
         raise ApiError(422, "nothing_to_change", f"send one or more of {', '.join(FIELDS)}")
     actor = Actor.agent(principal.user_id)
     async with request.app[SESSIONS].begin() as session:
-        ticket = await visible_ticket(session, principal, int(request.match_info["ticket_id"]))
+        ticket = await visible_ticket(session, principal, path_id(request, "ticket_id"))
         current = await session.get(Status, ticket.status_id)
         assert current is not None
         target = await _status(session, ticket, body["status"]) if "status" in body else current

@@ -18,6 +18,7 @@ from frontdesk.api.auth import principal_of
 from frontdesk.api.html import attachment_urls, safe_html
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
+from frontdesk.api.parameters import path_id
 from frontdesk.api.ticket_queries import (
     DEFAULT_LIMIT,
     DEFAULT_SORT,
@@ -194,7 +195,7 @@ async def _ticket_detail(session: AsyncSession, ticket: Ticket) -> dict[str, Any
 @routes.get(r"/api/v1/tickets/{ticket_id:\d+}")
 async def get_ticket(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
-        ticket = await visible_ticket(session, principal_of(request), int(request.match_info["ticket_id"]))
+        ticket = await visible_ticket(session, principal_of(request), path_id(request, "ticket_id"))
         return web.json_response(await _ticket_detail(session, ticket))
 
 

@@ -1,0 +1,74 @@
+"""Integer path and query parameters: the one parser, with bounds, so no handler calls ``int()`` on input.
+
+Only ASCII digits count (``str.isdigit`` also accepts ``²`` or ``٣``, which
+``int()`` then refuses or reads as another number), an optional leading ``-``
+for query values, and nothing longer than a 64-bit integer: a 30-digit id
+never reaches the database driver (which overflows into a 500).
+
+- A path id (``/tickets/{ticket_id}``) that is not 1..2**63-1 names nothing
+  that can exist: ``404 not_found``, exactly like an id that does not exist.
+- A query value that is not an integer in its bounds is
+  ``400 invalid_parameter`` naming the ``parameter``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from frontdesk.api.errors import ApiError
+
+MAX_ID = 2**63 - 1  # the largest BIGINT, on SQLite and PostgreSQL alike
+_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+_MAX_DIGITS = len(str(MAX_ID))
+
+# OpenAPI schema of an id, in a path, a query or a body.
+ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+
+
+def parse_int(raw: str, *, minimum: int, maximum: int) -> int | None:
+    """``raw`` as an integer within [minimum, maximum]; None when it is not one."""
+    if not _INTEGER.fullmatch(raw) or len(raw.lstrip("-")) > _MAX_DIGITS + 1:
+        return None
+    value = int(raw)
+    return value if minimum <= value <= maximum else None
+
+
+def is_id(raw: str) -> bool:
+    """Whether ``raw`` is written as an id (ASCII digits), whatever its size."""
+    return _INTEGER.fullmatch(raw) is not None and not raw.startswith("-")
+
+
+def bad_parameter(name: str, message: str) -> ApiError:
+    return ApiError(400, "invalid_parameter", message, parameter=name)
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """The id in the path; 404 when it is no id that can exist."""
+    value = parse_int(request.match_info[name], minimum=1, maximum=MAX_ID)
+    if value is None:
+        raise ApiError(404, "not_found", f"{name} not found")
+    return value
+
+
+def query_int(request: web.Request, name: str, *, minimum: int = 1, maximum: int = MAX_ID,
+              default: int | None = None) -> int | None:
+    """An integer query parameter within bounds; ``default`` when absent; else (even empty) 400 naming it."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    return checked_int(name, raw, minimum=minimum, maximum=maximum)
+
+
+def checked_int(name: str, raw: str, *, minimum: int = 1, maximum: int = MAX_ID) -> int:
+    value = parse_int(raw, minimum=minimum, maximum=maximum)
+    if value is None:
+        raise bad_parameter(name, f"{name} must be an integer between {minimum} and {maximum}")
+    return value
+
+
+def query_id(request: web.Request, name: str) -> int | None:
+    """An id in the query; None when absent; 400 when it is no id."""
+    return query_int(request, name, minimum=1, maximum=MAX_ID)
