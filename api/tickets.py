@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.api.auth import principal_of
+from frontdesk.api.errors import ApiError
 from frontdesk.api.html import attachment_urls, safe_html
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
@@ -32,7 +33,7 @@ from frontdesk.api.ticket_queries import (
     ticket_filters,
 )
 from frontdesk.model import Attachment, Contact, Message, Pipeline, Status, Ticket
-from frontdesk.tickets.access import visible_ticket
+from frontdesk.tickets.access import Principal, pipeline_visibility, visible_ticket
 
 routes = web.RouteTableDef()
 
@@ -128,6 +129,18 @@ def message_json(message: Message, attachments: list[Attachment]) -> dict[str, A
 
 # --- handlers ---------------------------------------------------------------
 
+async def _known_status(session: AsyncSession, principal: Principal, wanted: str) -> None:
+    """400 naming ``?status=`` when no status the caller can see answers to it (an empty list would mislead)."""
+    rows = (await session.execute(
+        select(Status.internal_name, Status.label).join(Pipeline, Pipeline.id == Status.pipeline_id)
+        .where(pipeline_visibility(principal)))).all()
+    if any(wanted == name or wanted.strip().lower() == label.lower() for name, label in rows):
+        return
+    valid = sorted({name for name, _ in rows})
+    raise ApiError(400, "invalid_parameter", f"no status {wanted!r}; valid: {', '.join(valid)}",
+                   parameter="status", valid=valid)
+
+
 @routes.get("/api/v1/tickets")
 async def list_tickets(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
@@ -151,6 +164,8 @@ async def list_tickets(request: web.Request) -> web.Response:
         statement = statement.offset((page - 1) * limit)
 
     async with request.app[SESSIONS]() as session:
+        if request.query.get("status"):
+            await _known_status(session, principal_of(request), request.query["status"])
         total = await session.scalar(joined(select(func.count(Ticket.id))).where(*clauses))
         rows = (await session.execute(statement)).all()
 

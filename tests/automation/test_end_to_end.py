@@ -254,6 +254,10 @@ async def test_the_api_refuses_header_injection_and_hides_invisible_tickets(mail
     assert patched == {k: v for k, v in got.items() if k != "messages"}
     listed = await (await api.get("/api/v1/tickets?status=Closed", headers=operator)).json()
     assert [t["id"] for t in listed["tickets"]] == [outcome.ticket_id]
+    # A status nobody has is a 400 naming it, not a silently empty list.
+    unknown = await api.get("/api/v1/tickets?status=Closd", headers=operator)
+    error = (await unknown.json())["error"]
+    assert unknown.status == 400 and error["parameter"] == "status" and "closed" in error["valid"]
     _, (outsider,) = await make_team(sessions, "Elsewhere", [("Olga", "olga@acme.test")])
     async with sessions.begin() as session:
         (await session.get(User, outsider)).ticket_access = "owned"
