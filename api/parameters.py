@@ -2,10 +2,10 @@
 
 Only ASCII digits count (``str.isdigit`` also accepts ``²`` or ``٣``, which
 ``int()`` then refuses or reads as another number), an optional leading ``-``
-for query values, and nothing longer than a 64-bit integer: a 30-digit id
-never reaches the database driver (which overflows into a 500).
+for query values, and nothing beyond the database's integer columns: a
+30-digit id never reaches the database driver (which overflows into a 500).
 
-- A path id (``/tickets/{ticket_id}``) that is not 1..2**63-1 names nothing
+- A path id (``/tickets/{ticket_id}``) that is not 1..2**31-1 names nothing
   that can exist: ``404 not_found``, exactly like an id that does not exist.
 - A query value that is not an integer in its bounds is
   ``400 invalid_parameter`` naming the ``parameter``.
@@ -20,7 +20,9 @@ from aiohttp import web
 
 from frontdesk.api.errors import ApiError
 
-MAX_ID = 2**63 - 1  # the largest BIGINT, on SQLite and PostgreSQL alike
+# Every id column is an INTEGER: on PostgreSQL that is 32 bits, and asyncpg
+# refuses a larger value with an error, not an empty result.
+MAX_ID = 2**31 - 1
 _INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
 _MAX_DIGITS = len(str(MAX_ID))
 

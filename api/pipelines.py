@@ -390,9 +390,11 @@ OPENAPI: dict[str, Any] = {"paths": {
                  "responses": {"201": {"description": "created"}, "409": _ERR, "422": _ERR}},
     },
     "/api/v1/pipelines/reorder": {
-        "post": {"summary": "Reorder all pipelines", "requestBody": {"content": {"application/json": {
+        "post": {"summary": "Reorder the pipelines the caller can see: `order` lists each of them once "
+                            "(422 order_incomplete); an id they cannot see is 404, as if it did not exist",
+                 "requestBody": {"content": {"application/json": {
             "schema": {"type": "object", "properties": {"order": {"type": "array", "items": {"type": "integer"}}}}}}},
-            "responses": {"200": {"description": "new order"}, "422": _ERR}}},
+            "responses": {"200": {"description": "new order"}, "404": _ERR, "422": _ERR}}},
     "/api/v1/pipelines/{pipeline_id}": {
         "parameters": [_PID],
         "get": {"summary": "One pipeline", "responses": {"200": {"description": "pipeline"}, "404": _ERR}},

@@ -51,7 +51,7 @@ def int_field(body: dict[str, Any], name: str, *, required: bool = False) -> int
             raise ApiError(422, "field_required", f"{name!r} is required", field=name)
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not -MAX_ID - 1 <= value <= MAX_ID:
-        raise ApiError(422, "field_invalid", f"{name!r} must be a 64-bit integer", field=name)
+        raise ApiError(422, "field_invalid", f"{name!r} must be an integer between {-MAX_ID - 1} and {MAX_ID}", field=name)
     return value
 
 

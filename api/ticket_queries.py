@@ -21,7 +21,6 @@ from frontdesk.api.parameters import MAX_ID, bad_parameter, checked_int, is_id, 
 from frontdesk.model import Contact, Pipeline, Status, Ticket
 from frontdesk.tickets.access import ticket_visibility
 
-MAX_ID = 2**63 - 1  # the largest id a (PostgreSQL bigint) row can have
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
@@ -75,7 +74,7 @@ class Cursor:
         except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
             raise bad_parameter("cursor", "cursor is not one this API handed out") from None
         # A forged cursor must not reach the database as a value it cannot
-        # hold (PostgreSQL's bigint ids, aware timestamps).
+        # hold (PostgreSQL's integer ids, aware timestamps).
         if cursor.sort not in SORTS or cursor.value.tzinfo is None or not 0 < cursor.ticket_id <= MAX_ID:
             raise bad_parameter("cursor", "cursor is not one this API handed out")
         return cursor

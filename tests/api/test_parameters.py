@@ -13,6 +13,8 @@ SUPERSCRIPT_TWO = "%C2%B2"  # "²": str.isdigit() said yes, int() said no
 @pytest.mark.parametrize("path", [
     f"/api/v1/tickets/{HUGE}",
     f"/api/v1/tickets/{2**63}",
+    f"/api/v1/tickets/{2**31}",  # beyond PostgreSQL's integer ids: asyncpg refused it with a 500
+    f"/api/v1/attachments/{2**39 + 1}",
     f"/api/v1/messages/{HUGE}/raw",
     f"/api/v1/attachments/{HUGE}",
     f"/api/v1/pipelines/{HUGE}",
