@@ -33,12 +33,24 @@ TICKET_FIELDS = ("id", "name", "description", "pipeline_id", "status_id", "prior
                  "closed_at")
 
 
+def _reference(body: dict[str, Any], id_field: str, name_field: str) -> tuple[str, int | str]:
+    """``id_field`` (an id) or ``name_field`` (an internal name): which was given, and its checked value."""
+    if body.get(id_field) is not None:
+        return id_field, int_field(body, id_field, required=True)
+    name = body.get(name_field)
+    if name is None:
+        raise ApiError(422, "field_required", f"{id_field!r} (or {name_field!r}, its internal name) is required",
+                       field=id_field)
+    if isinstance(name, int) and not isinstance(name, bool):
+        return id_field, int_field(body, name_field, required=True)  # an id given under the name's key
+    if not isinstance(name, str):
+        raise ApiError(422, "field_invalid", f"{name_field!r} must be an internal name", field=name_field)
+    return name_field, name
+
+
 async def _pipeline(session: AsyncSession, principal: Principal, body: dict[str, Any]) -> Pipeline:
-    ref = body.get("pipeline_id", body.get("pipeline"))
-    if ref is None:
-        raise ApiError(422, "field_required", "'pipeline_id' (or 'pipeline', its internal name) is required",
-                       field="pipeline_id")
-    column = Pipeline.id if isinstance(ref, int) and not isinstance(ref, bool) else Pipeline.internal_name
+    given, ref = _reference(body, "pipeline_id", "pipeline")
+    column = Pipeline.id if given == "pipeline_id" else Pipeline.internal_name
     pipeline = await session.scalar(select(Pipeline).where(column == ref, pipeline_visibility(principal)))
     if pipeline is None:
         raise not_found("pipeline")
@@ -46,11 +58,8 @@ async def _pipeline(session: AsyncSession, principal: Principal, body: dict[str,
 
 
 async def _status(session: AsyncSession, pipeline: Pipeline, body: dict[str, Any]) -> Status:
-    ref = body.get("status_id", body.get("status"))
-    if ref is None:
-        raise ApiError(422, "field_required", "'status_id' (or 'status', its internal name) is required",
-                       field="status_id")
-    column = Status.id if isinstance(ref, int) and not isinstance(ref, bool) else Status.internal_name
+    given, ref = _reference(body, "status_id", "status")
+    column = Status.id if given == "status_id" else Status.internal_name
     status = await session.scalar(select(Status).where(column == ref, Status.pipeline_id == pipeline.id))
     if status is None:
         raise ApiError(422, "status_not_in_pipeline", f"status {ref!r} is not a status of pipeline "

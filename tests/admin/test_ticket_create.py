@@ -59,3 +59,13 @@ async def test_header_fields_are_one_line(api, sessions):
         assert code == 422 and error["error"]["field"] == field, (body, error)
     async with sessions() as session:
         assert await session.scalar(select(Contact.id).where(Contact.email.like("kim@%"))) is None
+
+
+async def test_references_of_the_wrong_type_are_named_not_a_crash(api):
+    # Found by the API fuzzer: an object as the pipeline reached the database driver (500).
+    for body, field in (({"name": "x", "pipeline": {}, "status": "new"}, "pipeline"),
+                        ({"name": "x", "pipeline_id": {}, "status": "new"}, "pipeline_id"),
+                        ({"name": "x", "pipeline": "support", "status": ["new"]}, "status"),
+                        ({"name": "x", "pipeline_id": 2**40, "status": "new"}, "pipeline_id")):
+        code, error = await api.post("/api/v1/tickets", body)
+        assert code == 422 and error["error"]["field"] == field, (body, error)
