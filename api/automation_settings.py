@@ -367,7 +367,7 @@ _ERR = {"description": "error; `error.code` names the broken rule"}
 _ACTION = {"type": "object", "properties": {
     "kind": {"enum": list(ACTION_KINDS)}, "template_key": {"type": "string"},
     "recipient": {"type": "object", "properties": {"kind": {"enum": list(RECIPIENT_KINDS)}, "id": {"type": "integer"}}},
-    "comment": {"type": ["string", "null"]}, "position": {"type": "integer"}}}
+    "comment": {"type": ["string", "null"]}, "position": {"type": ["integer", "null"], "description": "null or absent: keep the place"}}}
 _P = {"name": "pipeline_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _S = {"name": "status_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _A = {"name": "action_id", "in": "path", "required": True, "schema": {"type": "integer"}}
