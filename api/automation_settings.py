@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from frontdesk.api.parameters import MAX_ID
 from frontdesk.api.auth import Principal, principal_of, require_property_settings
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
@@ -232,7 +233,9 @@ async def _recipient(session: AsyncSession, recipient: Any) -> tuple[str, int | 
         return kind, None
     target_id = recipient.get("id")
     model = User if kind == TO_USER else Team
-    if not isinstance(target_id, int) or await session.get(model, target_id) is None:
+    # An id beyond the id columns cannot name anything (and PostgreSQL would refuse it).
+    if isinstance(target_id, bool) or not isinstance(target_id, int) or not 1 <= target_id <= MAX_ID \
+            or await session.get(model, target_id) is None:
         raise ApiError(422, "action_recipient_invalid", f"recipient.id must name an existing {kind}")
     return kind, target_id
 

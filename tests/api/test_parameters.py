@@ -89,3 +89,14 @@ async def test_every_authenticated_operation_documents_the_common_errors(client)
                 assert "404" in responses, (method, path)
             if method in ("post", "put", "patch"):
                 assert {"400", "413", "422"} <= set(responses), (method, path)
+
+
+async def test_a_notify_recipient_id_beyond_the_id_columns_is_refused(client) -> None:  # type: ignore[no-untyped-def]
+    # Found by the fuzzer on PostgreSQL: recipient.id = -1.6e22 reached the driver (500).
+    async with client.get("/api/v1/pipelines", headers=OPERATOR) as response:
+        status_id = (await response.json())["pipelines"][0]["statuses"][0]["id"]
+    for bad in (-16520804879733725593600, 2**31, 0, True):
+        body = {"kind": "notify", "recipient": {"kind": "team", "id": bad}}
+        async with client.post(f"/api/v1/statuses/{status_id}/actions", headers=OPERATOR, json=body) as response:
+            assert response.status == 422, (bad, await response.text())
+            assert (await response.json())["error"]["code"] == "action_recipient_invalid"
