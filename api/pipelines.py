@@ -19,20 +19,22 @@ from frontdesk.api.keys import SESSIONS, SETTINGS
 from frontdesk.api.parameters import ID_SCHEMA, query_id
 from frontdesk.api.request_body import int_field, int_list_field, json_body, path_id, text_field
 from frontdesk.events import AGENT, Actor
-from frontdesk.model import Channel, Pipeline, PipelineAccess, PipelineAutomation, Status, Team, Ticket, User
+from frontdesk.model import Pipeline, PipelineAccess, PipelineAutomation, Status, Team, User
 from frontdesk.tickets.access import pipeline_visibility, visible_pipeline
 from frontdesk.tickets.audit import record_audit, snapshot
 from frontdesk.tickets.pipelines import (
     check_status_balance,
+    check_status_order,
     enforce_pipeline_cap,
     next_position,
+    refuse_internal_name_change,
+    refuse_pipeline_with_channels,
     refuse_pipeline_with_tickets,
+    remove_status,
     reorder_visible,
-    ticket_count,
     unique_internal_name,
     valid_internal_name,
 )
-from frontdesk.tickets.status import move_ticket
 
 routes = web.RouteTableDef()
 
@@ -219,9 +221,7 @@ async def delete_pipeline(request: web.Request) -> web.Response:
 
 async def remove_pipeline(session: AsyncSession, pipeline: Pipeline) -> None:
     """Delete an empty pipeline and what hangs off it (statuses, automation, access, stage properties)."""
-    if await session.scalar(select(Channel.id).where(Channel.pipeline_id == pipeline.id).limit(1)):
-        raise ApiError(409, "pipeline_has_channels",
-                       "connected channels still feed this pipeline; point them at another pipeline first")
+    await refuse_pipeline_with_channels(session, pipeline)
     await session.execute(delete(Pipeline).where(Pipeline.id == pipeline.id))
 
 
@@ -287,8 +287,7 @@ async def _place(session: AsyncSession, pipeline: Pipeline, status: Status, posi
 async def update_status(request: web.Request) -> web.Response:
     principal = require_property_settings(request)
     body = await json_body(request)
-    if "internal_name" in body:
-        raise ApiError(422, "internal_name_immutable", "a status's internal name never changes; rename its label")
+    refuse_internal_name_change(body)
     async with request.app[SESSIONS].begin() as session:
         pipeline = await lock_pipeline(session, principal, path_id(request, "pipeline_id"))
         status = await _status_in(session, pipeline, path_id(request, "status_id"))
@@ -313,8 +312,7 @@ async def reorder_statuses(request: web.Request) -> web.Response:
     async with request.app[SESSIONS].begin() as session:
         pipeline = await lock_pipeline(session, principal, path_id(request, "pipeline_id"))
         statuses = {s.id: s for s in await statuses_of(session, pipeline.id)}
-        if sorted(order) != sorted(statuses):
-            raise ApiError(422, "order_incomplete", "'order' must list every status id of the pipeline exactly once")
+        check_status_order(order, statuses)
         before = [s.internal_name for s in statuses.values()]
         for position, status_id in enumerate(order):
             statuses[status_id].position = position
@@ -342,29 +340,6 @@ async def delete_status(request: web.Request) -> web.Response:
 
 def _actor(principal) -> Actor:  # type: ignore[no-untyped-def]
     return Actor(AGENT, None if principal.user_id is None else str(principal.user_id))
-
-
-async def remove_status(session: AsyncSession, status: Status, target_raw: int | None, *, actor: Actor) -> int:
-    """Delete a status, moving its tickets to the target first (one event each); returns how many moved."""
-    count = await ticket_count(session, status_id=status.id)
-    target: Status | None = None
-    if count:
-        if target_raw is None:
-            raise ApiError(409, "status_has_tickets",
-                           f"status {status.label!r} holds {count} ticket(s): give target_status_id to move them",
-                           ticket_count=count)
-        target = await session.get(Status, target_raw)
-        if target is None or target.id == status.id or target.pipeline_id != status.pipeline_id:
-            raise ApiError(422, "target_status_invalid",
-                           "target_status_id must name another status of the same pipeline")
-        tickets = (await session.scalars(select(Ticket).where(Ticket.status_id == status.id))).all()
-        for ticket in tickets:
-            # Like a bulk move, which is what this is: the target's required properties apply.
-            await move_ticket(session, ticket, target, actor=actor, reason="status_deleted")
-        await session.flush()
-    await session.execute(delete(Status).where(Status.id == status.id))
-    await check_status_balance(session, status.pipeline_id)
-    return count
 
 
 def _status_schema() -> dict[str, Any]:

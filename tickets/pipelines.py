@@ -12,10 +12,11 @@ import re
 import unicodedata
 from typing import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.model import Pipeline, Status, Ticket
+from frontdesk.events import Actor
+from frontdesk.model import Channel, Pipeline, Status, Ticket
 from frontdesk.tickets.errors import Conflict, DomainError, NotFound
 
 MAX_INTERNAL_NAME = 80
@@ -75,6 +76,61 @@ async def refuse_pipeline_with_tickets(session: AsyncSession, pipeline: Pipeline
             f"pipeline {pipeline.name!r} still holds {count} ticket(s); move or delete them first",
             ticket_count=count,
         )
+
+
+async def refuse_pipeline_with_channels(session: AsyncSession, pipeline: Pipeline) -> None:
+    if await session.scalar(select(Channel.id).where(Channel.pipeline_id == pipeline.id).limit(1)):
+        raise Conflict("pipeline_has_channels",
+                       "connected channels still feed this pipeline; point them at another pipeline first")
+
+
+async def status_deletion_target(session: AsyncSession, status: Status, target_id: int | None) -> tuple[int, Status | None]:
+    """How many tickets ``status`` holds, and the status they move to when it is deleted.
+
+    With tickets, ``target_id`` must name another status of the same pipeline:
+    ``Conflict`` (``status_has_tickets``, with ``ticket_count``) without one,
+    ``DomainError`` (``target_status_invalid``) for one that is not.
+    """
+    count = await ticket_count(session, status_id=status.id)
+    if not count:
+        return 0, None
+    if target_id is None:
+        raise Conflict("status_has_tickets",
+                       f"status {status.label!r} holds {count} ticket(s): give target_status_id to move them",
+                       ticket_count=count)
+    target = await session.get(Status, target_id)
+    if target is None or target.id == status.id or target.pipeline_id != status.pipeline_id:
+        raise DomainError("target_status_invalid", "target_status_id must name another status of the same pipeline")
+    return count, target
+
+
+async def remove_status(session: AsyncSession, status: Status, target_id: int | None, *, actor: Actor) -> int:
+    """Delete a status, moving its tickets to the target first (one event each); returns how many moved."""
+    # Imported here: tickets.status -> stage_properties -> properties imports this module.
+    from frontdesk.tickets.status import move_ticket
+
+    count, target = await status_deletion_target(session, status, target_id)
+    if target is not None:
+        tickets = (await session.scalars(select(Ticket).where(Ticket.status_id == status.id))).all()
+        for ticket in tickets:
+            # Like a bulk move, which is what this is: the target's required properties apply.
+            await move_ticket(session, ticket, target, actor=actor, reason="status_deleted")
+        await session.flush()
+    await session.execute(delete(Status).where(Status.id == status.id))
+    await check_status_balance(session, status.pipeline_id)
+    return count
+
+
+def refuse_internal_name_change(fields: Iterable[str]) -> None:
+    """A status's internal name is generated once; a change naming it is refused."""
+    if "internal_name" in fields:
+        raise DomainError("internal_name_immutable", "a status's internal name never changes; rename its label")
+
+
+def check_status_order(order: list[int], status_ids: Iterable[int]) -> None:
+    """``order`` must list every status id of the pipeline exactly once."""
+    if sorted(order) != sorted(status_ids):
+        raise DomainError("order_incomplete", "'order' must list every status id of the pipeline exactly once")
 
 
 async def enforce_pipeline_cap(session: AsyncSession, limit: int) -> None:

@@ -39,8 +39,8 @@ from frontdesk.runtime.config.normalize import normalize
 from frontdesk.tickets.access import Principal
 from frontdesk.tickets.audit import record_audit
 from frontdesk.tickets.automation_settings import OPT_IN_SOURCES, check_action_sources
-from frontdesk.tickets.errors import DomainError
-from frontdesk.tickets.pipelines import check_status_balance, ticket_count, valid_internal_name
+from frontdesk.tickets.errors import Conflict, DomainError
+from frontdesk.tickets.pipelines import check_status_balance, status_deletion_target, ticket_count, valid_internal_name
 from frontdesk.tickets.properties import check_definition
 from frontdesk.tickets.stage_properties import check_stage_list, replace_stage_properties
 
@@ -218,12 +218,13 @@ class _Applier:
         wanted = {s["internal_name"] for s in spec["statuses"]}
         for name, status in existing.items():
             if name not in wanted:
-                count = await ticket_count(self.session, status_id=status.id)
-                if count:
+                try:
+                    await status_deletion_target(self.session, status, None)  # the file names no target
+                except Conflict as error:
                     raise ConfigApplyError(
-                        "status_has_tickets",
+                        error.code,
                         f"status {name!r} of pipeline {pipeline.internal_name!r} is not in the file but holds "
-                        f"{count} ticket(s); move them first (bulk move)")
+                        f"{error.details['ticket_count']} ticket(s); move them first (bulk move)") from None
                 await self.session.execute(delete(Status).where(Status.id == status.id))
         by_name: dict[str, Status] = {}
         for position, entry in enumerate(spec["statuses"]):

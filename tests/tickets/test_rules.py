@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from frontdesk.events import AGENT, AUTOMATION
-from frontdesk.model import Pipeline, PropertyDefinition, StageProperty, Status
+from frontdesk.events import AGENT, AUTOMATION, Actor
+from frontdesk.model import Pipeline, PropertyDefinition, StageProperty, Status, Ticket
 from frontdesk.tickets.errors import Conflict, DomainError, NotFound
-from frontdesk.tickets.pipelines import check_status_balance
+from frontdesk.tickets.pipelines import check_status_balance, remove_status
 from frontdesk.tickets.properties import NUMBER, PropertySpec, check_definition
 from frontdesk.tickets.property_values import parse_submitted, typed_submitted_values, validate_value
 from frontdesk.tickets.stage_properties import check_required_properties
@@ -76,6 +76,30 @@ async def test_a_pipeline_without_a_closed_status_is_a_conflict(sessions) -> Non
         assert error.code == "pipeline_needs_open_and_closed_status"
         assert error.details == {"pipeline_id": pipeline.id}
         assert "no closed status" in error.message
+
+
+async def test_a_status_holding_tickets_is_not_deleted_without_a_valid_target(sessions) -> None:
+    async with sessions.begin() as session:
+        pipeline = Pipeline(name="Deletable", internal_name="deletable", position=99)
+        session.add(pipeline)
+        await session.flush()
+        doomed, kept, closed = (Status(pipeline_id=pipeline.id, label=label, internal_name=label.lower(), position=i,
+                                       is_closed=i == 2) for i, label in enumerate(["Doomed", "Kept", "Done"]))
+        session.add_all([doomed, kept, closed])
+        await session.flush()
+        session.add_all([Ticket(name=f"t{i}", pipeline_id=pipeline.id, status_id=doomed.id, source_channel="manual")
+                         for i in range(2)])
+        await session.flush()
+        actor = Actor(AGENT, None)
+        with pytest.raises(Conflict) as refused:
+            await remove_status(session, doomed, None, actor=actor)
+        assert (refused.value.code, refused.value.details) == ("status_has_tickets", {"ticket_count": 2})
+        for bad_target in (doomed.id, 2**31 - 1):
+            with pytest.raises(DomainError) as refused:
+                await remove_status(session, doomed, bad_target, actor=actor)
+            assert refused.value.code == "target_status_invalid" and not isinstance(refused.value, Conflict)
+        assert await remove_status(session, doomed, kept.id, actor=actor) == 2
+        assert await session.get(Status, doomed.id) is None
 
 
 def test_header_fields_refuse_control_characters_and_flatten_stored_text() -> None:
