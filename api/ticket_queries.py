@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import Select, and_, func, or_
 
 from frontdesk.api.auth import principal_of
-from frontdesk.api.parameters import MAX_ID, bad_parameter, checked_int, is_id, parse_int, query_int
+from frontdesk.api.parameters import MAX_ID, bad_parameter, checked_int, is_id, parse_int
 from frontdesk.model import Contact, Pipeline, Status, Ticket
 from frontdesk.tickets.access import ticket_visibility
 
@@ -32,10 +32,6 @@ SORTS = {
     "created_at": (Ticket.created_at, False),
 }
 DEFAULT_SORT = "-updated_at"
-
-
-def int_param(request: web.Request, name: str, *, minimum: int = 1, maximum: int = MAX_ID) -> int | None:
-    return query_int(request, name, minimum=minimum, maximum=maximum)
 
 
 def id_filter(request: web.Request, name: str, column: Any) -> Any | None:

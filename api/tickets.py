@@ -19,7 +19,7 @@ from frontdesk.api.errors import ApiError
 from frontdesk.api.html import attachment_urls, safe_html
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
-from frontdesk.api.parameters import path_id
+from frontdesk.api.parameters import path_id, query_int
 from frontdesk.api.ticket_queries import (
     DEFAULT_LIMIT,
     DEFAULT_SORT,
@@ -28,7 +28,6 @@ from frontdesk.api.ticket_queries import (
     Cursor,
     after_cursor,
     bad_parameter,
-    int_param,
     joined,
     ticket_filters,
 )
@@ -143,8 +142,8 @@ async def _known_status(session: AsyncSession, principal: Principal, wanted: str
 
 @routes.get("/api/v1/tickets")
 async def list_tickets(request: web.Request) -> web.Response:
-    limit = int_param(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
-    page = int_param(request, "page")
+    limit = query_int(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
+    page = query_int(request, "page")
     sort = request.query.get("sort", DEFAULT_SORT)
     if sort not in SORTS:
         raise bad_parameter("sort", f"sort must be one of {', '.join(SORTS)}")
