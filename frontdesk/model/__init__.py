@@ -10,13 +10,14 @@ from frontdesk.model.messages import Attachment, Conversation, Message
 from frontdesk.model.outbox import AppliedEffect, DeadLetter, Delivery, OutboxEvent
 from frontdesk.model.pipelines import Pipeline, Status
 from frontdesk.model.properties import PropertyDefinition, StageProperty
+from frontdesk.model.sla import SlaClock, SlaSettingsRow
 from frontdesk.model.tickets import Ticket, TicketParticipant
 
 __all__ = [
     "ApiToken", "AppliedEffect", "Attachment", "AuditEntry", "Base", "Channel", "Company",
     "Contact", "ContactIdentity", "Conversation", "DeadLetter", "Delivery", "EmailTemplate",
     "InboundPayload", "MailboxCheckpoint", "Message", "OutboxEvent", "Pipeline",
-    "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem",
+    "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem", "SlaClock", "SlaSettingsRow",
     "StageProperty", "Status", "StatusAction", "Team", "TeamMembership", "Ticket",
     "TicketParticipant", "User", "utcnow",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -64,20 +64,10 @@ class Schedule:
 
     def periods_on(self, day: date) -> tuple[Period, ...]:
         periods = self.week[day.weekday()]
-        return () if not periods or self.is_closed(day) else _merged(periods)
+        return () if not periods or self.is_closed(day) else tuple(_union(periods))
 
 
 ALWAYS = Schedule(always=True)
-
-
-def _merged(periods: Iterable[Period]) -> tuple[Period, ...]:
-    merged: list[list[int]] = []
-    for start, end in sorted(periods):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return tuple((s, e) for s, e in merged if s < e)
 
 
 def _offset(zone: ZoneInfo, instant: datetime) -> timedelta:
@@ -134,8 +124,9 @@ def _open_on(schedule: Schedule, day: date) -> list[tuple[datetime, datetime]]:
     return _union(found)
 
 
-def _union(intervals: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    merged: list[list[datetime]] = []
+def _union(intervals: Iterable[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """Sorted, with overlapping or touching intervals merged (instants, or a day's minutes)."""
+    merged: list[list[Any]] = []
     for low, high in sorted(intervals):
         if merged and low <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], high)
