@@ -33,6 +33,7 @@ ROUTE_MODULES = (
     "frontdesk.api.content",
     "frontdesk.api.replies", "frontdesk.api.ticket_updates",
     "frontdesk.api.users",
+    "frontdesk.api.sla",
     "frontdesk.api.pipelines",
     "frontdesk.api.audit",
     "frontdesk.api.properties",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Awaitable, Callable
 
 import structlog
 from prometheus_client import Counter
@@ -64,6 +65,7 @@ from frontdesk.model import (
 from frontdesk.model.automation import TO_TEAM, TO_USER
 from frontdesk.model.channels import EMAIL
 from frontdesk.outbox import record_events
+from frontdesk.tickets.sla.tracking import TRACKED_EVENTS, track_event
 from frontdesk.tickets.status import move_status
 from frontdesk.outbound.email.outgoing import queue_internal_email, queue_ticket_email
 from frontdesk.outbound.email.render import contact_fields, owner_fields, render_template, ticket_fields
@@ -82,26 +84,34 @@ def _sqlite_busy(error: OperationalError) -> bool:
 
 
 async def handle_event(services: AutomationServices, event: DomainEvent) -> None:
-    """Apply the automation ``event`` calls for, exactly once."""
+    """Apply the automation ``event`` calls for, exactly once, then move its ticket's SLA clocks."""
+    if event.ticket_id is None:
+        return
+    queued = False
     admission = admit(event)
     if not admission.allowed:
         LOOP_GUARD_STOPS.labels(admission.reason).inc()
         log.info("automation_loop_guard", event_id=event.id, type=event.type, ticket_id=event.ticket_id,
                  depth=event.depth, causation_id=event.causation_id, reason=admission.reason)
-        return
-    if event.ticket_id is None:
-        return
-    if isinstance(event, (MessageSent, MessageReceived)):
-        apply = _apply_status_trigger
+    elif isinstance(event, (MessageSent, MessageReceived)):
+        queued = await _in_transaction(services, event, _apply_status_trigger)
     elif isinstance(event, (TicketCreated, TicketStatusChanged)):
-        apply = _apply_status_actions
-    else:
-        return
+        queued = await _in_transaction(services, event, _apply_status_actions)
+    # The clocks follow every event, also those automation refuses to act on,
+    # and after the trigger so a new clock sees the status the trigger set.
+    if isinstance(event, TRACKED_EVENTS):
+        await _in_transaction(services, event, _apply_sla_clocks)
+    if queued and services.outbound is not None:
+        services.outbound.wake()
+
+
+async def _in_transaction(services: AutomationServices, event: DomainEvent,
+                          apply: Callable[[AutomationServices, AsyncSession, DomainEvent], Awaitable[bool]]) -> bool:
+    """Run ``apply`` in its own transaction, rerunning it when a concurrent writer won; whether it queued mail."""
     for attempt in range(1, ATTEMPTS_ON_CONFLICT + 1):
         try:
             async with services.sessions() as session, session.begin():
-                queued = await apply(services, session, event)
-            break
+                return await apply(services, session, event)
         except (IntegrityError, OperationalError) as error:
             # A concurrent handler of the same event won the race (unique
             # effect key), or SQLite refused a second writer: rerun, and
@@ -112,8 +122,16 @@ async def handle_event(services: AutomationServices, event: DomainEvent) -> None
                 raise
             log.info("automation_conflict_rerun", event_id=event.id, attempt=attempt, error=type(error).__name__)
             await asyncio.sleep(0.05 * attempt)
-    if queued and services.outbound is not None:
-        services.outbound.wake()
+    return False
+
+
+async def _apply_sla_clocks(services: AutomationServices, session: AsyncSession, event: DomainEvent) -> bool:
+    key = f"{event.id}:sla-clocks"
+    if await _already_applied(session, [key]):
+        return False
+    if await track_event(session, event):
+        _effect(session, key, "sla_clocks", event.ticket_id or 0)
+    return False
 
 
 async def _already_applied(session: AsyncSession, keys: list[str]) -> set[str]:

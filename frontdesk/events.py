@@ -34,6 +34,9 @@ MESSAGE_RECEIVED = "message.received"
 MESSAGE_SENT = "message.sent"
 MESSAGE_SCREENED = "message.screened"  # auto-reply, bounce, loop: stored, never acted on
 MESSAGE_DELIVERY_UPDATED = "message.delivery_updated"
+SLA_DUE_SOON = "sla.due_soon"
+SLA_OVERDUE = "sla.overdue"
+SLA_SETTINGS_CHANGED = "sla.settings_changed"
 
 # Who caused a change.
 CUSTOMER = "customer"
@@ -276,6 +279,42 @@ class MessageDeliveryUpdated(DomainEvent):
     error: str | None = None
 
 
+# --- SLA ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlaTimerFired(DomainEvent):
+    """A ticket's SLA clock reached a moment: the subclasses say which."""
+
+    type: ClassVar[str] = ""
+    clock_id: int
+    clock: str  # first_response, next_response, time_to_close
+    due_at: str  # ISO instant
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlaDueSoon(SlaTimerFired):
+    """An SLA clock is within its due-soon threshold of its due time."""
+
+    type: ClassVar[str] = SLA_DUE_SOON
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlaOverdue(SlaTimerFired):
+    """An SLA clock passed its due time while still running."""
+
+    type: ClassVar[str] = SLA_OVERDUE
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlaSettingsChanged(DomainEvent):
+    """A super admin changed the SLA settings; running clocks' due times were recomputed."""
+
+    type: ClassVar[str] = SLA_SETTINGS_CHANGED
+    enabled: bool
+    clocks_recomputed: int
+
+
 EVENT_CLASSES: dict[str, type[DomainEvent]] = {
     cls.type: cls
     for cls in (
@@ -286,6 +325,9 @@ EVENT_CLASSES: dict[str, type[DomainEvent]] = {
         MessageSent,
         MessageScreened,
         MessageDeliveryUpdated,
+        SlaDueSoon,
+        SlaOverdue,
+        SlaSettingsChanged,
     )
 }
 EVENT_TYPES = frozenset(EVENT_CLASSES)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 00:07:06.625973
+Create Date: 2026-12-02 01:59:33.729226
 """
 from alembic import op
 import sqlalchemy as sa
@@ -139,6 +139,12 @@ def upgrade() -> None:
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quarantine_cause'), ['cause'], unique=False)
 
+    op.create_table('sla_settings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('document', sa.JSON(), nullable=False),
+    sa.Column('updated_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sla_settings'))
+    )
     op.create_table('teams',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -368,6 +374,27 @@ def upgrade() -> None:
         batch_op.create_index('ix_conversations_channel_thread', ['channel_id', 'thread_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversations_ticket_id'), ['ticket_id'], unique=False)
 
+    op.create_table('sla_clocks',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('started_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('target_minutes', sa.Integer(), nullable=False),
+    sa.Column('due_soon_minutes', sa.Integer(), nullable=False),
+    sa.Column('pauses', sa.JSON(), nullable=False),
+    sa.Column('due_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('due_soon_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_timer_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('stopped_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('business_seconds', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_sla_clocks_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sla_clocks'))
+    )
+    with op.batch_alter_table('sla_clocks', schema=None) as batch_op:
+        batch_op.create_index('ix_sla_clocks_next_timer_at', ['next_timer_at'], unique=False, postgresql_where=sa.text('next_timer_at IS NOT NULL'), sqlite_where=sa.text('next_timer_at IS NOT NULL'))
+        batch_op.create_index('ix_sla_clocks_ticket_kind', ['ticket_id', 'kind'], unique=False)
+
     op.create_table('ticket_participants',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('ticket_id', sa.Integer(), nullable=False),
@@ -494,6 +521,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ticket_participants_address'))
 
     op.drop_table('ticket_participants')
+    with op.batch_alter_table('sla_clocks', schema=None) as batch_op:
+        batch_op.drop_index('ix_sla_clocks_ticket_kind')
+        batch_op.drop_index('ix_sla_clocks_next_timer_at', postgresql_where=sa.text('next_timer_at IS NOT NULL'), sqlite_where=sa.text('next_timer_at IS NOT NULL'))
+
+    op.drop_table('sla_clocks')
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_conversations_ticket_id'))
         batch_op.drop_index('ix_conversations_channel_thread')
@@ -547,6 +579,7 @@ def downgrade() -> None:
 
     op.drop_table('channels')
     op.drop_table('teams')
+    op.drop_table('sla_settings')
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quarantine_cause'))
 
