@@ -36,6 +36,7 @@ from frontdesk.outbound.email.render import check_template_syntax
 from frontdesk.runtime.config.document import ConfigApplyError, dump_config
 from frontdesk.runtime.config.export import export_config
 from frontdesk.runtime.config.normalize import normalize
+from frontdesk.runtime.config.sla import apply_sla
 from frontdesk.tickets.access import Principal
 from frontdesk.tickets.audit import record_audit
 from frontdesk.tickets.automation_settings import OPT_IN_SOURCES, check_action_sources
@@ -76,15 +77,17 @@ async def apply_config(
         diff = render_diff(current, desired)
         if dry_run:
             return ApplyResult(changed=True, diff=diff)
+        principal = Principal(user_id=None, role=SUPER_ADMIN, label=actor)
         try:
             await _Applier(session, desired).run()
+            await apply_sla(session, principal, desired["sla"])
         except DomainError as error:
             raise ConfigApplyError(error.code, error.message) from None
         after = await export_config(session)
         if after != desired:
             # A bug, not a user error: refuse rather than leave a half-matching state.
             raise ConfigApplyError("apply_did_not_converge", render_diff(after, desired))
-        record_audit(session, Principal(user_id=None, role=SUPER_ADMIN, label=actor), "config.applied", "config",
+        record_audit(session, principal, "config.applied", "config",
                      None, before=current, after=desired)
     return ApplyResult(changed=True, diff=diff)
 

@@ -23,6 +23,7 @@ from frontdesk.model import (
 )
 from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
 from frontdesk.runtime.config.document import FORMAT_VERSION
+from frontdesk.runtime.config.sla import export_sla
 
 
 async def export_config(session: AsyncSession) -> dict[str, Any]:
@@ -98,6 +99,7 @@ async def export_config(session: AsyncSession) -> dict[str, Any]:
          "create_tickets": c.create_tickets}
         for c in (await session.scalars(select(Channel).order_by(Channel.kind, Channel.key))).all()
     ]
+    doc["sla"] = await export_sla(session)
     return doc
 
 

@@ -8,6 +8,7 @@ from frontdesk.model.access import ROLES, TICKET_ACCESS
 from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
 from frontdesk.model.channels import CHANNEL_KINDS
 from frontdesk.runtime.config.document import FORMAT_VERSION, SECTIONS, ConfigApplyError
+from frontdesk.runtime.config.sla import normalize_sla
 from frontdesk.tickets.automation_settings import ACTION_KINDS, RECIPIENT_KINDS
 from frontdesk.tickets.pipelines import valid_internal_name
 
@@ -94,6 +95,7 @@ def normalize(raw: dict[str, Any]) -> dict[str, Any]:
                                 "name": c.get("name") or key, "pipeline": _need(c, "pipeline", f"channel {key}"),
                                 "create_tickets": bool(c.get("create_tickets", True))})
     doc["channels"].sort(key=lambda c: (c["kind"], c["key"]))
+    doc["sla"] = normalize_sla(raw.get("sla"))
     return doc
 
 

@@ -17,7 +17,7 @@ import copy
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
@@ -208,12 +208,32 @@ def _target(value: Any, field: str) -> dict[str, Any]:
             "values": dict(sorted(checked.items()))}
 
 
-def check_settings(document: Any, *, team_ids: set[int] | frozenset[int] = frozenset()) -> SlaSettings:
+def team_id_key(team_ids: set[int] | frozenset[int]) -> Callable[[Any], str]:
+    """The API's ``team_hours`` keys: ids of existing teams."""
+    def check(key: Any) -> str:
+        if not str(key).isdigit() or int(key) not in team_ids:
+            raise settings_invalid("team_hours", f"team_hours: {key!r} is not a team id")
+        return str(int(key))
+    return check
+
+
+def status_id_ref(value: Any) -> Any:
+    """The API's pause statuses: status ids."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise settings_invalid("pause_status_ids", "pause_status_ids must be null (Waiting on contact) or a list "
+                                                   "of status ids")
+    return value
+
+
+def check_settings(document: Any, *, team_key: Callable[[Any], str] | None = None,
+                   status_ref: Callable[[Any], Any] = status_id_ref) -> SlaSettings:
     """The typed settings ``document`` describes, or ``sla_settings_invalid`` naming the field.
 
-    Fields left out keep their defaults; ``team_ids`` are the teams a
-    ``team_hours`` entry may name.
+    Fields left out keep their defaults.  ``team_key`` checks a ``team_hours``
+    key and ``status_ref`` a pause status: ids for the API (no team by default),
+    names in ``frontdesk config`` files, which resolves them itself.
     """
+    team_key = team_key or team_id_key(frozenset())
     spec = _object(document, "settings")
     if unknown := set(spec) - set(DEFAULT_DOCUMENT):
         raise settings_invalid("settings", f"unknown settings: {', '.join(sorted(unknown))}")
@@ -222,11 +242,8 @@ def check_settings(document: Any, *, team_ids: set[int] | frozenset[int] = froze
         raise settings_invalid("enabled", "enabled must be true or false")
     hours_doc, schedule = _hours(merged["hours"], "hours")
     team_docs: dict[str, Any] = {}
-    team_schedules: dict[int, Schedule] = {}
     for key, value in _object(merged["team_hours"], "team_hours").items():
-        if not str(key).isdigit() or int(key) not in team_ids:
-            raise settings_invalid("team_hours", f"team_hours: {key!r} is not a team id")
-        team_docs[str(int(key))], team_schedules[int(key)] = _hours(value, f"team_hours.{key}")
+        team_docs[team_key(key)] = _hours(value, f"team_hours.{key}")
     targets = _object(merged["targets"], "targets")
     by = targets.get("by")
     if by is not None and by not in BY_PROPERTIES:
@@ -237,9 +254,12 @@ def check_settings(document: Any, *, team_ids: set[int] | frozenset[int] = froze
     for kind in TARGET_KINDS:
         targets_doc[kind] = _target(targets.get(kind, DEFAULT_DOCUMENT["targets"][kind]), f"targets.{kind}")
     pauses = merged["pause_status_ids"]
-    if pauses is not None and (not isinstance(pauses, list) or any(
-            isinstance(p, bool) or not isinstance(p, int) for p in pauses)):
-        raise settings_invalid("pause_status_ids", "pause_status_ids must be null (Waiting on contact) or a list of status ids")
-    normalized = {"enabled": merged["enabled"], "hours": hours_doc, "team_hours": dict(sorted(team_docs.items())),
-                  "targets": targets_doc, "pause_status_ids": None if pauses is None else sorted(set(pauses))}
+    if pauses is not None:
+        if not isinstance(pauses, list):
+            raise settings_invalid("pause_status_ids", "pause_status_ids must be null or a list")
+        pauses = sorted({status_ref(p) for p in pauses}, key=str)
+    normalized = {"enabled": merged["enabled"], "hours": hours_doc,
+                  "team_hours": {key: doc for key, (doc, _) in sorted(team_docs.items())},
+                  "targets": targets_doc, "pause_status_ids": pauses}
+    team_schedules = {int(key): schedule for key, (_, schedule) in team_docs.items() if key.isdigit()}
     return SlaSettings(normalized, schedule, team_schedules)

@@ -14,7 +14,7 @@ from frontdesk.outbox import record_events
 from frontdesk.tickets.access import Principal
 from frontdesk.tickets.audit import record_audit
 from frontdesk.tickets.sla import clocks
-from frontdesk.tickets.sla.settings import SlaSettings, settings_invalid, check_settings
+from frontdesk.tickets.sla.settings import SlaSettings, check_settings, settings_invalid, team_id_key
 
 SETTINGS_ID = 1
 WAITING_ON_CONTACT = "waiting_on_contact"
@@ -24,7 +24,7 @@ async def load_settings(session: AsyncSession) -> SlaSettings:
     row = await session.get(SlaSettingsRow, SETTINGS_ID)
     document: dict[str, Any] = dict(row.document) if row is not None else {}
     # Stored settings were checked when saved; a team deleted since keeps its entry harmlessly.
-    return check_settings(document, team_ids={int(k) for k in document.get("team_hours", {})})
+    return check_settings(document, team_key=team_id_key({int(k) for k in document.get("team_hours", {})}))
 
 
 async def pause_status_ids(session: AsyncSession, settings: SlaSettings) -> set[int]:
@@ -61,7 +61,7 @@ async def save_settings(session: AsyncSession, principal: Principal, document: A
                         *, now: datetime | None = None) -> SlaSettings:
     """Check and store new settings, audited, recompute the running clocks and record ``sla.settings_changed``."""
     team_ids = set((await session.scalars(select(Team.id))).all())
-    settings = check_settings(document, team_ids=team_ids)
+    settings = check_settings(document, team_key=team_id_key(team_ids))
     if settings.pause_status_ids:
         known = set((await session.scalars(select(Status.id).where(Status.id.in_(settings.pause_status_ids)))).all())
         if missing := sorted(set(settings.pause_status_ids) - known):
