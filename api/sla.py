@@ -13,7 +13,15 @@ from frontdesk.api.auth import principal_of, require_super_admin
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import error_response
 from frontdesk.api.request_body import json_body
-from frontdesk.tickets.sla.settings import ALWAYS_OPEN, BY_PROPERTIES, TARGET_KINDS, WEEKDAYS, WORKING_HOURS
+from frontdesk.tickets.sla.settings import (
+    ALWAYS_OPEN,
+    BY_PROPERTIES,
+    NOTIFY_MOMENTS,
+    NOTIFY_RECIPIENTS,
+    TARGET_KINDS,
+    WEEKDAYS,
+    WORKING_HOURS,
+)
 from frontdesk.tickets.sla.store import load_settings, save_settings
 
 routes = web.RouteTableDef()
@@ -61,7 +69,9 @@ SETTINGS_SCHEMA = {"type": "object", "properties": {
     "targets": {"type": "object", "properties": {
         "by": {"enum": [None, *BY_PROPERTIES]}, **{kind: _TARGET for kind in TARGET_KINDS}}},
     "pause_status_ids": {"type": ["array", "null"], "items": {"type": "integer"},
-                         "description": "null: every Waiting on contact status"}}}
+                         "description": "null: every Waiting on contact status"},
+    "notify": {"type": "object", "description": "who gets an internal email at each moment", "properties": {
+        moment: {"type": "array", "items": {"enum": list(NOTIFY_RECIPIENTS)}} for moment in NOTIFY_MOMENTS}}}}
 _SETTINGS_OK = {"description": "the SLA settings",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SlaSettings"}}}}
 _FORBIDDEN = error_response("super_admin_required: only a super admin may read or change the SLA settings.")

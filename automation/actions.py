@@ -122,6 +122,11 @@ def _notify(action: ActionConfig, world: ActionWorld) -> Decision:
     return Notify(action.id, unique)
 
 
+def plan_notifications(recipients: Sequence[ActionConfig], world: ActionWorld) -> list[Decision]:
+    """Whom each internal notification reaches (SLA moments: every source channel)."""
+    return [_notify(action, world) for action in recipients]
+
+
 def plan_status_actions(chain: Sequence[ActionConfig], world: ActionWorld) -> list[Decision]:
     """One decision per action of the chain, in order."""
     if world.source_channel in OPT_IN_SOURCES and world.source_channel not in world.action_sources:

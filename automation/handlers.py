@@ -29,6 +29,7 @@ from frontdesk.automation.actions import (
     SendTemplate,
     SkipAction,
     entered_status,
+    plan_notifications,
     plan_status_actions,
 )
 from frontdesk.automation.loop_guard import (
@@ -45,6 +46,8 @@ from frontdesk.events import (
     DomainEvent,
     MessageReceived,
     MessageSent,
+    SlaDueSoon,
+    SlaTimerFired,
     TicketCreated,
     TicketStatusChanged,
 )
@@ -62,9 +65,10 @@ from frontdesk.model import (
     User,
     utcnow,
 )
-from frontdesk.model.automation import TO_TEAM, TO_USER
+from frontdesk.model.automation import NOTIFY, TO_TEAM, TO_USER
 from frontdesk.model.channels import EMAIL
 from frontdesk.outbox import record_events
+from frontdesk.tickets.sla.store import load_settings
 from frontdesk.tickets.sla.tracking import TRACKED_EVENTS, track_event
 from frontdesk.tickets.status import move_status
 from frontdesk.outbound.email.outgoing import queue_internal_email, queue_ticket_email
@@ -97,6 +101,8 @@ async def handle_event(services: AutomationServices, event: DomainEvent) -> None
         queued = await _in_transaction(services, event, _apply_status_trigger)
     elif isinstance(event, (TicketCreated, TicketStatusChanged)):
         queued = await _in_transaction(services, event, _apply_status_actions)
+    elif isinstance(event, SlaTimerFired):
+        queued = await _in_transaction(services, event, _apply_sla_notifications)
     # The clocks follow every event, also those automation refuses to act on,
     # and after the trigger so a new clock sees the status the trigger set.
     if isinstance(event, TRACKED_EVENTS):
@@ -189,6 +195,47 @@ async def _apply_status_trigger(services: AutomationServices, session: AsyncSess
     log.info("status_trigger_applied", event_id=event.id, ticket_id=ticket.id, rule=decision.rule,
              to_status=moved.to_status)
     return False
+
+
+async def _apply_sla_notifications(services: AutomationServices, session: AsyncSession, event: DomainEvent) -> bool:
+    """The internal emails an SLA moment sends: to the owner, the owner's team, as the SLA settings say."""
+    assert isinstance(event, SlaTimerFired)
+    moment = "due_soon" if isinstance(event, SlaDueSoon) else "overdue"
+    ticket = await session.get(Ticket, event.ticket_id or 0)
+    if ticket is None:
+        return False
+    kinds = (await load_settings(session)).document["notify"][moment]
+    keys = {kind: f"{event.id}:sla-notify:{kind}" for kind in kinds}
+    done = await _already_applied(session, list(keys.values()))
+    configs = [ActionConfig(index, NOTIFY, recipient_kind=kind) for index, kind in enumerate(kinds)
+               if keys[kind] not in done]
+    if not configs:
+        return False
+    world, contact, _ = await _action_world(session, ticket, None, [])
+    queued = False
+    for config, decision in zip(configs, plan_notifications(configs, world)):
+        key = keys[config.recipient_kind or ""]
+        if isinstance(decision, Notify):
+            for person in decision.recipients:
+                await queue_internal_email(
+                    session, services.blobs, services.settings, ticket=ticket, to=person.email,
+                    subject=f"Ticket {moment.replace('_', ' ')}: {ticket.name}",
+                    text=_sla_notification_text(ticket, event, moment, person), idempotency_key=f"{key}:user:{person.user_id}")
+                queued = True
+        else:
+            log.info("sla_notification_skipped", event_id=event.id, ticket_id=ticket.id,
+                     recipient=config.recipient_kind, reason=getattr(decision, "reason", None))
+        _effect(session, key, "sla_notify", ticket.id)
+    return queued
+
+
+def _sla_notification_text(ticket: Ticket, event: SlaTimerFired, moment: str, person: Person) -> str:
+    when = "is due soon" if moment == "due_soon" else "is overdue"
+    return (
+        f"Hello {person.name},\n\n"
+        f"The {event.clock.replace('_', ' ')} of ticket #{ticket.id} \"{ticket.name}\" {when} (due {event.due_at}).\n"
+        f"Priority: {ticket.priority or '-'}\n"
+    )
 
 
 def _people(users: list[User]) -> dict[int, Person]:

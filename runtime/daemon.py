@@ -29,6 +29,7 @@ from frontdesk.api.replies import AFTER_COMMIT
 from frontdesk.automation.embedded import EmbeddedAutomation
 from frontdesk.automation.kafka_config import KafkaTopics
 from frontdesk.automation.relay import OutboxRelay
+from frontdesk.automation.sla_timers import SlaTimerLoop
 from frontdesk.automation.services import AutomationServices
 from frontdesk.background import PollingLoop
 from frontdesk.channels.imap import IDLE, POLLING, SYNCING, ImapPollers
@@ -154,6 +155,8 @@ class Daemon:
                 AutomationServices(settings=settings, sessions=ctx.sessions, blobs=ctx.blobs, outbound=deliveries))
             await self._run_loop(automation)
             ctx.on_commit.append(automation.wake_async)
+            # With Kafka the worker scans the SLA timers; embedded, this process does.
+            await self._run_loop(SlaTimerLoop(ctx.sessions, on_fired=[automation.wake_async]))
             log.info("automation.embedded_started")
         else:
             assert settings.kafka_bootstrap is not None

@@ -22,6 +22,7 @@ from frontdesk.automation.faust_app import create_worker_app
 from frontdesk.automation.handlers import handle_event
 from frontdesk.automation.kafka_config import KafkaTopics, ensure_topics
 from frontdesk.automation.services import AutomationServices
+from frontdesk.automation.sla_timers import SlaTimerLoop
 from frontdesk.background import RetryPolicy
 from frontdesk.channels.webhooks.config import parse_webhook_config
 from frontdesk.settings import ConfigError, Settings, load_settings
@@ -53,14 +54,15 @@ def automation_handler(
 def automation_with_outbound(
     settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> tuple[EventHandler, Sequence[Callable[[], Awaitable[None]]]]:
-    """The production handler, with a delivery loop in this process sending what it queues at once.
+    """The production handler, with a delivery loop in this process sending what it queues at once, and the SLA timers.
 
     The loop may claim any due delivery, agent replies to Messenger and chat
     included, so it needs every channel's deliverer, as the daemon has.
     """
     outbound = DeliveryLoop(settings, sessions, BlobStore(settings.blob_dir),
                             deliverers=deliverers(parse_webhook_config(settings), sessions))
-    return automation_handler(settings, sessions, outbound), (outbound.start,)
+    # The SLA timer scanner runs here in Kafka mode; what it fires reaches the topic through the outbox relay.
+    return automation_handler(settings, sessions, outbound), (outbound.start, SlaTimerLoop(sessions).start)
 
 
 def run_worker(

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
+from frontdesk.model.automation import TO_OWNER, TO_OWNER_TEAM
 from frontdesk.tickets.errors import DomainError
 from frontdesk.tickets.sla.business_time import ALWAYS, Schedule
 
@@ -43,7 +44,11 @@ DEFAULT_DOCUMENT: dict[str, Any] = {
     "targets": {"by": None, **{kind: {"minutes": None, "due_soon_minutes": 0, "values": {}} for kind in TARGET_KINDS}},
     # None: every status named waiting_on_contact.  Closed statuses always stop the clocks for good.
     "pause_status_ids": None,
+    # Who gets an internal email when a clock becomes due soon / overdue.
+    "notify": {"due_soon": [TO_OWNER], "overdue": [TO_OWNER_TEAM]},
 }
+NOTIFY_MOMENTS = ("due_soon", "overdue")
+NOTIFY_RECIPIENTS = (TO_OWNER, TO_OWNER_TEAM)
 
 
 @dataclass(frozen=True)
@@ -258,8 +263,18 @@ def check_settings(document: Any, *, team_key: Callable[[Any], str] | None = Non
         if not isinstance(pauses, list):
             raise settings_invalid("pause_status_ids", "pause_status_ids must be null or a list")
         pauses = sorted({status_ref(p) for p in pauses}, key=str)
+    notify = _object(merged["notify"], "notify")
+    if unknown := set(notify) - set(NOTIFY_MOMENTS):
+        raise settings_invalid("notify", f"notify: unknown moments {', '.join(sorted(unknown))}")
+    notify_doc = {}
+    for moment in NOTIFY_MOMENTS:
+        kinds = notify.get(moment, [])
+        if not isinstance(kinds, list) or any(k not in NOTIFY_RECIPIENTS for k in kinds):
+            raise settings_invalid(f"notify.{moment}", f"notify.{moment} lists recipients among "
+                                                       f"{', '.join(NOTIFY_RECIPIENTS)}")
+        notify_doc[moment] = sorted(set(kinds))
     normalized = {"enabled": merged["enabled"], "hours": hours_doc,
                   "team_hours": {key: doc for key, (doc, _) in sorted(team_docs.items())},
-                  "targets": targets_doc, "pause_status_ids": pauses}
+                  "targets": targets_doc, "pause_status_ids": pauses, "notify": notify_doc}
     team_schedules = {int(key): schedule for key, (_, schedule) in team_docs.items() if key.isdigit()}
     return SlaSettings(normalized, schedule, team_schedules)
