@@ -5,6 +5,7 @@ The rules live in ``tickets.sla``; this module reads requests and writes answers
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from aiohttp import web
 from frontdesk.api.auth import principal_of, require_super_admin
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import error_response
+from frontdesk.api.parameters import bad_parameter
 from frontdesk.api.request_body import json_body
 from frontdesk.tickets.sla.settings import (
     ALWAYS_OPEN,
@@ -22,6 +24,9 @@ from frontdesk.tickets.sla.settings import (
     WEEKDAYS,
     WORKING_HOURS,
 )
+from frontdesk.model import utcnow
+from frontdesk.tickets.access import ticket_visibility
+from frontdesk.tickets.sla.queries import REPORT_GROUPS, sla_report
 from frontdesk.tickets.sla.store import load_settings, save_settings
 
 routes = web.RouteTableDef()
@@ -43,6 +48,32 @@ async def put_settings(request: web.Request) -> web.Response:
     async with request.app[SESSIONS].begin() as session:
         settings = await save_settings(session, principal, body)
     return web.json_response(dict(settings.document))
+
+
+def _instant(request: web.Request, name: str, default: datetime) -> datetime:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise bad_parameter(name, f"{name} must be an ISO 8601 date or date-time") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+@routes.get("/api/v1/sla/report")
+async def get_report(request: web.Request) -> web.Response:
+    """Clocks stopped in [from, to): per target (and group), met, missed, % met, median and p90 business time."""
+    principal = principal_of(request)
+    end = _instant(request, "to", utcnow())
+    start = _instant(request, "from", end - timedelta(days=30))
+    group_by = request.query.get("group_by") or None
+    if group_by is not None and group_by not in REPORT_GROUPS:
+        raise bad_parameter("group_by", f"group_by must be one of {', '.join(REPORT_GROUPS)}")
+    async with request.app[SESSIONS]() as session:
+        lines = await sla_report(session, ticket_visibility(principal), start, end, group_by)
+    return web.json_response({"from": start.isoformat(), "to": end.isoformat(), "group_by": group_by,
+                              "targets": lines})
 
 
 _WALL = {"type": "string", "pattern": "^([01][0-9]|2[0-4]):[0-5][0-9]$"}
@@ -87,6 +118,28 @@ OPENAPI: dict[str, Any] = {
                     "responses": {"200": _SETTINGS_OK, "403": _FORBIDDEN,
                                   "422": error_response("sla_settings_invalid: `error.field` names the "
                                                         "field")}},
+        },
+        "/api/v1/sla/report": {
+            "get": {"summary": "Met and missed SLA targets of the tickets the caller may see",
+                    "description": "Clocks stopped in [from, to) (default: the last 30 days), per target and, "
+                                   "with group_by, per the ticket's current team, priority or pipeline.",
+                    "parameters": [
+                        {"name": "from", "in": "query", "required": False, "schema": {"type": "string"},
+                         "description": "ISO 8601 date or date-time (UTC when no offset)"},
+                        {"name": "to", "in": "query", "required": False, "schema": {"type": "string"}},
+                        {"name": "group_by", "in": "query", "required": False,
+                         "schema": {"type": "string", "enum": list(REPORT_GROUPS)}}],
+                    "responses": {
+                        "200": {"description": "the report", "content": {"application/json": {"schema": {
+                            "type": "object", "properties": {
+                                "from": {"type": "string"}, "to": {"type": "string"},
+                                "group_by": {"type": ["string", "null"]},
+                                "targets": {"type": "array", "items": {"type": "object", "properties": {
+                                    "target": {"enum": list(TARGET_KINDS)}, "met": {"type": "integer"},
+                                    "missed": {"type": "integer"}, "percent_met": {"type": "number"},
+                                    "median_business_seconds": {"type": "number"},
+                                    "p90_business_seconds": {"type": "number"}}}}}}}}},
+                        "400": error_response("invalid_parameter: from, to or group_by is not valid.")}},
         },
     },
     "components": {"schemas": {"SlaSettings": SETTINGS_SCHEMA}},

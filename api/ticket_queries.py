@@ -19,7 +19,9 @@ from sqlalchemy import Select, and_, func, or_
 from frontdesk.api.auth import principal_of
 from frontdesk.api.parameters import MAX_ID, bad_parameter, checked_int, is_id, parse_int
 from frontdesk.model import Contact, Pipeline, Status, Ticket
+from frontdesk.model.sla import CLOCK_STATES
 from frontdesk.tickets.access import ticket_visibility
+from frontdesk.tickets.sla.queries import next_due, state_filter
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -32,6 +34,8 @@ SORTS = {
     "created_at": (Ticket.created_at, False),
 }
 DEFAULT_SORT = "-updated_at"
+# Soonest SLA due time first, tickets with no running clock last; pages with ``page``, not cursors.
+SLA_DUE_SORT = "sla_due"
 
 
 def id_filter(request: web.Request, name: str, column: Any) -> Any | None:
@@ -102,6 +106,10 @@ def ticket_filters(request: web.Request) -> list[Any]:
             clauses.append(clause)
     if query.get("priority"):
         clauses.append(Ticket.priority == query["priority"])
+    if query.get("sla_state"):
+        if query["sla_state"] not in CLOCK_STATES:
+            raise bad_parameter("sla_state", f"sla_state must be one of {', '.join(CLOCK_STATES)}")
+        clauses.append(state_filter(query["sla_state"]))
     search = query.get("q", "").strip()
     if search:
         full_name = func.coalesce(Contact.first_name, "") + " " + func.coalesce(Contact.last_name, "")
@@ -114,6 +122,14 @@ def ticket_filters(request: web.Request) -> list[Any]:
             )
         )
     return clauses
+
+
+def order_for(sort: str) -> tuple[Any, ...]:
+    """The ORDER BY of a checked ``sort``, ticket id breaking ties."""
+    if sort == SLA_DUE_SORT:
+        return next_due().asc().nulls_last(), Ticket.id.asc()
+    column, descending = SORTS[sort]
+    return (column.desc(), Ticket.id.desc()) if descending else (column.asc(), Ticket.id.asc())
 
 
 def joined(statement: Select[Any]) -> Select[Any]:

@@ -24,15 +24,20 @@ from frontdesk.api.ticket_queries import (
     DEFAULT_LIMIT,
     DEFAULT_SORT,
     MAX_LIMIT,
+    SLA_DUE_SORT,
     SORTS,
     Cursor,
     after_cursor,
     bad_parameter,
     joined,
+    order_for,
     ticket_filters,
 )
 from frontdesk.model import Attachment, Contact, Message, Pipeline, Status, Ticket
+from frontdesk.model.sla import CLOCK_STATES
 from frontdesk.tickets.access import Principal, pipeline_visibility, visible_ticket
+from frontdesk.tickets.sla.queries import ticket_clocks
+from frontdesk.tickets.sla.settings import TARGET_KINDS
 
 routes = web.RouteTableDef()
 
@@ -145,20 +150,18 @@ async def list_tickets(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
     page = query_int(request, "page")
     sort = request.query.get("sort", DEFAULT_SORT)
-    if sort not in SORTS:
-        raise bad_parameter("sort", f"sort must be one of {', '.join(SORTS)}")
+    if sort not in SORTS and sort != SLA_DUE_SORT:
+        raise bad_parameter("sort", f"sort must be one of {', '.join([*SORTS, SLA_DUE_SORT])}")
     cursor = Cursor.decode(request.query["cursor"]) if request.query.get("cursor") else None
     if cursor is not None and page is not None:
         raise bad_parameter("cursor", "use either cursor or page, not both")
     if cursor is not None and cursor.sort != sort:
         raise bad_parameter("cursor", "the cursor belongs to another sort order")
     clauses = ticket_filters(request)
-    column, descending = SORTS[sort]
     statement = joined(select(Ticket, Pipeline, Status, Contact)).where(*clauses)
     if cursor is not None:
         statement = statement.where(after_cursor(cursor))
-    order = (column.desc(), Ticket.id.desc()) if descending else (column.asc(), Ticket.id.asc())
-    statement = statement.order_by(*order).limit(limit + 1)
+    statement = statement.order_by(*order_for(sort)).limit(limit + 1)
     if page is not None:
         statement = statement.offset((page - 1) * limit)
 
@@ -171,9 +174,9 @@ async def list_tickets(request: web.Request) -> web.Response:
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None
-    if has_more and rows:
+    if has_more and rows and sort in SORTS:
         last = rows[-1][0]
-        next_cursor = Cursor(sort, getattr(last, column.key), last.id).encode()
+        next_cursor = Cursor(sort, getattr(last, SORTS[sort][0].key), last.id).encode()
     body: dict[str, Any] = {
         "tickets": [ticket_json(*row) for row in rows],
         "total": total,
@@ -202,6 +205,7 @@ async def _ticket_detail(session: AsyncSession, ticket: Ticket) -> dict[str, Any
         for attachment in attachments:
             by_message[attachment.message_id].append(attachment)
     body = ticket_json(ticket, pipeline, status, contact)
+    body["sla"] = await ticket_clocks(session, ticket.id)
     body["messages"] = [message_json(m, by_message[m.id]) for m in messages]
     return body
 
@@ -239,12 +243,16 @@ OPENAPI: dict[str, Any] = {
                            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
                     _query("cursor", "Opaque position from a previous answer's next_cursor.", {"type": "string"}),
                     _query("page", "1-based page number (alternative to cursor).", {"type": "integer", "minimum": 1}),
-                    _query("sort", "Sort order.", {"type": "string", "enum": list(SORTS)}),
+                    _query("sort", "Sort order; sla_due: the soonest SLA due time first, tickets without a "
+                                   "running clock last (pages with page, not cursor).",
+                           {"type": "string", "enum": [*SORTS, SLA_DUE_SORT]}),
                     _query("pipeline", "Pipeline internal name or id.", {"type": "string"}),
                     _query("status", "Status internal name.", {"type": "string"}),
                     _query("owner", "Owner user id, or 'none' for unassigned.", {"type": "string"}),
                     _query("team", "Team id, or 'none'.", {"type": "string"}),
                     _query("priority", "Priority value.", {"type": "string"}),
+                    _query("sla_state", "Tickets with an SLA clock in this state.",
+                           {"type": "string", "enum": list(CLOCK_STATES)}),
                     _query("q", "Search in ticket name and description and the contact's name and email.",
                            {"type": "string"}),
                 ],
@@ -320,9 +328,23 @@ OPENAPI: dict[str, Any] = {
             "TicketDetail": {
                 "allOf": [
                     {"$ref": "#/components/schemas/TicketSummary"},
-                    {"type": "object", "required": ["messages"], "properties": {
-                        "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}}},
+                    {"type": "object", "required": ["messages", "sla"], "properties": {
+                        "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+                        "sla": {"type": "array", "items": {"$ref": "#/components/schemas/SlaClock"}}}},
                 ]
+            },
+            "SlaClock": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "target": {"type": "string", "enum": list(TARGET_KINDS)},
+                    "target_minutes": {"type": "integer"},
+                    "state": {"type": "string", "enum": list(CLOCK_STATES)},
+                    "started_at": {"type": "string", "format": "date-time"},
+                    "due_at": _TIME, "due_soon_at": _TIME, "stopped_at": _TIME,
+                    "paused": {"type": "boolean"},
+                    "business_seconds": {"type": ["integer", "null"]},
+                },
             },
             "Message": {
                 "type": "object",

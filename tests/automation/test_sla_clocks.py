@@ -206,3 +206,49 @@ async def test_settings_are_for_super_admins_checked_audited_and_recompute_runni
     # Switching SLAs off drops the running clocks.
     await api.ok("PUT", "/api/v1/sla/settings", {**sla(), "enabled": False})
     assert await clocks(sessions, ticket["id"]) == []
+
+
+async def test_the_ticket_the_list_and_the_report_show_clocks_within_the_callers_access(  # type: ignore[no-untyped-def]
+        sessions, runner, api) -> None:
+    settings = sla(first=None, close=30)
+    settings["targets"]["by"] = "priority"
+    settings["targets"]["time_to_close"]["values"] = {"high": {"enabled": True, "minutes": 60}}
+    await api.ok("PUT", "/api/v1/sla/settings", settings)
+    owner_id, owner = await make_user(api, "own@acme.test", access="owned")
+    mine = await api.ok("POST", "/api/v1/tickets", {"name": "mine", "pipeline": "support", "status": "new",
+                                                    "owner_id": owner_id, "priority": "high"}, expect=201)
+    other = await api.ok("POST", "/api/v1/tickets", {"name": "other", "pipeline": "support", "status": "new"},
+                         expect=201)
+    plain = await api.ok("POST", "/api/v1/tickets", {"name": "none", "pipeline": "support", "status": "new"},
+                         expect=201)
+    await runner.run_until_idle()
+    async with sessions.begin() as session:  # "none" has no clock at all
+        for clock in (await session.scalars(select(SlaClock).where(SlaClock.ticket_id == plain["id"]))).all():
+            await session.delete(clock)
+
+    shown = await api.ok("GET", f"/api/v1/tickets/{mine['id']}", token=owner)
+    [clock] = shown["sla"]
+    assert (clock["target"], clock["state"], clock["target_minutes"]) == ("time_to_close", "on_track", 60)
+    assert clock["due_at"] is not None and clock["business_seconds"] is None
+    status, _ = await api.get(f"/api/v1/tickets/{other['id']}", token=owner)
+    assert status == 404
+
+    listed = await api.ok("GET", "/api/v1/tickets", params={"sla_state": "on_track", "sort": "sla_due"})
+    assert [t["id"] for t in listed["tickets"]] == [other["id"], mine["id"]]
+    everything = await api.ok("GET", "/api/v1/tickets", params={"sort": "sla_due"})
+    assert [t["id"] for t in everything["tickets"]] == [other["id"], mine["id"], plain["id"]]
+    status, body = await api.get("/api/v1/tickets", params={"sla_state": "late"})
+    assert (status, body["error"]["parameter"]) == (400, "sla_state")
+
+    for ticket in (mine, other):
+        await api.ok("PATCH", f"/api/v1/tickets/{ticket['id']}", {"status": "closed"})
+    await runner.run_until_idle()
+    report = await api.ok("GET", "/api/v1/sla/report", params={"group_by": "priority"})
+    assert [(line["priority"], line["met"], line["missed"], line["percent_met"]) for line in report["targets"]] \
+        == [(None, 1, 0, 100.0), ("high", 1, 0, 100.0)]
+    own = await api.ok("GET", "/api/v1/sla/report", token=owner)
+    [line] = own["targets"]
+    assert (line["target"], line["met"], line["missed"]) == ("time_to_close", 1, 0)
+    assert line["median_business_seconds"] == line["p90_business_seconds"] < 60
+    status, body = await api.get("/api/v1/sla/report", params={"from": "yesterday"})
+    assert (status, body["error"]["parameter"]) == (400, "from")
