@@ -17,7 +17,7 @@ from typing import Awaitable, Callable
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,7 +27,7 @@ from frontdesk.model import SlaClock, utcnow
 from frontdesk.model.sla import DUE_SOON
 from frontdesk.outbox import record_events
 from frontdesk.storage.writer import write_transaction
-from frontdesk.tickets.sla.clocks import fire_due_timer
+from frontdesk.tickets.sla.clocks import timer_transition
 
 log = structlog.get_logger(__name__)
 
@@ -47,34 +47,42 @@ async def fire_due_timers(sessions: async_sessionmaker[AsyncSession], *, now: da
 
 
 async def _fire_batch(sessions: async_sessionmaker[AsyncSession], now: datetime, batch: int) -> tuple[int, int]:
-    """(fired, claimed) for one transaction's batch of due clocks."""
+    """(fired, claimed) for one transaction's batch of due clocks: one UPDATE ... RETURNING, one INSERT."""
+    claim = (select(SlaClock.id).where(SlaClock.next_timer_at <= now)
+             .order_by(SlaClock.next_timer_at).limit(batch).with_for_update(skip_locked=True))
     async with write_transaction(sessions) as session:
-        claimed = (await session.scalars(
-            select(SlaClock).where(SlaClock.next_timer_at <= now)
-            .order_by(SlaClock.next_timer_at).limit(batch).with_for_update(skip_locked=True))).all()
-        events = []
-        for clock in claimed:
-            state = fire_due_timer(clock, now)
-            if state is None:
-                continue
-            event_type = SlaDueSoon if state == DUE_SOON else SlaOverdue
-            assert clock.due_at is not None
-            events.append(event_type(ticket_id=clock.ticket_id, actor=Actor(SYSTEM), clock_id=clock.id,
-                                     clock=clock.kind, due_at=clock.due_at.isoformat()))
-            FIRED.labels(state).inc()
+        fired = (await session.execute(
+            update(SlaClock.__table__).where(SlaClock.id.in_(claim)).values(**timer_transition(now))
+            .returning(SlaClock.id, SlaClock.ticket_id, SlaClock.kind, SlaClock.state, SlaClock.due_at))).all()
+        events = [(SlaDueSoon if state == DUE_SOON else SlaOverdue)(
+            ticket_id=ticket_id, actor=Actor(SYSTEM), clock_id=clock_id, clock=kind, due_at=due_at.isoformat())
+            for clock_id, ticket_id, kind, state, due_at in fired]
         await record_events(session, *events)
-    return len(events), len(claimed)
+    for event in events:
+        FIRED.labels(event.type).inc()
+    return len(events), len(fired)
+
+
+async def next_moment(sessions: async_sessionmaker[AsyncSession]) -> datetime | None:
+    """The soonest moment any clock can fire (through the partial index), or None."""
+    async with sessions() as session:
+        return await session.scalar(select(func.min(SlaClock.next_timer_at)))
 
 
 class SlaTimerLoop(PollingLoop):
-    """Scan for due SLA moments every ``poll_interval`` seconds; wake the event consumers after a firing."""
+    """Scan when the soonest stored moment comes, and at least every ``poll_interval`` seconds.
+
+    Sleeping until the soonest moment, not a fixed poll, keeps the delay from
+    a due time to its event near the scan's own cost; the poll still catches
+    clocks that other processes create with sooner moments.
+    """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, poll_interval: float = 0.5,
                  on_fired: list[Callable[[], Awaitable[None]]] | None = None) -> None:
         super().__init__()
         self.name = "sla-timers"
         self.sessions = sessions
-        self.poll_interval = poll_interval
+        self.max_interval = self.poll_interval = poll_interval
         self.on_fired = on_fired if on_fired is not None else []
 
     async def step(self) -> None:
@@ -88,3 +96,6 @@ class SlaTimerLoop(PollingLoop):
             log.info("sla_timers_fired", count=fired)
             for callback in self.on_fired:
                 await callback()
+        soonest = await next_moment(self.sessions)
+        wait = self.max_interval if soonest is None else (soonest - utcnow()).total_seconds()
+        self.poll_interval = min(self.max_interval, max(0.01, wait))

@@ -1,14 +1,18 @@
 """One SLA clock's transitions: start, pause, resume, stop, reschedule, and the timer moments it fires.
 
 Pure: each function changes the given ``SlaClock`` row in memory and does no
-I/O; ``tickets.sla.tracking`` decides which clocks an event touches, and the
-timer scanner calls :func:`fire_due_timer`.  All due times are business
+I/O; ``tickets.sla.tracking`` decides which clocks an event touches.  The
+timer scanner applies :func:`timer_transition`, the same rule as SQL, to
+many clocks in one statement.  All due times are business
 time after the start, minus the clock's pauses, on the schedule given.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, null
 
 from frontdesk.model.sla import DUE_SOON, MET, MISSED, ON_TRACK, OVERDUE, SlaClock
 from frontdesk.tickets.sla.business_time import Pause, Schedule, add_business_time, business_time_between
@@ -88,18 +92,14 @@ def stop(clock: SlaClock, schedule: Schedule, at: datetime) -> None:
     clock.next_timer_at = None
 
 
-def fire_due_timer(clock: SlaClock, now: datetime) -> str | None:
-    """The state a running clock enters at ``now`` (due_soon or overdue), or None if nothing is due.
+def timer_transition(now: datetime) -> dict[str, Any]:
+    """The column changes of a clock whose timer moment passed at ``now``, as SQL, for a set-based scan.
 
-    A scanner that was down across both moments fires only overdue.
+    Only running, unpaused clocks that have not fired their next moment
+    carry ``next_timer_at``: past the due time such a clock becomes overdue
+    (also when the due-soon moment passed unseen: only overdue fires) and
+    has no next moment; otherwise it becomes due soon and waits for its due time.
     """
-    fired = None
-    if clock.stopped_at is None and clock.due_at is not None:
-        if clock.due_at <= now and clock.state != OVERDUE:
-            fired = OVERDUE
-        elif clock.due_soon_at is not None and clock.due_soon_at <= now and clock.state == ON_TRACK:
-            fired = DUE_SOON
-    if fired is not None:
-        clock.state = fired
-    clock.next_timer_at = _next_timer(clock) if clock.stopped_at is None and clock.due_at is not None else None
-    return fired
+    overdue = SlaClock.due_at <= now
+    return {"state": case((overdue, OVERDUE), else_=DUE_SOON),
+            "next_timer_at": case((overdue, null()), else_=SlaClock.due_at)}

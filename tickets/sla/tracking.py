@@ -60,8 +60,10 @@ async def track_event(session: AsyncSession, event: DomainEvent, *, now: datetim
     if ticket is None:
         return False
     at = datetime.fromisoformat(event.occurred_at)
+    # Locked: the timer scanner must not fire a clock this event is stopping or moving.
     running = list((await session.scalars(select(SlaClock).where(
-        SlaClock.ticket_id == ticket.id, SlaClock.stopped_at.is_(None)).order_by(SlaClock.id))).all())
+        SlaClock.ticket_id == ticket.id, SlaClock.stopped_at.is_(None)).order_by(SlaClock.id)
+        .with_for_update())).all())
     schedule = settings.schedule_for(ticket.team_id)
     pausing = await pause_status_ids(session, settings)
 
