@@ -17,6 +17,7 @@ event moves the clocks exactly once; the event's own time is the clock time.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,13 +34,13 @@ from frontdesk.events import (
 from frontdesk.model import Message, SlaClock, Status, Ticket, utcnow
 from frontdesk.model.messages import INBOUND, OUTBOUND
 from frontdesk.tickets.sla import clocks
-from frontdesk.tickets.sla.settings import FIRST_RESPONSE, NEXT_RESPONSE, TIME_TO_CLOSE, SlaSettings
+from frontdesk.tickets.sla.settings import FIRST_RESPONSE, NEXT_RESPONSE, TIME_TO_CLOSE
 from frontdesk.tickets.sla.store import load_settings, pause_status_ids, ticket_values
 
 TRACKED_EVENTS = (TicketCreated, TicketStatusChanged, TicketPropertyChanged, MessageReceived, MessageSent)
 RESPONSE_CLOCKS = (FIRST_RESPONSE, NEXT_RESPONSE)
 # Property changes that can change which target a ticket gets.
-TARGET_PROPERTIES = frozenset({"priority", "team_id", "pipeline_id", "status"})
+TARGET_PROPERTIES = frozenset({"priority", "team_id", "pipeline_id"})
 
 
 def is_agent_reply(event: DomainEvent) -> bool:
@@ -92,7 +93,7 @@ async def track_event(session: AsyncSession, event: DomainEvent, *, now: datetim
                 and await _agent_replied(session, ticket.id)):
             start(NEXT_RESPONSE, ticket.status_id)
     elif isinstance(event, TicketStatusChanged):
-        await _status_changed(session, event, settings, running, pausing, at, start, stop)
+        await _status_changed(session, event, running, pausing, at, start, stop)
     elif isinstance(event, TicketPropertyChanged) and TARGET_PROPERTIES & set(event.changes):
         for clock in running:
             target = settings.target_for(clock.kind, ticket_values(ticket))
@@ -109,8 +110,10 @@ async def _agent_replied(session: AsyncSession, ticket_id: int) -> bool:
         Message.ticket_id == ticket_id, Message.direction == OUTBOUND, Message.author_kind == AGENT).limit(1)) is not None
 
 
-async def _status_changed(session: AsyncSession, event: TicketStatusChanged, settings: SlaSettings,
-                          running: list[SlaClock], pausing: set[int], at: datetime, start, stop) -> None:  # type: ignore[no-untyped-def]
+async def _status_changed(session: AsyncSession, event: TicketStatusChanged, running: list[SlaClock],
+                          pausing: set[int], at: datetime, start: Callable[[str, int], None],
+                          stop: Callable[[tuple[str, ...]], None]) -> None:
+    """Closing stops every clock; a reopen starts time to close; a pause status pauses, leaving it resumes."""
     if event.is_closed:
         previous = await session.get(Status, event.from_status_id)
         if previous is None or not previous.is_closed:
