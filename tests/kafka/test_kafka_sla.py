@@ -8,11 +8,23 @@ import sys
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from _kafka_support import WorkerProcess, wait_for, worker_environment
 from frontdesk.automation.relay import OutboxRelay
-from frontdesk.model import Contact, Delivery, OutboxEvent, Pipeline, Status, Team, TeamMembership, Ticket, User, utcnow
+from frontdesk.model import (
+    Contact,
+    Delivery,
+    OutboxEvent,
+    Pipeline,
+    SlaClock,
+    Status,
+    Team,
+    TeamMembership,
+    Ticket,
+    User,
+    utcnow,
+)
 from frontdesk.tickets.access import Principal
 from frontdesk.tickets.sla.business_time import ALWAYS
 from frontdesk.tickets.sla.clocks import new_clock, reschedule
@@ -55,12 +67,10 @@ async def test_the_worker_fires_sla_timers_once_across_a_kill(settings, sessions
                         contact_id=contact.id, owner_id=alice.id)
         session.add(ticket)
         await session.flush()
-        # Due soon already passed; due in 12 seconds.
-        clock = new_clock(ticket.id, "first_response", Target(60, 30), now - timedelta(minutes=60, seconds=-12),
-                          paused=False)
+        # Due soon already passed; due in ten minutes.
+        clock = new_clock(ticket.id, "first_response", Target(60, 30), now - timedelta(minutes=50), paused=False)
         reschedule(clock, ALWAYS, now)
         session.add(clock)
-    due_at = clock.due_at
 
     worker = WorkerProcess([sys.executable, "-m", "frontdesk.runtime.worker"], worker_environment(settings, topics),
                            tmp_path / "worker.log")
@@ -70,8 +80,12 @@ async def test_the_worker_fires_sla_timers_once_across_a_kill(settings, sessions
     try:
         await wait_for(lambda: _equals(fired(sessions), ["sla.due_soon"]), timeout=120,
                        what="the worker to fire due soon")
-        worker.kill()  # down across the due time
-        await asyncio.sleep(max(0.0, (due_at - utcnow()).total_seconds()) + 0.5)
+        worker.kill()
+        # The due time passes while the worker is down (as if ten minutes went by).
+        async with sessions.begin() as session:
+            await session.execute(update(SlaClock).where(SlaClock.id == clock.id).values(
+                due_at=utcnow() - timedelta(seconds=1), next_timer_at=utcnow() - timedelta(seconds=1)))
+        await asyncio.sleep(0.5)
         assert await fired(sessions) == ["sla.due_soon"]
         worker.start()
         await wait_for(lambda: _equals(fired(sessions), ["sla.due_soon", "sla.overdue"]), timeout=120,
