@@ -34,6 +34,9 @@ MESSAGE_RECEIVED = "message.received"
 MESSAGE_SENT = "message.sent"
 MESSAGE_SCREENED = "message.screened"  # auto-reply, bounce, loop: stored, never acted on
 MESSAGE_DELIVERY_UPDATED = "message.delivery_updated"
+COMMENT_CREATED = "comment.created"
+COMMENT_EDITED = "comment.edited"
+COMMENT_DELETED = "comment.deleted"
 
 # Who caused a change.
 CUSTOMER = "customer"
@@ -276,6 +279,45 @@ class MessageDeliveryUpdated(DomainEvent):
     error: str | None = None
 
 
+# --- comments ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _CommentWritten(DomainEvent):
+    """A comment's text was written; ``new_mentions`` are the users it mentions for the first time."""
+
+    comment_id: int
+    author_user_id: int | None
+    new_mentions: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "new_mentions", tuple(self.new_mentions))  # a JSON list on the wire
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommentCreated(_CommentWritten):
+    """An internal comment was added to a ticket."""
+
+    type: ClassVar[str] = COMMENT_CREATED
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommentEdited(_CommentWritten):
+    """A comment's text changed; ``new_mentions`` leaves out users it already mentioned."""
+
+    type: ClassVar[str] = COMMENT_EDITED
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommentDeleted(DomainEvent):
+    """A comment was deleted by its author."""
+
+    type: ClassVar[str] = COMMENT_DELETED
+    comment_id: int
+    author_user_id: int | None
+
+
 EVENT_CLASSES: dict[str, type[DomainEvent]] = {
     cls.type: cls
     for cls in (
@@ -286,6 +328,9 @@ EVENT_CLASSES: dict[str, type[DomainEvent]] = {
         MessageSent,
         MessageScreened,
         MessageDeliveryUpdated,
+        CommentCreated,
+        CommentEdited,
+        CommentDeleted,
     )
 }
 EVENT_TYPES = frozenset(EVENT_CLASSES)
