@@ -14,6 +14,7 @@ from frontdesk.model import (
     PipelineAccess,
     PipelineAutomation,
     PropertyDefinition,
+    Snippet,
     StageProperty,
     Status,
     StatusAction,
@@ -22,6 +23,7 @@ from frontdesk.model import (
     User,
 )
 from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
+from frontdesk.model.comments import SHARED
 from frontdesk.runtime.config.document import FORMAT_VERSION
 
 
@@ -97,6 +99,11 @@ async def export_config(session: AsyncSession) -> dict[str, Any]:
         {"kind": c.kind, "key": c.key, "name": c.name, "pipeline": pipeline_names[c.pipeline_id],
          "create_tickets": c.create_tickets}
         for c in (await session.scalars(select(Channel).order_by(Channel.kind, Channel.key))).all()
+    ]
+    doc["snippets"] = [
+        {"shortcut": s.shortcut, "name": s.name, "body": s.body}
+        for s in (await session.scalars(select(Snippet).where(Snippet.scope == SHARED)
+                                        .order_by(Snippet.shortcut))).all()
     ]
     return doc
 
