@@ -3,28 +3,14 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator
-
-import aiohttp
-import pytest
 from sqlalchemy import func, select
 
-from _api_world import create_user_token, serve
+from _api_world import create_user_token, stepped_api  # noqa: F401  (a fixture)
 from _automation_world import make_ticket
-from frontdesk.api.app import create_app
-from frontdesk.api.replies import AFTER_COMMIT
 from frontdesk.automation.handlers import handle_event
 from frontdesk.events import DomainEvent
 from frontdesk.model import AuditEntry, Delivery, OutboxEvent, Team
 from frontdesk.model.access import ACCESS_TEAM
-
-
-@pytest.fixture
-async def api(mail_settings, sessions, blobs) -> AsyncIterator[aiohttp.ClientSession]:  # type: ignore[no-untyped-def]
-    app = create_app(mail_settings, sessions, blobs)
-    app[AFTER_COMMIT] = []  # the test runs automation and deliveries itself, step by step
-    async for client in serve(app):
-        yield client
 
 
 async def team(sessions, name: str) -> int:  # type: ignore[no-untyped-def]
@@ -40,8 +26,9 @@ async def deliveries_to(sessions, address: str) -> int:  # type: ignore[no-untyp
         return await session.scalar(select(func.count()).select_from(Delivery).where(Delivery.recipient == address))
 
 
-async def test_comments_mentions_and_the_timeline(sessions, api, runner, deliveries, sink) -> None:  # type: ignore[no-untyped-def]
+async def test_comments_mentions_and_the_timeline(sessions, stepped_api, runner, deliveries, sink) -> None:  # type: ignore[no-untyped-def]
     handler, _ = sink
+    api = stepped_api
     ann, ann_h = await create_user_token(sessions, email="ann@acme.test")
     carl, carl_h = await create_user_token(sessions, email="carl@acme.test")
     dan, _ = await create_user_token(sessions, email="dan@acme.test")
