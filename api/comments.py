@@ -133,8 +133,8 @@ class TimelineCursor:
     def decode(cls, token: str) -> TimelineCursor:
         try:
             data = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))
-            cursor = cls(datetime.fromisoformat(data["t"]), data["k"], int(data["id"]))
-        except (ValueError, KeyError, TypeError, binascii.Error):
+            cursor = cls(datetime.fromisoformat(data["t"]), str(data["k"]), int(data["id"]))
+        except (ValueError, KeyError, TypeError, OverflowError, binascii.Error):
             raise bad_parameter("cursor", "cursor is not one this API handed out") from None
         if cursor.kind not in _RANK or cursor.at.tzinfo is None or not 0 < cursor.id <= MAX_ID:
             raise bad_parameter("cursor", "cursor is not one this API handed out")

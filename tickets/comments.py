@@ -27,6 +27,7 @@ from frontdesk.tickets.errors import DomainError, Forbidden, NotFound
 
 MAX_BODY = 20_000
 # Ten digits at most: anything longer names no user (and stays off the database driver).
+MAX_USER_ID = 2**31 - 1
 MENTION = re.compile(r"@\[user:([0-9]{1,10})\]", re.ASCII)
 AUDITED_FIELDS = ("id", "ticket_id", "author_user_id", "body", "mentions")
 
@@ -53,8 +54,10 @@ async def check_mentions(session: AsyncSession, ticket_id: int, user_ids: Iterab
     wanted = list(user_ids)
     if not wanted:
         return []
+    # An id beyond the integer column names nobody (and would make PostgreSQL's driver raise).
+    possible = [uid for uid in wanted if uid <= MAX_USER_ID]
     found = {u.id: u for u in (await session.scalars(
-        select(User).where(User.id.in_(wanted), User.is_active.is_(True)))).all()}
+        select(User).where(User.id.in_(possible), User.is_active.is_(True)))).all()} if possible else {}
     unknown = [uid for uid in wanted if uid not in found]
     if unknown:
         raise DomainError("mention_unknown_user", f"no active user with id {', '.join(map(str, unknown))}",

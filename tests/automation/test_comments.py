@@ -46,8 +46,9 @@ async def test_comments_mentions_and_the_timeline(sessions, stepped_api, runner,
     error = (await answer.json())["error"]
     assert error["code"] == "mention_without_access" and "bob@acme.test" in error["message"]
     assert [u["id"] for u in error["users"]] == [bob]
-    answer = await api.post(f"{url}/comments", json={"body": "@[user:999999] hi"}, headers=ann_h)
-    assert (answer.status, (await answer.json())["error"]["code"]) == (422, "mention_unknown_user")
+    answer = await api.post(f"{url}/comments", json={"body": "@[user:999999] @[user:9999999999] hi"}, headers=ann_h)
+    error = (await answer.json())["error"]
+    assert (answer.status, error["code"], error["user_ids"]) == (422, "mention_unknown_user", [999999, 9999999999])
 
     answer = await api.post(f"{url}/comments", json={"body": f"@[user:{carl}] can you check the toner?"},
                             headers=ann_h)
