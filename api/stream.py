@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -36,7 +37,7 @@ from frontdesk.events import (
     TICKET_PROPERTY_CHANGED,
     TICKET_STATUS_CHANGED,
 )
-from frontdesk.model import OutboxEvent, Ticket
+from frontdesk.model import OutboxEvent, Ticket, utcnow
 from frontdesk.tickets.access import Principal, ticket_visibility
 
 routes = web.RouteTableDef()
@@ -64,12 +65,34 @@ def _resume_point(request: web.Request) -> int | None:
     return checked_int("Last-Event-ID", raw.strip(), minimum=0, maximum=MAX_ID)
 
 
+GAP_WAIT = timedelta(seconds=5)
+
+
+def passable(last: int, rows: list[OutboxEvent], now: datetime) -> list[OutboxEvent]:
+    """The leading ``rows`` (ascending ids after ``last``) the stream may move past now.
+
+    Outbox ids come from a sequence when a row is inserted, not when its
+    transaction commits: on PostgreSQL row 11 can be visible while row 10 is
+    still committing, and moving past 10 would lose it for good.  So the
+    stream stops before a gap in the ids until the row after it is
+    ``GAP_WAIT`` old; a gap still open then was a rolled-back transaction.
+    """
+    taken = []
+    for row in rows:
+        if row.id != last + 1 and now - row.created_at < GAP_WAIT:
+            break
+        taken.append(row)
+        last = row.id
+    return taken
+
+
 async def _batch(sessions: async_sessionmaker[AsyncSession], principal: Principal,
                  after: int) -> tuple[int, list[OutboxEvent], bool]:
-    """The next outbox rows after ``after``: (last id looked at, the ones to send, whether more may follow)."""
+    """The next outbox rows after ``after``: (last id passed, the ones to send, whether more may follow)."""
     async with sessions() as session:
-        rows = list((await session.scalars(
+        found = list((await session.scalars(
             select(OutboxEvent).where(OutboxEvent.id > after).order_by(OutboxEvent.id).limit(BATCH))).all())
+        rows = passable(after, found, utcnow())
         candidates = {r.ticket_id for r in rows if r.type in STREAMED_TYPES and r.ticket_id is not None}
         visible = set((await session.scalars(select(Ticket.id).where(
             Ticket.id.in_(candidates), ticket_visibility(principal))))) if candidates else set()

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from api_harness import OPERATOR, create_user_token, listen
 from frontdesk.api.app import create_app
-from frontdesk.api.stream import STREAM_TIMING, StreamTiming
-from frontdesk.model import Pipeline, Status, Team, Ticket
+from frontdesk.api.stream import GAP_WAIT, STREAM_TIMING, StreamTiming, passable
+from frontdesk.model import OutboxEvent, Pipeline, Status, Team, Ticket, utcnow
 from frontdesk.model.access import ACCESS_TEAM
 
 
@@ -118,3 +118,13 @@ async def test_a_team_only_agent_streams_only_their_tickets_and_resumes(settings
                 assert "event" not in block
     finally:
         await runner.cleanup()
+
+
+def test_the_stream_waits_before_a_gap_in_outbox_ids_until_it_is_old() -> None:
+    """Row 12 is visible while 11 may still be committing (PostgreSQL): hold at 10 until 12 is GAP_WAIT old."""
+    now = utcnow()
+    fresh = [OutboxEvent(id=n, created_at=now) for n in (11, 12, 14, 15)]
+    assert [r.id for r in passable(10, fresh, now)] == [11, 12]
+    assert passable(12, fresh[2:], now) == []
+    # A gap still open after GAP_WAIT was a rolled-back transaction: move on.
+    assert [r.id for r in passable(12, fresh[2:], now + GAP_WAIT)] == [14, 15]
