@@ -10,6 +10,7 @@ the SMTP listener and IMAP pollers) is handed in by the daemon through
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.api.auth import auth_middleware
 from frontdesk.api.errors import error_middleware
-from frontdesk.api.keys import BLOBS, SESSIONS, SETTINGS
+from frontdesk.api.keys import BLOBS, SESSIONS, SETTINGS, SHUTTING_DOWN
 from frontdesk.api.middleware import json_errors_middleware, request_context_middleware
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
@@ -41,6 +42,9 @@ ROUTE_MODULES = (
     "frontdesk.api.templates",
     "frontdesk.api.ticket_create",
     "frontdesk.api.bulk_move",
+    "frontdesk.api.comments",
+    "frontdesk.api.snippets",
+    "frontdesk.api.stream",
 )
 
 
@@ -74,6 +78,10 @@ def route_modules() -> tuple[ModuleType, ...]:
     return tuple(importlib.import_module(name) for name in ROUTE_MODULES)
 
 
+async def _announce_shutdown(app: web.Application) -> None:
+    app[SHUTTING_DOWN].set()
+
+
 def create_app(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
@@ -95,6 +103,8 @@ def create_app(
     app[SESSIONS] = sessions
     app[BLOBS] = blobs
     app[EXTRAS] = extras
+    app[SHUTTING_DOWN] = asyncio.Event()
+    app.on_shutdown.append(_announce_shutdown)
     fragments: list[Mapping[str, Any]] = []
     for module in route_modules():
         app.router.add_routes(module.routes)

@@ -16,9 +16,9 @@ from sqlalchemy import select, update
 
 from frontdesk.api.errors import ApiError
 from frontdesk.api.keys import SESSIONS, SETTINGS
-from frontdesk.model import ApiToken, TeamMembership, User, utcnow
+from frontdesk.model import ApiToken, User, utcnow
 from frontdesk.model.access import SUPER_ADMIN
-from frontdesk.tickets.access import Principal
+from frontdesk.tickets.access import Principal, principal_for_user
 
 # Paths that answer without a token: probes, metrics scrapes, the spec, and
 # webhooks, which carry their own signatures.
@@ -58,20 +58,9 @@ async def principal_for_token(request: web.Request, token: str) -> Principal | N
         if row is None:
             return None
         token_id, user = row
-        teams = set(
-            (await session.scalars(select(TeamMembership.team_id).where(TeamMembership.user_id == user.id))).all()
-        )
-        if user.primary_team_id is not None:
-            teams.add(user.primary_team_id)
+        principal = await principal_for_user(session, user)
         await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
-    return Principal(
-        user_id=user.id,
-        role=user.role,
-        ticket_access=user.ticket_access,
-        sees_unassigned=user.sees_unassigned,
-        team_ids=frozenset(teams),
-        label=user.email,
-    )
+    return principal
 
 
 @web.middleware

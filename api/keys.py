@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -11,3 +13,5 @@ from frontdesk.storage.blobs import BlobStore
 SETTINGS = web.AppKey("settings", Settings)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 BLOBS = web.AppKey("blobs", BlobStore)
+# Set when the application starts shutting down: long-lived responses (the event stream) end cleanly.
+SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)

@@ -11,6 +11,7 @@ with the same key returns the first reply instead of sending twice.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -30,6 +31,7 @@ from frontdesk.model.channels import CHAT, EMAIL, FORM, MESSENGER
 from frontdesk.model.messages import OUTBOUND
 from frontdesk.outbound.deliveries import find_delivery, queue_delivery
 from frontdesk.outbound.email.outgoing import queue_ticket_email
+from frontdesk.outbound.inserts import Insert, compose_reply, parse_inserts, render_inserts
 from frontdesk.outbox import record_events
 from frontdesk.tickets.access import visible_ticket
 from frontdesk.tickets.header_fields import email_address, header_text
@@ -51,12 +53,23 @@ async def run_after_commit(app: web.Application) -> None:
         await callback()
 
 
-def _reply_fields(body: dict[str, Any]) -> tuple[str, str | None, str | None, tuple[str, ...]]:
+@dataclass(frozen=True)
+class ReplyFields:
+    text: str | None
+    html: str | None
+    subject: str | None
+    cc: tuple[str, ...]
+    inserts: tuple[Insert, ...]
+
+
+def _reply_fields(body: dict[str, Any]) -> ReplyFields:
+    inserts = parse_inserts(body.get("insert"))
     text = body.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise ApiError(422, "field_required", "'text' is required", field="text")
-    if len(text) > MAX_TEXT:
-        raise ApiError(422, "field_too_long", f"'text' is longer than {MAX_TEXT} characters", field="text")
+    if text is not None or not inserts:  # the inserted content alone may make the whole reply
+        if not isinstance(text, str) or not text.strip():
+            raise ApiError(422, "field_required", "'text' is required (or 'insert')", field="text")
+        if len(text) > MAX_TEXT:
+            raise ApiError(422, "field_too_long", f"'text' is longer than {MAX_TEXT} characters", field="text")
     html = body.get("html")
     if html is not None and (not isinstance(html, str) or len(html) > MAX_TEXT):
         raise ApiError(422, "field_invalid", "'html' must be a string", field="html")
@@ -69,7 +82,7 @@ def _reply_fields(body: dict[str, Any]) -> tuple[str, str | None, str | None, tu
     if subject is not None:
         header_text(subject, "subject")
     addresses = tuple(email_address(a, "cc", display_name=True) for a in cc)
-    return text, html, subject, addresses
+    return ReplyFields(text, html, subject, addresses, inserts)
 
 
 def _idempotency_key(request: web.Request, ticket_id: int) -> str:
@@ -123,8 +136,8 @@ async def _queue_chat_reply(session: AsyncSession, ticket: Ticket, text: str, ke
     return message, delivery
 
 
-async def _reply(app: web.Application, principal: Principal, ticket_id: int, key: str, text: str,
-                 html: str | None, subject: str | None, cc: tuple[str, ...]) -> tuple[Delivery, Message | None, bool]:
+async def _reply(app: web.Application, principal: Principal, ticket_id: int, key: str,
+                 fields: ReplyFields) -> tuple[Delivery, Message | None, bool]:
     """Record and queue the reply; returns (delivery, message, created)."""
     async with app[SESSIONS].begin() as session:
         ticket = await visible_ticket(session, principal, ticket_id)
@@ -132,6 +145,13 @@ async def _reply(app: web.Application, principal: Principal, ticket_id: int, key
         if existing is not None:
             message = await session.get(Message, existing.message_id) if existing.message_id else None
             return existing, message, False
+        parts = await render_inserts(session, principal, ticket, fields.inserts)
+        text, html = compose_reply(fields.text, fields.html, parts)
+        if not text.strip():
+            raise ApiError(422, "field_required", "the reply is empty once its inserts are rendered", field="text")
+        if len(text) > MAX_TEXT or len(html or "") > MAX_TEXT:
+            raise ApiError(422, "field_too_long", f"the reply is longer than {MAX_TEXT} characters", field="text")
+        subject, cc = fields.subject, fields.cc
         if ticket.source_channel in (MESSENGER, CHAT):
             message, delivery = await _queue_chat_reply(session, ticket, text, key, principal.user_id)
         elif ticket.source_channel in (EMAIL, FORM):
@@ -157,11 +177,11 @@ async def _reply(app: web.Application, principal: Principal, ticket_id: int, key
 async def post_reply(request: web.Request) -> web.Response:
     principal = principal_of(request)
     ticket_id = path_id(request, "ticket_id")
-    text, html, subject, cc = _reply_fields(await json_body(request))
+    fields = _reply_fields(await json_body(request))
     key = _idempotency_key(request, ticket_id)
     app = request.app
     try:
-        delivery, message, created = await _reply(app, principal, ticket_id, key, text, html, subject, cc)
+        delivery, message, created = await _reply(app, principal, ticket_id, key, fields)
     except IntegrityError:
         # The same Idempotency-Key raced in twice: the other request won.
         async with app[SESSIONS]() as session:
@@ -195,9 +215,16 @@ OPENAPI: dict[str, Any] = {
                      "schema": {"type": "string", "maxLength": MAX_KEY}},
                 ],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["text"],
+                    "type": "object",
                     "properties": {
-                        "text": {"type": "string"},
+                        "text": {"type": "string", "description": "Required unless `insert` is given."},
+                        "insert": {"type": "array", "maxItems": 20, "description": (
+                            "Snippets and templates rendered for the ticket and appended in order."),
+                            "items": {"oneOf": [
+                                {"type": "object", "required": ["snippet"], "additionalProperties": False,
+                                 "properties": {"snippet": {"type": "integer", "minimum": 1}}},
+                                {"type": "object", "required": ["template"], "additionalProperties": False,
+                                 "properties": {"template": {"type": "string", "minLength": 1}}}]}},
                         "html": {"type": "string"},
                         "subject": {"type": "string", "description": "default: Re: <customer's subject>"},
                         "cc": {"type": "array", "items": {"type": "string", "format": "email"}},
@@ -207,7 +234,9 @@ OPENAPI: dict[str, Any] = {
                     "200": {"description": "A reply with this Idempotency-Key already exists."},
                     "404": error_response("No such ticket, or not visible to you."),
                     "409": error_response("The contact cannot be reached on this channel."),
-                    "422": error_response("Invalid fields, or a line break in a header value."),
+                    "422": error_response("Invalid fields, or a line break in a header value; an unknown "
+                                          "snippet or template to insert (insert_not_found, insert_invalid) "
+                                          "or one that does not render (template_render_error)."),
                     **AUTH_ERRORS,
                 },
             }

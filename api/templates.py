@@ -18,15 +18,9 @@ from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.request_body import bool_field, int_field, json_body, text_field
 from frontdesk.defaults import DEFAULT_TEMPLATES
-from frontdesk.model import Contact, EmailTemplate, Status, StatusAction, User
-from frontdesk.outbound.email.render import (
-    TemplateRenderError,
-    check_template_syntax,
-    contact_fields,
-    owner_fields,
-    render_template,
-    ticket_fields,
-)
+from frontdesk.model import EmailTemplate, StatusAction
+from frontdesk.outbound.email.context import template_context
+from frontdesk.outbound.email.render import TemplateRenderError, check_template_syntax, render_template
 from frontdesk.tickets.access import visible_ticket
 from frontdesk.tickets.audit import record_audit, snapshot
 from frontdesk.tickets.header_fields import header_text
@@ -140,11 +134,7 @@ async def preview_template(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
         template = await _by_key(session, request.match_info["key"])
         ticket = await visible_ticket(session, principal, ticket_id)
-        status = await session.get(Status, ticket.status_id)
-        contact = await session.get(Contact, ticket.contact_id) if ticket.contact_id else None
-        owner = await session.get(User, ticket.owner_id) if ticket.owner_id else None
-        context = {"ticket": ticket_fields(ticket, status.label if status else None),
-                   "contact": contact_fields(contact), "owner": owner_fields(owner)}
+        context = await template_context(session, ticket)
     sources = {field: body.get(field, getattr(template, field)) for field in ("subject", "body_text", "body_html")}
     try:
         rendered = render_template(sources["subject"], sources["body_text"], sources["body_html"] or None, context)

@@ -135,10 +135,13 @@ async def update_user(request: web.Request) -> web.Response:
         apply_user_fields(user, body)
         if user.primary_team_id is not None:
             await _check_teams(session, [user.primary_team_id])
+        # Read before the flush: a failed flush expires the object, and
+        # loading it again inside the failed transaction raises.
+        email = user.email
         try:
             await session.flush()
         except IntegrityError:
-            raise ApiError(409, "email_taken", f"a user with email {user.email} exists") from None
+            raise ApiError(409, "email_taken", f"a user with email {email} exists") from None
         team_ids = int_list_field(body, "team_ids") if "team_ids" in body else before["team_ids"]
         await set_memberships(session, user, team_ids)
         result = await user_json(session, user)

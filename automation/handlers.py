@@ -32,17 +32,21 @@ from frontdesk.automation.actions import (
     plan_notifications,
     plan_status_actions,
 )
+from frontdesk.automation.effects import already_applied, record_effect
 from frontdesk.automation.loop_guard import (
     AUTOMATED_MAIL_WINDOW_SECONDS,
     RATE_LIMITED,
     admit,
     automated_mail_allowed,
 )
+from frontdesk.automation.mentions import notify_mentions
 from frontdesk.automation.services import AutomationServices
 from frontdesk.automation.triggers import NoChange, TicketState, TriggerSettings, status_trigger
 from frontdesk.events import (
     AUTOMATION,
     Actor,
+    CommentCreated,
+    CommentEdited,
     DomainEvent,
     MessageReceived,
     MessageSent,
@@ -52,7 +56,6 @@ from frontdesk.events import (
     TicketStatusChanged,
 )
 from frontdesk.model import (
-    AppliedEffect,
     Contact,
     Conversation,
     Delivery,
@@ -78,7 +81,6 @@ log = structlog.get_logger(__name__)
 
 LOOP_GUARD_STOPS = Counter("frontdesk_automation_loop_guard_stops_total",
                            "Events automation refused to act on", ["reason"])
-EFFECTS = Counter("frontdesk_automation_effects_total", "Automation effects applied", ["kind"])
 
 ATTEMPTS_ON_CONFLICT = 5
 
@@ -101,6 +103,8 @@ async def handle_event(services: AutomationServices, event: DomainEvent) -> None
         queued = await _in_transaction(services, event, _apply_status_trigger)
     elif isinstance(event, (TicketCreated, TicketStatusChanged)):
         queued = await _in_transaction(services, event, _apply_status_actions)
+    elif isinstance(event, (CommentCreated, CommentEdited)):
+        queued = await _in_transaction(services, event, notify_mentions)
     elif isinstance(event, SlaTimerFired):
         queued = await _in_transaction(services, event, _apply_sla_notifications)
     # The clocks follow every event, also those automation refuses to act on,
@@ -133,22 +137,11 @@ async def _in_transaction(services: AutomationServices, event: DomainEvent,
 
 async def _apply_sla_clocks(services: AutomationServices, session: AsyncSession, event: DomainEvent) -> bool:
     key = f"{event.id}:sla-clocks"
-    if await _already_applied(session, [key]):
+    if await already_applied(session, [key]):
         return False
     if await track_event(session, event):
-        _effect(session, key, "sla_clocks", event.ticket_id or 0)
+        record_effect(session, key, "sla_clocks", event.ticket_id or 0)
     return False
-
-
-async def _already_applied(session: AsyncSession, keys: list[str]) -> set[str]:
-    if not keys:
-        return set()
-    return set((await session.scalars(select(AppliedEffect.key).where(AppliedEffect.key.in_(keys)))).all())
-
-
-def _effect(session: AsyncSession, key: str, kind: str, ticket_id: int) -> None:
-    session.add(AppliedEffect(key=key, kind=kind, ticket_id=ticket_id))
-    EFFECTS.labels(kind).inc()
 
 
 async def _locked_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
@@ -170,7 +163,7 @@ async def _ticket_state(session: AsyncSession, ticket: Ticket) -> tuple[TicketSt
 
 async def _apply_status_trigger(services: AutomationServices, session: AsyncSession, event: DomainEvent) -> bool:
     key = f"{event.id}:status-trigger"
-    if await _already_applied(session, [key]):
+    if await already_applied(session, [key]):
         return False
     ticket = await _locked_ticket(session, event.ticket_id or 0)
     if ticket is None:
@@ -190,7 +183,7 @@ async def _apply_status_trigger(services: AutomationServices, session: AsyncSess
         return False
     moved = move_status(ticket, statuses[ticket.status_id], statuses[decision.status_id],
                         actor=Actor(AUTOMATION), rule=decision.rule, cause=event)
-    _effect(session, key, "status_change", ticket.id)
+    record_effect(session, key, "status_change", ticket.id)
     await record_events(session, moved)
     log.info("status_trigger_applied", event_id=event.id, ticket_id=ticket.id, rule=decision.rule,
              to_status=moved.to_status)
@@ -206,7 +199,7 @@ async def _apply_sla_notifications(services: AutomationServices, session: AsyncS
         return False
     kinds = (await load_settings(session)).document["notify"][moment]
     keys = {kind: f"{event.id}:sla-notify:{kind}" for kind in kinds}
-    done = await _already_applied(session, list(keys.values()))
+    done = await already_applied(session, list(keys.values()))
     configs = [ActionConfig(index, NOTIFY, recipient_kind=kind) for index, kind in enumerate(kinds)
                if keys[kind] not in done]
     if not configs:
@@ -225,7 +218,7 @@ async def _apply_sla_notifications(services: AutomationServices, session: AsyncS
         else:
             log.info("sla_notification_skipped", event_id=event.id, ticket_id=ticket.id,
                      recipient=config.recipient_kind, reason=getattr(decision, "reason", None))
-        _effect(session, key, "sla_notify", ticket.id)
+        record_effect(session, key, "sla_notify", ticket.id)
     return queued
 
 
@@ -298,7 +291,7 @@ async def _apply_status_actions(services: AutomationServices, session: AsyncSess
     if not chain:
         return False
     keys = {a.id: f"{event.id}:action:{a.id}" for a in chain}
-    done = await _already_applied(session, list(keys.values()))
+    done = await already_applied(session, list(keys.values()))
     pending = [a for a in chain if keys[a.id] not in done]
     if not pending:
         return False
@@ -329,7 +322,7 @@ async def _apply_status_actions(services: AutomationServices, session: AsyncSess
                 subject=rendered.subject, text=rendered.text, html=rendered.html, idempotency_key=key,
                 kind="template", author_kind="automation", automated=True,
             )
-            _effect(session, key, "send_email", ticket.id)
+            record_effect(session, key, "send_email", ticket.id)
             await record_events(session, event.follow_up(
                 MessageSent, message_id=message.id, conversation_id=message.conversation_id, channel=EMAIL,
                 from_ticket=False, automated=True, template=template.key, action_id=decision.action_id,
@@ -342,7 +335,7 @@ async def _apply_status_actions(services: AutomationServices, session: AsyncSess
                     text=_notification_text(ticket, status, contact, person),
                     idempotency_key=f"{key}:user:{person.user_id}",
                 )
-            _effect(session, key, "notify", ticket.id)
+            record_effect(session, key, "notify", ticket.id)
         queued = True
         log.info("status_action_applied", event_id=event.id, ticket_id=ticket.id,
                  action_id=decision.action_id, kind=type(decision).__name__)

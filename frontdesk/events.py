@@ -37,6 +37,9 @@ MESSAGE_DELIVERY_UPDATED = "message.delivery_updated"
 SLA_DUE_SOON = "sla.due_soon"
 SLA_OVERDUE = "sla.overdue"
 SLA_SETTINGS_CHANGED = "sla.settings_changed"
+COMMENT_CREATED = "comment.created"
+COMMENT_EDITED = "comment.edited"
+COMMENT_DELETED = "comment.deleted"
 
 # Who caused a change.
 CUSTOMER = "customer"
@@ -313,6 +316,43 @@ class SlaSettingsChanged(DomainEvent):
     type: ClassVar[str] = SLA_SETTINGS_CHANGED
     enabled: bool
     clocks_recomputed: int
+# --- comments ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _CommentWritten(DomainEvent):
+    """A comment's text was written; ``new_mentions`` are the users it mentions for the first time."""
+
+    comment_id: int
+    author_user_id: int | None
+    new_mentions: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "new_mentions", tuple(self.new_mentions))  # a JSON list on the wire
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommentCreated(_CommentWritten):
+    """An internal comment was added to a ticket."""
+
+    type: ClassVar[str] = COMMENT_CREATED
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommentEdited(_CommentWritten):
+    """A comment's text changed; ``new_mentions`` leaves out users it already mentioned."""
+
+    type: ClassVar[str] = COMMENT_EDITED
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommentDeleted(DomainEvent):
+    """A comment was deleted by its author."""
+
+    type: ClassVar[str] = COMMENT_DELETED
+    comment_id: int
+    author_user_id: int | None
 
 
 EVENT_CLASSES: dict[str, type[DomainEvent]] = {
@@ -328,6 +368,9 @@ EVENT_CLASSES: dict[str, type[DomainEvent]] = {
         SlaDueSoon,
         SlaOverdue,
         SlaSettingsChanged,
+        CommentCreated,
+        CommentEdited,
+        CommentDeleted,
     )
 }
 EVENT_TYPES = frozenset(EVENT_CLASSES)

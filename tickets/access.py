@@ -43,6 +43,19 @@ class Principal:
         return self.role in (SUPER_ADMIN, ADMIN)
 
 
+async def principal_for_user(session: AsyncSession, user: User) -> Principal:
+    """The principal ``user`` acts as: their role, ticket access and every team they belong to."""
+    teams = set((await session.scalars(select(TeamMembership.team_id).where(TeamMembership.user_id == user.id))).all())
+    if user.primary_team_id is not None:
+        teams.add(user.primary_team_id)
+    return Principal(user_id=user.id, role=user.role, ticket_access=user.ticket_access,
+                     sees_unassigned=user.sees_unassigned, team_ids=frozenset(teams), label=user.email)
+
+
+async def may_see_ticket(session: AsyncSession, principal: Principal, ticket_id: int) -> bool:
+    return await session.scalar(select(Ticket.id).where(Ticket.id == ticket_id, ticket_visibility(principal))) is not None
+
+
 def _pipeline_clause(principal: Principal, pipeline_id: Any) -> ColumnElement[bool]:
     """The pipeline whose id is the column ``pipeline_id`` has no access list, or lists the principal."""
     restricted = exists().where(PipelineAccess.pipeline_id == pipeline_id)

@@ -25,6 +25,10 @@ class Conflict(DomainError):
     """The change is well formed but the current state forbids it (the API answers 409)."""
 
 
+class Forbidden(DomainError):
+    """The caller sees the thing but this change is not theirs to make (the API answers 403)."""
+
+
 class NotFound(DomainError):
     """The thing named does not exist, or the caller may not see it (the API answers 404)."""
 

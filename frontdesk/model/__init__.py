@@ -4,6 +4,7 @@ from frontdesk.model.base import Base, utcnow
 from frontdesk.model.access import ApiToken, AuditEntry, PipelineAccess, Team, TeamMembership, User
 from frontdesk.model.automation import EmailTemplate, PipelineAutomation, StatusAction
 from frontdesk.model.channels import Channel
+from frontdesk.model.comments import Comment, Snippet
 from frontdesk.model.contacts import Company, Contact, ContactIdentity
 from frontdesk.model.intake import InboundPayload, MailboxCheckpoint, QuarantinedItem
 from frontdesk.model.messages import Attachment, Conversation, Message
@@ -14,10 +15,11 @@ from frontdesk.model.sla import SlaClock, SlaSettingsRow
 from frontdesk.model.tickets import Ticket, TicketParticipant
 
 __all__ = [
-    "ApiToken", "AppliedEffect", "Attachment", "AuditEntry", "Base", "Channel", "Company",
+    "ApiToken", "AppliedEffect", "Attachment", "AuditEntry", "Base", "Channel", "Comment", "Company",
     "Contact", "ContactIdentity", "Conversation", "DeadLetter", "Delivery", "EmailTemplate",
     "InboundPayload", "MailboxCheckpoint", "Message", "OutboxEvent", "Pipeline",
     "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem", "SlaClock", "SlaSettingsRow",
+    "Snippet",
     "StageProperty", "Status", "StatusAction", "Team", "TeamMembership", "Ticket",
     "TicketParticipant", "User", "utcnow",
 ]

@@ -67,6 +67,14 @@ def owner_fields(owner: Any | None) -> dict[str, Any] | None:
     return None if owner is None else {"name": owner.name, "email": owner.email}
 
 
+def render_text(source: str, context: Mapping[str, Any]) -> str:
+    """Plain text with template fields (a snippet), rendered in the sandbox."""
+    try:
+        return _TEXT.from_string(source).render(context)
+    except TemplateError as error:
+        raise TemplateRenderError(f"template does not render: {error}") from error
+
+
 def render_template(subject: str, body_text: str, body_html: str | None,
                     context: Mapping[str, Any]) -> RenderedEmail:
     try:

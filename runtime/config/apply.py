@@ -23,6 +23,7 @@ from frontdesk.model import (
     PipelineAccess,
     PipelineAutomation,
     PropertyDefinition,
+    Snippet,
     StageProperty,
     Status,
     StatusAction,
@@ -32,6 +33,7 @@ from frontdesk.model import (
 )
 from frontdesk.model.access import SUPER_ADMIN
 from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
+from frontdesk.model.comments import SHARED
 from frontdesk.outbound.email.render import check_template_syntax
 from frontdesk.runtime.config.document import ConfigApplyError, dump_config
 from frontdesk.runtime.config.export import export_config
@@ -43,6 +45,7 @@ from frontdesk.tickets.automation_settings import OPT_IN_SOURCES, check_action_s
 from frontdesk.tickets.errors import Conflict, DomainError
 from frontdesk.tickets.pipelines import check_status_balance, status_deletion_target, ticket_count, valid_internal_name
 from frontdesk.tickets.properties import check_definition
+from frontdesk.tickets.snippets import check_shortcut
 from frontdesk.tickets.stage_properties import check_stage_list, replace_stage_properties
 
 
@@ -106,6 +109,7 @@ class _Applier:
         await self.templates()
         await self.pipelines()
         await self.channels()
+        await self.snippets()
         await self.drop_pipelines()
         await self.drop_unused_templates()
         await self.drop_teams()
@@ -321,6 +325,22 @@ class _Applier:
             raise ConfigApplyError("channel_not_in_file",
                                    f"{channel.kind} channel {channel.key!r} is connected but not in the file; "
                                    "channels are disconnected in the settings, not by config apply")
+        await self.session.flush()
+
+    async def snippets(self) -> None:
+        """The shared snippets, by shortcut; private ones are their owners' and never touched."""
+        existing = {s.shortcut: s for s in (await self.session.scalars(
+            select(Snippet).where(Snippet.scope == SHARED))).all()}
+        for spec in self.doc["snippets"]:
+            check_shortcut(spec["shortcut"])
+            check_template_syntax(f"snippet {spec['shortcut']} body", spec["body"])
+            snippet = existing.pop(spec["shortcut"], None)
+            if snippet is None:
+                snippet = Snippet(scope=SHARED, shortcut=spec["shortcut"])
+                self.session.add(snippet)
+            snippet.name, snippet.body = spec["name"], spec["body"]
+        for gone in existing.values():
+            await self.session.delete(gone)
         await self.session.flush()
 
     async def drop_unused_templates(self) -> None:

@@ -14,6 +14,7 @@ from frontdesk.model import (
     PipelineAccess,
     PipelineAutomation,
     PropertyDefinition,
+    Snippet,
     StageProperty,
     Status,
     StatusAction,
@@ -22,6 +23,7 @@ from frontdesk.model import (
     User,
 )
 from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
+from frontdesk.model.comments import SHARED
 from frontdesk.runtime.config.document import FORMAT_VERSION
 from frontdesk.runtime.config.sla import export_sla
 
@@ -100,6 +102,11 @@ async def export_config(session: AsyncSession) -> dict[str, Any]:
         for c in (await session.scalars(select(Channel).order_by(Channel.kind, Channel.key))).all()
     ]
     doc["sla"] = await export_sla(session)
+    doc["snippets"] = [
+        {"shortcut": s.shortcut, "name": s.name, "body": s.body}
+        for s in (await session.scalars(select(Snippet).where(Snippet.scope == SHARED)
+                                        .order_by(Snippet.shortcut))).all()
+    ]
     return doc
 
 

@@ -96,6 +96,13 @@ def normalize(raw: dict[str, Any]) -> dict[str, Any]:
                                 "create_tickets": bool(c.get("create_tickets", True))})
     doc["channels"].sort(key=lambda c: (c["kind"], c["key"]))
     doc["sla"] = normalize_sla(raw.get("sla"))
+    doc["snippets"] = []
+    for snippet in _list(raw.get("snippets"), "snippets"):
+        shortcut = str(_need(snippet, "shortcut", "snippet"))
+        doc["snippets"].append({"shortcut": shortcut, "name": str(snippet.get("name") or shortcut),
+                                "body": str(_need(snippet, "body", f"snippet {shortcut}"))})
+    doc["snippets"].sort(key=lambda s: s["shortcut"])
+    _unique([s["shortcut"] for s in doc["snippets"]], "snippet")
     return doc
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 01:59:33.729226
+Create Date: 2026-12-02 02:44:37.770396
 """
 from alembic import op
 import sqlalchemy as sa
@@ -279,6 +279,22 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['pipeline_id'], ['pipelines.id'], name=op.f('fk_pipeline_automation_pipeline_id_pipelines'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('pipeline_id', name=op.f('pk_pipeline_automation'))
     )
+    op.create_table('snippets',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('shortcut', sa.String(length=50), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('scope', sa.String(length=30), nullable=False),
+    sa.Column('owner_user_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['owner_user_id'], ['users.id'], name=op.f('fk_snippets_owner_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_snippets')),
+    sa.UniqueConstraint('scope', 'shortcut', name=op.f('uq_snippets_scope_shortcut'))
+    )
+    with op.batch_alter_table('snippets', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_snippets_owner_user_id'), ['owner_user_id'], unique=False)
+
     op.create_table('stage_properties',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('status_id', sa.Integer(), nullable=False),
@@ -355,6 +371,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_tickets_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index('ix_tickets_pipeline_status', ['pipeline_id', 'status_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_team_id'), ['team_id'], unique=False)
+
+    op.create_table('comments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('author_user_id', sa.Integer(), nullable=True),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('mentions', sa.JSON(), nullable=False),
+    sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['author_user_id'], ['users.id'], name=op.f('fk_comments_author_user_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_comments_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_comments'))
+    )
+    with op.batch_alter_table('comments', schema=None) as batch_op:
+        batch_op.create_index('ix_comments_ticket_created', ['ticket_id', 'created_at'], unique=False)
 
     op.create_table('conversations',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -531,6 +562,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_conversations_channel_thread')
 
     op.drop_table('conversations')
+    with op.batch_alter_table('comments', schema=None) as batch_op:
+        batch_op.drop_index('ix_comments_ticket_created')
+
+    op.drop_table('comments')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tickets_team_id'))
         batch_op.drop_index('ix_tickets_pipeline_status')
@@ -551,6 +586,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_stage_properties_status_id'))
 
     op.drop_table('stage_properties')
+    with op.batch_alter_table('snippets', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_snippets_owner_user_id'))
+
+    op.drop_table('snippets')
     op.drop_table('pipeline_automation')
     with op.batch_alter_table('pipeline_access', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pipeline_access_pipeline_id'))
