@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from frontdesk.tickets.errors import Conflict, DomainError, NotFound
+from frontdesk.tickets.errors import Conflict, DomainError, InvalidQuery, NotFound
 
 
 class ApiError(Exception):
@@ -32,7 +32,8 @@ class ApiError(Exception):
 
 
 # Most specific class first: the first match gives the status.
-DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = ((NotFound, 404), (Conflict, 409), (DomainError, 422))
+DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (InvalidQuery, 400), (NotFound, 404), (Conflict, 409), (DomainError, 422))
 
 
 def from_domain(error: DomainError) -> ApiError:

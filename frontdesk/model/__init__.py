@@ -11,6 +11,7 @@ from frontdesk.model.outbox import AppliedEffect, DeadLetter, Delivery, OutboxEv
 from frontdesk.model.pipelines import Pipeline, Status
 from frontdesk.model.properties import PropertyDefinition, StageProperty
 from frontdesk.model.tickets import Ticket, TicketParticipant
+from frontdesk.model.views import TicketSearchDocument, TicketView, TicketViewTeam
 
 __all__ = [
     "ApiToken", "AppliedEffect", "Attachment", "AuditEntry", "Base", "Channel", "Company",
@@ -18,5 +19,5 @@ __all__ = [
     "InboundPayload", "MailboxCheckpoint", "Message", "OutboxEvent", "Pipeline",
     "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem",
     "StageProperty", "Status", "StatusAction", "Team", "TeamMembership", "Ticket",
-    "TicketParticipant", "User", "utcnow",
+    "TicketParticipant", "TicketSearchDocument", "TicketView", "TicketViewTeam", "User", "utcnow",
 ]
