@@ -71,6 +71,7 @@ async def principal_for_token(request: web.Request, token: str) -> Principal | N
         sees_unassigned=user.sees_unassigned,
         team_ids=frozenset(teams),
         label=user.email,
+        manages_views=user.can_manage_views,
     )
 
 

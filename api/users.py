@@ -23,7 +23,8 @@ from frontdesk.tickets.audit import record_audit, snapshot
 
 routes = web.RouteTableDef()
 
-USER_FIELDS = ("id", "name", "email", "role", "primary_team_id", "ticket_access", "sees_unassigned", "is_active")
+USER_FIELDS = ("id", "name", "email", "role", "primary_team_id", "ticket_access", "sees_unassigned", "is_active",
+               "can_manage_views")
 
 
 async def team_ids_of(session: AsyncSession, user_id: int) -> list[int]:
@@ -79,6 +80,8 @@ def apply_user_fields(user: User, body: dict[str, Any]) -> None:
         user.ticket_access = body["ticket_access"]
     if "sees_unassigned" in body:
         user.sees_unassigned = bool(bool_field(body, "sees_unassigned"))
+    if "can_manage_views" in body:
+        user.can_manage_views = bool(bool_field(body, "can_manage_views"))
     if "is_active" in body:
         user.is_active = bool(bool_field(body, "is_active"))
     if "primary_team_id" in body:
@@ -260,6 +263,7 @@ _USER = {"type": "object", "properties": {
     "name": {"type": "string"}, "email": {"type": "string"}, "role": {"enum": list(ROLES)},
     "primary_team_id": {"type": ["integer", "null"]}, "team_ids": {"type": "array", "items": {"type": "integer"}},
     "ticket_access": {"enum": list(TICKET_ACCESS)}, "sees_unassigned": {"type": "boolean"},
+    "can_manage_views": {"type": "boolean", "description": "The custom views permission"},
     "is_active": {"type": "boolean"}}}
 
 OPENAPI: dict[str, Any] = {"paths": {

@@ -33,6 +33,7 @@ class Principal:
     sees_unassigned: bool = True
     team_ids: frozenset[int] = field(default_factory=frozenset)
     label: str = ""
+    manages_views: bool = False
 
     @property
     def is_super_admin(self) -> bool:
@@ -41,6 +42,11 @@ class Principal:
     @property
     def can_edit_property_settings(self) -> bool:
         return self.role in (SUPER_ADMIN, ADMIN)
+
+    @property
+    def can_manage_views(self) -> bool:
+        """The "custom views" permission: create, edit and delete custom views."""
+        return self.role in (SUPER_ADMIN, ADMIN) or self.manages_views
 
 
 def _pipeline_clause(principal: Principal, pipeline_id: Any) -> ColumnElement[bool]:
