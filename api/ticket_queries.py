@@ -26,7 +26,9 @@ from frontdesk.api.auth import principal_of
 from frontdesk.api.parameters import MAX_ID, bad_parameter, parse_int, query_int
 from frontdesk.model import Contact, Pipeline, Status, Ticket, utcnow
 from frontdesk.tickets.access import Principal, ticket_visibility
-from frontdesk.tickets.filter_sql import SORT_PROPERTIES, FilterContext, filters_clause, sort_column, sortable
+from frontdesk.tickets.filter_sql import (
+    SORT_PROPERTIES, FilterContext, column_nullable, filters_clause, sort_column, sortable,
+)
 from frontdesk.tickets.filters import MAX_NUMBER, TICKET_ID, Filter, parse_filters
 from frontdesk.tickets.properties import (
     BOOLEAN, DATETIME, ENUMERATION, NUMBER, TEAM, USER, PropertySpec, all_properties,
@@ -71,10 +73,17 @@ class SortOrder:
     descending: bool
     key: Any
 
+    @property
+    def nullable(self) -> bool:
+        return self.spec.name != "id" and column_nullable(self.spec)
+
     def order_by(self) -> tuple[Any, ...]:
-        if self.descending:
-            return self.key.desc().nulls_last(), Ticket.id.desc()
-        return self.key.asc().nulls_last(), Ticket.id.asc()
+        # NULLS LAST only where a value can be unknown: on a NOT NULL column
+        # it would keep PostgreSQL from reading the (updated_at, id) index backwards.
+        key = self.key.desc() if self.descending else self.key.asc()
+        if self.nullable:
+            key = key.nulls_last()
+        return key, Ticket.id.desc() if self.descending else Ticket.id.asc()
 
     def after(self, cursor: Cursor) -> Any:
         """Tickets after ``cursor`` in this order (keyset pagination: stable under inserts)."""
@@ -82,7 +91,8 @@ class SortOrder:
         if cursor.value is None:
             return and_(self.key.is_(None), same_id)
         beyond = self.key < cursor.value if self.descending else self.key > cursor.value
-        return or_(beyond, and_(self.key == cursor.value, same_id), self.key.is_(None))
+        after = or_(beyond, and_(self.key == cursor.value, same_id))
+        return or_(after, self.key.is_(None)) if self.nullable else after
 
     def value_fits(self, value: Any) -> bool:
         """A cursor value this order's column can hold (a forged cursor must not reach the database)."""
@@ -168,7 +178,8 @@ class TicketQuery:
 
 async def ticket_query(session: AsyncSession, request: web.Request, principal: Principal, *,
                        base: tuple[Any, ...] = (), stored_filters: tuple[str, ...] = (),
-                       sort: str | None = None, include_spam: bool = False) -> TicketQuery:
+                       sort: str | None = None, include_spam: bool = False,
+                       registry: dict[str, PropertySpec] | None = None) -> TicketQuery:
     """The request's list query, on top of ``base`` clauses and a view's ``stored_filters`` and ``sort``.
 
     Spam is left out unless ``include_spam`` or a criterion names ``spam``.
@@ -176,7 +187,7 @@ async def ticket_query(session: AsyncSession, request: web.Request, principal: P
     limit = query_int(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
     page = query_int(request, "page")
     sort = request.query.get("sort") or sort or DEFAULT_SORT
-    registry = await all_properties(session)
+    registry = registry if registry is not None else await all_properties(session)
     dialect = session.bind.dialect.name
     order = sort_order(sort, registry, dialect)
     cursor = Cursor.decode(request.query["cursor"]) if request.query.get("cursor") else None
@@ -189,11 +200,16 @@ async def ticket_query(session: AsyncSession, request: web.Request, principal: P
     context = FilterContext(principal.user_id, dialect, utcnow())
     clauses = [ticket_visibility(principal), *base, filters_clause(filters, context)]
     if not include_spam and not any(f.spec.name == "spam" for f in filters):
-        clauses.append(Ticket.is_spam.is_(False))
+        clauses.append(~Ticket.is_spam)
     search = request.query.get("q", "").strip()
     if search:
         clauses.append(search_clause(search, dialect))
     return TicketQuery(clauses, order, limit, page, cursor)
+
+
+async def ticket_count(session: AsyncSession, query: TicketQuery) -> int:
+    """How many tickets the query matches (no joins: every clause is on ``tickets``, so indexes answer it)."""
+    return await session.scalar(select(func.count(Ticket.id)).where(*query.clauses)) or 0
 
 
 async def ticket_page(session: AsyncSession, query: TicketQuery) -> tuple[list[Any], int, str | None]:
@@ -205,7 +221,7 @@ async def ticket_page(session: AsyncSession, query: TicketQuery) -> tuple[list[A
     statement = statement.order_by(*order.order_by()).limit(query.limit + 1)
     if query.page is not None:
         statement = statement.offset((query.page - 1) * query.limit)
-    total = await session.scalar(select(func.count(Ticket.id)).where(*query.clauses))
+    total = await ticket_count(session, query)
     rows = (await session.execute(statement)).all()
     has_more = len(rows) > query.limit
     rows = rows[:query.limit]
@@ -213,5 +229,5 @@ async def ticket_page(session: AsyncSession, query: TicketQuery) -> tuple[list[A
     if has_more and rows:
         last = rows[-1]
         next_cursor = Cursor(order.text, last.sort_key, last[0].id).encode()
-    return [tuple(row)[:4] for row in rows], total or 0, next_cursor
+    return [tuple(row)[:4] for row in rows], total, next_cursor
 

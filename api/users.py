@@ -18,7 +18,7 @@ from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.request_body import bool_field, int_field, int_list_field, json_body, path_id, text_field
 from frontdesk.model import ApiToken, Team, TeamMembership, User, utcnow
-from frontdesk.model.access import ROLES, TICKET_ACCESS
+from frontdesk.model.access import ROLES, SUPER_ADMIN, TICKET_ACCESS
 from frontdesk.tickets.audit import record_audit, snapshot
 
 routes = web.RouteTableDef()
@@ -136,6 +136,10 @@ async def update_user(request: web.Request) -> web.Response:
             raise not_found("user")
         before = await user_json(session, user)
         apply_user_fields(user, body)
+        if user.id == principal.user_id and (user.role != SUPER_ADMIN or not user.is_active):
+            # Otherwise one request locks the last super admin out of every admin endpoint.
+            raise ApiError(422, "cannot_demote_self", "a super admin cannot remove their own role or deactivate "
+                           "themselves; another super admin can", field="role")
         if user.primary_team_id is not None:
             await _check_teams(session, [user.primary_team_id])
         try:

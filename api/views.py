@@ -9,25 +9,28 @@ the number of custom views is capped (``max_custom_views``, 409 at the cap).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.api.auth import principal_of
 from frontdesk.api.errors import ApiError, forbidden, not_found
 from frontdesk.api.keys import SESSIONS, SETTINGS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
-from frontdesk.api.parameters import ID_SCHEMA, bad_parameter, parse_int, MAX_ID
+from frontdesk.api.parameters import ID_SCHEMA, MAX_ID, bad_parameter, parse_int
 from frontdesk.api.request_body import int_list_field, json_body
-from frontdesk.api.ticket_queries import DEFAULT_SORT, TicketQuery, sort_order, ticket_page, ticket_query
+from frontdesk.api.ticket_queries import (
+    DEFAULT_SORT, TicketQuery, sort_order, ticket_count, ticket_page, ticket_query,
+)
 from frontdesk.api.tickets import LIST_PARAMETERS, page_json
 from frontdesk.model import Team, TicketView, TicketViewTeam, utcnow
 from frontdesk.model.views import PRIVATE, SHARING, TEAMS
 from frontdesk.tickets.access import Principal
 from frontdesk.tickets.audit import record_audit
-from frontdesk.tickets.properties import all_properties
+from frontdesk.tickets.properties import PropertySpec, all_properties
 from frontdesk.tickets.views import (
     DEFAULT_VIEWS, check_cap, checked_definition, may_edit, open_status_ids, view_visibility, visible_view,
 )
@@ -53,37 +56,51 @@ def _custom_json(view: TicketView, team_ids: list[int], count: int | None = None
     return body
 
 
-async def _view_query(session: AsyncSession, request: web.Request, principal: Principal, view_key: str) -> TicketQuery:
+@dataclass
+class _Lookups:
+    """Read once per request however many views it counts: the property registry and the open statuses."""
+
+    registry: dict[str, PropertySpec]
+    open_ids: list[int]
+
+    @classmethod
+    async def load(cls, session: AsyncSession) -> _Lookups:
+        return cls(await all_properties(session), await open_status_ids(session))
+
+
+async def _view_query(session: AsyncSession, request: web.Request, principal: Principal, view_key: str,
+                      lookups: _Lookups | None = None) -> TicketQuery:
     """The ticket query of a default view (by key) or a custom view (by id); 404 for one the caller cannot see."""
+    lookups = lookups or await _Lookups.load(session)
     default = DEFAULT_VIEWS.get(view_key)
     if default is not None:
-        criteria = default.criteria(principal, await open_status_ids(session))
-        return await ticket_query(session, request, principal, base=tuple(criteria), include_spam=default.spam)
+        criteria = default.criteria(principal, lookups.open_ids)
+        return await ticket_query(session, request, principal, base=tuple(criteria), include_spam=default.spam,
+                                  registry=lookups.registry)
     view_id = parse_int(view_key, minimum=1, maximum=MAX_ID)
     if view_id is None:
         raise not_found("view")
     view = await visible_view(session, principal, view_id)
-    return await ticket_query(session, request, principal, stored_filters=tuple(view.filters), sort=view.sort)
-
-
-async def _count(session: AsyncSession, query: TicketQuery) -> int:
-    return await session.scalar(select(func.count()).select_from(select(1).where(*query.clauses).subquery())) or 0
+    return await ticket_query(session, request, principal, stored_filters=tuple(view.filters), sort=view.sort,
+                              registry=lookups.registry)
 
 
 @routes.get("/api/v1/views")
 async def list_views(request: web.Request) -> web.Response:
     principal = principal_of(request)
     async with request.app[SESSIONS]() as session:
+        lookups = await _Lookups.load(session)
         views: list[dict[str, Any]] = []
         for key, default in DEFAULT_VIEWS.items():
-            query = await _view_query(session, request, principal, key)
-            views.append({"id": key, "kind": "default", "name": default.name, "count": await _count(session, query)})
+            query = await _view_query(session, request, principal, key, lookups)
+            count = await ticket_count(session, query)
+            views.append({"id": key, "kind": "default", "name": default.name, "count": count})
         custom = (await session.scalars(select(TicketView).where(view_visibility(principal))
                                         .order_by(TicketView.name, TicketView.id))).all()
         teams = await _team_ids(session, [v.id for v in custom])
         for view in custom:
-            query = await _view_query(session, request, principal, str(view.id))
-            views.append(_custom_json(view, teams[view.id], await _count(session, query)))
+            query = await _view_query(session, request, principal, str(view.id), lookups)
+            views.append(_custom_json(view, teams[view.id], await ticket_count(session, query)))
     return web.json_response({"views": views})
 
 

@@ -52,8 +52,8 @@ DEFAULT_VIEWS: dict[str, DefaultView] = {view.key: view for view in (
                 lambda p, ids: [_open(ids), Ticket.owner_id == p.user_id if p.user_id else false()]),
     DefaultView("my_team_open", "Open for my team", lambda p, ids: [_open(ids), _my_team(p)]),
     DefaultView("all_open", "All open", lambda p, ids: [_open(ids)]),
-    DefaultView("sent", "Sent", lambda p, ids: [Ticket.last_message_outbound.is_(True)]),
-    DefaultView("spam", "Spam", lambda p, ids: [Ticket.is_spam.is_(True)], spam=True),
+    DefaultView("sent", "Sent", lambda p, ids: [Ticket.last_message_outbound]),
+    DefaultView("spam", "Spam", lambda p, ids: [Ticket.is_spam], spam=True),
 )}
 
 

@@ -18,11 +18,16 @@ class Ticket(Base):
         # The default views' lists and counts: open statuses are resolved
         # first (a handful of ids), then these answer "status in (...) and
         # owner ..." from the index alone, spam left out by the predicate.
+        # The predicates are written as SQLAlchemy renders ``~Ticket.is_spam``
+        # and ``Ticket.is_spam`` on each database, so both planners match them.
         Index("ix_tickets_view_owner", "status_id", "owner_id", "updated_at", "id",
-              postgresql_where=text("NOT is_spam"), sqlite_where=text("NOT is_spam")),
+              postgresql_where=text("NOT is_spam"), sqlite_where=text("is_spam = 0")),
         Index("ix_tickets_updated", "updated_at", "id"),
+        Index("ix_tickets_sent", "updated_at", "id",
+              postgresql_where=text("last_message_outbound AND NOT is_spam"),
+              sqlite_where=text("last_message_outbound = 1 AND is_spam = 0")),
         Index("ix_tickets_spam", "updated_at", "id",
-              postgresql_where=text("is_spam"), sqlite_where=text("is_spam")),
+              postgresql_where=text("is_spam"), sqlite_where=text("is_spam = 1")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

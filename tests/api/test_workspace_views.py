@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from workspace_world import TICKETS, USERS, build_world, expected, visible
+from workspace_world import TICKETS, USERS, build_world, expected, planned_world, visible
 
 VIEWS = ("unassigned", "assigned_to_me", "my_team_open", "all_open", "sent", "spam")
 
 
-async def _all_pages(client, path: str, headers, **params) -> tuple[list[int], int]:  # type: ignore[no-untyped-def]
-    """Every ticket id of a list, walking its cursors two at a time; and the total it reported."""
+async def _all_pages(client, path: str, headers, limit: str = "50", **params) -> tuple[list[int], int]:  # type: ignore[no-untyped-def]
+    """Every ticket id of a list, walking its cursors; and the total it reported."""
     ids: list[int] = []
     cursor = None
     while True:
-        query = {**params, "limit": "2", **({"cursor": cursor} if cursor else {})}
+        query = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
         async with client.get(path, headers=headers, params=query) as response:
             assert response.status == 200, await response.text()
             body = await response.json()
@@ -31,7 +31,9 @@ async def test_each_default_view_for_each_access_kind(client, sessions) -> None:
             counts = {v["id"]: v["count"] for v in (await response.json())["views"] if v["kind"] == "default"}
         for view in VIEWS:
             want = expected(world, user, view)
-            ids, total = await _all_pages(client, f"/api/v1/views/{view}/tickets", headers)
+            # Two at a time through one view: its cursors never repeat or skip a ticket.
+            ids, total = await _all_pages(client, f"/api/v1/views/{view}/tickets", headers,
+                                          limit="2" if view == "all_open" else "50")
             assert (set(ids), len(ids), total, counts[view]) == (want, len(want), len(want), len(want)), (user, view)
         # The ticket list and the search box: what the caller may see, spam left out.
         visible_ids = {world.tickets[t] for t in TICKETS if visible(world, user, t) and not TICKETS[t][4]}
@@ -44,9 +46,9 @@ async def test_each_default_view_for_each_access_kind(client, sessions) -> None:
         assert set(ids) == {world.tickets[t] for t in TICKETS if "billing" in t} & expected(world, user, "all_open")
 
 
-async def test_a_sanity_check_of_the_world(sessions) -> None:  # type: ignore[no-untyped-def]
-    """The expectations are not trivially empty: each view has tickets for someone, and someone is denied some."""
-    world = await build_world(sessions)
+def test_the_expectations_are_not_trivial() -> None:
+    """Each view has tickets for someone, team membership matters, and unassigned access matters."""
+    world = planned_world()
     for view in VIEWS:
         assert any(expected(world, user, view) for user in USERS), view
     assert expected(world, "team_t1_t2", "my_team_open") != expected(world, "team_t1", "my_team_open")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 01:53:16.412163
+Create Date: 2026-12-02 02:11:57.715414
 """
 from alembic import op
 import sqlalchemy as sa
@@ -367,10 +367,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_tickets_contact_id'), ['contact_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index('ix_tickets_pipeline_status', ['pipeline_id', 'status_id'], unique=False)
-        batch_op.create_index('ix_tickets_spam', ['updated_at', 'id'], unique=False, postgresql_where=sa.text('is_spam'), sqlite_where=sa.text('is_spam'))
+        batch_op.create_index('ix_tickets_sent', ['updated_at', 'id'], unique=False, postgresql_where=sa.text('last_message_outbound AND NOT is_spam'), sqlite_where=sa.text('last_message_outbound = 1 AND is_spam = 0'))
+        batch_op.create_index('ix_tickets_spam', ['updated_at', 'id'], unique=False, postgresql_where=sa.text('is_spam'), sqlite_where=sa.text('is_spam = 1'))
         batch_op.create_index(batch_op.f('ix_tickets_team_id'), ['team_id'], unique=False)
         batch_op.create_index('ix_tickets_updated', ['updated_at', 'id'], unique=False)
-        batch_op.create_index('ix_tickets_view_owner', ['status_id', 'owner_id', 'updated_at', 'id'], unique=False, postgresql_where=sa.text('NOT is_spam'), sqlite_where=sa.text('NOT is_spam'))
+        batch_op.create_index('ix_tickets_view_owner', ['status_id', 'owner_id', 'updated_at', 'id'], unique=False, postgresql_where=sa.text('NOT is_spam'), sqlite_where=sa.text('is_spam = 0'))
 
     op.create_table('conversations',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -551,10 +552,11 @@ def downgrade() -> None:
 
     op.drop_table('conversations')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.drop_index('ix_tickets_view_owner', postgresql_where=sa.text('NOT is_spam'), sqlite_where=sa.text('NOT is_spam'))
+        batch_op.drop_index('ix_tickets_view_owner', postgresql_where=sa.text('NOT is_spam'), sqlite_where=sa.text('is_spam = 0'))
         batch_op.drop_index('ix_tickets_updated')
         batch_op.drop_index(batch_op.f('ix_tickets_team_id'))
-        batch_op.drop_index('ix_tickets_spam', postgresql_where=sa.text('is_spam'), sqlite_where=sa.text('is_spam'))
+        batch_op.drop_index('ix_tickets_spam', postgresql_where=sa.text('is_spam'), sqlite_where=sa.text('is_spam = 1'))
+        batch_op.drop_index('ix_tickets_sent', postgresql_where=sa.text('last_message_outbound AND NOT is_spam'), sqlite_where=sa.text('last_message_outbound = 1 AND is_spam = 0'))
         batch_op.drop_index('ix_tickets_pipeline_status')
         batch_op.drop_index(batch_op.f('ix_tickets_owner_id'))
         batch_op.drop_index(batch_op.f('ix_tickets_contact_id'))
