@@ -109,7 +109,7 @@ class SortOrder:
             return isinstance(value, int) and 0 < value <= MAX_ID
         if kind == NUMBER or (kind == ENUMERATION and self.spec.options):
             return isinstance(value, (int, float)) and math.isfinite(value) and abs(value) <= MAX_NUMBER
-        return isinstance(value, str) and len(value) <= MAX_CURSOR_TEXT
+        return isinstance(value, str) and len(value) <= MAX_CURSOR_TEXT and "\x00" not in value
 
 
 def sort_order(text: str, registry: dict[str, PropertySpec], dialect: str) -> SortOrder:

@@ -132,6 +132,8 @@ def parse_filter(text: str) -> RawFilter:
         raise FilterError(str(text)[:100], "filter", "a filter is a string property:operator[:value]")
     if len(text) > MAX_FILTER_LENGTH:
         raise FilterError(text[:100], "filter", f"longer than {MAX_FILTER_LENGTH} characters")
+    if "\x00" in text:  # no text column can hold it (PostgreSQL refuses it outright)
+        raise FilterError(text, "filter", "a filter cannot contain a NUL character")
     name, sep, rest = text.partition(":")
     if not sep or not name:
         raise FilterError(text, "property", "expected property:operator[:value]")

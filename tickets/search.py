@@ -33,7 +33,7 @@ def _fts5_phrase(value: str) -> str:
 
 def search_clause(q: str, dialect: str) -> ColumnElement[bool]:
     """Tickets matching the search text ``q`` (already stripped, non-empty)."""
-    q = q[:MAX_QUERY].lower()
+    q = q[:MAX_QUERY].replace("\x00", "").lower()  # PostgreSQL text cannot hold NUL
     doc = TicketSearchDocument
     pattern = _like_pattern(q)
     digits = phone_digits(q) if _PHONE_LIKE.match(q) else ""

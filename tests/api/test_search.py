@@ -62,3 +62,10 @@ async def test_search_respects_access(client, sessions) -> None:  # type: ignore
     await _seed(sessions)
     _, owned_only = await create_user_token(sessions, email="own@acme.test", ticket_access="owned")
     assert await _found(client, "invoice", owned_only) == set()
+
+
+async def test_text_no_database_can_hold_is_harmless(client, sessions) -> None:  # type: ignore[no-untyped-def]
+    ids = await _seed(sessions)
+    assert await _found(client, "zo\x00ë") == {ids["zoe"]}  # the NUL is dropped, not sent to the database
+    async with client.get("/api/v1/tickets", headers=OPERATOR, params={"filter": "name:contains:a\x00"}) as response:
+        assert response.status == 400 and (await response.json())["error"]["part"] == "filter"

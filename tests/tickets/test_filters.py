@@ -74,3 +74,9 @@ def test_plausible_criteria_parse_or_are_refused(name: str, op: str, values: lis
         assert refused.details["filter"] == text
     else:
         assert bound.operator == op and bound.spec.name == name
+
+
+def test_a_nul_character_is_refused() -> None:
+    with pytest.raises(FilterError) as refused:
+        parse_filters(["name:eq:a\x00b"], REGISTRY)
+    assert refused.value.details["part"] == "filter"
