@@ -94,6 +94,7 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response({
         "user_id": principal.user_id, "role": principal.role, "ticket_access": principal.ticket_access,
         "sees_unassigned": principal.sees_unassigned, "team_ids": sorted(principal.team_ids),
+        "can_manage_views": principal.can_manage_views,
     })
 
 
