@@ -31,6 +31,8 @@ ROUTE_MODULES = (
     "frontdesk.api.metrics",
     "frontdesk.api.openapi",
     "frontdesk.api.tickets",
+    "frontdesk.api.spam",
+    "frontdesk.api.views",
     "frontdesk.api.content",
     "frontdesk.api.replies", "frontdesk.api.ticket_updates",
     "frontdesk.api.users",

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from frontdesk.tickets.errors import Conflict, DomainError, Forbidden, NotFound
+from frontdesk.tickets.errors import Conflict, DomainError, Forbidden, InvalidQuery, NotFound
 
 
 class ApiError(Exception):
@@ -33,7 +33,7 @@ class ApiError(Exception):
 
 # Most specific class first: the first match gives the status.
 DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
-    (NotFound, 404), (Forbidden, 403), (Conflict, 409), (DomainError, 422))
+    (InvalidQuery, 400), (NotFound, 404), (Forbidden, 403), (Conflict, 409), (DomainError, 422))
 
 
 def from_domain(error: DomainError) -> ApiError:

@@ -1,7 +1,11 @@
-"""The ticket list's query: filters, sort orders, page and cursor parameters, each checked (400 naming it).
+"""The ticket list's query, shared by ``GET /tickets`` and a view's tickets: filters, search, sort, cursor.
 
 Every clause starts from :func:`frontdesk.tickets.access.ticket_visibility`,
-so the list and its total only ever count tickets the caller may see.
+so a list and its total only ever count tickets the caller may see.  The
+quick filters (``owner``, ``priority``, ``pipeline``, ``status``, ``team``)
+are shorthands for criteria of the filter language (``tickets.filters``),
+which ``filter=`` takes in full; ``q`` is the search box (``tickets.search``).
+Each bad parameter is a 400 naming it.
 """
 
 from __future__ import annotations
@@ -9,128 +13,156 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Select, and_, func, or_
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.api.auth import principal_of
-from frontdesk.api.parameters import MAX_ID, bad_parameter, checked_int, is_id, parse_int
-from frontdesk.model import Contact, Pipeline, Status, Ticket
+from frontdesk.api.parameters import MAX_ID, bad_parameter, parse_int, query_int
+from frontdesk.model import Contact, Pipeline, Status, Ticket, utcnow
+from frontdesk.tickets.access import Principal, ticket_visibility
+from frontdesk.tickets.filter_sql import (
+    SORT_PROPERTIES, FilterContext, column_nullable, filters_clause, sort_column, sortable,
+)
+from frontdesk.tickets.filters import MAX_NUMBER, TICKET_ID, Filter, parse_filters
+from frontdesk.tickets.properties import (
+    BOOLEAN, DATETIME, ENUMERATION, NUMBER, TEAM, USER, PropertySpec, all_properties,
+)
 from frontdesk.model.sla import CLOCK_STATES
-from frontdesk.tickets.access import ticket_visibility
+from frontdesk.tickets.search import search_clause
 from frontdesk.tickets.sla.queries import next_due, state_filter
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-
-# sort parameter -> (column, descending?)
-SORTS = {
-    "-updated_at": (Ticket.updated_at, True),
-    "updated_at": (Ticket.updated_at, False),
-    "-created_at": (Ticket.created_at, True),
-    "created_at": (Ticket.created_at, False),
-}
 DEFAULT_SORT = "-updated_at"
-# Soonest SLA due time first, tickets with no running clock last; pages with ``page``, not cursors.
-SLA_DUE_SORT = "sla_due"
+MAX_CURSOR_TEXT = 10_000
+# sort=sla_due: the soonest due time among a ticket's running SLA clocks (no clock: last).
+SLA_DUE = PropertySpec(name="sla_due", label="Next SLA due time", type=DATETIME, built_in=False,
+                       read_only=True, calculated=True)
 
 
-def id_filter(request: web.Request, name: str, column: Any) -> Any | None:
-    """A filter on an id column: ``?owner=7``, or ``?owner=none`` for "not set"; None when absent."""
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() == "none":
-        return column.is_(None)
-    value = parse_int(raw, minimum=1, maximum=MAX_ID)
-    if value is None:
-        raise bad_parameter(name, f"{name} must be a numeric id or 'none'")
-    return column == value
+def quick_filters(request: web.Request) -> list[str]:
+    """The quick-filter parameters as filter-language criteria (``owner=none`` is ``owner:unknown``)."""
+    texts: list[str] = []
+    query = request.query
+    for name in ("owner", "team"):
+        raw = query.get(name)
+        if raw is None or raw == "":
+            continue
+        if raw.lower() == "none":
+            texts.append(f"{name}:unknown")
+        elif parse_int(raw, minimum=1, maximum=MAX_ID) is None and not (name == "owner" and raw == "me"):
+            raise bad_parameter(name, f"{name} must be a numeric id or 'none'")
+        else:
+            texts.append(f"{name}:eq:{raw}")
+    for name in ("pipeline", "status", "priority"):
+        raw = query.get(name, "").strip()
+        if raw:
+            texts.append(f"{name}:eq:{raw.replace(chr(92), chr(92) * 2).replace(',', chr(92) + ',')}")
+    return texts
 
 
-# --- cursors ----------------------------------------------------------------
+# --- sort orders and cursors --------------------------------------------------
+
+@dataclass(frozen=True)
+class SortOrder:
+    """``sort=-priority``: the property, the direction and the SQL it orders by (unknown values last)."""
+
+    text: str
+    spec: PropertySpec
+    descending: bool
+    key: Any
+
+    @property
+    def nullable(self) -> bool:
+        return self.spec.name != "id" and column_nullable(self.spec)
+
+    def order_by(self) -> tuple[Any, ...]:
+        # NULLS LAST only where a value can be unknown: on a NOT NULL column
+        # it would keep PostgreSQL from reading the (updated_at, id) index backwards.
+        key = self.key.desc() if self.descending else self.key.asc()
+        if self.nullable:
+            key = key.nulls_last()
+        return key, Ticket.id.desc() if self.descending else Ticket.id.asc()
+
+    def after(self, cursor: Cursor) -> Any:
+        """Tickets after ``cursor`` in this order (keyset pagination: stable under inserts)."""
+        same_id = Ticket.id < cursor.ticket_id if self.descending else Ticket.id > cursor.ticket_id
+        if cursor.value is None:
+            return and_(self.key.is_(None), same_id)
+        beyond = self.key < cursor.value if self.descending else self.key > cursor.value
+        after = or_(beyond, and_(self.key == cursor.value, same_id))
+        return or_(after, self.key.is_(None)) if self.nullable else after
+
+    def value_fits(self, value: Any) -> bool:
+        """A cursor value this order's column can hold (a forged cursor must not reach the database)."""
+        kind = self.spec.type
+        if value is None:
+            return True
+        if kind == DATETIME:
+            return isinstance(value, datetime) and value.tzinfo is not None
+        if kind == BOOLEAN:
+            return isinstance(value, bool)
+        if isinstance(value, bool):
+            return False
+        if kind in (USER, TEAM, TICKET_ID):
+            return isinstance(value, int) and 0 < value <= MAX_ID
+        if kind == NUMBER or (kind == ENUMERATION and self.spec.options):
+            return isinstance(value, (int, float)) and math.isfinite(value) and abs(value) <= MAX_NUMBER
+        return isinstance(value, str) and len(value) <= MAX_CURSOR_TEXT and "\x00" not in value
+
+
+def sort_order(text: str, registry: dict[str, PropertySpec], dialect: str) -> SortOrder:
+    name = text[1:] if text.startswith("-") else text
+    if name == SLA_DUE.name:
+        return SortOrder(text, SLA_DUE, text.startswith("-"), next_due())
+    spec = registry.get(name) or SORT_PROPERTIES.get(name)
+    if spec is None or not sortable(spec):
+        raise bad_parameter("sort", f"sort by a property column, optionally prefixed with '-': no property {name!r}")
+    return SortOrder(text, spec, text.startswith("-"), sort_column(spec, dialect))
+
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where the previous page ended: the sort key and id of its last ticket."""
+    """Where the previous page ended: the sort, its key value and the id of its last ticket."""
 
     sort: str
-    value: datetime
+    value: Any
     ticket_id: int
 
     def encode(self) -> str:
-        payload = json.dumps({"s": self.sort, "v": self.value.isoformat(), "id": self.ticket_id})
+        value = {"t": self.value.isoformat()} if isinstance(self.value, datetime) else self.value
+        payload = json.dumps({"s": self.sort, "v": value, "id": self.ticket_id})
         return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
+        refused = bad_parameter("cursor", "cursor is not one this API handed out")
         try:
             padded = token + "=" * (-len(token) % 4)
             data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            cursor = cls(sort=data["s"], value=datetime.fromisoformat(data["v"]), ticket_id=int(data["id"]))
-        except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
-            raise bad_parameter("cursor", "cursor is not one this API handed out") from None
+            value = data["v"]
+            if isinstance(value, dict):
+                value = datetime.fromisoformat(value["t"])
+            cursor = cls(sort=data["s"], value=value, ticket_id=data["id"])
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, json.JSONDecodeError):
+            raise refused from None
         # A forged cursor must not reach the database as a value it cannot
         # hold (PostgreSQL's integer ids, aware timestamps).
-        if cursor.sort not in SORTS or cursor.value.tzinfo is None or not 0 < cursor.ticket_id <= MAX_ID:
-            raise bad_parameter("cursor", "cursor is not one this API handed out")
+        if not isinstance(cursor.sort, str) or type(cursor.ticket_id) is not int \
+                or not 0 < cursor.ticket_id <= MAX_ID:
+            raise refused
+        if not (cursor.value is None or isinstance(cursor.value, (str, int, float, datetime))):
+            raise refused
         return cursor
 
 
-def after_cursor(cursor: Cursor) -> Any:
-    column, descending = SORTS[cursor.sort]
-    if descending:
-        return or_(column < cursor.value, and_(column == cursor.value, Ticket.id < cursor.ticket_id))
-    return or_(column > cursor.value, and_(column == cursor.value, Ticket.id > cursor.ticket_id))
-
-
-# --- filters ----------------------------------------------------------------
-
-def ticket_filters(request: web.Request) -> list[Any]:
-    clauses: list[Any] = [ticket_visibility(principal_of(request))]
-    query = request.query
-    pipeline = query.get("pipeline")
-    if pipeline:
-        clauses.append(Pipeline.id == checked_int("pipeline", pipeline) if is_id(pipeline)
-                       else Pipeline.internal_name == pipeline)
-    if query.get("status"):
-        # Like PATCH (tickets.status.resolve_status): the internal name, or the label in any case.
-        clauses.append(or_(Status.internal_name == query["status"],
-                           func.lower(Status.label) == query["status"].strip().lower()))
-    for name, column in (("owner", Ticket.owner_id), ("team", Ticket.team_id)):
-        clause = id_filter(request, name, column)
-        if clause is not None:
-            clauses.append(clause)
-    if query.get("priority"):
-        clauses.append(Ticket.priority == query["priority"])
-    if query.get("sla_state"):
-        if query["sla_state"] not in CLOCK_STATES:
-            raise bad_parameter("sla_state", f"sla_state must be one of {', '.join(CLOCK_STATES)}")
-        clauses.append(state_filter(query["sla_state"]))
-    search = query.get("q", "").strip()
-    if search:
-        full_name = func.coalesce(Contact.first_name, "") + " " + func.coalesce(Contact.last_name, "")
-        clauses.append(
-            or_(
-                Ticket.name.icontains(search, autoescape=True),
-                Ticket.description.icontains(search, autoescape=True),
-                Contact.email.icontains(search, autoescape=True),
-                full_name.icontains(search, autoescape=True),
-            )
-        )
-    return clauses
-
-
-def order_for(sort: str) -> tuple[Any, ...]:
-    """The ORDER BY of a checked ``sort``, ticket id breaking ties."""
-    if sort == SLA_DUE_SORT:
-        return next_due().asc().nulls_last(), Ticket.id.asc()
-    column, descending = SORTS[sort]
-    return (column.desc(), Ticket.id.desc()) if descending else (column.asc(), Ticket.id.asc())
-
+# --- the page -----------------------------------------------------------------
 
 def joined(statement: Select[Any]) -> Select[Any]:
     return (
@@ -138,3 +170,76 @@ def joined(statement: Select[Any]) -> Select[Any]:
         .join(Status, Status.id == Ticket.status_id)
         .outerjoin(Contact, Contact.id == Ticket.contact_id)
     )
+
+
+@dataclass(frozen=True)
+class TicketQuery:
+    """A checked list request: the WHERE clauses, the order, the page size and position."""
+
+    clauses: list[Any]
+    order: SortOrder
+    limit: int
+    page: int | None
+    cursor: Cursor | None
+
+
+async def ticket_query(session: AsyncSession, request: web.Request, principal: Principal, *,
+                       base: tuple[Any, ...] = (), stored_filters: tuple[str, ...] = (),
+                       sort: str | None = None, include_spam: bool = False,
+                       registry: dict[str, PropertySpec] | None = None) -> TicketQuery:
+    """The request's list query, on top of ``base`` clauses and a view's ``stored_filters`` and ``sort``.
+
+    Spam is left out unless ``include_spam`` or a criterion names ``spam``.
+    """
+    limit = query_int(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
+    page = query_int(request, "page")
+    sort = request.query.get("sort") or sort or DEFAULT_SORT
+    registry = registry if registry is not None else await all_properties(session)
+    dialect = session.bind.dialect.name
+    order = sort_order(sort, registry, dialect)
+    cursor = Cursor.decode(request.query["cursor"]) if request.query.get("cursor") else None
+    if cursor is not None and page is not None:
+        raise bad_parameter("cursor", "use either cursor or page, not both")
+    if cursor is not None and (cursor.sort != sort or not order.value_fits(cursor.value)):
+        raise bad_parameter("cursor", "the cursor belongs to another sort order")
+    filters: list[Filter] = parse_filters(list(stored_filters) + quick_filters(request)
+                                          + request.query.getall("filter", []), registry)
+    context = FilterContext(principal.user_id, dialect, utcnow())
+    clauses = [ticket_visibility(principal), *base, filters_clause(filters, context)]
+    if not include_spam and not any(f.spec.name == "spam" for f in filters):
+        clauses.append(~Ticket.is_spam)
+    sla_state = request.query.get("sla_state")
+    if sla_state:
+        if sla_state not in CLOCK_STATES:
+            raise bad_parameter("sla_state", f"sla_state must be one of {', '.join(CLOCK_STATES)}")
+        clauses.append(state_filter(sla_state))
+    search = request.query.get("q", "").strip()
+    if search:
+        clauses.append(search_clause(search, dialect))
+    return TicketQuery(clauses, order, limit, page, cursor)
+
+
+async def ticket_count(session: AsyncSession, query: TicketQuery) -> int:
+    """How many tickets the query matches (no joins: every clause is on ``tickets``, so indexes answer it)."""
+    return await session.scalar(select(func.count(Ticket.id)).where(*query.clauses)) or 0
+
+
+async def ticket_page(session: AsyncSession, query: TicketQuery) -> tuple[list[Any], int, str | None]:
+    """One page of (ticket, pipeline, status, contact) rows, the total, and the next page's cursor."""
+    order = query.order
+    statement = joined(select(Ticket, Pipeline, Status, Contact, order.key.label("sort_key"))).where(*query.clauses)
+    if query.cursor is not None:
+        statement = statement.where(order.after(query.cursor))
+    statement = statement.order_by(*order.order_by()).limit(query.limit + 1)
+    if query.page is not None:
+        statement = statement.offset((query.page - 1) * query.limit)
+    total = await ticket_count(session, query)
+    rows = (await session.execute(statement)).all()
+    has_more = len(rows) > query.limit
+    rows = rows[:query.limit]
+    next_cursor = None
+    if has_more and rows:
+        last = rows[-1]
+        next_cursor = Cursor(order.text, last.sort_key, last[0].id).encode()
+    return [tuple(row)[:4] for row in rows], total, next_cursor
+

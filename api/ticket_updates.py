@@ -31,6 +31,7 @@ from frontdesk.outbox import record_events
 from frontdesk.tickets.access import visible_ticket
 from frontdesk.tickets.header_fields import header_text
 from frontdesk.tickets.property_values import validate_custom_values
+from frontdesk.tickets.search_index import refresh_ticket_index
 from frontdesk.tickets.stage_properties import check_required_properties, values_after
 from frontdesk.tickets.status import move_status, resolve_status
 
@@ -126,6 +127,8 @@ async def patch_ticket(request: web.Request) -> web.Response:
                 for name, change in custom.items()))
         if changes or custom:
             ticket.updated_at = utcnow()
+        if "name" in changes or "description" in changes:
+            await refresh_ticket_index(session, ticket.id)
         if target.id != current.id:
             await record_events(session, move_status(ticket, current, target, actor=actor))
         pipeline = await session.get_one(Pipeline, ticket.pipeline_id)

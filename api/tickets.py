@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.api.auth import principal_of
@@ -19,20 +19,8 @@ from frontdesk.api.errors import ApiError
 from frontdesk.api.html import attachment_urls, safe_html
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
-from frontdesk.api.parameters import path_id, query_int
-from frontdesk.api.ticket_queries import (
-    DEFAULT_LIMIT,
-    DEFAULT_SORT,
-    MAX_LIMIT,
-    SLA_DUE_SORT,
-    SORTS,
-    Cursor,
-    after_cursor,
-    bad_parameter,
-    joined,
-    order_for,
-    ticket_filters,
-)
+from frontdesk.api.parameters import path_id
+from frontdesk.api.ticket_queries import DEFAULT_LIMIT, MAX_LIMIT, TicketQuery, ticket_page, ticket_query
 from frontdesk.model import Attachment, Contact, Message, Pipeline, Status, Ticket
 from frontdesk.model.sla import CLOCK_STATES
 from frontdesk.tickets.access import Principal, pipeline_visibility, visible_ticket
@@ -74,6 +62,7 @@ def ticket_json(ticket: Ticket, pipeline: Pipeline, status: Status, contact: Con
         "source_channel": ticket.source_channel,
         "contact": contact_json(contact),
         "custom_properties": ticket.custom_properties,
+        "spam": ticket.is_spam,
         "created_at": _time(ticket.created_at),
         "updated_at": _time(ticket.updated_at),
         "closed_at": _time(ticket.closed_at),
@@ -147,45 +136,25 @@ async def _known_status(session: AsyncSession, principal: Principal, wanted: str
 
 @routes.get("/api/v1/tickets")
 async def list_tickets(request: web.Request) -> web.Response:
-    limit = query_int(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
-    page = query_int(request, "page")
-    sort = request.query.get("sort", DEFAULT_SORT)
-    if sort not in SORTS and sort != SLA_DUE_SORT:
-        raise bad_parameter("sort", f"sort must be one of {', '.join([*SORTS, SLA_DUE_SORT])}")
-    cursor = Cursor.decode(request.query["cursor"]) if request.query.get("cursor") else None
-    if cursor is not None and page is not None:
-        raise bad_parameter("cursor", "use either cursor or page, not both")
-    if cursor is not None and cursor.sort != sort:
-        raise bad_parameter("cursor", "the cursor belongs to another sort order")
-    clauses = ticket_filters(request)
-    statement = joined(select(Ticket, Pipeline, Status, Contact)).where(*clauses)
-    if cursor is not None:
-        statement = statement.where(after_cursor(cursor))
-    statement = statement.order_by(*order_for(sort)).limit(limit + 1)
-    if page is not None:
-        statement = statement.offset((page - 1) * limit)
-
+    principal = principal_of(request)
     async with request.app[SESSIONS]() as session:
         if request.query.get("status"):
-            await _known_status(session, principal_of(request), request.query["status"])
-        total = await session.scalar(joined(select(func.count(Ticket.id))).where(*clauses))
-        rows = (await session.execute(statement)).all()
+            await _known_status(session, principal, request.query["status"])
+        query = await ticket_query(session, request, principal)
+        rows, total, next_cursor = await ticket_page(session, query)
+    return web.json_response(page_json(query, rows, total, next_cursor))
 
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = None
-    if has_more and rows and sort in SORTS:
-        last = rows[-1][0]
-        next_cursor = Cursor(sort, getattr(last, SORTS[sort][0].key), last.id).encode()
+
+def page_json(query: TicketQuery, rows: list[Any], total: int, next_cursor: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "tickets": [ticket_json(*row) for row in rows],
         "total": total,
-        "limit": limit,
+        "limit": query.limit,
         "next_cursor": next_cursor,
     }
-    if page is not None:
-        body["page"] = page
-    return web.json_response(body)
+    if query.page is not None:
+        body["page"] = query.page
+    return body
 
 
 async def _ticket_detail(session: AsyncSession, ticket: Ticket) -> dict[str, Any]:
@@ -227,6 +196,27 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
+LIST_PARAMETERS: list[dict[str, Any]] = [
+    _query("limit", f"Tickets per page (1-{MAX_LIMIT}, default {DEFAULT_LIMIT}).",
+           {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+    _query("cursor", "Opaque position from a previous answer's next_cursor.", {"type": "string"}),
+    _query("page", "1-based page number (alternative to cursor).", {"type": "integer", "minimum": 1}),
+    _query("sort", "A property name to sort by, '-' first for descending (default -updated_at); "
+                   "unknown values sort last. sla_due: the soonest running SLA clock's due time, tickets "
+                   "without one last.", {"type": "string"}),
+    {"name": "filter", "in": "query", "required": False, "style": "form", "explode": True,
+     "description": "Filter-language criteria, ANDed: property:operator[:value], e.g. priority:in:high,urgent "
+                    "(see docs/api.md).", "schema": {"type": "array", "items": {"type": "string"}}},
+    _query("pipeline", "Pipeline internal name or id (pipeline:eq:...).", {"type": "string"}),
+    _query("status", "Status internal name or label (status:eq:...).", {"type": "string"}),
+    _query("owner", "Owner user id, 'me', or 'none' for unassigned.", {"type": "string"}),
+    _query("team", "Team id, or 'none'.", {"type": "string"}),
+    _query("priority", "Priority value (priority:eq:...).", {"type": "string"}),
+    _query("sla_state", "Tickets with an SLA clock in this state.", {"type": "string", "enum": list(CLOCK_STATES)}),
+    _query("q", "Search: ticket id, name and description, the contact's names, email and phone numbers, "
+                "the company name and message bodies.", {"type": "string"}),
+]
+
 OPENAPI: dict[str, Any] = {
     "paths": {
         "/api/v1/tickets": {
@@ -238,24 +228,7 @@ OPENAPI: dict[str, Any] = {
                     "Newest activity first by default. Page with `cursor` (the previous answer's "
                     "`next_cursor`) or with `page`; `total` counts every matching ticket the caller may see."
                 ),
-                "parameters": [
-                    _query("limit", f"Tickets per page (1-{MAX_LIMIT}, default {DEFAULT_LIMIT}).",
-                           {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
-                    _query("cursor", "Opaque position from a previous answer's next_cursor.", {"type": "string"}),
-                    _query("page", "1-based page number (alternative to cursor).", {"type": "integer", "minimum": 1}),
-                    _query("sort", "Sort order; sla_due: the soonest SLA due time first, tickets without a "
-                                   "running clock last (pages with page, not cursor).",
-                           {"type": "string", "enum": [*SORTS, SLA_DUE_SORT]}),
-                    _query("pipeline", "Pipeline internal name or id.", {"type": "string"}),
-                    _query("status", "Status internal name.", {"type": "string"}),
-                    _query("owner", "Owner user id, or 'none' for unassigned.", {"type": "string"}),
-                    _query("team", "Team id, or 'none'.", {"type": "string"}),
-                    _query("priority", "Priority value.", {"type": "string"}),
-                    _query("sla_state", "Tickets with an SLA clock in this state.",
-                           {"type": "string", "enum": list(CLOCK_STATES)}),
-                    _query("q", "Search in ticket name and description and the contact's name and email.",
-                           {"type": "string"}),
-                ],
+                "parameters": LIST_PARAMETERS,
                 "responses": {
                     "200": {"description": "One page of tickets.", "content": {"application/json": {"schema": {
                         "type": "object",
@@ -319,6 +292,7 @@ OPENAPI: dict[str, Any] = {
                     "source_channel": {"type": "string"},
                     "contact": {"$ref": "#/components/schemas/Contact"},
                     "custom_properties": {"type": "object"},
+                    "spam": {"type": "boolean", "description": "Marked spam (PUT/DELETE /api/v1/tickets/{id}/spam)"},
                     "created_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time"},
                     "closed_at": _TIME,

@@ -18,12 +18,13 @@ from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.request_body import bool_field, int_field, int_list_field, json_body, path_id, text_field
 from frontdesk.model import ApiToken, Team, TeamMembership, User, utcnow
-from frontdesk.model.access import ROLES, TICKET_ACCESS
+from frontdesk.model.access import ROLES, SUPER_ADMIN, TICKET_ACCESS
 from frontdesk.tickets.audit import record_audit, snapshot
 
 routes = web.RouteTableDef()
 
-USER_FIELDS = ("id", "name", "email", "role", "primary_team_id", "ticket_access", "sees_unassigned", "is_active")
+USER_FIELDS = ("id", "name", "email", "role", "primary_team_id", "ticket_access", "sees_unassigned", "is_active",
+               "can_manage_views")
 
 
 async def team_ids_of(session: AsyncSession, user_id: int) -> list[int]:
@@ -79,6 +80,8 @@ def apply_user_fields(user: User, body: dict[str, Any]) -> None:
         user.ticket_access = body["ticket_access"]
     if "sees_unassigned" in body:
         user.sees_unassigned = bool(bool_field(body, "sees_unassigned"))
+    if "can_manage_views" in body:
+        user.can_manage_views = bool(bool_field(body, "can_manage_views"))
     if "is_active" in body:
         user.is_active = bool(bool_field(body, "is_active"))
     if "primary_team_id" in body:
@@ -91,6 +94,7 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response({
         "user_id": principal.user_id, "role": principal.role, "ticket_access": principal.ticket_access,
         "sees_unassigned": principal.sees_unassigned, "team_ids": sorted(principal.team_ids),
+        "can_manage_views": principal.can_manage_views,
     })
 
 
@@ -133,6 +137,10 @@ async def update_user(request: web.Request) -> web.Response:
             raise not_found("user")
         before = await user_json(session, user)
         apply_user_fields(user, body)
+        if user.id == principal.user_id and (user.role != SUPER_ADMIN or not user.is_active):
+            # Otherwise one request locks the last super admin out of every admin endpoint.
+            raise ApiError(422, "cannot_demote_self", "a super admin cannot remove their own role or deactivate "
+                           "themselves; another super admin can", field="role")
         if user.primary_team_id is not None:
             await _check_teams(session, [user.primary_team_id])
         # Read before the flush: a failed flush expires the object, and
@@ -263,6 +271,7 @@ _USER = {"type": "object", "properties": {
     "name": {"type": "string"}, "email": {"type": "string"}, "role": {"enum": list(ROLES)},
     "primary_team_id": {"type": ["integer", "null"]}, "team_ids": {"type": "array", "items": {"type": "integer"}},
     "ticket_access": {"enum": list(TICKET_ACCESS)}, "sees_unassigned": {"type": "boolean"},
+    "can_manage_views": {"type": "boolean", "description": "The custom views permission"},
     "is_active": {"type": "boolean"}}}
 
 OPENAPI: dict[str, Any] = {"paths": {

@@ -73,6 +73,7 @@ from frontdesk.model.channels import EMAIL
 from frontdesk.outbox import record_events
 from frontdesk.tickets.sla.store import load_settings
 from frontdesk.tickets.sla.tracking import TRACKED_EVENTS, track_event
+from frontdesk.tickets.spam import automation_skips
 from frontdesk.tickets.status import move_status
 from frontdesk.outbound.email.outgoing import queue_internal_email, queue_ticket_email
 from frontdesk.outbound.email.render import contact_fields, owner_fields, render_template, ticket_fields
@@ -145,9 +146,14 @@ async def _apply_sla_clocks(services: AutomationServices, session: AsyncSession,
 
 
 async def _locked_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
+    """The ticket to automate, locked; None when it is gone or marked spam (spam is never automated)."""
     # FOR UPDATE on PostgreSQL serializes with agents changing the same
     # ticket; SQLite ignores it and serializes writers anyway.
-    return await session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+    if ticket is not None and automation_skips(ticket):
+        log.info("automation_skipped_spam", ticket_id=ticket_id)
+        return None
+    return ticket
 
 
 async def _ticket_state(session: AsyncSession, ticket: Ticket) -> tuple[TicketState, dict[int, Status]]:

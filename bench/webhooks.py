@@ -44,6 +44,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from scratch_databases import create_database, drop_database  # noqa: E402
 
 PAGE_ID = "1000000001"
 APP_SECRET = "bench-app-secret"
@@ -190,34 +193,6 @@ def run_wrk(port: int, script: Path, args: argparse.Namespace) -> dict:
     return result
 
 
-async def create_database(database: str, pg_url: str | None, workdir: Path) -> tuple[str, str | None]:
-    if database == "sqlite":
-        return f"sqlite+aiosqlite:///{workdir / 'frontdesk.db'}", None
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    if not pg_url:
-        raise SystemExit("PostgreSQL needs --pg-url or FRONTDESK_TEST_PG_URL")
-    name = f"fd_bench_wh_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return make_url(pg_url).set(database=name).render_as_string(hide_password=False), name
-
-
-async def drop_database(pg_url: str, name: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    conn = await asyncpg.connect(make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 async def stored_counts(url: str) -> dict[str, int]:
     from sqlalchemy import text
 
@@ -273,7 +248,7 @@ def machine_facts() -> dict[str, str]:
 async def bench(args: argparse.Namespace) -> dict:
     run_id = uuid.uuid4().hex[:6]
     workdir = Path(tempfile.mkdtemp(prefix="fd-bench-webhooks-"))
-    url, drop = await create_database(args.database, args.pg_url, workdir)
+    url, drop = await create_database(args.database, args.pg_url, workdir, "fd_bench_wh")
     results: dict = {"database": args.database, "modes": {}}
     try:
         frontdesk, frontdesk_port = start_server(["frontdesk", url, str(workdir / "var")])

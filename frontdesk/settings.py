@@ -184,6 +184,8 @@ class Settings:
     kafka_bootstrap: str | None = None
     # The cap on ticket pipelines (the reference product caps them per plan).
     max_pipelines: int = 20
+    # The cap on custom views (all users together; the reference product caps them per plan).
+    max_custom_views: int = 100
     log_level: str = "INFO"
     log_format: str = "json"  # "json" or "console"
     # Channel sections owned by the webhook channels (messenger, chat, forms)
@@ -378,6 +380,8 @@ def load_settings(
         from_address=from_address,
         kafka_bootstrap=env.get("FRONTDESK_KAFKA_BOOTSTRAP") or raw.get("kafka", {}).get("bootstrap"),
         max_pipelines=int(env.get("FRONTDESK_MAX_PIPELINES") or raw.get("api", {}).get("max_pipelines") or 20),
+        max_custom_views=int(env.get("FRONTDESK_MAX_CUSTOM_VIEWS") or raw.get("api", {}).get("max_custom_views")
+                             or 100),
         log_level=(env.get("FRONTDESK_LOG_LEVEL") or raw.get("log", {}).get("level") or "INFO").upper(),
         log_format=env.get("FRONTDESK_LOG_FORMAT") or raw.get("log", {}).get("format") or "json",
         channels=raw.get("channels", {}),

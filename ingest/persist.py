@@ -36,6 +36,7 @@ from frontdesk.tickets.creation import create_ticket, ticket_created
 from frontdesk.tickets.errors import DomainError
 from frontdesk.tickets.header_fields import flatten
 from frontdesk.tickets.property_values import submitted_custom_values
+from frontdesk.tickets.search_index import refresh_ticket_index
 
 TICKET_NAME_LIMIT = 500
 DESCRIPTION_LIMIT = 4000
@@ -253,6 +254,8 @@ async def persist_message(
         contact_email = contact.email if contact else None
         await add_participants(session, ticket.id, [message.sender_address, contact_email, *message.to, *message.cc],
                                exclude=own_addresses)
+    if ticket is not None:
+        await refresh_ticket_index(session, ticket.id)
     return Persisted(row, ticket, conversation, created)
 
 

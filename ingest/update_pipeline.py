@@ -32,6 +32,7 @@ from frontdesk.events import SYSTEM, Actor, MessageDeliveryUpdated
 from frontdesk.model import Conversation, Delivery, Message
 from frontdesk.model.messages import INBOUND, OUTBOUND
 from frontdesk.outbox import record_events
+from frontdesk.tickets.search_index import refresh_ticket_index
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.duplicates import known_message
 from frontdesk.ingest.updates import DELIVERED, ECHO, EDITED, READ, UNSENT, MessageUpdate
@@ -162,6 +163,7 @@ async def record_outside_send(run: UpdateRun) -> None:
         sent_at=change.sent_at, author_kind="agent", delivery_state="sent",
         source=change.source, raw_blob=change.raw_blob, content_hash=change.content_hash, extra=dict(change.extra),
     ))
+    await refresh_ticket_index(run.db, conversation.ticket_id if conversation else None)
     raise UpdateSettled("echo recorded as an outbound message sent from outside Frontdesk" + (
         "" if conversation else " (no conversation with this person yet)"))
 

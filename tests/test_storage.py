@@ -15,9 +15,11 @@ async def test_migrations_match_the_models(engine):
     from alembic.runtime.migration import MigrationContext
 
     from frontdesk.model import Base
+    from frontdesk.storage.search_ddl import include_name
 
     def diff(connection):
-        return compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(connection, opts={"include_name": include_name})
+        return compare_metadata(context, Base.metadata)
 
     async with engine.connect() as conn:
         assert await conn.run_sync(diff) == []

@@ -33,6 +33,7 @@ class Principal:
     sees_unassigned: bool = True
     team_ids: frozenset[int] = field(default_factory=frozenset)
     label: str = ""
+    manages_views: bool = False
 
     @property
     def is_super_admin(self) -> bool:
@@ -42,6 +43,11 @@ class Principal:
     def can_edit_property_settings(self) -> bool:
         return self.role in (SUPER_ADMIN, ADMIN)
 
+    @property
+    def can_manage_views(self) -> bool:
+        """The "custom views" permission: create, edit and delete custom views."""
+        return self.role in (SUPER_ADMIN, ADMIN) or self.manages_views
+
 
 async def principal_for_user(session: AsyncSession, user: User) -> Principal:
     """The principal ``user`` acts as: their role, ticket access and every team they belong to."""
@@ -49,7 +55,8 @@ async def principal_for_user(session: AsyncSession, user: User) -> Principal:
     if user.primary_team_id is not None:
         teams.add(user.primary_team_id)
     return Principal(user_id=user.id, role=user.role, ticket_access=user.ticket_access,
-                     sees_unassigned=user.sees_unassigned, team_ids=frozenset(teams), label=user.email)
+                     sees_unassigned=user.sees_unassigned, team_ids=frozenset(teams), label=user.email,
+                     manages_views=user.can_manage_views)
 
 
 async def may_see_ticket(session: AsyncSession, principal: Principal, ticket_id: int) -> bool:

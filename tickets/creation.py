@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.events import AGENT, Actor, TicketCreated
 from frontdesk.model import Status, Ticket, utcnow
 from frontdesk.outbox import record_events
+from frontdesk.tickets.search_index import refresh_ticket_index
 from frontdesk.tickets.stage_properties import check_required_properties
 
 MANUAL_SOURCE = "manual"
@@ -60,6 +61,7 @@ async def create_ticket(
     )
     session.add(ticket)
     await session.flush()
+    await refresh_ticket_index(session, ticket.id)
     if record:
         await record_events(session, ticket_created(ticket, actor))
     return ticket

@@ -34,3 +34,7 @@ class NotFound(DomainError):
 
     def __init__(self, what: str = "ticket") -> None:
         super().__init__("not_found", f"{what} not found")
+
+
+class InvalidQuery(DomainError):
+    """A list query (a filter, a sort) cannot be read (the API answers 400)."""

@@ -13,6 +13,7 @@ from frontdesk.model.pipelines import Pipeline, Status
 from frontdesk.model.properties import PropertyDefinition, StageProperty
 from frontdesk.model.sla import SlaClock, SlaSettingsRow
 from frontdesk.model.tickets import Ticket, TicketParticipant
+from frontdesk.model.views import TicketSearchDocument, TicketView, TicketViewTeam
 
 __all__ = [
     "ApiToken", "AppliedEffect", "Attachment", "AuditEntry", "Base", "Channel", "Comment", "Company",
@@ -21,5 +22,5 @@ __all__ = [
     "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem", "SlaClock", "SlaSettingsRow",
     "Snippet",
     "StageProperty", "Status", "StatusAction", "Team", "TeamMembership", "Ticket",
-    "TicketParticipant", "User", "utcnow",
+    "TicketParticipant", "TicketSearchDocument", "TicketView", "TicketViewTeam", "User", "utcnow",
 ]

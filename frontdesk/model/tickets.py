@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from frontdesk.model.base import Base, utcnow
@@ -13,7 +13,22 @@ from frontdesk.model.base import Base, utcnow
 
 class Ticket(Base):
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_pipeline_status", "pipeline_id", "status_id"),)
+    __table_args__ = (
+        Index("ix_tickets_pipeline_status", "pipeline_id", "status_id"),
+        # The default views' lists and counts: open statuses are resolved
+        # first (a handful of ids), then these answer "status in (...) and
+        # owner ..." from the index alone, spam left out by the predicate.
+        # The predicates are written as SQLAlchemy renders ``~Ticket.is_spam``
+        # and ``Ticket.is_spam`` on each database, so both planners match them.
+        Index("ix_tickets_view_owner", "status_id", "owner_id", "updated_at", "id",
+              postgresql_where=text("NOT is_spam"), sqlite_where=text("is_spam = 0")),
+        Index("ix_tickets_updated", "updated_at", "id"),
+        Index("ix_tickets_sent", "updated_at", "id",
+              postgresql_where=text("last_message_outbound AND NOT is_spam"),
+              sqlite_where=text("last_message_outbound = 1 AND is_spam = 0")),
+        Index("ix_tickets_spam", "updated_at", "id",
+              postgresql_where=text("is_spam"), sqlite_where=text("is_spam = 1")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(500))
@@ -34,6 +49,11 @@ class Ticket(Base):
     # constraints would need ALTERs that SQLite cannot do.
     origin_conversation_id: Mapped[int | None]
     custom_properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Marked spam by an agent: out of every view but Spam, never automated.
+    is_spam: Mapped[bool] = mapped_column(default=False)
+    # Whether the latest message is an agent's outbound one (the Sent view);
+    # kept by tickets.search_index.refresh_ticket_index with the search document.
+    last_message_outbound: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None]

@@ -22,6 +22,7 @@ from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.outbound.deliveries import queue_delivery, store_email
 from frontdesk.tickets.header_fields import flatten
+from frontdesk.tickets.search_index import refresh_ticket_index
 from frontdesk.outbound.email.compose import AUTO_GENERATED, AUTO_REPLIED, OutboundEmail, reply_subject, subject_with_token
 
 
@@ -99,6 +100,7 @@ async def queue_ticket_email(
     )
     session.add(message)
     await session.flush()
+    await refresh_ticket_index(session, ticket.id)
     delivery = queue_delivery(session, idempotency_key=idempotency_key, channel=EMAIL, recipient=to, kind=kind,
                               payload=payload, ticket_id=ticket.id, message_id=message.id)
     await session.flush()

@@ -53,7 +53,8 @@ async def _apply(settings: Settings, args: argparse.Namespace) -> int:
     engine = create_engine(settings.reveal_database_url())
     try:
         result = await apply_config(session_factory(engine), load_config(args.file),
-                                    max_pipelines=settings.max_pipelines, dry_run=args.dry_run,
+                                    max_pipelines=settings.max_pipelines,
+                                    max_custom_views=settings.max_custom_views, dry_run=args.dry_run,
                                     actor=f"frontdesk config apply {args.file.name}")
     except ConfigApplyError as error:
         print(f"frontdesk config apply: refused, nothing changed: {error}", file=sys.stderr)

@@ -13,7 +13,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.model import (
@@ -29,11 +29,14 @@ from frontdesk.model import (
     StatusAction,
     Team,
     TeamMembership,
+    TicketView,
+    TicketViewTeam,
     User,
 )
 from frontdesk.model.access import SUPER_ADMIN
 from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
 from frontdesk.model.comments import SHARED
+from frontdesk.model.views import PRIVATE
 from frontdesk.outbound.email.render import check_template_syntax
 from frontdesk.runtime.config.document import ConfigApplyError, dump_config
 from frontdesk.runtime.config.export import export_config
@@ -44,7 +47,8 @@ from frontdesk.tickets.audit import record_audit
 from frontdesk.tickets.automation_settings import OPT_IN_SOURCES, check_action_sources
 from frontdesk.tickets.errors import Conflict, DomainError
 from frontdesk.tickets.pipelines import check_status_balance, status_deletion_target, ticket_count, valid_internal_name
-from frontdesk.tickets.properties import check_definition
+from frontdesk.tickets.filters import parse_filters
+from frontdesk.tickets.properties import all_properties, check_definition
 from frontdesk.tickets.snippets import check_shortcut
 from frontdesk.tickets.stage_properties import check_stage_list, replace_stage_properties
 
@@ -66,6 +70,7 @@ async def apply_config(
     raw: dict[str, Any],
     *,
     max_pipelines: int,
+    max_custom_views: int | None = None,
     dry_run: bool = False,
     actor: str = "frontdesk config apply",
 ) -> ApplyResult:
@@ -82,7 +87,7 @@ async def apply_config(
             return ApplyResult(changed=True, diff=diff)
         principal = Principal(user_id=None, role=SUPER_ADMIN, label=actor)
         try:
-            await _Applier(session, desired).run()
+            await _Applier(session, desired, max_custom_views).run()
             await apply_sla(session, principal, desired["sla"])
         except DomainError as error:
             raise ConfigApplyError(error.code, error.message) from None
@@ -98,9 +103,10 @@ async def apply_config(
 class _Applier:
     """One apply run: the steps in dependency order, each by stable names."""
 
-    def __init__(self, session: AsyncSession, doc: dict[str, Any]) -> None:
+    def __init__(self, session: AsyncSession, doc: dict[str, Any], max_custom_views: int | None = None) -> None:
         self.session = session
         self.doc = doc
+        self.max_custom_views = max_custom_views
 
     async def run(self) -> None:
         await self.teams()
@@ -110,6 +116,7 @@ class _Applier:
         await self.pipelines()
         await self.channels()
         await self.snippets()
+        await self.views()
         await self.drop_pipelines()
         await self.drop_unused_templates()
         await self.drop_teams()
@@ -142,6 +149,7 @@ class _Applier:
                 self.session.add(user)
             user.name, user.role = spec["name"], spec["role"]
             user.ticket_access, user.sees_unassigned, user.is_active = spec["ticket_access"], spec["sees_unassigned"], True
+            user.can_manage_views = spec["can_manage_views"]
             user.primary_team_id = self.team_id(spec["primary_team"], f"user {spec['email']}")
             await self.session.flush()
             teams = {self.team_id(t, f"user {spec['email']}") for t in spec["teams"]}
@@ -342,6 +350,31 @@ class _Applier:
         for gone in existing.values():
             await self.session.delete(gone)
         await self.session.flush()
+    async def views(self) -> None:
+        """Shared views by name: created, changed, or (no longer in the file) deleted; private views untouched."""
+        existing = {v.name: v for v in (await self.session.scalars(
+            select(TicketView).where(TicketView.sharing != PRIVATE).order_by(TicketView.id))).all()}
+        wanted = {v["name"] for v in self.doc["views"]}
+        for name, view in existing.items():
+            if name not in wanted:
+                await self.session.delete(view)
+        registry = await all_properties(self.session)
+        for spec in self.doc["views"]:
+            where = f"view {spec['name']}"
+            parse_filters(spec["filters"], registry)  # a FilterError is a DomainError: refused, named
+            view = existing.get(spec["name"]) or TicketView(name=spec["name"])
+            self.session.add(view)
+            view.sharing, view.filters, view.sort = spec["sharing"], spec["filters"], spec["sort"]
+            view.owner_user_id = self.user_id(spec["owner"], where) if spec["owner"] else None
+            await self.session.flush()
+            await self.session.execute(delete(TicketViewTeam).where(TicketViewTeam.view_id == view.id))
+            self.session.add_all([TicketViewTeam(view_id=view.id, team_id=self.team_id(t, where))  # type: ignore[arg-type]
+                                  for t in spec["teams"]])
+        await self.session.flush()
+        count = await self.session.scalar(select(func.count(TicketView.id)))
+        if self.max_custom_views is not None and (count or 0) > self.max_custom_views:
+            raise ConfigApplyError("view_limit_reached",
+                                   f"this installation allows at most {self.max_custom_views} custom views")
 
     async def drop_unused_templates(self) -> None:
         wanted = {t["key"] for t in self.doc["templates"]}

@@ -10,7 +10,7 @@ import tomli_w
 import yaml
 
 FORMAT_VERSION = 1
-SECTIONS = ("teams", "users", "properties", "templates", "pipelines", "channels", "sla", "snippets")
+SECTIONS = ("teams", "users", "properties", "templates", "pipelines", "channels", "sla", "snippets", "views")
 
 
 class ConfigApplyError(ValueError):

@@ -20,8 +20,11 @@ from frontdesk.model import (
     StatusAction,
     Team,
     TeamMembership,
+    TicketView,
+    TicketViewTeam,
     User,
 )
+from frontdesk.model.views import PRIVATE
 from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
 from frontdesk.model.comments import SHARED
 from frontdesk.runtime.config.document import FORMAT_VERSION
@@ -46,6 +49,7 @@ async def export_config(session: AsyncSession) -> dict[str, Any]:
             "primary_team": teams.get(u.primary_team_id) if u.primary_team_id else None,
             "teams": sorted(t for t in memberships.get(u.id, []) if t != teams.get(u.primary_team_id)),
             "ticket_access": u.ticket_access, "sees_unassigned": u.sees_unassigned,
+            "can_manage_views": u.can_manage_views,
         }
         for u in users
     ]
@@ -107,7 +111,21 @@ async def export_config(session: AsyncSession) -> dict[str, Any]:
         for s in (await session.scalars(select(Snippet).where(Snippet.scope == SHARED)
                                         .order_by(Snippet.shortcut))).all()
     ]
+    # Owners by the active users the document lists, so it applies back.
+    doc["views"] = await _shared_views(session, teams, {u.id: u.email for u in users})
     return doc
+
+
+async def _shared_views(session: AsyncSession, teams: dict[int, str], emails: dict[int, str]) -> list[dict[str, Any]]:
+    """Views shared with teams or everyone, by name (private views are their owner's, not configuration)."""
+    views = (await session.scalars(select(TicketView).where(TicketView.sharing != PRIVATE)
+                                   .order_by(TicketView.name, TicketView.id))).all()
+    shared_with: dict[int, list[str]] = {}
+    for row in (await session.scalars(select(TicketViewTeam))).all():
+        shared_with.setdefault(row.view_id, []).append(teams[row.team_id])
+    return [{"name": v.name, "sharing": v.sharing, "teams": sorted(shared_with.get(v.id, [])),
+             "filters": list(v.filters), "sort": v.sort,
+             "owner": emails.get(v.owner_user_id) if v.owner_user_id else None} for v in views]
 
 
 def _automation_doc(row: PipelineAutomation | None, status_names: dict[int, str]) -> dict[str, Any]:

@@ -60,6 +60,7 @@ def normalize(raw: dict[str, Any]) -> dict[str, Any]:
             "primary_team": primary,
             "teams": sorted(t for t in set(_list(u.get("teams"), f"user {email} teams")) if t != primary),
             "ticket_access": access, "sees_unassigned": bool(u.get("sees_unassigned", False)),
+            "can_manage_views": bool(u.get("can_manage_views", False)),
         })
     doc["users"].sort(key=lambda u: u["email"])
     _unique([u["email"] for u in doc["users"]], "user")
@@ -103,6 +104,19 @@ def normalize(raw: dict[str, Any]) -> dict[str, Any]:
                                 "body": str(_need(snippet, "body", f"snippet {shortcut}"))})
     doc["snippets"].sort(key=lambda s: s["shortcut"])
     _unique([s["shortcut"] for s in doc["snippets"]], "snippet")
+    doc["views"] = []
+    for v in _list(raw.get("views"), "views"):
+        name = str(_need(v, "name", "view"))
+        sharing = v.get("sharing", "everyone")
+        if sharing not in ("teams", "everyone"):
+            raise ConfigApplyError("view_sharing_invalid", f"view {name}: sharing is teams or everyone "
+                                   "(private views are not configuration)")
+        doc["views"].append({"name": name, "sharing": sharing,
+                             "teams": sorted(_list(v.get("teams"), f"view {name} teams")) if sharing == "teams" else [],
+                             "filters": [str(f) for f in _list(v.get("filters"), f"view {name} filters")],
+                             "sort": str(v.get("sort") or "-updated_at"), "owner": v.get("owner")})
+    doc["views"].sort(key=lambda v: v["name"])
+    _unique([v["name"] for v in doc["views"]], "view")
     return doc
 
 

@@ -138,3 +138,31 @@ async def test_cli_export_and_apply_in_toml(api, sessions, settings, empty_datab
         assert await _export(session_factory(engine)) == await _export(sessions)
     finally:
         await engine.dispose()
+
+
+async def test_shared_views_are_configuration(sessions, settings):
+    doc = await _export(sessions)
+    doc["teams"] = ["Help desk"]
+    doc["views"] = [
+        {"name": "Urgent", "sharing": "teams", "teams": ["Help desk"], "filters": ["priority:in:high,urgent"],
+         "sort": "-priority"},
+        {"name": "Support", "sharing": "everyone", "filters": ["pipeline:eq:support"]},
+    ]
+    assert (await apply_config(sessions, doc, max_pipelines=20, max_custom_views=5)).changed
+    exported = await _export(sessions)
+    assert exported["views"] == [
+        {"name": "Support", "sharing": "everyone", "teams": [], "filters": ["pipeline:eq:support"],
+         "sort": "-updated_at", "owner": None},
+        {"name": "Urgent", "sharing": "teams", "teams": ["Help desk"], "filters": ["priority:in:high,urgent"],
+         "sort": "-priority", "owner": None},
+    ]
+    assert not (await apply_config(sessions, exported, max_pipelines=20, max_custom_views=5)).changed
+    with pytest.raises(ConfigApplyError) as refused:
+        await apply_config(sessions, {**exported, "views": [{"name": "Bad", "filters": ["priority:eq:extreme"]}]},
+                           max_pipelines=20)
+    assert refused.value.code == "invalid_filter"
+    with pytest.raises(ConfigApplyError) as refused:
+        await apply_config(sessions, {**exported, "views": exported["views"] + [{"name": "Third"}]},
+                           max_pipelines=20, max_custom_views=2)
+    assert refused.value.code == "view_limit_reached"
+    assert await _export(sessions) == exported  # nothing changed by a refusal

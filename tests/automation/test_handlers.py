@@ -276,3 +276,21 @@ async def test_an_email_on_another_thread_of_a_never_closed_ticket_changes_nothi
 async def _status_of(sessions, ticket_id: int) -> int:  # type: ignore[no-untyped-def]
     async with sessions() as session:
         return (await session.get(Ticket, ticket_id)).status_id
+
+
+async def test_a_spam_ticket_triggers_no_automation(services, sessions, sink) -> None:  # type: ignore[no-untyped-def]
+    """Neither its status actions (the "ticket received" email) nor a status trigger run; unmarked, they do."""
+    statuses = await status_ids(sessions)
+    ticket_id = await make_ticket(sessions)
+    async with sessions.begin() as session:
+        await session.execute(update(Ticket).where(Ticket.id == ticket_id).values(is_spam=True))
+    await handle_event(services, created(ticket_id, statuses["new"]))
+    await handle_event(services, agent_email(ticket_id))
+    assert await count(sessions, Delivery) == 0
+    assert await count(sessions, AppliedEffect) == 0
+    async with sessions() as session:
+        assert (await session.get_one(Ticket, ticket_id)).status_id == statuses["new"]
+    async with sessions.begin() as session:
+        await session.execute(update(Ticket).where(Ticket.id == ticket_id).values(is_spam=False))
+    await handle_event(services, created(ticket_id, statuses["new"]))
+    assert await count(sessions, Delivery) == 1

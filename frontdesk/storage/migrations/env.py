@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from frontdesk.model import Base
+from frontdesk.storage.search_ddl import include_name
 
 config = context.config
 
@@ -14,6 +15,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=Base.metadata,
         render_as_batch=True,  # SQLite cannot ALTER most things in place
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -7,6 +7,7 @@ Create Date: ${create_date}
 from alembic import op
 import sqlalchemy as sa
 import frontdesk.model.base
+import frontdesk.storage.search_ddl
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}
@@ -17,6 +18,8 @@ depends_on = ${repr(depends_on)}
 
 def upgrade() -> None:
     ${upgrades if upgrades else "pass"}
+    # Full-text structures the models cannot describe (FTS5, tsvector, pg_trgm).
+    frontdesk.storage.search_ddl.upgrade(op)
 
 
 def downgrade() -> None:

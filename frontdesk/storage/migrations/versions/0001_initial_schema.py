@@ -2,11 +2,12 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 02:44:37.770396
+Create Date: 2026-12-02 02:49:01.653522
 """
 from alembic import op
 import sqlalchemy as sa
 import frontdesk.model.base
+import frontdesk.storage.search_ddl
 
 
 revision = '0001'
@@ -204,6 +205,7 @@ def upgrade() -> None:
     sa.Column('primary_team_id', sa.Integer(), nullable=True),
     sa.Column('ticket_access', sa.String(length=10), nullable=False),
     sa.Column('sees_unassigned', sa.Boolean(), nullable=False),
+    sa.Column('can_manage_views', sa.Boolean(), nullable=False),
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['primary_team_id'], ['teams.id'], name=op.f('fk_users_primary_team_id_teams'), ondelete='SET NULL'),
@@ -337,6 +339,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_team_memberships_team_id'), ['team_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_team_memberships_user_id'), ['user_id'], unique=False)
 
+    op.create_table('ticket_views',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('owner_user_id', sa.Integer(), nullable=True),
+    sa.Column('sharing', sa.String(length=10), nullable=False),
+    sa.Column('filters', sa.JSON(), nullable=False),
+    sa.Column('sort', sa.String(length=210), nullable=False),
+    sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['owner_user_id'], ['users.id'], name=op.f('fk_ticket_views_owner_user_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket_views'))
+    )
+    with op.batch_alter_table('ticket_views', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ticket_views_owner_user_id'), ['owner_user_id'], unique=False)
+
     op.create_table('tickets',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=500), nullable=False),
@@ -353,6 +370,8 @@ def upgrade() -> None:
     sa.Column('company_id', sa.Integer(), nullable=True),
     sa.Column('origin_conversation_id', sa.Integer(), nullable=True),
     sa.Column('custom_properties', sa.JSON(), nullable=False),
+    sa.Column('is_spam', sa.Boolean(), nullable=False),
+    sa.Column('last_message_outbound', sa.Boolean(), nullable=False),
     sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('closed_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
@@ -370,7 +389,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_tickets_contact_id'), ['contact_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index('ix_tickets_pipeline_status', ['pipeline_id', 'status_id'], unique=False)
+        batch_op.create_index('ix_tickets_sent', ['updated_at', 'id'], unique=False, postgresql_where=sa.text('last_message_outbound AND NOT is_spam'), sqlite_where=sa.text('last_message_outbound = 1 AND is_spam = 0'))
+        batch_op.create_index('ix_tickets_spam', ['updated_at', 'id'], unique=False, postgresql_where=sa.text('is_spam'), sqlite_where=sa.text('is_spam = 1'))
         batch_op.create_index(batch_op.f('ix_tickets_team_id'), ['team_id'], unique=False)
+        batch_op.create_index('ix_tickets_updated', ['updated_at', 'id'], unique=False)
+        batch_op.create_index('ix_tickets_view_owner', ['status_id', 'owner_id', 'updated_at', 'id'], unique=False, postgresql_where=sa.text('NOT is_spam'), sqlite_where=sa.text('is_spam = 0'))
 
     op.create_table('comments',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -436,6 +459,27 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('ticket_participants', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ticket_participants_address'), ['address'], unique=False)
+
+    op.create_table('ticket_search',
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('names', sa.Text(), nullable=False),
+    sa.Column('document', sa.Text(), nullable=False),
+    sa.Column('phones', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ticket_search_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('ticket_id', name=op.f('pk_ticket_search'))
+    )
+    op.create_table('ticket_view_teams',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('view_id', sa.Integer(), nullable=False),
+    sa.Column('team_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['team_id'], ['teams.id'], name=op.f('fk_ticket_view_teams_team_id_teams'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['view_id'], ['ticket_views.id'], name=op.f('fk_ticket_view_teams_view_id_ticket_views'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket_view_teams')),
+    sa.UniqueConstraint('view_id', 'team_id', name=op.f('uq_ticket_view_teams_view_id_team_id'))
+    )
+    with op.batch_alter_table('ticket_view_teams', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ticket_view_teams_team_id'), ['team_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ticket_view_teams_view_id'), ['view_id'], unique=False)
 
     op.create_table('messages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -528,6 +572,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_deliveries_message_id'), ['message_id'], unique=False)
 
     # ### end Alembic commands ###
+    # Full-text structures the models cannot describe (FTS5, tsvector, pg_trgm).
+    frontdesk.storage.search_ddl.upgrade(op)
 
 
 def downgrade() -> None:
@@ -548,6 +594,12 @@ def downgrade() -> None:
         batch_op.drop_index('ix_messages_content_hash')
 
     op.drop_table('messages')
+    with op.batch_alter_table('ticket_view_teams', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ticket_view_teams_view_id'))
+        batch_op.drop_index(batch_op.f('ix_ticket_view_teams_team_id'))
+
+    op.drop_table('ticket_view_teams')
+    op.drop_table('ticket_search')
     with op.batch_alter_table('ticket_participants', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ticket_participants_address'))
 
@@ -567,12 +619,20 @@ def downgrade() -> None:
 
     op.drop_table('comments')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_index('ix_tickets_view_owner', postgresql_where=sa.text('NOT is_spam'), sqlite_where=sa.text('is_spam = 0'))
+        batch_op.drop_index('ix_tickets_updated')
         batch_op.drop_index(batch_op.f('ix_tickets_team_id'))
+        batch_op.drop_index('ix_tickets_spam', postgresql_where=sa.text('is_spam'), sqlite_where=sa.text('is_spam = 1'))
+        batch_op.drop_index('ix_tickets_sent', postgresql_where=sa.text('last_message_outbound AND NOT is_spam'), sqlite_where=sa.text('last_message_outbound = 1 AND is_spam = 0'))
         batch_op.drop_index('ix_tickets_pipeline_status')
         batch_op.drop_index(batch_op.f('ix_tickets_owner_id'))
         batch_op.drop_index(batch_op.f('ix_tickets_contact_id'))
 
     op.drop_table('tickets')
+    with op.batch_alter_table('ticket_views', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ticket_views_owner_user_id'))
+
+    op.drop_table('ticket_views')
     with op.batch_alter_table('team_memberships', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_team_memberships_user_id'))
         batch_op.drop_index(batch_op.f('ix_team_memberships_team_id'))

@@ -1,0 +1,275 @@
+"""Benchmark: the help desk workspace (default views with counts, a custom view, search) on a generated account.
+
+    .venv/bin/python bench/workspace_views.py --database postgresql [--tickets 1000000] [--pg-url URL] \
+        [--runs 30] [--report bench/results/workspace_views.md]
+    .venv/bin/python bench/workspace_views.py --database sqlite [--tickets 200000]
+
+The account is generated with set-based SQL (one INSERT ... SELECT per
+table: 3 messages per ticket, one contact per two tickets, 10,000
+companies, 50 agents in 3 teams, 40% of tickets closed, 1% spam, a
+quarter with an agent's reply last), then every request goes through the
+real API in this process (aiohttp client -> app -> database), as agent 1
+(ticket access "all", in team 1):
+
+* each default view's first page (50 tickets) with its count,
+* a custom view with three advanced filters (priority, a custom property, a relative date),
+* a search by contact name, by phone (formatted differently from how it is stored) and by a word in message bodies.
+
+Each is timed ``--runs`` times (after one warm-up) with the indexes, then
+again in the same run after dropping them (the views' partial indexes,
+and on PostgreSQL the tsvector / trigram indexes; on SQLite the FTS5 table
+is the only way the search query runs, so its search has no baseline).
+PostgreSQL's database is a fresh one from ``--pg-url`` /
+``FRONTDESK_TEST_PG_URL``, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from scratch_databases import create_database, drop_database  # noqa: E402
+
+TOKEN = "bench-agent-token"
+FIRST = ("Zoë", "Ann", "Bob", "Chen", "Dana", "Emil", "Fatima", "Goran", "Hana", "Ivan")
+
+VIEWS = ("unassigned", "assigned_to_me", "my_team_open", "all_open", "sent", "spam")
+DROPPED_INDEXES = ("ix_tickets_view_owner", "ix_tickets_updated", "ix_tickets_sent", "ix_tickets_spam",
+                   "ix_tickets_owner_id", "ix_tickets_team_id", "ix_tickets_pipeline_status")
+DROPPED_PG_SEARCH = ("ix_search_document_fts", "ix_search_names_trgm", "ix_search_phones_trgm")
+
+
+def _series(dialect: str, n: int) -> str:
+    if dialect == "postgresql":
+        return f"s(i) AS (SELECT generate_series(1, {n}))"
+    return f"RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n})"
+
+
+def _ago(dialect: str, seconds: str) -> str:
+    if dialect == "postgresql":
+        return f"(now() - make_interval(secs => {seconds}))"
+    return f"(strftime('%Y-%m-%d %H:%M:%S', 'now', '-' || ({seconds}) || ' seconds') || '.000000')"
+
+
+def _pad7(dialect: str, expr: str) -> str:
+    return f"right('0000000' || ({expr}), 7)" if dialect == "postgresql" else f"substr('0000000' || ({expr}), -7)"
+
+
+def _json(dialect: str, expr: str) -> str:
+    return f"CAST({expr} AS JSON)" if dialect == "postgresql" else expr
+
+
+def _body(ticket: str, position: str) -> str:
+    """Message ``position`` (1-3) of ``ticket``: the same text in ``messages`` and in the search documents."""
+    return (f"'hello, about order ' || {ticket} || ' the kw' || (({ticket} * 7 + {position}) % 1000) || ' part is ' "
+            f"|| CASE WHEN {position} = 3 THEN 'shipped' ELSE 'broken' END")
+
+
+def generation_sql(dialect: str, tickets: int) -> list[str]:
+    """The account, table by table, each one INSERT ... SELECT over a generated series."""
+    contacts = max(tickets // 2, 1)
+    companies = min(10_000, contacts)
+    now = _ago(dialect, "0")
+    first = "CASE " + " ".join(f"WHEN i % 10 = {k} THEN '{n}'" for k, n in enumerate(FIRST)) + " END"
+    return [
+        "INSERT INTO teams (id, name, created_at) VALUES (1, 'Billing', " + now + "), (2, 'Tech', " + now + "), "
+        "(3, 'Field', " + now + ")",
+        "INSERT INTO pipelines (id, name, internal_name, position, created_at) VALUES (1, 'Support', 'support', 0, "
+        + now + ")",
+        "INSERT INTO statuses (id, pipeline_id, label, internal_name, position, is_closed) VALUES "
+        "(1, 1, 'New', 'new', 0, false), (2, 1, 'Waiting on us', 'waiting_on_us', 1, false), "
+        "(3, 1, 'Closed', 'closed', 2, true)",
+        f"WITH {_series(dialect, 50)} INSERT INTO users (id, name, email, role, primary_team_id, ticket_access, "
+        "sees_unassigned, can_manage_views, is_active, created_at) SELECT i, 'Agent ' || i, 'agent' || i || "
+        f"'@acme.test', 'agent', (i % 3) + 1, 'all', true, true, true, {now} FROM s",
+        "INSERT INTO team_memberships (user_id, team_id) SELECT id, primary_team_id FROM users",
+        f"WITH {_series(dialect, companies)} INSERT INTO companies (id, name, domain, created_at) "
+        f"SELECT i, 'Company ' || i || ' GmbH', 'c' || i || '.test', {now} FROM s",
+        f"WITH {_series(dialect, contacts)} INSERT INTO contacts (id, email, first_name, last_name, phone, mobile, "
+        "company_id, is_marketing_contact, created_at) SELECT i, 'person' || i || '@mail.test', "
+        f"{first}, 'Surname' || i, '+1 (555) ' || {_pad7(dialect, 'i')}, NULL, (i % {companies}) + 1, false, {now} "
+        "FROM s",
+        f"WITH {_series(dialect, tickets)} INSERT INTO tickets (id, name, description, pipeline_id, status_id, "
+        "priority, owner_id, team_id, source_channel, contact_id, company_id, custom_properties, is_spam, "
+        "last_message_outbound, created_at, updated_at) SELECT i, 'Order ' || i || ' question', "
+        "'Customer asks about order ' || i, 1, CASE WHEN i % 10 < 4 THEN 3 WHEN i % 2 = 0 THEN 1 ELSE 2 END, "
+        "CASE i % 4 WHEN 0 THEN 'low' WHEN 1 THEN 'medium' WHEN 2 THEN 'high' ELSE 'urgent' END, "
+        "CASE WHEN i % 5 = 0 THEN NULL ELSE (i % 49) + 1 END, CASE WHEN i % 7 = 0 THEN (i % 3) + 1 END, 'email', "
+        f"(i % {contacts}) + 1, ((i % {contacts}) % {companies}) + 1, "
+        + _json(dialect, "'{\"plan\": \"' || CASE WHEN i % 5 = 0 THEN 'gold' ELSE 'free' END || '\"}'")
+        + f", i % 97 = 0, i % 4 = 0, {_ago(dialect, 'i * 30')}, {_ago(dialect, 'i * 10')} FROM s",
+        f"WITH {_series(dialect, tickets * 3)} INSERT INTO messages (ticket_id, direction, channel, \"references\", "
+        "to_addresses, cc_addresses, headers, defects, extra, text_body, author_kind, screening, is_forwarded, "
+        "is_automated, via_personal_mailbox, created_at) SELECT t, CASE WHEN m = 3 AND t % 4 = 0 THEN 'outbound' "
+        "ELSE 'inbound' END, 'email', " + ", ".join([_json(dialect, "'[]'")] * 5) + ", "
+        + _json(dialect, "'{}'") + ", " + _body("t", "m")
+        + ", CASE WHEN m = 3 AND t % 4 = 0 THEN 'agent' ELSE 'customer' END, 'accepted', false, false, false, "
+        + _ago(dialect, "t * 10 + 3 - m")
+        + " FROM (SELECT (i - 1) / 3 + 1 AS t, (i - 1) % 3 + 1 AS m FROM s) AS g",
+        "INSERT INTO ticket_search (ticket_id, names, document, phones) SELECT t.id, lower('#' || t.id || ' ' || "
+        "t.name || ' ' || c.first_name || ' ' || c.last_name || ' ' || c.email || ' ' || co.name), "
+        "lower(t.description || ' ' || " + " || ' ' || ".join(_body("t.id", str(k)) for k in (1, 2, 3))
+        + "), '1555' || " + _pad7(dialect, "c.id") + " FROM tickets t "
+        "JOIN contacts c ON c.id = t.contact_id JOIN companies co ON co.id = t.company_id",
+    ]
+
+
+async def generate(engine: Any, dialect: str, tickets: int) -> float:
+    from sqlalchemy import text
+
+    from frontdesk.api.auth import hash_token
+
+    started = time.perf_counter()
+    async with engine.begin() as conn:
+        for statement in generation_sql(dialect, tickets):
+            await conn.execute(text(statement))
+        await conn.execute(text("INSERT INTO api_tokens (user_id, token_hash, label, created_at) "
+                                "VALUES (1, :h, 'bench', :now)"), {"h": hash_token(TOKEN),
+                                                                   "now": datetime.now(timezone.utc)})
+        await conn.execute(text("INSERT INTO property_definitions (name, label, type, options, read_only, "
+                                "calculated) VALUES ('plan', 'Plan', 'enumeration', " + _json(dialect, ":o")
+                                + ", false, false)"), {"o": '["free", "gold"]'})
+    if dialect == "postgresql":
+        for table in ("tickets", "messages", "contacts", "ticket_search", "statuses"):
+            async with engine.connect() as conn:
+                await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+                    text(f"VACUUM ANALYZE {table}"))
+    else:
+        async with engine.begin() as conn:
+            await conn.execute(text("ANALYZE"))
+    return time.perf_counter() - started
+
+
+def requests_to_time(tickets: int) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    probe = max(tickets // 3, 1)
+    contact = (probe % max(tickets // 2, 1)) + 1
+    phone = f"555-{contact:07d}"[:-4] + "-" + f"{contact:07d}"[-4:]  # "555-000-1234": not the stored formatting
+    timed: dict[str, tuple[str, list[tuple[str, str]]]] = {
+        f"view {v}": (f"/api/v1/views/{v}/tickets", [("limit", "50")]) for v in VIEWS}
+    timed["custom view, 3 filters"] = ("/api/v1/tickets", [
+        ("limit", "50"), ("filter", "priority:in:high,urgent"), ("filter", "plan:eq:gold"),
+        ("filter", "created_at:last_days:30")])
+    timed["search: contact name"] = ("/api/v1/tickets", [("limit", "50"), ("q", f"surname{contact}")])
+    timed["search: phone"] = ("/api/v1/tickets", [("limit", "50"), ("q", phone)])
+    timed["search: body word"] = ("/api/v1/tickets", [("limit", "50"), ("q", "kw417")])
+    return timed
+
+
+async def time_requests(client: Any, timed: dict[str, Any], runs: int) -> dict[str, tuple[float, float, int]]:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    results: dict[str, tuple[float, float, int]] = {}
+    for name, (path, params) in timed.items():
+        samples = []
+        total = -1
+        for attempt in range(runs + 1):
+            started = time.perf_counter()
+            async with client.get(path, params=params, headers=headers) as response:
+                body = await response.json()
+                if response.status != 200:
+                    raise SystemExit(f"{name}: {response.status} {body}")
+            if attempt:
+                samples.append((time.perf_counter() - started) * 1000)
+            total = body["total"]
+        samples.sort()
+        results[name] = (statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)], total)
+    return results
+
+
+async def drop_indexes(engine: Any, dialect: str) -> None:
+    from sqlalchemy import text
+
+    names = DROPPED_INDEXES + (DROPPED_PG_SEARCH if dialect == "postgresql" else ())
+    async with engine.begin() as conn:
+        for name in names:
+            await conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+
+
+async def run(args: argparse.Namespace) -> str:
+    import aiohttp
+
+    from frontdesk.api.app import create_app
+    from frontdesk.runtime.logs import configure_logging
+    from frontdesk.settings import Settings
+    from frontdesk.storage.blobs import BlobStore
+    from frontdesk.storage.database import create_engine, session_factory
+    from frontdesk.storage.migrate import upgrade
+
+    sys.path.insert(0, str(REPO / "tests" / "api"))
+    from api_harness import listen
+
+    workdir = Path(tempfile.mkdtemp(prefix="fd-bench-views-"))
+    url, pg_name = await create_database(args.database, args.pg_url, workdir, "fd_bench_views")
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        dialect = engine.dialect.name
+        generated = await generate(engine, dialect, args.tickets)
+        settings = Settings(data_dir=workdir, database_url=url, log_level="WARNING")
+        configure_logging(settings)  # no access-log line per timed request
+        runner, base = await listen(create_app(settings, session_factory(engine), BlobStore(workdir / "blobs")))
+        try:
+            async with aiohttp.ClientSession(base_url=base) as client:
+                timed = requests_to_time(args.tickets)
+                indexed = await time_requests(client, timed, args.runs)
+                await drop_indexes(engine, dialect)
+                bare = await time_requests(client, timed, max(3, args.runs // 5))
+        finally:
+            await runner.cleanup()
+    finally:
+        await engine.dispose()
+        if pg_name:
+            await drop_database(args.pg_url, pg_name)
+    return report(args, dialect, generated, indexed, bare)
+
+
+def report(args: argparse.Namespace, dialect: str, generated: float, indexed: dict[str, Any],
+           bare: dict[str, Any]) -> str:
+    lines = [
+        f"# Workspace views and search ({dialect}, {args.tickets:,} tickets, {args.tickets * 3:,} messages)", "",
+        f"- command: `{' '.join(sys.argv)}`",
+        f"- when: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, machine: {platform.node()}, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
+        f"- generated in {generated:.1f} s; {args.runs} timed runs per request with indexes "
+        f"(fewer without), through the API in-process (HTTP, query, count, JSON)", "",
+        "| request | total | p50 ms | p95 ms | without indexes: p50 ms | p95 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, (p50, p95, total) in indexed.items():
+        b50, b95, _ = bare[name]
+        no_baseline = dialect == "sqlite" and name.startswith("search")
+        lines.append(f"| {name} | {total:,} | {p50:.1f} | {p95:.1f} | "
+                     + ("n/a | n/a |" if no_baseline else f"{b50:.1f} | {b95:.1f} |"))
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--pg-url", default=os.environ.get("FRONTDESK_TEST_PG_URL"))
+    parser.add_argument("--tickets", type=int)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--report", type=Path)
+    args = parser.parse_args()
+    if args.tickets is None:
+        args.tickets = 1_000_000 if args.database == "postgresql" else 200_000
+    text = asyncio.run(run(args))
+    sys.stdout.write(text)
+    if args.report:
+        args.report.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The search box on both databases: each searchable field, partial and case-insensitive, phone formats, non-ASCII, bodies."""
+
+from __future__ import annotations
+
+from api_harness import OPERATOR, create_user_token
+from frontdesk.events import Actor
+from frontdesk.model import Company, Contact, Message, Status
+from frontdesk.tickets.creation import create_ticket
+from frontdesk.tickets.search_index import refresh_ticket_index
+from sqlalchemy import select
+
+
+async def _seed(sessions) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    async with sessions.begin() as session:
+        new = await session.scalar(select(Status).where(Status.internal_name == "new"))
+        acme = Company(name="Société Générale Ümlaut")
+        session.add(acme)
+        await session.flush()
+        zoe = Contact(first_name="Zoë", last_name="Ångström", email="zoe.angstrom@example.org",
+                      phone="+1 (555) 010-2030", mobile="07700 900123", company_id=acme.id)
+        bob = Contact(first_name="Bob", last_name="Smith", email="bob@builder.test")
+        session.add_all([zoe, bob])
+        await session.flush()
+        ids = {}
+        for key, contact, company, name, description in (
+            ("zoe", zoe, acme.id, "Invoice question", "Charged twice in March"),
+            ("bob", bob, None, "Printer on fire", None),
+        ):
+            ticket = await create_ticket(session, actor=Actor.agent(None), status=new, source="api", name=name,
+                                         description=description, contact_id=contact.id, company_id=company)
+            ids[key] = ticket.id
+        session.add(Message(ticket_id=ids["bob"], direction="inbound", channel="email",
+                            text_body="The flux capacitor smells of burnt toast"))
+        await refresh_ticket_index(session, ids["bob"])
+    return ids
+
+
+async def _found(client, q: str, headers=OPERATOR) -> set[int]:  # type: ignore[no-untyped-def]
+    async with client.get("/api/v1/tickets", headers=headers, params={"q": q}) as response:
+        assert response.status == 200, await response.text()
+        return {t["id"] for t in (await response.json())["tickets"]}
+
+
+async def test_each_searchable_field(client, sessions) -> None:  # type: ignore[no-untyped-def]
+    ids = await _seed(sessions)
+    zoe, bob = {ids["zoe"]}, {ids["bob"]}
+    for q in ("invoice", "INVOICE QUE", "voic",  # ticket name, partial, any case
+              "charged twice", "march",  # description words
+              "zoë", "ZOË", "ångström", "ÅNGSTRÖM", "ngstr",  # non-ASCII names, partial
+              "zoe.angstrom@example", "EXAMPLE.ORG",  # email
+              "société", "générale", "ümlaut",  # company name
+              "555-010-2030", "(555) 0102030", "+15550102030", "010 2030", "07700900123", "900-123"):  # phones
+        assert await _found(client, q) == zoe, q
+    for q in ("capacitor", "Burnt Toast", "printer", "bob@builder", "smith"):
+        assert await _found(client, q) == bob, q
+    assert await _found(client, str(ids["bob"])) >= bob  # the ticket id
+    assert await _found(client, "no such words anywhere") == set()
+    assert await _found(client, "%") == set() and await _found(client, '"') == set()
+
+
+async def test_search_respects_access(client, sessions) -> None:  # type: ignore[no-untyped-def]
+    await _seed(sessions)
+    _, owned_only = await create_user_token(sessions, email="own@acme.test", ticket_access="owned")
+    assert await _found(client, "invoice", owned_only) == set()
+
+
+async def test_text_no_database_can_hold_is_harmless(client, sessions) -> None:  # type: ignore[no-untyped-def]
+    ids = await _seed(sessions)
+    assert await _found(client, "zo\x00ë") == {ids["zoe"]}  # the NUL is dropped, not sent to the database
+    async with client.get("/api/v1/tickets", headers=OPERATOR, params={"filter": "name:contains:a\x00"}) as response:
+        assert response.status == 400 and (await response.json())["error"]["part"] == "filter"
