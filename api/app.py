@@ -40,6 +40,7 @@ ROUTE_MODULES = (
     "frontdesk.api.templates",
     "frontdesk.api.ticket_create",
     "frontdesk.api.bulk_move",
+    "frontdesk.api.contacts",
 )
 
 

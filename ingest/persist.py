@@ -29,7 +29,8 @@ from frontdesk.model import (
 from frontdesk.model.messages import ACCEPTED, INBOUND
 from frontdesk.outbox import record_events
 from frontdesk.storage.blobs import BlobStore
-from frontdesk.ingest.contacts import dialect_insert, normalize_address
+from frontdesk.ingest.contacts import normalize_address
+from frontdesk.storage.upsert import dialect_insert
 from frontdesk.ingest.message import InboundMessage, IngestOutcome, QuarantineMessage
 from frontdesk.ingest.threading import ThreadMatch
 from frontdesk.tickets.creation import create_ticket, ticket_created

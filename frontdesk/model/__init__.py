@@ -4,7 +4,8 @@ from frontdesk.model.base import Base, utcnow
 from frontdesk.model.access import ApiToken, AuditEntry, PipelineAccess, Team, TeamMembership, User
 from frontdesk.model.automation import EmailTemplate, PipelineAutomation, StatusAction
 from frontdesk.model.channels import Channel
-from frontdesk.model.contacts import Company, Contact, ContactIdentity
+from frontdesk.model.contacts import Company, Contact, ContactIdentity, TicketCompany, TicketContact
+from frontdesk.model.inboxes import ConversationMove, Inbox
 from frontdesk.model.intake import InboundPayload, MailboxCheckpoint, QuarantinedItem
 from frontdesk.model.messages import Attachment, Conversation, Message
 from frontdesk.model.outbox import AppliedEffect, DeadLetter, Delivery, OutboxEvent
@@ -14,9 +15,9 @@ from frontdesk.model.tickets import Ticket, TicketParticipant
 
 __all__ = [
     "ApiToken", "AppliedEffect", "Attachment", "AuditEntry", "Base", "Channel", "Company",
-    "Contact", "ContactIdentity", "Conversation", "DeadLetter", "Delivery", "EmailTemplate",
-    "InboundPayload", "MailboxCheckpoint", "Message", "OutboxEvent", "Pipeline",
+    "Contact", "ContactIdentity", "Conversation", "ConversationMove", "DeadLetter", "Delivery",
+    "EmailTemplate", "InboundPayload", "Inbox", "MailboxCheckpoint", "Message", "OutboxEvent", "Pipeline",
     "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem",
     "StageProperty", "Status", "StatusAction", "Team", "TeamMembership", "Ticket",
-    "TicketParticipant", "User", "utcnow",
+    "TicketCompany", "TicketContact", "TicketParticipant", "User", "utcnow",
 ]

@@ -40,6 +40,9 @@ class User(Base):
     ticket_access: Mapped[str] = mapped_column(String(10), default=ACCESS_ALL)
     # With team/owned access: may the user also see tickets nobody owns?
     sees_unassigned: Mapped[bool] = mapped_column(default=False)
+    # The "account access" permission: move conversations between inboxes
+    # (super admins may anyway).
+    account_access: Mapped[bool] = mapped_column(default=False)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
