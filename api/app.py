@@ -41,6 +41,7 @@ ROUTE_MODULES = (
     "frontdesk.api.ticket_create",
     "frontdesk.api.bulk_move",
     "frontdesk.api.contacts",
+    "frontdesk.api.ticket_associations",
 )
 
 

@@ -33,6 +33,7 @@ from frontdesk.ingest.contacts import normalize_address
 from frontdesk.storage.upsert import dialect_insert
 from frontdesk.ingest.message import InboundMessage, IngestOutcome, QuarantineMessage
 from frontdesk.ingest.threading import ThreadMatch
+from frontdesk.tickets.associations import COMPANIES, CONTACTS, link
 from frontdesk.tickets.creation import create_ticket, ticket_created
 from frontdesk.tickets.errors import DomainError
 from frontdesk.tickets.header_fields import flatten
@@ -254,6 +255,10 @@ async def persist_message(
         contact_email = contact.email if contact else None
         await add_participants(session, ticket.id, [message.sender_address, contact_email, *message.to, *message.cc],
                                exclude=own_addresses)
+        if contact is not None and not created:  # create_ticket associated the first one
+            # Whoever writes on a ticket is associated with it, and their company too.
+            await link(session, CONTACTS, ticket.id, [contact.id])
+            await link(session, COMPANIES, ticket.id, [contact.company_id])
     return Persisted(row, ticket, conversation, created)
 
 
