@@ -67,3 +67,28 @@ async def test_associate_dissociate_and_the_primary(api, sessions):
                           "company_id": {"from": None, "to": client["id"]}}
     assert len(changes) == 4  # the repeated PUT and the refused ones changed nothing
     assert all(e.body["actor"] == {"kind": "agent", "id": str(owner_id)} for e in events)
+
+
+async def test_manual_create_takes_existing_ids_and_new_contacts_and_companies(api):
+    known = await api.ok("POST", "/api/v1/contacts", {"email": "kim@client.test"}, expect=201)
+    company = await api.ok("POST", "/api/v1/companies", {"name": "Client"}, expect=201)
+    ticket = await api.ok("POST", "/api/v1/tickets", {
+        "name": "Onboarding", "pipeline": "support", "status": "new",
+        "contacts": [{"email": "new@partner.test", "first_name": "Nia", "mobile_phone": "+1 555 0101"},
+                     {"id": known["id"]}, {"email": "KIM@client.test"}, {"first_name": "Walk-in"}],
+        "companies": [{"name": "Partner", "domain": "partner.test"}, {"id": company["id"]}]}, expect=201)
+    detail = await api.ok("GET", f"/api/v1/tickets/{ticket['id']}")
+    contacts = detail["contacts"]
+    assert [c["primary"] for c in contacts] == [True, False, False]
+    assert [c["email"] for c in contacts] == ["new@partner.test", "kim@client.test", None]
+    assert contacts[0]["mobile_phone"] == "+1 555 0101" and contacts[2]["first_name"] == "Walk-in"
+    assert [(c["name"], c["primary"]) for c in detail["companies"]] == [("Partner", True), ("Client", False)]
+    # The new primary contact joins the primary company; the known contact keeps none of it.
+    assert contacts[0]["company_id"] == detail["companies"][0]["id"] and contacts[1]["company_id"] is None
+    assert ticket["contact_ids"] == [c["id"] for c in contacts]
+    assert ticket["company_ids"] == [c["id"] for c in detail["companies"]]
+    for body, field in (({"contacts": [{"id": 999999}]}, "contact"), ({"companies": [{"id": 999999}]}, "company"),
+                        ({"companies": [{"domain": "x.test"}]}, "company.name"),
+                        ({"companies": {"id": 1}}, "companies")):
+        code, error = await api.post("/api/v1/tickets", {"name": "x", "pipeline": "support", "status": "new", **body})
+        assert code == 422 and error["error"]["field"] == field, (body, error)
