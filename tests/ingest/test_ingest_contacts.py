@@ -36,3 +36,20 @@ async def test_senders_on_a_ticket_are_associated_with_it_and_their_companies(ct
     assert set(ids) == {"ada@example.com", "bo@partner.test"}
     assert await _linked(sessions, TicketContact, TicketContact.contact_id, first.ticket_id) == set(ids.values())
     assert await _linked(sessions, TicketCompany, TicketCompany.company_id, first.ticket_id) == {partner}
+
+
+async def test_mails_from_a_new_address_at_the_same_instant_make_one_contact(ctx, sessions):
+    # Each ingest runs in its own session and transaction; on PostgreSQL they
+    # race for the address, on SQLite they take the writer turn in order.
+    senders = ("Nia Okafor <nia@newco.test>", "NIA@NewCo.test", "nia@newco.test", "Nia <Nia@newco.TEST>")
+    outcomes = await asyncio.gather(*(
+        ingest_email(ctx, mail(sender=sender, message_id=f"race-{i}@newco.test", subject=f"Question {i}"),
+                     smtp_envelope(mail_from="nia@newco.test"))
+        for i, sender in enumerate(senders)))
+    assert [o.kind for o in outcomes] == ["ticket_created"] * 4
+    async with sessions() as session:
+        contacts = (await session.scalars(select(Contact))).all()
+        assert [c.email for c in contacts] == ["nia@newco.test"]
+        linked = (await session.execute(select(TicketContact.ticket_id, TicketContact.contact_id))).all()
+        assert await session.scalar(select(func.count()).select_from(Contact)) == 1
+    assert sorted(linked) == sorted((o.ticket_id, contacts[0].id) for o in outcomes)
