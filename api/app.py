@@ -42,6 +42,7 @@ ROUTE_MODULES = (
     "frontdesk.api.bulk_move",
     "frontdesk.api.contacts",
     "frontdesk.api.ticket_associations",
+    "frontdesk.api.ticket_lifecycle",
 )
 
 

@@ -10,9 +10,6 @@ case-insensitive substring match.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any, Callable
 
 from aiohttp import web
@@ -22,16 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
-from frontdesk.api.parameters import ID_SCHEMA, MAX_ID, bad_parameter, path_id, query_int
+from frontdesk.api.pages import PAGE_PARAMETERS, page_end, paged
+from frontdesk.api.parameters import ID_SCHEMA, MAX_ID, path_id
 from frontdesk.api.request_body import int_field, json_body
 from frontdesk.model import Company, Contact
 from frontdesk.tickets import contacts as rules
 
 routes = web.RouteTableDef()
-
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-
 
 def contact_json(contact: Contact) -> dict[str, Any]:
     return {
@@ -71,37 +65,15 @@ def _unknown_fields(body: dict[str, Any], allowed: Any) -> None:
         raise ApiError(422, "unknown_fields", f"unknown fields: {', '.join(unknown)}", fields=unknown)
 
 
-# --- paging -------------------------------------------------------------------
-
-def _encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"id": last_id}).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(token: str) -> int:
-    try:
-        value = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))["id"]
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        value = None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
-        raise bad_parameter("cursor", "cursor is not one this API handed out")
-    return value
-
-
 async def _page(request: web.Request, model: Any, search: Callable[[str], ColumnElement[bool]],
                 to_json: Callable[[Any], dict[str, Any]], key: str) -> web.Response:
-    limit = query_int(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
-    statement = select(model).order_by(model.id.desc()).limit(limit + 1)
-    if request.query.get("cursor"):
-        statement = statement.where(model.id < _decode_cursor(request.query["cursor"]))
+    statement, limit = paged(request, select(model), model.id)
     text = request.query.get("q", "").strip()
     if text:
         statement = statement.where(search(text))
     async with request.app[SESSIONS]() as session:
-        rows = list((await session.scalars(statement)).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return web.json_response({key: [to_json(r) for r in rows], "limit": limit,
-                              "next_cursor": _encode_cursor(rows[-1].id) if more and rows else None})
+        rows, next_cursor = page_end(list((await session.scalars(statement)).all()), limit, lambda r: r.id)
+    return web.json_response({key: [to_json(r) for r in rows], "limit": limit, "next_cursor": next_cursor})
 
 
 async def _one(session: AsyncSession, model: Any, ident: int, what: str) -> Any:
@@ -192,14 +164,6 @@ async def update_company(request: web.Request) -> web.Response:
 
 _TEXT = {"type": ["string", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
-_LIST_PARAMETERS = [
-    {"name": "limit", "in": "query", "required": False, "description": f"Per page (1-{MAX_LIMIT}, default {DEFAULT_LIMIT}).",
-     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
-    {"name": "cursor", "in": "query", "required": False, "description": "The previous answer's next_cursor.",
-     "schema": {"type": "string"}},
-]
-
-
 def _record(name: str) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
 
@@ -219,7 +183,7 @@ def _crud(noun: str, plural: str, schema: str, body: dict[str, Any], search: str
     return {
         f"/api/v1/{plural}": {
             "get": {"summary": f"List {plural}, newest first", "operationId": f"list{titles}", "tags": [plural],
-                    "parameters": [*_LIST_PARAMETERS, {"name": "q", "in": "query", "required": False,
+                    "parameters": [*PAGE_PARAMETERS, {"name": "q", "in": "query", "required": False,
                                                        "description": search, "schema": {"type": "string"}}],
                     "responses": {"200": {"description": f"One page of {plural}.",
                                           "content": {"application/json": {"schema": page}}},

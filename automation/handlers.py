@@ -129,8 +129,10 @@ def _effect(session: AsyncSession, key: str, kind: str, ticket_id: int) -> None:
 
 async def _locked_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
     # FOR UPDATE on PostgreSQL serializes with agents changing the same
-    # ticket; SQLite ignores it and serializes writers anyway.
-    return await session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+    # ticket; SQLite ignores it and serializes writers anyway.  A deleted
+    # ticket is left alone: no status moves, no mail about it.
+    return await session.scalar(select(Ticket).where(Ticket.id == ticket_id, Ticket.deleted_at.is_(None))
+                                .with_for_update())
 
 
 async def _ticket_state(session: AsyncSession, ticket: Ticket) -> tuple[TicketState, dict[int, Status]]:

@@ -5,7 +5,8 @@ tickets owned by themselves or by any member of any of their teams; an
 owned-only user sees their own; "unassigned" adds tickets nobody owns.
 Pipelines with an access list are visible only to the users and teams on
 it.  Super admins see everything.  A ticket outside the rule is answered
-with 404, never 403, so its existence does not leak.
+with 404, never 403, so its existence does not leak.  A deleted ticket is
+outside it for everyone (:mod:`frontdesk.tickets.lifecycle`).
 
 :class:`Principal` (who is acting, with which role and ticket access) lives
 here so the rules need nothing from the HTTP layer; ``frontdesk.api.auth``
@@ -39,8 +40,13 @@ class Principal:
         return self.role == SUPER_ADMIN
 
     @property
-    def can_edit_property_settings(self) -> bool:
+    def is_admin(self) -> bool:
+        """An admin or a super admin."""
         return self.role in (SUPER_ADMIN, ADMIN)
+
+    @property
+    def can_edit_property_settings(self) -> bool:
+        return self.is_admin
 
 
 def _pipeline_clause(principal: Principal, pipeline_id: Any) -> ColumnElement[bool]:
@@ -70,16 +76,23 @@ def _owner_clause(principal: Principal) -> ColumnElement[bool]:
     return or_(mine, unassigned)
 
 
-def ticket_visibility(principal: Principal) -> ColumnElement[bool]:
-    """A WHERE clause on ``Ticket`` selecting exactly what ``principal`` may see."""
+def ticket_visibility(principal: Principal, *, deleted: bool = False) -> ColumnElement[bool]:
+    """A WHERE clause on ``Ticket`` selecting exactly what ``principal`` may see.
+
+    A deleted ticket is out of everything (lists, counts, details, changes);
+    ``deleted`` selects the deleted ones instead, for the admins who restore them.
+    """
+    lifecycle = Ticket.deleted_at.is_not(None) if deleted else Ticket.deleted_at.is_(None)
     if principal.is_super_admin:
-        return true()
-    return and_(_pipeline_clause(principal, Ticket.pipeline_id), _owner_clause(principal))
+        return lifecycle
+    return and_(lifecycle, _pipeline_clause(principal, Ticket.pipeline_id), _owner_clause(principal))
 
 
-async def visible_ticket(session: AsyncSession, principal: Principal, ticket_id: int) -> Ticket:
-    """Load one ticket the principal may see, or raise ``NotFound``."""
-    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id, ticket_visibility(principal)))
+async def visible_ticket(session: AsyncSession, principal: Principal, ticket_id: int, *,
+                         deleted: bool = False) -> Ticket:
+    """Load one ticket the principal may see (a deleted one with ``deleted``), or raise ``NotFound``."""
+    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id,
+                                                       ticket_visibility(principal, deleted=deleted)))
     if ticket is None:
         raise NotFound("ticket")
     return ticket
