@@ -43,6 +43,7 @@ ROUTE_MODULES = (
     "frontdesk.api.contacts",
     "frontdesk.api.ticket_associations",
     "frontdesk.api.ticket_lifecycle",
+    "frontdesk.api.inboxes",
 )
 
 

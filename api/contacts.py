@@ -21,7 +21,7 @@ from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.api.pages import PAGE_PARAMETERS, page_end, paged
 from frontdesk.api.parameters import ID_SCHEMA, MAX_ID, path_id
-from frontdesk.api.request_body import int_field, json_body
+from frontdesk.api.request_body import int_field, json_body, refuse_unknown_fields
 from frontdesk.model import Company, Contact
 from frontdesk.tickets import contacts as rules
 
@@ -59,12 +59,6 @@ def optional_texts(body: dict[str, Any], fields: Any, *, prefix: str = "") -> di
     return values
 
 
-def _unknown_fields(body: dict[str, Any], allowed: Any) -> None:
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise ApiError(422, "unknown_fields", f"unknown fields: {', '.join(unknown)}", fields=unknown)
-
-
 async def _page(request: web.Request, model: Any, search: Callable[[str], ColumnElement[bool]],
                 to_json: Callable[[Any], dict[str, Any]], key: str) -> web.Response:
     statement, limit = paged(request, select(model), model.id)
@@ -96,7 +90,7 @@ async def list_contacts(request: web.Request) -> web.Response:
 @routes.post("/api/v1/contacts")
 async def create_contact(request: web.Request) -> web.Response:
     body = await json_body(request)
-    _unknown_fields(body, CONTACT_BODY)
+    refuse_unknown_fields(body, CONTACT_BODY)
     values = optional_texts(body, rules.CONTACT_FIELDS)
     async with request.app[SESSIONS].begin() as session:
         contact = await rules.create_contact(session, values, company_id=int_field(body, "company_id"))
@@ -114,7 +108,7 @@ async def get_contact(request: web.Request) -> web.Response:
 @routes.patch(r"/api/v1/contacts/{contact_id:\d+}")
 async def update_contact(request: web.Request) -> web.Response:
     body = await json_body(request)
-    _unknown_fields(body, CONTACT_BODY)
+    refuse_unknown_fields(body, CONTACT_BODY)
     values = optional_texts(body, rules.CONTACT_FIELDS)
     async with request.app[SESSIONS].begin() as session:
         contact = await _one(session, Contact, path_id(request, "contact_id"), "contact")
@@ -134,7 +128,7 @@ async def list_companies(request: web.Request) -> web.Response:
 @routes.post("/api/v1/companies")
 async def create_company(request: web.Request) -> web.Response:
     body = await json_body(request)
-    _unknown_fields(body, rules.COMPANY_FIELDS)
+    refuse_unknown_fields(body, rules.COMPANY_FIELDS)
     async with request.app[SESSIONS].begin() as session:
         company = await rules.create_company(session, optional_texts(body, rules.COMPANY_FIELDS))
         answer = company_json(company)
@@ -151,7 +145,7 @@ async def get_company(request: web.Request) -> web.Response:
 @routes.patch(r"/api/v1/companies/{company_id:\d+}")
 async def update_company(request: web.Request) -> web.Response:
     body = await json_body(request)
-    _unknown_fields(body, rules.COMPANY_FIELDS)
+    refuse_unknown_fields(body, rules.COMPANY_FIELDS)
     async with request.app[SESSIONS].begin() as session:
         company = await _one(session, Company, path_id(request, "company_id"), "company")
         rules.update_company(company, optional_texts(body, rules.COMPANY_FIELDS))

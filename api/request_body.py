@@ -10,7 +10,7 @@ from aiohttp import web
 from frontdesk.api.errors import ApiError
 from frontdesk.api.parameters import MAX_ID, path_id
 
-__all__ = ["bool_field", "int_field", "int_list_field", "json_body", "path_id", "text_field"]
+__all__ = ["bool_field", "int_field", "int_list_field", "json_body", "path_id", "refuse_unknown_fields", "text_field"]
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -63,3 +63,8 @@ def int_list_field(body: dict[str, Any], name: str) -> list[int]:
     return value
 
 
+def refuse_unknown_fields(body: dict[str, Any], allowed: Any) -> None:
+    """422 ``unknown_fields`` naming every key of ``body`` not in ``allowed`` (a typo must not pass silently)."""
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ApiError(422, "unknown_fields", f"unknown fields: {', '.join(unknown)}", fields=unknown)

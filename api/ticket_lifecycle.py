@@ -13,8 +13,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from frontdesk.api.auth import principal_of
-from frontdesk.api.errors import forbidden
+from frontdesk.api.auth import principal_of, require
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.api.pages import PAGE_PARAMETERS, page_end, paged
@@ -30,10 +29,8 @@ routes = web.RouteTableDef()
 
 
 def _admin(request: web.Request) -> Principal:
-    principal = principal_of(request)
-    if not principal.is_admin:
-        raise forbidden("admin_required", "only an admin or a super admin may see and restore deleted tickets")
-    return principal
+    return require(request, lambda p: p.is_admin, "admin_required",
+                   "only an admin or a super admin may see and restore deleted tickets")
 
 
 def _deleted_json(row: Any, links: Any) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from frontdesk.tickets.audit import record_audit, snapshot
 
 routes = web.RouteTableDef()
 
-USER_FIELDS = ("id", "name", "email", "role", "primary_team_id", "ticket_access", "sees_unassigned", "is_active")
+USER_FIELDS = ("id", "name", "email", "role", "primary_team_id", "ticket_access", "sees_unassigned", "account_access",
+               "is_active")
 
 
 async def team_ids_of(session: AsyncSession, user_id: int) -> list[int]:
@@ -79,6 +80,8 @@ def apply_user_fields(user: User, body: dict[str, Any]) -> None:
         user.ticket_access = body["ticket_access"]
     if "sees_unassigned" in body:
         user.sees_unassigned = bool(bool_field(body, "sees_unassigned"))
+    if "account_access" in body:
+        user.account_access = bool(bool_field(body, "account_access"))
     if "is_active" in body:
         user.is_active = bool(bool_field(body, "is_active"))
     if "primary_team_id" in body:
@@ -91,6 +94,7 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response({
         "user_id": principal.user_id, "role": principal.role, "ticket_access": principal.ticket_access,
         "sees_unassigned": principal.sees_unassigned, "team_ids": sorted(principal.team_ids),
+        "account_access": principal.can_move_conversations,
     })
 
 
@@ -109,7 +113,7 @@ async def create_user(request: web.Request) -> web.Response:
     text_field(body, "name")
     text_field(body, "email", max_length=320)
     async with request.app[SESSIONS].begin() as session:
-        user = User(role="agent", ticket_access="all", sees_unassigned=False, is_active=True)
+        user = User(role="agent", ticket_access="all", sees_unassigned=False, account_access=False, is_active=True)
         apply_user_fields(user, body)
         if await session.scalar(select(User.id).where(User.email == user.email)):
             raise ApiError(409, "email_taken", f"a user with email {user.email} exists")
@@ -260,6 +264,7 @@ _USER = {"type": "object", "properties": {
     "name": {"type": "string"}, "email": {"type": "string"}, "role": {"enum": list(ROLES)},
     "primary_team_id": {"type": ["integer", "null"]}, "team_ids": {"type": "array", "items": {"type": "integer"}},
     "ticket_access": {"enum": list(TICKET_ACCESS)}, "sees_unassigned": {"type": "boolean"},
+    "account_access": {"type": "boolean", "description": "may move conversations between inboxes"},
     "is_active": {"type": "boolean"}}}
 
 OPENAPI: dict[str, Any] = {"paths": {

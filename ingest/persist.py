@@ -37,6 +37,7 @@ from frontdesk.tickets.associations import COMPANIES, CONTACTS, link
 from frontdesk.tickets.creation import create_ticket, ticket_created
 from frontdesk.tickets.errors import DomainError
 from frontdesk.tickets.header_fields import flatten
+from frontdesk.tickets.inboxes import help_desk_id
 from frontdesk.tickets.property_values import submitted_custom_values
 
 TICKET_NAME_LIMIT = 500
@@ -237,6 +238,7 @@ async def persist_message(
                 thread_key=clean_text(message.thread_key or message.external_id, 998),
                 contact_id=contact.id if contact else None,
                 is_forwarded=message.is_forwarded,
+                inbox_id=await help_desk_id(session),
             )
             session.add(conversation)
             await session.flush()

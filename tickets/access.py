@@ -34,6 +34,12 @@ class Principal:
     sees_unassigned: bool = True
     team_ids: frozenset[int] = field(default_factory=frozenset)
     label: str = ""
+    account_access: bool = False  # the "account access" permission
+
+    @property
+    def can_move_conversations(self) -> bool:
+        """Moving conversations between inboxes: super admins and users with account access."""
+        return self.is_super_admin or self.account_access
 
     @property
     def is_super_admin(self) -> bool:
