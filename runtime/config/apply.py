@@ -18,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.model import (
     Channel,
+    Conversation,
     EmailTemplate,
+    Inbox,
     Pipeline,
     PipelineAccess,
     PipelineAutomation,
@@ -31,6 +33,7 @@ from frontdesk.model import (
     User,
 )
 from frontdesk.model.access import SUPER_ADMIN
+from frontdesk.model.inboxes import CONVERSATIONS
 from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
 from frontdesk.outbound.email.render import check_template_syntax
 from frontdesk.runtime.config.document import ConfigApplyError, dump_config
@@ -103,6 +106,7 @@ class _Applier:
         await self.templates()
         await self.pipelines()
         await self.channels()
+        await self.inboxes()
         await self.drop_pipelines()
         await self.drop_unused_templates()
         await self.drop_teams()
@@ -135,6 +139,7 @@ class _Applier:
                 self.session.add(user)
             user.name, user.role = spec["name"], spec["role"]
             user.ticket_access, user.sees_unassigned, user.is_active = spec["ticket_access"], spec["sees_unassigned"], True
+            user.account_access = spec["account_access"]
             user.primary_team_id = self.team_id(spec["primary_team"], f"user {spec['email']}")
             await self.session.flush()
             teams = {self.team_id(t, f"user {spec['email']}") for t in spec["teams"]}
@@ -318,6 +323,22 @@ class _Applier:
             raise ConfigApplyError("channel_not_in_file",
                                    f"{channel.kind} channel {channel.key!r} is connected but not in the file; "
                                    "channels are disconnected in the settings, not by config apply")
+        await self.session.flush()
+
+    async def inboxes(self) -> None:
+        """Conversations inboxes by key: added, renamed, or dropped when no conversation is in them."""
+        existing = {i.key: i for i in (await self.session.scalars(
+            select(Inbox).where(Inbox.kind == CONVERSATIONS))).all()}
+        for spec in self.doc["inboxes"]:
+            inbox = existing.pop(spec["key"], None)
+            if inbox is None:
+                self.session.add(Inbox(key=spec["key"], name=spec["name"], kind=CONVERSATIONS))
+            else:
+                inbox.name = spec["name"]
+        for inbox in existing.values():
+            if await self.session.scalar(select(Conversation.id).where(Conversation.inbox_id == inbox.id).limit(1)):
+                raise ConfigApplyError("inbox_in_use", f"inbox {inbox.key!r} holds conversations: move them first")
+            await self.session.delete(inbox)
         await self.session.flush()
 
     async def drop_unused_templates(self) -> None:

@@ -10,7 +10,7 @@ import tomli_w
 import yaml
 
 FORMAT_VERSION = 1
-SECTIONS = ("teams", "users", "properties", "templates", "pipelines", "channels")
+SECTIONS = ("teams", "users", "properties", "templates", "pipelines", "channels", "inboxes")
 
 
 class ConfigApplyError(ValueError):

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.model import (
     Channel,
     EmailTemplate,
+    Inbox,
     Pipeline,
     PipelineAccess,
     PipelineAutomation,
@@ -22,6 +23,7 @@ from frontdesk.model import (
     User,
 )
 from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
+from frontdesk.model.inboxes import CONVERSATIONS
 from frontdesk.runtime.config.document import FORMAT_VERSION
 
 
@@ -43,6 +45,7 @@ async def export_config(session: AsyncSession) -> dict[str, Any]:
             "primary_team": teams.get(u.primary_team_id) if u.primary_team_id else None,
             "teams": sorted(t for t in memberships.get(u.id, []) if t != teams.get(u.primary_team_id)),
             "ticket_access": u.ticket_access, "sees_unassigned": u.sees_unassigned,
+            "account_access": u.account_access,
         }
         for u in users
     ]
@@ -98,6 +101,9 @@ async def export_config(session: AsyncSession) -> dict[str, Any]:
          "create_tickets": c.create_tickets}
         for c in (await session.scalars(select(Channel).order_by(Channel.kind, Channel.key))).all()
     ]
+    # The help desk is always there; the file lists the conversations inboxes.
+    doc["inboxes"] = [{"key": i.key, "name": i.name} for i in (await session.scalars(
+        select(Inbox).where(Inbox.kind == CONVERSATIONS).order_by(Inbox.key))).all()]
     return doc
 
 

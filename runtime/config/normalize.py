@@ -7,6 +7,7 @@ from typing import Any
 from frontdesk.model.access import ROLES, TICKET_ACCESS
 from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
 from frontdesk.model.channels import CHANNEL_KINDS
+from frontdesk.model.inboxes import HELP_DESK
 from frontdesk.runtime.config.document import FORMAT_VERSION, SECTIONS, ConfigApplyError
 from frontdesk.tickets.automation_settings import ACTION_KINDS, RECIPIENT_KINDS
 from frontdesk.tickets.pipelines import valid_internal_name
@@ -59,6 +60,7 @@ def normalize(raw: dict[str, Any]) -> dict[str, Any]:
             "primary_team": primary,
             "teams": sorted(t for t in set(_list(u.get("teams"), f"user {email} teams")) if t != primary),
             "ticket_access": access, "sees_unassigned": bool(u.get("sees_unassigned", False)),
+            "account_access": bool(u.get("account_access", False)),
         })
     doc["users"].sort(key=lambda u: u["email"])
     _unique([u["email"] for u in doc["users"]], "user")
@@ -94,6 +96,16 @@ def normalize(raw: dict[str, Any]) -> dict[str, Any]:
                                 "name": c.get("name") or key, "pipeline": _need(c, "pipeline", f"channel {key}"),
                                 "create_tickets": bool(c.get("create_tickets", True))})
     doc["channels"].sort(key=lambda c: (c["kind"], c["key"]))
+    doc["inboxes"] = []
+    for i in _list(raw.get("inboxes"), "inboxes"):
+        key = str(_need(i, "key", "inbox"))
+        if not valid_internal_name(key) or key == HELP_DESK:
+            raise ConfigApplyError("internal_name_invalid", f"inbox {key!r}: keys are lowercase letters, digits, _ "
+                                   f"(and {HELP_DESK!r}, the help desk, is always there)")
+        doc["inboxes"].append({"key": key, "name": str(i.get("name") or key)})
+    doc["inboxes"].sort(key=lambda i: i["key"])
+    _unique([i["key"] for i in doc["inboxes"]], "inbox")
+    _unique([i["name"].lower() for i in doc["inboxes"]], "inbox name")
     return doc
 
 

@@ -2,6 +2,7 @@
 
 from email.message import EmailMessage
 
+import pytest
 from sqlalchemy import select, update
 
 from admin_client import make_user
@@ -9,6 +10,7 @@ from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.message import Envelope
 from frontdesk.ingest.pipeline import ingest_email
 from frontdesk.model import AuditEntry, Channel, Message, OutboxEvent, utcnow
+from frontdesk.runtime.config import ConfigApplyError, apply_config, export_config
 
 
 async def _mail(settings, sessions, blobs, to: str, message_id: str):
@@ -103,3 +105,31 @@ async def test_moving_conversations_between_the_help_desk_and_an_inbox(api, sett
         (ticket_id, sales["id"], False), (ticket_id, help_desk["id"], False),
         (None, sales["id"], False), (entered["ticket_id"], help_desk["id"], True)]
     assert list(audited) == ["conversation.moved"] * 4
+
+
+async def test_config_export_and_apply_carry_inboxes_and_account_access(api, settings, sessions, blobs):
+    user_id, _ = await make_user(api, "mover@acme.test")
+    await api.ok("PATCH", f"/api/v1/users/{user_id}", {"account_access": True})
+    sales = await api.ok("POST", "/api/v1/inboxes", {"name": "Sales chat"}, expect=201)
+    await api.ok("POST", "/api/v1/inboxes", {"name": "Partners", "key": "partners"}, expect=201)
+    async with sessions() as session:
+        doc = await export_config(session)
+    assert doc["inboxes"] == [{"key": "partners", "name": "Partners"}, {"key": "sales_chat", "name": "Sales chat"}]
+    assert next(u for u in doc["users"] if u["email"] == "mover@acme.test")["account_access"] is True
+
+    doc["inboxes"] = [{"key": "sales_chat", "name": "Sales"}, {"key": "vip", "name": "VIP"}]
+    assert (await apply_config(sessions, doc, max_pipelines=settings.max_pipelines)).changed
+    inboxes = (await api.ok("GET", "/api/v1/inboxes"))["inboxes"]
+    assert [(i["key"], i["name"]) for i in inboxes] == [("help_desk", "Help desk"), ("sales_chat", "Sales"),
+                                                        ("vip", "VIP")]
+    assert next(i for i in inboxes if i["key"] == "sales_chat")["id"] == sales["id"]
+
+    # An inbox that holds a conversation is not dropped by a file that leaves it out.
+    created = await _mail(settings, sessions, blobs, "support@acme.test", "m1@example.com")
+    conversation_id = (await api.ok("GET", f"/api/v1/tickets/{created.ticket_id}"))["messages"][0]["conversation_id"]
+    await api.ok("POST", f"/api/v1/conversations/{conversation_id}/move", {"inbox_id": sales["id"]})
+    doc["inboxes"] = []
+    with pytest.raises(ConfigApplyError) as refused:
+        await apply_config(sessions, doc, max_pipelines=settings.max_pipelines)
+    assert refused.value.code == "inbox_in_use"
+    assert len((await api.ok("GET", "/api/v1/inboxes"))["inboxes"]) == 3
