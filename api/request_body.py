@@ -21,6 +21,11 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "invalid_json", "the request body must be a JSON object") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the request body must be a JSON object")
+    try:
+        # JSON may escape a lone surrogate ("\ud800"): Python keeps it, no database stores it.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_json", "the request body holds text that is not valid Unicode") from None
     return body
 
 

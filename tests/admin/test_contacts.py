@@ -31,6 +31,9 @@ async def test_contacts_create_read_update_and_their_rules(api):
         assert code == 422 and error["error"]["field"] == field, (body, error)
     code, error = await api.post("/api/v1/contacts", {"email": "x@y.test", "nickname": "x"}, token=agent)
     assert code == 422 and error["error"]["code"] == "unknown_fields"
+    async with api.http.post(api.base + "/api/v1/contacts", data=b'{"first_name": "\\ud800"}',
+                             headers={"Authorization": f"Bearer {agent}", "Content-Type": "application/json"}) as resp:
+        assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_json"
 
     changed = await api.ok("PATCH", f"/api/v1/contacts/{kim['id']}", {"phone": None, "last_name": "Lee-Park",
                                                                       "company_id": None}, token=agent)
