@@ -23,6 +23,7 @@ from frontdesk.api.auth import auth_middleware
 from frontdesk.api.errors import error_middleware
 from frontdesk.api.keys import BLOBS, SESSIONS, SETTINGS, SHUTTING_DOWN
 from frontdesk.api.middleware import json_errors_middleware, request_context_middleware
+from frontdesk.api.parameters import query_text_middleware
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
 
@@ -47,6 +48,10 @@ ROUTE_MODULES = (
     "frontdesk.api.comments",
     "frontdesk.api.snippets",
     "frontdesk.api.stream",
+    "frontdesk.api.contacts",
+    "frontdesk.api.ticket_associations",
+    "frontdesk.api.ticket_lifecycle",
+    "frontdesk.api.inboxes",
 )
 
 
@@ -98,6 +103,7 @@ def create_app(
             json_errors_middleware,
             error_middleware,
             auth_middleware,
+            query_text_middleware,
         ],
         client_max_size=settings.http.max_body_size,
     )

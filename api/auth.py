@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Callable
 
 from aiohttp import web
 from sqlalchemy import select, update
@@ -79,16 +80,23 @@ def principal_of(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
-def require_super_admin(request: web.Request) -> Principal:
+def require(request: web.Request, allowed: Callable[[Principal], bool], code: str, message: str) -> Principal:
+    """The caller, when ``allowed(principal)``; else 403 ``code``."""
     principal = principal_of(request)
-    if not principal.is_super_admin:
-        raise ApiError(403, "super_admin_required", "only a super admin may do this")
+    if not allowed(principal):
+        raise ApiError(403, code, message)
     return principal
+
+
+def require_super_admin(request: web.Request) -> Principal:
+    return require(request, lambda p: p.is_super_admin, "super_admin_required", "only a super admin may do this")
 
 
 def require_property_settings(request: web.Request) -> Principal:
-    principal = principal_of(request)
-    if not principal.can_edit_property_settings:
-        raise ApiError(403, "edit_property_settings_required",
-                       "this needs the 'edit property settings' permission (admin or super admin)")
-    return principal
+    return require(request, lambda p: p.can_edit_property_settings, "edit_property_settings_required",
+                   "this needs the 'edit property settings' permission (admin or super admin)")
+
+
+def require_account_access(request: web.Request) -> Principal:
+    return require(request, lambda p: p.can_move_conversations, "account_access_required",
+                   "this needs the 'account access' permission (or a super admin)")

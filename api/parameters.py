@@ -9,6 +9,10 @@ for query values, and nothing beyond the database's integer columns: a
   that can exist: ``404 not_found``, exactly like an id that does not exist.
 - A query value that is not an integer in its bounds is
   ``400 invalid_parameter`` naming the ``parameter``.
+
+Any query value holding a NUL or text that is not valid Unicode is refused
+the same way by :func:`query_text_middleware`, for every endpoint: no
+database stores it (PostgreSQL's driver answers it with an error, a 500).
 """
 
 from __future__ import annotations
@@ -74,3 +78,16 @@ def checked_int(name: str, raw: str, *, minimum: int = 1, maximum: int = MAX_ID)
 def query_id(request: web.Request, name: str) -> int | None:
     """An id in the query; None when absent; 400 when it is no id."""
     return query_int(request, name, minimum=1, maximum=MAX_ID)
+
+
+@web.middleware
+async def query_text_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    """400 ``invalid_parameter`` for a query value with a NUL or a lone surrogate, before any handler reads it."""
+    for name, value in request.query.items():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise bad_parameter(name, f"{name} is not valid Unicode text") from None
+        if "\x00" in value:
+            raise bad_parameter(name, f"{name} holds a NUL character")
+    return await handler(request)

@@ -406,6 +406,8 @@ OPENAPI: dict[str, Any] = {"paths": {
         "delete": {"summary": "Delete a status; with tickets, target_status_id (query or body) is required and "
                               "they move in the same transaction, one ticket.status_changed event each",
                    "parameters": [{"name": "target_status_id", "in": "query", "schema": ID_SCHEMA}],
-                   "responses": {"200": {"description": "deleted"}, "409": _ERR, "422": _ERR}},
+                   "responses": {"200": {"description": "deleted"}, "409": _ERR,
+                                 "422": {"description": "target_status_invalid: not another status of the "
+                                                        "same pipeline"}}},
     },
 }}

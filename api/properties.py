@@ -163,7 +163,8 @@ OPENAPI: dict[str, Any] = {"paths": {
         "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
         "patch": {"summary": "Relabel a custom property or change its options", "responses": {"200": {"description": "property"}}},
         "delete": {"summary": "Delete a custom property (and its stage property entries)",
-                   "responses": {"204": {"description": "deleted"}}},
+                   "responses": {"204": {"description": "deleted"}, "403": _ERR,
+                                 "422": {"description": "built_in_property: built-in properties stay"}}},
     },
     "/api/v1/statuses/{status_id}/properties": {
         "parameters": [{"name": "status_id", "in": "path", "required": True, "schema": {"type": "integer"}}],

@@ -10,7 +10,7 @@ from aiohttp import web
 from frontdesk.api.errors import ApiError
 from frontdesk.api.parameters import MAX_ID, path_id
 
-__all__ = ["bool_field", "int_field", "int_list_field", "json_body", "path_id", "text_field"]
+__all__ = ["bool_field", "int_field", "int_list_field", "json_body", "path_id", "refuse_unknown_fields", "text_field"]
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -21,6 +21,11 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "invalid_json", "the request body must be a JSON object") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the request body must be a JSON object")
+    try:
+        # JSON may escape a lone surrogate ("\ud800"): Python keeps it, no database stores it.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_json", "the request body holds text that is not valid Unicode") from None
     return body
 
 
@@ -63,3 +68,8 @@ def int_list_field(body: dict[str, Any], name: str) -> list[int]:
     return value
 
 
+def refuse_unknown_fields(body: dict[str, Any], allowed: Any) -> None:
+    """422 ``unknown_fields`` naming every key of ``body`` not in ``allowed`` (a typo must not pass silently)."""
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ApiError(422, "unknown_fields", f"unknown fields: {', '.join(unknown)}", fields=unknown)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.api.auth import Principal, principal_of
+from frontdesk.api.contacts import optional_texts
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.request_body import int_field, json_body, text_field
@@ -21,8 +22,10 @@ from frontdesk.events import Actor
 from frontdesk.model import Company, Contact, Pipeline, Status, Team, TicketParticipant, User
 from frontdesk.tickets.access import pipeline_visibility
 from frontdesk.tickets.audit import snapshot
+from frontdesk.tickets import contacts as contact_rules
 from frontdesk.tickets import creation
-from frontdesk.tickets.header_fields import email_address, header_text
+from frontdesk.tickets.associations import COMPANIES, CONTACTS, link
+from frontdesk.tickets.header_fields import header_text
 from frontdesk.tickets.properties import BUILT_IN
 from frontdesk.tickets.property_values import validate_custom_values, validate_value
 
@@ -78,38 +81,24 @@ async def _contact(session: AsyncSession, spec: Any) -> Contact | None:
         if contact is None:
             raise ApiError(422, "unknown_contact", "no contact with that id", field="contact")
         return contact
-    email = email_address(text_field(spec, "email", max_length=320), "contact.email").lower()
-    contact = await session.scalar(select(Contact).where(Contact.email == email))
-    if contact is None:
-        names = {field: text_field(spec, field, required=False) for field in ("first_name", "last_name")}
-        for field, value in names.items():
-            if value is not None:
-                header_text(value, f"contact.{field}")  # a contact's name may head the To line
-        contact = Contact(email=email, **names, phone=text_field(spec, "phone", required=False, max_length=64))
-        session.add(contact)
-        await session.flush()
-    return contact
+    values = optional_texts(spec, contact_rules.CONTACT_FIELDS, prefix="contact.")
+    if values.get("email"):
+        known = await contact_rules.contact_with_email(
+            session, contact_rules.normalized_email(values["email"], "contact.email"))
+        if known is not None:
+            return known
+    return await contact_rules.create_contact(session, values, company_id=int_field(spec, "company_id"),
+                                              prefix="contact.")
 
 
 async def _contacts(session: AsyncSession, body: dict[str, Any]) -> list[Contact]:
-    """``contact`` (one) or ``contacts`` (several; the first is the ticket's main contact)."""
-    if "contact" in body and "contacts" in body:
-        raise ApiError(422, "field_invalid", "give either 'contact' or 'contacts'", field="contacts")
-    specs = body.get("contacts") if "contacts" in body else [body.get("contact")]
-    if not isinstance(specs, list):
-        raise ApiError(422, "field_invalid", "'contacts' must be a list", field="contacts")
-    found: list[Contact] = []
-    for spec in specs:
-        contact = await _contact(session, spec)
-        if contact is not None and contact not in found:
-            found.append(contact)
-    return found
+    """``contact`` (one) or ``contacts`` (several; the first is the ticket's primary contact)."""
+    return [c for c in await _each(session, body, "contact", "contacts", _contact) if c is not None]
 
 
-async def _company(session: AsyncSession, spec: Any, contact: Contact | None) -> Company | None:
+async def _company(session: AsyncSession, spec: Any) -> Company | None:
+    """An existing company by id, or a new one."""
     if spec is None:
-        if contact is not None and contact.company_id is not None:
-            return await session.get(Company, contact.company_id)
         return None
     if not isinstance(spec, dict):
         raise ApiError(422, "field_invalid", "'company' must be {id} or {name, domain}", field="company")
@@ -118,13 +107,36 @@ async def _company(session: AsyncSession, spec: Any, contact: Contact | None) ->
         if company is None:
             raise ApiError(422, "unknown_company", "no company with that id", field="company")
         return company
-    company = Company(name=text_field(spec, "name", max_length=300),
-                      domain=(text_field(spec, "domain", required=False, max_length=255) or "").lower() or None)
-    session.add(company)
-    await session.flush()
-    if contact is not None and contact.company_id is None:
-        contact.company_id = company.id
-    return company
+    return await contact_rules.create_company(
+        session, optional_texts(spec, contact_rules.COMPANY_FIELDS, prefix="company."), prefix="company.")
+
+
+async def _companies(session: AsyncSession, body: dict[str, Any], contact: Contact | None) -> list[Company]:
+    """``company`` or ``companies`` (the first is primary); without either, the primary contact's company.
+
+    A new primary contact without a company joins the primary company.
+    """
+    found = [c for c in await _each(session, body, "company", "companies", _company) if c is not None]
+    if not found and contact is not None and contact.company_id is not None:
+        found = [await session.get_one(Company, contact.company_id)]
+    if found and contact is not None and contact.company_id is None:
+        contact.company_id = found[0].id
+    return found
+
+
+async def _each(session: AsyncSession, body: dict[str, Any], one: str, many: str, resolve: Any) -> list[Any]:
+    """The rows ``body[one]`` or the list ``body[many]`` name, each once, in order."""
+    if one in body and many in body:
+        raise ApiError(422, "field_invalid", f"give either '{one}' or '{many}'", field=many)
+    specs = body.get(many) if many in body else [body.get(one)]
+    if not isinstance(specs, list):
+        raise ApiError(422, "field_invalid", f"'{many}' must be a list", field=many)
+    found: list[Any] = []
+    for spec in specs:
+        row = await resolve(session, spec)
+        if row not in found:
+            found.append(row)
+    return found
 
 
 async def _built_in_values(session: AsyncSession, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
@@ -157,17 +169,21 @@ async def create_ticket(request: web.Request) -> web.Response:
         custom = await validate_custom_values(session, body.get("properties") or {})
         contacts = await _contacts(session, body)
         contact = contacts[0] if contacts else None
-        company = await _company(session, body.get("company"), contact)
+        companies = await _companies(session, body, contact)
         # Checks the status's required stage properties before the row exists.
         ticket = await creation.create_ticket(
             session, actor=Actor.agent(principal.user_id), status=status, source=creation.MANUAL_SOURCE, **values,
-            custom_properties=custom, contact_id=contact.id if contact else None, company_id=company.id if company else None,
+            custom_properties=custom, contact_id=contact.id if contact else None,
+            company_id=companies[0].id if companies else None,
         )
+        await link(session, CONTACTS, ticket.id, [c.id for c in contacts[1:]])
+        await link(session, COMPANIES, ticket.id, [c.id for c in companies[1:]])
         # Associated contacts take part in the ticket: their replies quoting [#id] are trusted.
         addresses = sorted({c.email for c in contacts if c.email})
         session.add_all([TicketParticipant(ticket_id=ticket.id, address=a) for a in addresses])
         result = snapshot(ticket, TICKET_FIELDS)
         result["contact_ids"] = [c.id for c in contacts]
+        result["company_ids"] = [c.id for c in companies]
         result["status"] = {"id": status.id, "internal_name": status.internal_name, "label": status.label,
                             "state": "closed" if status.is_closed else "open"}
         result["pipeline"] = {"id": pipeline.id, "internal_name": pipeline.internal_name, "name": pipeline.name}
@@ -193,12 +209,26 @@ OPENAPI: dict[str, Any] = {"paths": {
                     "owner_id": {"type": ["integer", "null"], "description": "defaults to the caller"},
                     "team_id": {"type": "integer"},
                     "properties": {"type": "object", "description": "custom property values by name"},
-                    "contact": {"type": "object", "description": "{id} or {email, first_name, last_name, phone}"},
+                    "contact": {"type": "object", "description": "{id} of an existing contact, or {email, "
+                                "first_name, last_name, phone, mobile_phone, company_id}: the contact with that "
+                                "email when there is one, else a new contact"},
                     "contacts": {"type": "array", "items": {"type": "object"},
-                                 "description": "several contacts instead of 'contact'; the first is the main one"},
-                    "company": {"type": "object", "description": "{id} or {name, domain}"},
+                                 "description": "several contacts instead of 'contact'; the first is primary"},
+                    "company": {"type": "object", "description": "{id} of an existing company, or {name, domain} "
+                                "for a new one; without it, the primary contact's company"},
+                    "companies": {"type": "array", "items": {"type": "object"},
+                                  "description": "several companies instead of 'company'; the first is primary"},
                 }}}}},
-            "responses": {"201": {"description": "the ticket"}, "404": _ERR, "422": _ERR},
+            "responses": {"201": {"description": "the ticket", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["id", "name", "contact_id", "company_id", "contact_ids", "company_ids"],
+                "properties": {
+                    "id": {"type": "integer"}, "name": {"type": "string"},
+                    "contact_id": {"type": ["integer", "null"], "description": "the primary contact"},
+                    "company_id": {"type": ["integer", "null"], "description": "the primary company"},
+                    "contact_ids": {"type": "array", "items": {"type": "integer"}},
+                    "company_ids": {"type": "array", "items": {"type": "integer"}},
+                    "status": {"type": "object"}, "pipeline": {"type": "object"}}}}}},
+                          "404": _ERR, "409": _ERR, "422": _ERR},
         }
     }
 }}

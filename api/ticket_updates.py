@@ -24,7 +24,7 @@ from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.api.parameters import path_id
 from frontdesk.api.replies import run_after_commit
 from frontdesk.api.request_body import json_body
-from frontdesk.api.tickets import ticket_json
+from frontdesk.api.tickets import links_of, ticket_json
 from frontdesk.events import AGENT, Actor, TicketPropertyChanged
 from frontdesk.model import Contact, Pipeline, Status, Team, Ticket, User, utcnow
 from frontdesk.outbox import record_events
@@ -133,7 +133,7 @@ async def patch_ticket(request: web.Request) -> web.Response:
             await record_events(session, move_status(ticket, current, target, actor=actor))
         pipeline = await session.get_one(Pipeline, ticket.pipeline_id)
         contact = await session.get(Contact, ticket.contact_id) if ticket.contact_id is not None else None
-        answer = ticket_json(ticket, pipeline, target, contact)
+        answer = ticket_json(ticket, pipeline, target, contact, (await links_of(session, [ticket.id]))[ticket.id])
     await run_after_commit(request.app)
     return web.json_response(answer)
 

@@ -7,23 +7,26 @@ never learns of a ticket they may not see.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.api.auth import principal_of
+from frontdesk.api.contacts import company_json, contact_json
 from frontdesk.api.errors import ApiError
 from frontdesk.api.html import attachment_urls, safe_html
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.api.parameters import path_id
 from frontdesk.api.ticket_queries import DEFAULT_LIMIT, MAX_LIMIT, TicketQuery, ticket_page, ticket_query
-from frontdesk.model import Attachment, Contact, Message, Pipeline, Status, Ticket
+from frontdesk.model import Attachment, Company, Contact, Message, Pipeline, Status, Ticket
 from frontdesk.model.sla import CLOCK_STATES
 from frontdesk.tickets.access import Principal, pipeline_visibility, visible_ticket
+from frontdesk.tickets.associations import COMPANIES, CONTACTS, associated
 from frontdesk.tickets.sla.queries import ticket_clocks
 from frontdesk.tickets.sla.settings import TARGET_KINDS
 
@@ -35,19 +38,31 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def contact_json(contact: Contact | None) -> dict[str, Any] | None:
-    if contact is None:
-        return None
+@dataclass(frozen=True)
+class Links:
+    """A ticket's associated contacts and companies, oldest association first."""
+
+    contacts: list[Contact]
+    companies: list[Company]
+
+
+async def links_of(session: AsyncSession, ticket_ids: Iterable[int]) -> dict[int, Links]:
+    """The associations of several tickets, in two queries."""
+    ids = list(ticket_ids)
+    contacts = await associated(session, CONTACTS, ids)
+    companies = await associated(session, COMPANIES, ids)
+    return {t: Links(contacts[t], companies[t]) for t in ids}
+
+
+def associated_json(ticket: Ticket, links: Links) -> dict[str, Any]:
     return {
-        "id": contact.id,
-        "email": contact.email,
-        "first_name": contact.first_name,
-        "last_name": contact.last_name,
-        "phone": contact.phone,
+        "contacts": [{**contact_json(c), "primary": c.id == ticket.contact_id} for c in links.contacts],
+        "companies": [{**company_json(c), "primary": c.id == ticket.company_id} for c in links.companies],
     }
 
 
-def ticket_json(ticket: Ticket, pipeline: Pipeline, status: Status, contact: Contact | None) -> dict[str, Any]:
+def ticket_json(ticket: Ticket, pipeline: Pipeline, status: Status, contact: Contact | None,
+                links: Links) -> dict[str, Any]:
     return {
         "id": ticket.id,
         "name": ticket.name,
@@ -60,7 +75,8 @@ def ticket_json(ticket: Ticket, pipeline: Pipeline, status: Status, contact: Con
         "owner_id": ticket.owner_id,
         "team_id": ticket.team_id,
         "source_channel": ticket.source_channel,
-        "contact": contact_json(contact),
+        "contact": contact_json(contact) if contact is not None else None,
+        **associated_json(ticket, links),
         "custom_properties": ticket.custom_properties,
         "spam": ticket.is_spam,
         "created_at": _time(ticket.created_at),
@@ -142,12 +158,15 @@ async def list_tickets(request: web.Request) -> web.Response:
             await _known_status(session, principal, request.query["status"])
         query = await ticket_query(session, request, principal)
         rows, total, next_cursor = await ticket_page(session, query)
-    return web.json_response(page_json(query, rows, total, next_cursor))
+        links = await links_of(session, [row[0].id for row in rows])
+    return web.json_response(page_json(query, rows, total, next_cursor, links))
 
 
-def page_json(query: TicketQuery, rows: list[Any], total: int, next_cursor: str | None) -> dict[str, Any]:
+
+def page_json(query: TicketQuery, rows: list[Any], total: int, next_cursor: str | None,
+              links: dict[int, Links]) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "tickets": [ticket_json(*row) for row in rows],
+        "tickets": [ticket_json(*row, links[row[0].id]) for row in rows],
         "total": total,
         "limit": query.limit,
         "next_cursor": next_cursor,
@@ -173,7 +192,7 @@ async def _ticket_detail(session: AsyncSession, ticket: Ticket) -> dict[str, Any
         )
         for attachment in attachments:
             by_message[attachment.message_id].append(attachment)
-    body = ticket_json(ticket, pipeline, status, contact)
+    body = ticket_json(ticket, pipeline, status, contact, (await links_of(session, [ticket.id]))[ticket.id])
     body["sla"] = await ticket_clocks(session, ticket.id)
     body["messages"] = [message_json(m, by_message[m.id]) for m in messages]
     return body
@@ -263,19 +282,17 @@ OPENAPI: dict[str, Any] = {
     },
     "components": {
         "schemas": {
-            "Contact": {
-                "type": ["object", "null"],
-                "properties": {
-                    "id": {"type": "integer"},
-                    "email": _NULLABLE_STRING,
-                    "first_name": _NULLABLE_STRING,
-                    "last_name": _NULLABLE_STRING,
-                    "phone": _NULLABLE_STRING,
-                },
-            },
+            "AssociatedContact": {"allOf": [
+                {"$ref": "#/components/schemas/ContactRecord"},
+                {"type": "object", "required": ["primary"], "properties": {"primary": {
+                    "type": "boolean", "description": "The ticket's primary contact, who gets the replies."}}}]},
+            "AssociatedCompany": {"allOf": [
+                {"$ref": "#/components/schemas/Company"},
+                {"type": "object", "required": ["primary"], "properties": {"primary": {"type": "boolean"}}}]},
             "TicketSummary": {
                 "type": "object",
-                "required": ["id", "name", "pipeline", "status", "created_at", "updated_at"],
+                "required": ["id", "name", "pipeline", "status", "contact", "contacts", "companies", "created_at",
+                             "updated_at"],
                 "properties": {
                     "id": {"type": "integer"},
                     "name": {"type": "string"},
@@ -290,7 +307,10 @@ OPENAPI: dict[str, Any] = {
                     "owner_id": {"type": ["integer", "null"]},
                     "team_id": {"type": ["integer", "null"]},
                     "source_channel": {"type": "string"},
-                    "contact": {"$ref": "#/components/schemas/Contact"},
+                    "contact": {"anyOf": [{"$ref": "#/components/schemas/ContactRecord"}, {"type": "null"}],
+                                "description": "The primary contact."},
+                    "contacts": {"type": "array", "items": {"$ref": "#/components/schemas/AssociatedContact"}},
+                    "companies": {"type": "array", "items": {"$ref": "#/components/schemas/AssociatedCompany"}},
                     "custom_properties": {"type": "object"},
                     "spam": {"type": "boolean", "description": "Marked spam (PUT/DELETE /api/v1/tickets/{id}/spam)"},
                     "created_at": {"type": "string", "format": "date-time"},

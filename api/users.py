@@ -23,8 +23,8 @@ from frontdesk.tickets.audit import record_audit, snapshot
 
 routes = web.RouteTableDef()
 
-USER_FIELDS = ("id", "name", "email", "role", "primary_team_id", "ticket_access", "sees_unassigned", "is_active",
-               "can_manage_views")
+USER_FIELDS = ("id", "name", "email", "role", "primary_team_id", "ticket_access", "sees_unassigned", "account_access",
+               "is_active", "can_manage_views")
 
 
 async def team_ids_of(session: AsyncSession, user_id: int) -> list[int]:
@@ -82,6 +82,8 @@ def apply_user_fields(user: User, body: dict[str, Any]) -> None:
         user.sees_unassigned = bool(bool_field(body, "sees_unassigned"))
     if "can_manage_views" in body:
         user.can_manage_views = bool(bool_field(body, "can_manage_views"))
+    if "account_access" in body:
+        user.account_access = bool(bool_field(body, "account_access"))
     if "is_active" in body:
         user.is_active = bool(bool_field(body, "is_active"))
     if "primary_team_id" in body:
@@ -95,6 +97,7 @@ async def me(request: web.Request) -> web.Response:
         "user_id": principal.user_id, "role": principal.role, "ticket_access": principal.ticket_access,
         "sees_unassigned": principal.sees_unassigned, "team_ids": sorted(principal.team_ids),
         "can_manage_views": principal.can_manage_views,
+        "account_access": principal.can_move_conversations,
     })
 
 
@@ -113,7 +116,7 @@ async def create_user(request: web.Request) -> web.Response:
     text_field(body, "name")
     text_field(body, "email", max_length=320)
     async with request.app[SESSIONS].begin() as session:
-        user = User(role="agent", ticket_access="all", sees_unassigned=False, is_active=True)
+        user = User(role="agent", ticket_access="all", sees_unassigned=False, account_access=False, is_active=True)
         apply_user_fields(user, body)
         if await session.scalar(select(User.id).where(User.email == user.email)):
             raise ApiError(409, "email_taken", f"a user with email {user.email} exists")
@@ -272,6 +275,7 @@ _USER = {"type": "object", "properties": {
     "primary_team_id": {"type": ["integer", "null"]}, "team_ids": {"type": "array", "items": {"type": "integer"}},
     "ticket_access": {"enum": list(TICKET_ACCESS)}, "sees_unassigned": {"type": "boolean"},
     "can_manage_views": {"type": "boolean", "description": "The custom views permission"},
+    "account_access": {"type": "boolean", "description": "may move conversations between inboxes"},
     "is_active": {"type": "boolean"}}}
 
 OPENAPI: dict[str, Any] = {"paths": {
@@ -280,31 +284,31 @@ OPENAPI: dict[str, Any] = {"paths": {
         "get": {"summary": "All users (super admin)", "responses": {"200": {"description": "users"}, "403": _ERR}},
         "post": {"summary": "Create a user (super admin)",
                  "requestBody": {"content": {"application/json": {"schema": {**_USER, "required": ["name", "email"]}}}},
-                 "responses": {"201": {"description": "user"}, "409": _ERR, "422": _ERR}},
+                 "responses": {"403": _ERR, "201": {"description": "user"}, "409": _ERR, "422": _ERR}},
     },
     "/api/v1/users/{user_id}": {
         "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
         "patch": {"summary": "Change a user (super admin)",
                   "requestBody": {"content": {"application/json": {"schema": _USER}}},
-                  "responses": {"200": {"description": "user"}, "404": _ERR, "422": _ERR}},
+                  "responses": {"403": _ERR, "200": {"description": "user"}, "404": _ERR, "422": _ERR}},
     },
     "/api/v1/users/{user_id}/tokens": {
         "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-        "get": {"summary": "A user's tokens, never their secrets", "responses": {"200": {"description": "tokens"}}},
+        "get": {"summary": "A user's tokens, never their secrets", "responses": {"403": _ERR, "200": {"description": "tokens"}}},
         "post": {"summary": "Make a token; the secret is in this response only",
-                 "responses": {"201": {"description": "token with secret"}}},
+                 "responses": {"403": _ERR, "201": {"description": "token with secret"}}},
     },
     "/api/v1/tokens/{token_id}": {
         "parameters": [{"name": "token_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-        "delete": {"summary": "Revoke a token (super admin)", "responses": {"204": {"description": "revoked"}}},
+        "delete": {"summary": "Revoke a token (super admin)", "responses": {"403": _ERR, "204": {"description": "revoked"}}},
     },
     "/api/v1/teams": {
         "get": {"summary": "Teams", "responses": {"200": {"description": "teams"}}},
-        "post": {"summary": "Create a team (super admin)", "responses": {"201": {"description": "team"}, "409": _ERR}},
+        "post": {"summary": "Create a team (super admin)", "responses": {"403": _ERR, "201": {"description": "team"}, "409": _ERR}},
     },
     "/api/v1/teams/{team_id}": {
         "parameters": [{"name": "team_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-        "patch": {"summary": "Rename a team", "responses": {"200": {"description": "team"}}},
-        "delete": {"summary": "Delete a team", "responses": {"204": {"description": "deleted"}}},
+        "patch": {"summary": "Rename a team", "responses": {"403": _ERR, "200": {"description": "team"}}},
+        "delete": {"summary": "Delete a team", "responses": {"403": _ERR, "204": {"description": "deleted"}}},
     },
 }}

@@ -25,7 +25,7 @@ from frontdesk.api.request_body import int_list_field, json_body
 from frontdesk.api.ticket_queries import (
     DEFAULT_SORT, TicketQuery, sort_order, ticket_count, ticket_page, ticket_query,
 )
-from frontdesk.api.tickets import LIST_PARAMETERS, page_json
+from frontdesk.api.tickets import LIST_PARAMETERS, links_of, page_json
 from frontdesk.model import Team, TicketView, TicketViewTeam, utcnow
 from frontdesk.model.views import PRIVATE, SHARING, TEAMS
 from frontdesk.tickets.access import Principal
@@ -110,7 +110,8 @@ async def view_tickets(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
         query = await _view_query(session, request, principal, request.match_info["view_id"])
         rows, total, next_cursor = await ticket_page(session, query)
-    return web.json_response(page_json(query, rows, total, next_cursor))
+        links = await links_of(session, [row[0].id for row in rows])
+    return web.json_response(page_json(query, rows, total, next_cursor, links))
 
 
 async def _apply(session: AsyncSession, view: TicketView, body: dict[str, Any]) -> list[int]:

@@ -148,8 +148,10 @@ async def _apply_sla_clocks(services: AutomationServices, session: AsyncSession,
 async def _locked_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
     """The ticket to automate, locked; None when it is gone or marked spam (spam is never automated)."""
     # FOR UPDATE on PostgreSQL serializes with agents changing the same
-    # ticket; SQLite ignores it and serializes writers anyway.
-    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+    # ticket; SQLite ignores it and serializes writers anyway.  A deleted
+    # ticket is left alone: no status moves, no mail about it.
+    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id, Ticket.deleted_at.is_(None))
+                                  .with_for_update())
     if ticket is not None and automation_skips(ticket):
         log.info("automation_skipped_spam", ticket_id=ticket_id)
         return None

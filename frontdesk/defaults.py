@@ -1,4 +1,4 @@
-"""What a fresh installation starts with: the Support pipeline, its automation, the default templates.
+"""What a fresh installation starts with: the Support pipeline, its automation, the default templates, the help desk.
 
 Also seeds the channels table with the configured support addresses: the
 table is the one source of truth for which addresses are ours (SMTP RCPT,
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from frontdesk.model import (
     Channel,
     EmailTemplate,
+    Inbox,
     Pipeline,
     PipelineAutomation,
     Status,
@@ -20,6 +21,7 @@ from frontdesk.model import (
 )
 from frontdesk.model.automation import NOTIFY, SEND_EMAIL, TO_OWNER_TEAM
 from frontdesk.model.channels import EMAIL
+from frontdesk.model.inboxes import HELP_DESK
 from frontdesk.settings import Settings
 
 SUPPORT_PIPELINE = "support"
@@ -115,6 +117,12 @@ async def _ensure_support_pipeline(session: AsyncSession, templates: dict[str, E
     return pipeline
 
 
+async def _ensure_help_desk(session: AsyncSession) -> None:
+    """The help desk inbox, where conversations and their tickets start."""
+    if await session.scalar(select(Inbox.id).where(Inbox.kind == HELP_DESK)) is None:
+        session.add(Inbox(key=HELP_DESK, name="Help desk", kind=HELP_DESK))
+
+
 async def _seed_support_addresses(session: AsyncSession, settings: Settings) -> None:
     """One email channel per configured support address that has none yet.
 
@@ -136,8 +144,9 @@ async def _seed_support_addresses(session: AsyncSession, settings: Settings) -> 
 
 
 async def ensure_defaults(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-    """Idempotently create the default pipeline and templates, and seed the configured support addresses."""
+    """Idempotently create the default pipeline, templates and help desk, and seed the configured support addresses."""
     async with sessions.begin() as session:
         templates = await _ensure_templates(session)
         await _ensure_support_pipeline(session, templates)
+        await _ensure_help_desk(session)
         await _seed_support_addresses(session, settings)

@@ -30,6 +30,9 @@ SCHEMA_VERSION = 1
 TICKET_CREATED = "ticket.created"
 TICKET_STATUS_CHANGED = "ticket.status_changed"
 TICKET_PROPERTY_CHANGED = "ticket.property_changed"
+TICKET_DELETED = "ticket.deleted"
+TICKET_RESTORED = "ticket.restored"
+CONVERSATION_MOVED = "conversation.moved"
 MESSAGE_RECEIVED = "message.received"
 MESSAGE_SENT = "message.sent"
 MESSAGE_SCREENED = "message.screened"  # auto-reply, bounce, loop: stored, never acted on
@@ -217,6 +220,36 @@ class TicketPropertyChanged(DomainEvent):
     changes: Mapping[str, Mapping[str, Any]]
 
 
+@dataclass(frozen=True, kw_only=True)
+class TicketDeleted(DomainEvent):
+    """A ticket was soft-deleted: out of every list until an admin restores it."""
+
+    type: ClassVar[str] = TICKET_DELETED
+    pipeline_id: int
+    owner_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TicketRestored(DomainEvent):
+    """An admin restored a deleted ticket."""
+
+    type: ClassVar[str] = TICKET_RESTORED
+    pipeline_id: int
+    owner_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationMoved(DomainEvent):
+    """A conversation moved to another inbox, maybe reassigned; ``ticket_id`` is its ticket, if any."""
+
+    type: ClassVar[str] = CONVERSATION_MOVED
+    conversation_id: int
+    from_inbox_id: int | None
+    to_inbox_id: int
+    owner_id: int | None = None
+    ticket_created: bool = False  # moving into the help desk gave the conversation a ticket
+
+
 # --- messages ----------------------------------------------------------------
 
 
@@ -361,6 +394,9 @@ EVENT_CLASSES: dict[str, type[DomainEvent]] = {
         TicketCreated,
         TicketStatusChanged,
         TicketPropertyChanged,
+        TicketDeleted,
+        TicketRestored,
+        ConversationMoved,
         MessageReceived,
         MessageSent,
         MessageScreened,

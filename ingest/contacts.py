@@ -1,9 +1,10 @@
 """Identify the contact behind an inbound message: find by address or channel identity, or create.
 
-Email contacts are keyed by their lower-cased address; Messenger, chat and
-form contacts by a :class:`ContactIdentity` (channel, external id), linked
-to an email contact when the channel also gives an address.  Inserts use
-"on conflict do nothing" and then read back, so two concurrent messages
+Email contacts are keyed by their lower-cased address
+(:func:`frontdesk.tickets.contacts.find_or_create_by_email`); Messenger, chat
+and form contacts by a :class:`ContactIdentity` (channel, external id),
+linked to an email contact when the channel also gives an address.  Inserts
+use "on conflict do nothing" and then read back, so two concurrent messages
 from a new sender end with one contact, not an error.
 """
 
@@ -13,11 +14,12 @@ from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.model import Company, Contact, ContactIdentity
 from frontdesk.ingest.message import InboundMessage
+from frontdesk.storage.upsert import dialect_insert
+from frontdesk.tickets.contacts import find_or_create_by_email
 
 NAME_LIMIT = 200
 
@@ -45,56 +47,6 @@ def split_display_name(display: str | None) -> tuple[str | None, str | None]:
         return (first.strip()[:NAME_LIMIT] or None), (last.strip()[:NAME_LIMIT] or None)
     first, _, last = display.partition(" ")
     return first[:NAME_LIMIT] or None, (last.strip()[:NAME_LIMIT] or None)
-
-
-def dialect_insert(session: AsyncSession, table: Any) -> Any:
-    """An INSERT with ``on_conflict_do_nothing`` for whichever backend the session uses."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-async def find_or_create_by_email(
-    session: AsyncSession,
-    address: str,
-    *,
-    first_name: str | None = None,
-    last_name: str | None = None,
-    phone: str | None = None,
-    company_id: int | None = None,
-) -> Contact:
-    """The contact with this address, created (with the names given) if new.
-
-    Names only fill empty fields: a display name in one email must not
-    overwrite what an agent typed.
-    """
-    address = address.lower()
-    contact = await session.scalar(select(Contact).where(Contact.email == address))
-    if contact is None:
-        if company_id is None:
-            # Company by domain, only when one is already on file: we never invent companies from mail.
-            domain = address.rpartition("@")[2]
-            company_id = (select(Company.id).where(Company.domain == domain)  # type: ignore[assignment]
-                          .order_by(Company.id).limit(1).scalar_subquery())
-        contact = await session.scalar(
-            dialect_insert(session, Contact)
-            .values(email=address, first_name=first_name, last_name=last_name, phone=phone,
-                    company_id=company_id, is_marketing_contact=False)
-            .on_conflict_do_nothing(index_elements=["email"])
-            .returning(Contact)
-        )
-        if contact is None:  # a concurrent message from the same new sender created it first
-            contact = await session.scalar(select(Contact).where(Contact.email == address))
-            assert contact is not None
-        return contact
-    if first_name and not contact.first_name:
-        contact.first_name = first_name
-    if last_name and not contact.last_name:
-        contact.last_name = last_name
-    if phone and not contact.phone:
-        contact.phone = phone
-    if company_id and not contact.company_id:
-        contact.company_id = company_id
-    return contact
 
 
 async def _company_named(session: AsyncSession, name: str) -> int:

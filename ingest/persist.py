@@ -29,12 +29,15 @@ from frontdesk.model import (
 from frontdesk.model.messages import ACCEPTED, INBOUND
 from frontdesk.outbox import record_events
 from frontdesk.storage.blobs import BlobStore
-from frontdesk.ingest.contacts import dialect_insert, normalize_address
+from frontdesk.ingest.contacts import normalize_address
+from frontdesk.storage.upsert import dialect_insert
 from frontdesk.ingest.message import InboundMessage, IngestOutcome, QuarantineMessage
 from frontdesk.ingest.threading import ThreadMatch
+from frontdesk.tickets.associations import COMPANIES, CONTACTS, link
 from frontdesk.tickets.creation import create_ticket, ticket_created
 from frontdesk.tickets.errors import DomainError
 from frontdesk.tickets.header_fields import flatten
+from frontdesk.tickets.inboxes import help_desk_id
 from frontdesk.tickets.property_values import submitted_custom_values
 from frontdesk.tickets.search_index import refresh_ticket_index
 
@@ -236,6 +239,7 @@ async def persist_message(
                 thread_key=clean_text(message.thread_key or message.external_id, 998),
                 contact_id=contact.id if contact else None,
                 is_forwarded=message.is_forwarded,
+                inbox_id=await help_desk_id(session),
             )
             session.add(conversation)
             await session.flush()
@@ -254,6 +258,10 @@ async def persist_message(
         contact_email = contact.email if contact else None
         await add_participants(session, ticket.id, [message.sender_address, contact_email, *message.to, *message.cc],
                                exclude=own_addresses)
+        if contact is not None and not created:  # create_ticket associated the first one
+            # Whoever writes on a ticket is associated with it, and their company too.
+            await link(session, CONTACTS, ticket.id, [contact.id])
+            await link(session, COMPANIES, ticket.id, [contact.company_id])
     if ticket is not None:
         await refresh_ticket_index(session, ticket.id)
     return Persisted(row, ticket, conversation, created)

@@ -20,6 +20,11 @@ this order:
 
 The subject alone never threads: the same subject from two senders is
 two tickets.
+
+A deleted ticket is not there for threading: the lookups leave it (and
+the messages and conversations on it) out, so a reply to it goes on by
+the other rules and, most often, starts a new ticket.  Somebody deleted
+the old one on purpose; the customer's new mail still reaches a person.
 """
 
 from __future__ import annotations
@@ -136,7 +141,8 @@ async def known_messages(session: AsyncSession, ids: Iterable[str]) -> dict[str,
         return {}
     rows = await session.execute(
         select(Message.id, Message.external_id, Message.ticket_id, Message.conversation_id, Message.from_address)
-        .where(Message.external_id.in_(ids))
+        .outerjoin(Ticket, Ticket.id == Message.ticket_id)
+        .where(Message.external_id.in_(ids), Ticket.deleted_at.is_(None))
         .order_by(Message.id)
     )
     found: dict[str, KnownMessage] = {}
@@ -151,7 +157,8 @@ async def existing_tickets(session: AsyncSession, ticket_ids: Iterable[int]) -> 
     ticket_ids = set(ticket_ids)
     if not ticket_ids:
         return set()
-    return set((await session.scalars(select(Ticket.id).where(Ticket.id.in_(ticket_ids)))).all())
+    return set((await session.scalars(
+        select(Ticket.id).where(Ticket.id.in_(ticket_ids), Ticket.deleted_at.is_(None)))).all())
 
 
 async def tickets_with_participant(session: AsyncSession, ticket_ids: Iterable[int], address: str | None) -> set[int]:
@@ -160,7 +167,9 @@ async def tickets_with_participant(session: AsyncSession, ticket_ids: Iterable[i
         return set()
     rows = await session.scalars(
         select(TicketParticipant.ticket_id)
-        .where(TicketParticipant.ticket_id.in_(ticket_ids), TicketParticipant.address == address)
+        .join(Ticket, Ticket.id == TicketParticipant.ticket_id)
+        .where(TicketParticipant.ticket_id.in_(ticket_ids), TicketParticipant.address == address,
+               Ticket.deleted_at.is_(None))
     )
     return set(rows.all())
 
@@ -210,7 +219,9 @@ async def thread_by_key(session: AsyncSession, message: InboundMessage, channel_
         return ThreadMatch(NEW_TICKET, "no thread key")
     conversation = await session.scalar(
         select(Conversation)
-        .where(Conversation.channel_id == channel_id, Conversation.thread_key == message.thread_key[:998])
+        .outerjoin(Ticket, Ticket.id == Conversation.ticket_id)
+        .where(Conversation.channel_id == channel_id, Conversation.thread_key == message.thread_key[:998],
+               Ticket.deleted_at.is_(None))
         .order_by(Conversation.id.desc())
         .limit(1)
     )

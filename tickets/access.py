@@ -5,7 +5,8 @@ tickets owned by themselves or by any member of any of their teams; an
 owned-only user sees their own; "unassigned" adds tickets nobody owns.
 Pipelines with an access list are visible only to the users and teams on
 it.  Super admins see everything.  A ticket outside the rule is answered
-with 404, never 403, so its existence does not leak.
+with 404, never 403, so its existence does not leak.  A deleted ticket is
+outside it for everyone (:mod:`frontdesk.tickets.lifecycle`).
 
 :class:`Principal` (who is acting, with which role and ticket access) lives
 here so the rules need nothing from the HTTP layer; ``frontdesk.api.auth``
@@ -33,15 +34,26 @@ class Principal:
     sees_unassigned: bool = True
     team_ids: frozenset[int] = field(default_factory=frozenset)
     label: str = ""
-    manages_views: bool = False
+    manages_views: bool = False  # the "custom views" permission
+    account_access: bool = False  # the "account access" permission
+
+    @property
+    def can_move_conversations(self) -> bool:
+        """Moving conversations between inboxes: super admins and users with account access."""
+        return self.is_super_admin or self.account_access
 
     @property
     def is_super_admin(self) -> bool:
         return self.role == SUPER_ADMIN
 
     @property
-    def can_edit_property_settings(self) -> bool:
+    def is_admin(self) -> bool:
+        """An admin or a super admin."""
         return self.role in (SUPER_ADMIN, ADMIN)
+
+    @property
+    def can_edit_property_settings(self) -> bool:
+        return self.is_admin
 
     @property
     def can_manage_views(self) -> bool:
@@ -56,7 +68,7 @@ async def principal_for_user(session: AsyncSession, user: User) -> Principal:
         teams.add(user.primary_team_id)
     return Principal(user_id=user.id, role=user.role, ticket_access=user.ticket_access,
                      sees_unassigned=user.sees_unassigned, team_ids=frozenset(teams), label=user.email,
-                     manages_views=user.can_manage_views)
+                     manages_views=user.can_manage_views, account_access=user.account_access)
 
 
 async def may_see_ticket(session: AsyncSession, principal: Principal, ticket_id: int) -> bool:
@@ -90,16 +102,23 @@ def _owner_clause(principal: Principal) -> ColumnElement[bool]:
     return or_(mine, unassigned)
 
 
-def ticket_visibility(principal: Principal) -> ColumnElement[bool]:
-    """A WHERE clause on ``Ticket`` selecting exactly what ``principal`` may see."""
+def ticket_visibility(principal: Principal, *, deleted: bool = False) -> ColumnElement[bool]:
+    """A WHERE clause on ``Ticket`` selecting exactly what ``principal`` may see.
+
+    A deleted ticket is out of everything (lists, counts, details, changes);
+    ``deleted`` selects the deleted ones instead, for the admins who restore them.
+    """
+    lifecycle = Ticket.deleted_at.is_not(None) if deleted else Ticket.deleted_at.is_(None)
     if principal.is_super_admin:
-        return true()
-    return and_(_pipeline_clause(principal, Ticket.pipeline_id), _owner_clause(principal))
+        return lifecycle
+    return and_(lifecycle, _pipeline_clause(principal, Ticket.pipeline_id), _owner_clause(principal))
 
 
-async def visible_ticket(session: AsyncSession, principal: Principal, ticket_id: int) -> Ticket:
-    """Load one ticket the principal may see, or raise ``NotFound``."""
-    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id, ticket_visibility(principal)))
+async def visible_ticket(session: AsyncSession, principal: Principal, ticket_id: int, *,
+                         deleted: bool = False) -> Ticket:
+    """Load one ticket the principal may see (a deleted one with ``deleted``), or raise ``NotFound``."""
+    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id,
+                                                       ticket_visibility(principal, deleted=deleted)))
     if ticket is None:
         raise NotFound("ticket")
     return ticket

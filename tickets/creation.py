@@ -1,7 +1,8 @@
 """Creating a ticket, whatever the source: the manual API, ingest (email, chat, Messenger) and web forms.
 
 :func:`create_ticket` builds and stores the row the same way for every
-source; :func:`ticket_created` describes it.  A ticket made by hand (an
+source, associating its primary contact and company; :func:`ticket_created`
+describes it.  A ticket made by hand (an
 agent) must carry its status's required stage properties; one made from an
 inbound message is not held to them, as stage properties apply to changes
 made by hand.  Ingest records the event itself, after the conversation that
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.events import AGENT, Actor, TicketCreated
 from frontdesk.model import Status, Ticket, utcnow
 from frontdesk.outbox import record_events
+from frontdesk.tickets.associations import COMPANIES, CONTACTS, link
 from frontdesk.tickets.search_index import refresh_ticket_index
 from frontdesk.tickets.stage_properties import check_required_properties
 
@@ -61,6 +63,8 @@ async def create_ticket(
     )
     session.add(ticket)
     await session.flush()
+    await link(session, CONTACTS, ticket.id, [contact_id])
+    await link(session, COMPANIES, ticket.id, [company_id])
     await refresh_ticket_index(session, ticket.id)
     if record:
         await record_events(session, ticket_created(ticket, actor))

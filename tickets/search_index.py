@@ -5,8 +5,8 @@ called, in the writer's transaction, wherever a ticket, its messages or its
 contact change (ticket creation, ingest's persist, outbound replies, ticket
 updates).  The database's full-text structures follow the row by themselves
 (``frontdesk.storage.search_ddl``).  What a ticket is searched by is
-:func:`search_sources`: the one join to extend when tickets gain more
-associated contacts and companies.
+:func:`search_sources`: every associated contact and company (so the
+association endpoints and contact or company edits refresh it too).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.model import Company, Contact, Message, Ticket, TicketSearchDocument
 from frontdesk.model.messages import OUTBOUND
+from frontdesk.tickets.associations import COMPANIES, CONTACTS, Association, associated
 
 MAX_DOCUMENT = 200_000  # characters of message text kept per ticket; the oldest messages go first
 _NOT_DIGIT = re.compile(r"\D+")
@@ -30,13 +31,21 @@ def phone_digits(value: str | None) -> str:
 
 
 async def search_sources(session: AsyncSession, ticket: Ticket) -> tuple[list[Contact], list[Company]]:
-    """The contacts and companies a ticket is found by (today its contact and company, and the contact's company)."""
-    contacts = list((await session.scalars(select(Contact).where(Contact.id == ticket.contact_id))).all()) \
-        if ticket.contact_id else []
-    company_ids = {ticket.company_id, *(c.company_id for c in contacts)} - {None}
-    companies = list((await session.scalars(select(Company).where(Company.id.in_(company_ids)))).all()) \
-        if company_ids else []
+    """The contacts and companies a ticket is found by: every associated one, and the contacts' companies."""
+    contacts = (await associated(session, CONTACTS, [ticket.id]))[ticket.id]
+    companies = (await associated(session, COMPANIES, [ticket.id]))[ticket.id]
+    if ticket.contact_id and all(c.id != ticket.contact_id for c in contacts):
+        contacts += (await session.scalars(select(Contact).where(Contact.id == ticket.contact_id))).all()
+    company_ids = {ticket.company_id, *(c.company_id for c in contacts)} - {None} - {c.id for c in companies}
+    if company_ids:
+        companies += (await session.scalars(select(Company).where(Company.id.in_(company_ids)))).all()
     return contacts, companies
+
+
+async def refresh_linked_tickets(session: AsyncSession, kind: Association, target_id: int) -> None:
+    """Rebuild the search documents of every ticket associated with a contact or company that changed."""
+    for ticket_id in (await session.scalars(select(kind.link.ticket_id).where(kind.column == target_id))).all():
+        await refresh_ticket_index(session, ticket_id)
 
 
 def _join(parts: list[Any]) -> str:

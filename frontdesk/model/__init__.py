@@ -5,7 +5,8 @@ from frontdesk.model.access import ApiToken, AuditEntry, PipelineAccess, Team, T
 from frontdesk.model.automation import EmailTemplate, PipelineAutomation, StatusAction
 from frontdesk.model.channels import Channel
 from frontdesk.model.comments import Comment, Snippet
-from frontdesk.model.contacts import Company, Contact, ContactIdentity
+from frontdesk.model.contacts import Company, Contact, ContactIdentity, TicketCompany, TicketContact
+from frontdesk.model.inboxes import ConversationMove, Inbox
 from frontdesk.model.intake import InboundPayload, MailboxCheckpoint, QuarantinedItem
 from frontdesk.model.messages import Attachment, Conversation, Message
 from frontdesk.model.outbox import AppliedEffect, DeadLetter, Delivery, OutboxEvent
@@ -17,10 +18,10 @@ from frontdesk.model.views import TicketSearchDocument, TicketView, TicketViewTe
 
 __all__ = [
     "ApiToken", "AppliedEffect", "Attachment", "AuditEntry", "Base", "Channel", "Comment", "Company",
-    "Contact", "ContactIdentity", "Conversation", "DeadLetter", "Delivery", "EmailTemplate",
-    "InboundPayload", "MailboxCheckpoint", "Message", "OutboxEvent", "Pipeline",
+    "Contact", "ContactIdentity", "Conversation", "ConversationMove", "DeadLetter", "Delivery",
+    "EmailTemplate", "InboundPayload", "Inbox", "MailboxCheckpoint", "Message", "OutboxEvent", "Pipeline",
     "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem", "SlaClock", "SlaSettingsRow",
-    "Snippet",
-    "StageProperty", "Status", "StatusAction", "Team", "TeamMembership", "Ticket",
-    "TicketParticipant", "TicketSearchDocument", "TicketView", "TicketViewTeam", "User", "utcnow",
+    "Snippet", "StageProperty", "Status", "StatusAction", "Team", "TeamMembership", "Ticket",
+    "TicketCompany", "TicketContact", "TicketParticipant", "TicketSearchDocument", "TicketView", "TicketViewTeam",
+    "User", "utcnow",
 ]

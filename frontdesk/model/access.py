@@ -43,6 +43,9 @@ class User(Base):
     # The "custom views" permission: create, edit and delete custom views
     # (admins and super admins always have it).
     can_manage_views: Mapped[bool] = mapped_column(default=False)
+    # The "account access" permission: move conversations between inboxes
+    # (super admins may anyway).
+    account_access: Mapped[bool] = mapped_column(default=False)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -36,6 +36,9 @@ class Conversation(Base):
     thread_key: Mapped[str | None] = mapped_column(String(998))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     is_forwarded: Mapped[bool] = mapped_column(default=False)
+    # Which inbox the conversation is in (model/inboxes.py); new ones start in the help desk.
+    inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inboxes.id"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

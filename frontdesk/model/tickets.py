@@ -58,6 +58,10 @@ class Ticket(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None]
     reopened_at: Mapped[datetime | None]
+    # Soft delete (tickets.lifecycle): a deleted ticket is out of every list
+    # and answer until an admin restores it.
+    deleted_at: Mapped[datetime | None]
+    deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class TicketParticipant(Base):

@@ -18,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.model import (
     Channel,
+    Conversation,
     EmailTemplate,
+    Inbox,
     Pipeline,
     PipelineAccess,
     PipelineAutomation,
@@ -34,6 +36,7 @@ from frontdesk.model import (
     User,
 )
 from frontdesk.model.access import SUPER_ADMIN
+from frontdesk.model.inboxes import CONVERSATIONS
 from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
 from frontdesk.model.comments import SHARED
 from frontdesk.model.views import PRIVATE
@@ -117,6 +120,7 @@ class _Applier:
         await self.channels()
         await self.snippets()
         await self.views()
+        await self.inboxes()
         await self.drop_pipelines()
         await self.drop_unused_templates()
         await self.drop_teams()
@@ -150,6 +154,7 @@ class _Applier:
             user.name, user.role = spec["name"], spec["role"]
             user.ticket_access, user.sees_unassigned, user.is_active = spec["ticket_access"], spec["sees_unassigned"], True
             user.can_manage_views = spec["can_manage_views"]
+            user.account_access = spec["account_access"]
             user.primary_team_id = self.team_id(spec["primary_team"], f"user {spec['email']}")
             await self.session.flush()
             teams = {self.team_id(t, f"user {spec['email']}") for t in spec["teams"]}
@@ -350,6 +355,7 @@ class _Applier:
         for gone in existing.values():
             await self.session.delete(gone)
         await self.session.flush()
+
     async def views(self) -> None:
         """Shared views by name: created, changed, or (no longer in the file) deleted; private views untouched."""
         existing = {v.name: v for v in (await self.session.scalars(
@@ -375,6 +381,22 @@ class _Applier:
         if self.max_custom_views is not None and (count or 0) > self.max_custom_views:
             raise ConfigApplyError("view_limit_reached",
                                    f"this installation allows at most {self.max_custom_views} custom views")
+
+    async def inboxes(self) -> None:
+        """Conversations inboxes by key: added, renamed, or dropped when no conversation is in them."""
+        existing = {i.key: i for i in (await self.session.scalars(
+            select(Inbox).where(Inbox.kind == CONVERSATIONS))).all()}
+        for spec in self.doc["inboxes"]:
+            inbox = existing.pop(spec["key"], None)
+            if inbox is None:
+                self.session.add(Inbox(key=spec["key"], name=spec["name"], kind=CONVERSATIONS))
+            else:
+                inbox.name = spec["name"]
+        for inbox in existing.values():
+            if await self.session.scalar(select(Conversation.id).where(Conversation.inbox_id == inbox.id).limit(1)):
+                raise ConfigApplyError("inbox_in_use", f"inbox {inbox.key!r} holds conversations: move them first")
+            await self.session.delete(inbox)
+        await self.session.flush()
 
     async def drop_unused_templates(self) -> None:
         wanted = {t["key"] for t in self.doc["templates"]}

@@ -10,7 +10,8 @@ import tomli_w
 import yaml
 
 FORMAT_VERSION = 1
-SECTIONS = ("teams", "users", "properties", "templates", "pipelines", "channels", "sla", "snippets", "views")
+SECTIONS = ("teams", "users", "properties", "templates", "pipelines", "channels", "sla", "snippets", "views",
+            "inboxes")
 
 
 class ConfigApplyError(ValueError):

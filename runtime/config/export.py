@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.model import (
     Channel,
     EmailTemplate,
+    Inbox,
     Pipeline,
     PipelineAccess,
     PipelineAutomation,
@@ -27,6 +28,7 @@ from frontdesk.model import (
 from frontdesk.model.views import PRIVATE
 from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
 from frontdesk.model.comments import SHARED
+from frontdesk.model.inboxes import CONVERSATIONS
 from frontdesk.runtime.config.document import FORMAT_VERSION
 from frontdesk.runtime.config.sla import export_sla
 
@@ -50,6 +52,7 @@ async def export_config(session: AsyncSession) -> dict[str, Any]:
             "teams": sorted(t for t in memberships.get(u.id, []) if t != teams.get(u.primary_team_id)),
             "ticket_access": u.ticket_access, "sees_unassigned": u.sees_unassigned,
             "can_manage_views": u.can_manage_views,
+            "account_access": u.account_access,
         }
         for u in users
     ]
@@ -113,6 +116,9 @@ async def export_config(session: AsyncSession) -> dict[str, Any]:
     ]
     # Owners by the active users the document lists, so it applies back.
     doc["views"] = await _shared_views(session, teams, {u.id: u.email for u in users})
+    # The help desk is always there; the file lists the conversations inboxes.
+    doc["inboxes"] = [{"key": i.key, "name": i.name} for i in (await session.scalars(
+        select(Inbox).where(Inbox.kind == CONVERSATIONS).order_by(Inbox.key))).all()]
     return doc
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from frontdesk.model.access import ROLES, TICKET_ACCESS
 from frontdesk.model.automation import SEND_EMAIL, TO_TEAM, TO_USER
 from frontdesk.model.channels import CHANNEL_KINDS
+from frontdesk.model.inboxes import HELP_DESK
 from frontdesk.runtime.config.document import FORMAT_VERSION, SECTIONS, ConfigApplyError
 from frontdesk.runtime.config.sla import normalize_sla
 from frontdesk.tickets.automation_settings import ACTION_KINDS, RECIPIENT_KINDS
@@ -61,6 +62,7 @@ def normalize(raw: dict[str, Any]) -> dict[str, Any]:
             "teams": sorted(t for t in set(_list(u.get("teams"), f"user {email} teams")) if t != primary),
             "ticket_access": access, "sees_unassigned": bool(u.get("sees_unassigned", False)),
             "can_manage_views": bool(u.get("can_manage_views", False)),
+            "account_access": bool(u.get("account_access", False)),
         })
     doc["users"].sort(key=lambda u: u["email"])
     _unique([u["email"] for u in doc["users"]], "user")
@@ -117,6 +119,16 @@ def normalize(raw: dict[str, Any]) -> dict[str, Any]:
                              "sort": str(v.get("sort") or "-updated_at"), "owner": v.get("owner")})
     doc["views"].sort(key=lambda v: v["name"])
     _unique([v["name"] for v in doc["views"]], "view")
+    doc["inboxes"] = []
+    for i in _list(raw.get("inboxes"), "inboxes"):
+        key = str(_need(i, "key", "inbox"))
+        if not valid_internal_name(key) or key == HELP_DESK:
+            raise ConfigApplyError("internal_name_invalid", f"inbox {key!r}: keys are lowercase letters, digits, _ "
+                                   f"(and {HELP_DESK!r}, the help desk, is always there)")
+        doc["inboxes"].append({"key": key, "name": str(i.get("name") or key)})
+    doc["inboxes"].sort(key=lambda i: i["key"])
+    _unique([i["key"] for i in doc["inboxes"]], "inbox")
+    _unique([i["name"].lower() for i in doc["inboxes"]], "inbox name")
     return doc
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 02:49:01.653522
+Create Date: 2026-12-02 02:55:53.017745
 """
 from alembic import op
 import sqlalchemy as sa
@@ -30,6 +30,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=300), nullable=False),
     sa.Column('domain', sa.String(length=255), nullable=True),
     sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_companies'))
     )
     with op.batch_alter_table('companies', schema=None) as batch_op:
@@ -76,6 +77,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_inbound_payloads_blob'), ['blob'], unique=False)
         batch_op.create_index(batch_op.f('ix_inbound_payloads_state'), ['state'], unique=False)
 
+    op.create_table('inboxes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=100), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_inboxes')),
+    sa.UniqueConstraint('key', name=op.f('uq_inboxes_key'))
+    )
     op.create_table('mailbox_checkpoints',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('mailbox', sa.String(length=200), nullable=False),
@@ -179,6 +189,7 @@ def upgrade() -> None:
     sa.Column('company_id', sa.Integer(), nullable=True),
     sa.Column('is_marketing_contact', sa.Boolean(), nullable=False),
     sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_contacts_company_id_companies'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contacts')),
     sa.UniqueConstraint('email', name=op.f('uq_contacts_email'))
@@ -206,6 +217,7 @@ def upgrade() -> None:
     sa.Column('ticket_access', sa.String(length=10), nullable=False),
     sa.Column('sees_unassigned', sa.Boolean(), nullable=False),
     sa.Column('can_manage_views', sa.Boolean(), nullable=False),
+    sa.Column('account_access', sa.Boolean(), nullable=False),
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['primary_team_id'], ['teams.id'], name=op.f('fk_users_primary_team_id_teams'), ondelete='SET NULL'),
@@ -376,9 +388,12 @@ def upgrade() -> None:
     sa.Column('updated_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('closed_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('reopened_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('deleted_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('deleted_by_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_tickets_channel_id_channels')),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_tickets_company_id_companies')),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_tickets_contact_id_contacts')),
+    sa.ForeignKeyConstraint(['deleted_by_id'], ['users.id'], name=op.f('fk_tickets_deleted_by_id_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_tickets_owner_id_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['pipeline_id'], ['pipelines.id'], name=op.f('fk_tickets_pipeline_id_pipelines')),
     sa.ForeignKeyConstraint(['status_id'], ['statuses.id'], name=op.f('fk_tickets_status_id_statuses')),
@@ -418,14 +433,19 @@ def upgrade() -> None:
     sa.Column('thread_key', sa.String(length=998), nullable=True),
     sa.Column('contact_id', sa.Integer(), nullable=True),
     sa.Column('is_forwarded', sa.Boolean(), nullable=False),
+    sa.Column('inbox_id', sa.Integer(), nullable=True),
+    sa.Column('owner_id', sa.Integer(), nullable=True),
     sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_conversations_channel_id_channels')),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_conversations_contact_id_contacts')),
+    sa.ForeignKeyConstraint(['inbox_id'], ['inboxes.id'], name=op.f('fk_conversations_inbox_id_inboxes')),
+    sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_conversations_owner_id_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_conversations_ticket_id_tickets'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_conversations'))
     )
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.create_index('ix_conversations_channel_thread', ['channel_id', 'thread_key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_conversations_inbox_id'), ['inbox_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversations_ticket_id'), ['ticket_id'], unique=False)
 
     op.create_table('sla_clocks',
@@ -448,6 +468,32 @@ def upgrade() -> None:
     with op.batch_alter_table('sla_clocks', schema=None) as batch_op:
         batch_op.create_index('ix_sla_clocks_next_timer_at', ['next_timer_at'], unique=False, postgresql_where=sa.text('next_timer_at IS NOT NULL'), sqlite_where=sa.text('next_timer_at IS NOT NULL'))
         batch_op.create_index('ix_sla_clocks_ticket_kind', ['ticket_id', 'kind'], unique=False)
+
+    op.create_table('ticket_companies',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('company_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_ticket_companies_company_id_companies'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ticket_companies_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket_companies')),
+    sa.UniqueConstraint('ticket_id', 'company_id', name=op.f('uq_ticket_companies_ticket_id_company_id'))
+    )
+    with op.batch_alter_table('ticket_companies', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ticket_companies_company_id'), ['company_id'], unique=False)
+
+    op.create_table('ticket_contacts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('contact_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_ticket_contacts_contact_id_contacts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ticket_contacts_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket_contacts')),
+    sa.UniqueConstraint('ticket_id', 'contact_id', name=op.f('uq_ticket_contacts_ticket_id_contact_id'))
+    )
+    with op.batch_alter_table('ticket_contacts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ticket_contacts_contact_id'), ['contact_id'], unique=False)
 
     op.create_table('ticket_participants',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -480,6 +526,27 @@ def upgrade() -> None:
     with op.batch_alter_table('ticket_view_teams', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ticket_view_teams_team_id'), ['team_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_view_teams_view_id'), ['view_id'], unique=False)
+
+    op.create_table('conversation_moves',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('conversation_id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=True),
+    sa.Column('from_inbox_id', sa.Integer(), nullable=True),
+    sa.Column('to_inbox_id', sa.Integer(), nullable=True),
+    sa.Column('owner_id', sa.Integer(), nullable=True),
+    sa.Column('comment', sa.Text(), nullable=True),
+    sa.Column('actor_user_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_user_id'], ['users.id'], name=op.f('fk_conversation_moves_actor_user_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_conversation_moves_conversation_id_conversations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['from_inbox_id'], ['inboxes.id'], name=op.f('fk_conversation_moves_from_inbox_id_inboxes'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_conversation_moves_owner_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_conversation_moves_ticket_id_tickets'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['to_inbox_id'], ['inboxes.id'], name=op.f('fk_conversation_moves_to_inbox_id_inboxes'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_conversation_moves'))
+    )
+    with op.batch_alter_table('conversation_moves', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_conversation_moves_conversation_id'), ['conversation_id'], unique=False)
 
     op.create_table('messages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -594,6 +661,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_messages_content_hash')
 
     op.drop_table('messages')
+    with op.batch_alter_table('conversation_moves', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_conversation_moves_conversation_id'))
+
+    op.drop_table('conversation_moves')
     with op.batch_alter_table('ticket_view_teams', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ticket_view_teams_view_id'))
         batch_op.drop_index(batch_op.f('ix_ticket_view_teams_team_id'))
@@ -604,6 +675,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ticket_participants_address'))
 
     op.drop_table('ticket_participants')
+    with op.batch_alter_table('ticket_contacts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ticket_contacts_contact_id'))
+
+    op.drop_table('ticket_contacts')
+    with op.batch_alter_table('ticket_companies', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ticket_companies_company_id'))
+
+    op.drop_table('ticket_companies')
     with op.batch_alter_table('sla_clocks', schema=None) as batch_op:
         batch_op.drop_index('ix_sla_clocks_ticket_kind')
         batch_op.drop_index('ix_sla_clocks_next_timer_at', postgresql_where=sa.text('next_timer_at IS NOT NULL'), sqlite_where=sa.text('next_timer_at IS NOT NULL'))
@@ -611,6 +690,7 @@ def downgrade() -> None:
     op.drop_table('sla_clocks')
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_conversations_ticket_id'))
+        batch_op.drop_index(batch_op.f('ix_conversations_inbox_id'))
         batch_op.drop_index('ix_conversations_channel_thread')
 
     op.drop_table('conversations')
@@ -690,6 +770,7 @@ def downgrade() -> None:
 
     op.drop_table('outbox')
     op.drop_table('mailbox_checkpoints')
+    op.drop_table('inboxes')
     with op.batch_alter_table('inbound_payloads', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_inbound_payloads_state'))
         batch_op.drop_index(batch_op.f('ix_inbound_payloads_blob'))
