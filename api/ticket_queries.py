@@ -14,12 +14,15 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Select, and_, func, or_
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.api.auth import principal_of
-from frontdesk.api.parameters import MAX_ID, bad_parameter, checked_int, is_id, parse_int
+from frontdesk.api.errors import ApiError
+from frontdesk.api.parameters import MAX_ID, bad_parameter, checked_int, is_id, parse_int, query_int
 from frontdesk.model import Contact, Pipeline, Status, Ticket
-from frontdesk.tickets.access import ticket_visibility
+from frontdesk.tickets.access import Principal, pipeline_visibility, ticket_visibility
+from frontdesk.tickets.status import statuses_named
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -83,6 +86,33 @@ def after_cursor(cursor: Cursor) -> Any:
     return or_(column > cursor.value, and_(column == cursor.value, Ticket.id > cursor.ticket_id))
 
 
+# --- paging -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Paging:
+    """How much of the list, in which order, from where."""
+
+    limit: int
+    sort: str
+    page: int | None = None
+    cursor: Cursor | None = None
+
+
+def paging(request: web.Request) -> Paging:
+    """``limit``, ``page``, ``sort`` and ``cursor``, each checked (400 naming it)."""
+    limit = query_int(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
+    page = query_int(request, "page")
+    sort = request.query.get("sort", DEFAULT_SORT)
+    if sort not in SORTS:
+        raise bad_parameter("sort", f"sort must be one of {', '.join(SORTS)}")
+    cursor = Cursor.decode(request.query["cursor"]) if request.query.get("cursor") else None
+    if cursor is not None and page is not None:
+        raise bad_parameter("cursor", "use either cursor or page, not both")
+    if cursor is not None and cursor.sort != sort:
+        raise bad_parameter("cursor", "the cursor belongs to another sort order")
+    return Paging(limit=limit, sort=sort, page=page, cursor=cursor)
+
+
 # --- filters ----------------------------------------------------------------
 
 def ticket_filters(request: web.Request) -> list[Any]:
@@ -92,10 +122,6 @@ def ticket_filters(request: web.Request) -> list[Any]:
     if pipeline:
         clauses.append(Pipeline.id == checked_int("pipeline", pipeline) if is_id(pipeline)
                        else Pipeline.internal_name == pipeline)
-    if query.get("status"):
-        # Like PATCH (tickets.status.resolve_status): the internal name, or the label in any case.
-        clauses.append(or_(Status.internal_name == query["status"],
-                           func.lower(Status.label) == query["status"].strip().lower()))
     for name, column in (("owner", Ticket.owner_id), ("team", Ticket.team_id)):
         clause = id_filter(request, name, column)
         if clause is not None:
@@ -114,6 +140,25 @@ def ticket_filters(request: web.Request) -> list[Any]:
             )
         )
     return clauses
+
+
+async def status_filter(session: AsyncSession, principal: Principal, wanted: str) -> Any:
+    """``?status=``: the statuses it names in each pipeline the caller sees, as PATCH would name them.
+
+    400 naming ``status`` when it names none (an empty list would mislead).
+    """
+    statuses = (await session.scalars(
+        select(Status).join(Pipeline, Pipeline.id == Status.pipeline_id).where(pipeline_visibility(principal))
+        .order_by(Status.pipeline_id, Status.position, Status.id))).all()
+    by_pipeline: dict[int, list[Status]] = {}
+    for status in statuses:
+        by_pipeline.setdefault(status.pipeline_id, []).append(status)
+    named = [s.id for group in by_pipeline.values() for s in statuses_named(group, wanted)]
+    if not named:
+        valid = sorted({s.internal_name for s in statuses})
+        raise ApiError(400, "invalid_parameter", f"no status {wanted!r}; valid: {', '.join(valid)}",
+                       parameter="status", valid=valid)
+    return Ticket.status_id.in_(named)
 
 
 def joined(statement: Select[Any]) -> Select[Any]:

@@ -15,24 +15,23 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.api.auth import principal_of
-from frontdesk.api.errors import ApiError
 from frontdesk.api.html import attachment_urls, safe_html
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
-from frontdesk.api.parameters import path_id, query_int
+from frontdesk.api.parameters import path_id
 from frontdesk.api.ticket_queries import (
     DEFAULT_LIMIT,
-    DEFAULT_SORT,
     MAX_LIMIT,
     SORTS,
     Cursor,
     after_cursor,
-    bad_parameter,
     joined,
+    paging,
+    status_filter,
     ticket_filters,
 )
 from frontdesk.model import Attachment, Contact, Message, Pipeline, Status, Ticket
-from frontdesk.tickets.access import Principal, pipeline_visibility, visible_ticket
+from frontdesk.tickets.access import visible_ticket
 
 routes = web.RouteTableDef()
 
@@ -128,43 +127,22 @@ def message_json(message: Message, attachments: list[Attachment]) -> dict[str, A
 
 # --- handlers ---------------------------------------------------------------
 
-async def _known_status(session: AsyncSession, principal: Principal, wanted: str) -> None:
-    """400 naming ``?status=`` when no status the caller can see answers to it (an empty list would mislead)."""
-    rows = (await session.execute(
-        select(Status.internal_name, Status.label).join(Pipeline, Pipeline.id == Status.pipeline_id)
-        .where(pipeline_visibility(principal)))).all()
-    if any(wanted == name or wanted.strip().lower() == label.lower() for name, label in rows):
-        return
-    valid = sorted({name for name, _ in rows})
-    raise ApiError(400, "invalid_parameter", f"no status {wanted!r}; valid: {', '.join(valid)}",
-                   parameter="status", valid=valid)
-
-
 @routes.get("/api/v1/tickets")
 async def list_tickets(request: web.Request) -> web.Response:
-    limit = query_int(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
-    page = query_int(request, "page")
-    sort = request.query.get("sort", DEFAULT_SORT)
-    if sort not in SORTS:
-        raise bad_parameter("sort", f"sort must be one of {', '.join(SORTS)}")
-    cursor = Cursor.decode(request.query["cursor"]) if request.query.get("cursor") else None
-    if cursor is not None and page is not None:
-        raise bad_parameter("cursor", "use either cursor or page, not both")
-    if cursor is not None and cursor.sort != sort:
-        raise bad_parameter("cursor", "the cursor belongs to another sort order")
+    wanted = paging(request)
+    limit, sort, page, cursor = wanted.limit, wanted.sort, wanted.page, wanted.cursor
     clauses = ticket_filters(request)
     column, descending = SORTS[sort]
-    statement = joined(select(Ticket, Pipeline, Status, Contact)).where(*clauses)
-    if cursor is not None:
-        statement = statement.where(after_cursor(cursor))
-    order = (column.desc(), Ticket.id.desc()) if descending else (column.asc(), Ticket.id.asc())
-    statement = statement.order_by(*order).limit(limit + 1)
-    if page is not None:
-        statement = statement.offset((page - 1) * limit)
-
     async with request.app[SESSIONS]() as session:
         if request.query.get("status"):
-            await _known_status(session, principal_of(request), request.query["status"])
+            clauses.append(await status_filter(session, principal_of(request), request.query["status"]))
+        statement = joined(select(Ticket, Pipeline, Status, Contact)).where(*clauses)
+        if cursor is not None:
+            statement = statement.where(after_cursor(cursor))
+        order = (column.desc(), Ticket.id.desc()) if descending else (column.asc(), Ticket.id.asc())
+        statement = statement.order_by(*order).limit(limit + 1)
+        if page is not None:
+            statement = statement.offset((page - 1) * limit)
         total = await session.scalar(joined(select(func.count(Ticket.id))).where(*clauses))
         rows = (await session.execute(statement)).all()
 
