@@ -9,6 +9,7 @@ from frontdesk.model.intake import InboundPayload, MailboxCheckpoint, Quarantine
 from frontdesk.model.messages import Attachment, Conversation, Message
 from frontdesk.model.outbox import AppliedEffect, DeadLetter, Delivery, OutboxEvent
 from frontdesk.model.pipelines import Pipeline, Status
+from frontdesk.model.probes import ReadinessProbe
 from frontdesk.model.properties import PropertyDefinition, StageProperty
 from frontdesk.model.tickets import Ticket, TicketParticipant
 
@@ -16,7 +17,7 @@ __all__ = [
     "ApiToken", "AppliedEffect", "Attachment", "AuditEntry", "Base", "Channel", "Company",
     "Contact", "ContactIdentity", "Conversation", "DeadLetter", "Delivery", "EmailTemplate",
     "InboundPayload", "MailboxCheckpoint", "Message", "OutboxEvent", "Pipeline",
-    "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem",
+    "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem", "ReadinessProbe",
     "StageProperty", "Status", "StatusAction", "Team", "TeamMembership", "Ticket",
     "TicketParticipant", "User", "utcnow",
 ]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 00:07:06.625973
+Create Date: 2026-12-02 02:01:59.460116
 """
 from alembic import op
 import sqlalchemy as sa
@@ -139,6 +139,11 @@ def upgrade() -> None:
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quarantine_cause'), ['cause'], unique=False)
 
+    op.create_table('readiness_probes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('probed_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_readiness_probes'))
+    )
     op.create_table('teams',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -547,6 +552,7 @@ def downgrade() -> None:
 
     op.drop_table('channels')
     op.drop_table('teams')
+    op.drop_table('readiness_probes')
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quarantine_cause'))
 
