@@ -113,19 +113,19 @@ async def _write_probe(request: web.Request) -> None:
 
 
 async def _database(request: web.Request) -> Readiness:
-    try:
-        await asyncio.wait_for(_write_probe(request), DATABASE_TIMEOUT)
-    except Exception as error:  # noqa: BLE001 - any failure means "not ready"
-        log.warning("readiness.database_write_failed", error=type(error).__name__)
-        return Readiness(False, {"error": type(error).__name__, "probe": "write"})
-    # An embedded database lives on a disk we can see: besides "a write
-    # commits", is there room for the next message of the largest size?
+    # An embedded database lives on a disk we can see: is there room for the
+    # next message of the largest size?  (Asked first: it says how full.)
     settings = request.app[SETTINGS]
     directory = _sqlite_directory(settings.database_url)
     if directory is not None:
         space = await asyncio.to_thread(_free_space, directory, _room_needed(settings.smtp.max_message_size))
         if not space.ready:
             return space
+    try:
+        await asyncio.wait_for(_write_probe(request), DATABASE_TIMEOUT)
+    except Exception as error:  # noqa: BLE001 - any failure means "not ready"
+        log.warning("readiness.database_write_failed", error=type(error).__name__)
+        return Readiness(False, {"error": type(error).__name__, "probe": "write"})
     return Readiness(True)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -11,3 +13,5 @@ from frontdesk.storage.blobs import BlobStore
 SETTINGS = web.AppKey("settings", Settings)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 BLOBS = web.AppKey("blobs", BlobStore)
+# The merged OpenAPI document, built once when the app is made.
+OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])

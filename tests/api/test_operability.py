@@ -14,6 +14,10 @@ from sqlalchemy.engine import make_url
 
 from frontdesk.api.app import AppExtras, Readiness, create_app
 from api_harness import OPERATOR, listen
+from frontdesk.api.keys import OPENAPI_DOCUMENT
+from frontdesk.api.openapi import METHODS
+from frontdesk.api.request_body import path_template
+from frontdesk.channels.webhooks.app import openapi_paths as webhook_openapi_paths
 from frontdesk.model import ReadinessProbe
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import StorageUnavailable, create_engine, session_factory
@@ -185,8 +189,31 @@ async def test_openapi_document_is_valid_and_covers_every_route(client, settings
         if route.method in ("HEAD", "OPTIONS"):
             continue
         # aiohttp writes path parameters with their pattern ({id:\d+}); the spec names them plainly.
-        path = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.resource.canonical)
+        path = path_template(route.resource.canonical)
         assert route.method.lower() in document["paths"].get(path, {}), f"{route.method} {path} is not documented"
+
+
+def test_every_answer_with_a_body_has_a_schema(settings) -> None:  # type: ignore[no-untyped-def]
+    """Every response an operation documents, except 204 and redirects, says what its body is.
+
+    Walks the document the daemon serves (the webhook channels' operations
+    included), so a later endpoint cannot forget its answer's schema.
+    """
+    app = create_app(settings, None, BlobStore(settings.blob_dir),  # type: ignore[arg-type]
+                     extra=AppExtras(openapi=[webhook_openapi_paths()]))
+    document = app[OPENAPI_DOCUMENT]
+    missing = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method not in METHODS:
+                continue
+            for status, response in operation["responses"].items():
+                if status == "204" or status.startswith("3"):
+                    continue
+                content = response.get("content", {})
+                if not content or not all("schema" in media for media in content.values()):
+                    missing.append(f"{method.upper()} {path} {status}")
+    assert missing == []
 
 
 async def test_unknown_routes_and_methods_answer_json(client) -> None:  # type: ignore[no-untyped-def]
