@@ -11,7 +11,8 @@ schema-invalid requests refused.
 
 Bounded to about a minute per database (``MAX_EXAMPLES``, ``MAX_TIME``); a
 fixed seed keeps a failure reproducible: rerun the printed command against a
-server seeded the same way.
+server seeded the same way.  FRONTDESK_FUZZ_SECONDS, FRONTDESK_FUZZ_EXAMPLES
+and FRONTDESK_FUZZ_SEED widen the run locally (docs/api.md, "Fuzzing").
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ CHECKS = ",".join((
     # every authenticated body against its operation's schema.
     "negative_data_rejection",
 ))
+# Not checked: positive_data_acceptance ("a request the schema allows was
+# refused").  A schema-valid body can still break a domain rule the schema
+# cannot state: an id that names nothing (404), a status of another pipeline,
+# a reorder that leaves a pipeline out, exactly one of ticket_ids /
+# from_status_id (422).  Those refusals are correct answers.
 SUPPORT = "support@acme.test"
 # One of each webhook channel, so requests reach the signature and body checks rather than "unknown channel".
 WEBHOOKS = WebhookConfig(
