@@ -219,7 +219,7 @@ OPENAPI: dict[str, Any] = {
                     _query("page", "1-based page number (alternative to cursor).", {"type": "integer", "minimum": 1}),
                     _query("sort", "Sort order.", {"type": "string", "enum": list(SORTS)}),
                     _query("pipeline", "Pipeline internal name or id.", {"type": "string"}),
-                    _query("status", "Status internal name.", {"type": "string"}),
+                    _query("status", "Status internal name, or label in any case.", {"type": "string"}),
                     _query("owner", "Owner user id, or 'none' for unassigned.", {"type": "string"}),
                     _query("team", "Team id, or 'none'.", {"type": "string"}),
                     _query("priority", "Priority value.", {"type": "string"}),
