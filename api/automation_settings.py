@@ -441,7 +441,8 @@ OPENAPI: dict[str, Any] = {"paths": {
             **_CHANNEL_CHANGE, "kind": {"enum": list(CHANNEL_KINDS), "x-error": {"code": "channel_kind_invalid"}},
             "key": text(320, description="the address, page id or slug the channel receives on")},
             "kind", "key", "pipeline_id")),
-        "responses": {"201": json_response("channel", _CHANNEL), "409": _ERR}}},
+        "responses": {"201": json_response("channel", _CHANNEL), "409": _ERR,
+                      "404": {"description": "not_found: pipeline_id names no pipeline the caller may see"}}}},
     "/api/v1/channels/{channel_id}": {
         "parameters": [{"name": "channel_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
         "patch": {"summary": "Switch ticket creation, enable or disable (a disabled channel receives nothing), "

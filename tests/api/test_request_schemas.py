@@ -95,3 +95,12 @@ async def test_deleting_a_built_in_property_is_a_documented_422(client) -> None:
     async with client.get("/openapi.json") as response:
         operation = (await response.json())["paths"]["/api/v1/properties/{name}"]["delete"]
     assert "422" in operation["responses"]
+
+
+async def test_a_channel_for_a_pipeline_that_is_not_there_is_a_documented_404(client) -> None:  # type: ignore[no-untyped-def]
+    # Found by the fuzzer: an id in the body naming nothing is 404, which POST /channels did not list.
+    status, answer = await _send(client, "POST", "/api/v1/channels",
+                                 {"kind": "email", "key": "help@acme.test", "pipeline_id": 999_999})
+    assert status == 404 and answer["error"]["code"] == "not_found", answer
+    async with client.get("/openapi.json") as response:
+        assert "404" in (await response.json())["paths"]["/api/v1/channels"]["post"]["responses"]
