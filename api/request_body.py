@@ -22,7 +22,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from frontdesk.api.errors import ApiError
-from frontdesk.api.parameters import MAX_ID, path_id
+from frontdesk.api.parameters import MAX_ID, bad_parameter, path_id
 
 __all__ = ["REQUEST_SCHEMAS", "bool_field", "int_field", "int_list_field", "json_body", "path_id",
            "request_schema_middleware", "request_schemas", "text_field"]
@@ -44,7 +44,31 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise _not_a_json_object() from None
     if not isinstance(body, dict):
         raise _not_a_json_object()
+    try:
+        where = _nul_at(body)
+    except RecursionError:  # nested nearly as deep as the parser allows
+        raise _not_a_json_object() from None
+    if where is not None:
+        raise ApiError(422, "field_invalid", f"{where or 'a key'!r} holds a NUL character", field=where)
     return body
+
+
+def _nul_at(value: Any, path: str = "") -> str | None:
+    """Where a NUL character sits in a JSON value (a dotted path), or None.
+
+    PostgreSQL text cannot hold NUL: stored or compared, it fails in the
+    driver (a 500), so it is refused at the edge, like a malformed value.
+    """
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        inner = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return inner
+        if (found := _nul_at(item, inner)) is not None:
+            return found
+    return None
 
 
 # --- the request schema gate ------------------------------------------------------
@@ -192,7 +216,10 @@ def refusal(error: ValidationError, schema: Mapping[str, Any] | None = None) -> 
 
 @web.middleware
 async def request_schema_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
-    """Refuse a body the operation's request schema forbids, before the handler sees it."""
+    """Refuse a body the operation's request schema forbids, or a query value PostgreSQL cannot hold (NUL)."""
+    for name, value in request.query.items():
+        if "\x00" in name or "\x00" in value:
+            raise bad_parameter(name.replace("\x00", ""), f"{name!r} holds a NUL character")
     resource = request.match_info.route.resource
     entry = request.config_dict.get(REQUEST_SCHEMAS, {}).get(
         (request.method, path_template(resource.canonical))) if resource else None

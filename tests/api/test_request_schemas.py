@@ -104,3 +104,17 @@ async def test_a_channel_for_a_pipeline_that_is_not_there_is_a_documented_404(cl
     assert status == 404 and answer["error"]["code"] == "not_found", answer
     async with client.get("/openapi.json") as response:
         assert "404" in (await response.json())["paths"]["/api/v1/channels"]["post"]["responses"]
+
+
+async def test_a_nul_character_is_refused_not_a_crash(client) -> None:  # type: ignore[no-untyped-def]
+    # Found by the fuzzer on PostgreSQL, whose text cannot hold NUL: the driver failed (500).
+    status, answer = await _send(client, "POST", "/api/v1/teams", {"name": "Tier\u00001"})
+    assert status == 422 and answer["error"] == {**answer["error"], "code": "field_invalid", "field": "name"}
+    status, answer = await _send(client, "POST", "/api/v1/pipelines",
+                                 {"name": "Sales", "statuses": [{"label": "x\u0000", "state": "open"}]})
+    assert status == 422 and answer["error"]["field"] == "statuses.0.label", answer
+    for path, parameter in (("/api/v1/tickets?q=print%00er", "q"), ("/api/v1/audit?action=a%00", "action")):
+        async with client.get(path, headers=OPERATOR) as response:
+            assert response.status == 400, await response.text()
+            error = (await response.json())["error"]
+        assert error["code"] == "invalid_parameter" and error["parameter"] == parameter
