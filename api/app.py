@@ -21,9 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.api.auth import auth_middleware
 from frontdesk.api.errors import error_middleware
-from frontdesk.api.keys import BLOBS, SESSIONS, SETTINGS, SHUTTING_DOWN
+from frontdesk.api.keys import BLOBS, OPENAPI_DOCUMENT, SESSIONS, SETTINGS, SHUTTING_DOWN
 from frontdesk.api.middleware import json_errors_middleware, request_context_middleware
 from frontdesk.api.parameters import query_text_middleware
+from frontdesk.api.openapi import merge_openapi
+from frontdesk.api.request_body import REQUEST_SCHEMAS, request_schemas, request_schema_middleware
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
 
@@ -78,7 +80,6 @@ class AppExtras:
 
 
 EXTRAS = web.AppKey("extras", AppExtras)
-OPENAPI_FRAGMENTS = web.AppKey("openapi_fragments", tuple)
 
 
 def route_modules() -> tuple[ModuleType, ...]:
@@ -104,6 +105,7 @@ def create_app(
             error_middleware,
             auth_middleware,
             query_text_middleware,
+            request_schema_middleware,
         ],
         client_max_size=settings.http.max_body_size,
     )
@@ -118,7 +120,8 @@ def create_app(
         app.router.add_routes(module.routes)
         fragments.append(module.OPENAPI)
     fragments.extend(extras.openapi)
-    app[OPENAPI_FRAGMENTS] = tuple(fragments)
+    app[OPENAPI_DOCUMENT] = merge_openapi(fragments)
+    app[REQUEST_SCHEMAS] = request_schemas(app[OPENAPI_DOCUMENT])
     for prefix, subapp in extras.subapps:
         app.add_subapp(prefix.rstrip("/"), subapp)
     return app

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from frontdesk.api.auth import require_super_admin
 from frontdesk.api.keys import SESSIONS
+from frontdesk.api.openapi import answer_object, json_response, list_of
 from frontdesk.api.parameters import ID_SCHEMA, query_id, query_int
 from frontdesk.model import AuditEntry
 
@@ -62,7 +63,13 @@ OPENAPI: dict[str, Any] = {"paths": {
                  "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
                 {"name": "before_id", "in": "query", "schema": ID_SCHEMA},
             ],
-            "responses": {"200": {"description": "entries with actor, action, entity, before, after"},
+            "responses": {"200": json_response("entries with actor, action, entity, before, after", list_of(
+                "entries", answer_object({
+                    "id": {"type": "integer"}, "actor_user_id": {"type": ["integer", "null"]},
+                    "actor": {"type": ["string", "null"]}, "action": {"type": "string"}, "entity": {"type": "string"},
+                    "entity_id": {"type": ["string", "integer", "null"]}, "before": {}, "after": {},
+                    "created_at": {"type": "string", "format": "date-time"}},
+                    "id", "action", "entity", "created_at"))),
                           "403": {"description": "super_admin_required"}},
         }
     }

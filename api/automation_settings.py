@@ -12,14 +12,14 @@ from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.parameters import MAX_ID
+from frontdesk.api.parameters import ID_SCHEMA, MAX_ID
 from frontdesk.api.auth import Principal, principal_of, require_property_settings
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
-from frontdesk.api.openapi import error_response
+from frontdesk.api.openapi import answer_object, closed_object, error_response, json_request, json_response, list_of, text
 from frontdesk.api.request_body import bool_field, int_field, json_body, path_id, text_field
 from frontdesk.model import Channel, EmailTemplate, PipelineAutomation, Status, StatusAction, Team, User
-from frontdesk.model.automation import NOTIFY, SEND_EMAIL, TO_OWNER, TO_OWNER_TEAM, TO_USER
+from frontdesk.model.automation import NOTIFY, SEND_EMAIL, TO_OWNER, TO_OWNER_TEAM, TO_TEAM, TO_USER
 from frontdesk.model.channels import CHANNEL_KINDS
 from frontdesk.tickets.access import visible_pipeline
 from frontdesk.tickets.audit import record_audit, snapshot
@@ -192,6 +192,11 @@ async def resolve_action(session: AsyncSession, body: dict[str, Any], current: S
     if kind not in ACTION_KINDS:
         raise ApiError(422, "action_kind_invalid", f"kind must be one of {', '.join(ACTION_KINDS)}")
     values: dict[str, Any] = {"kind": kind}
+    # A field of the other kind would be silently dropped: refuse it instead.
+    foreign = sorted(set(body) & ({"recipient"} if kind == SEND_EMAIL else {"template_key", "template_id"}))
+    if foreign:
+        raise ApiError(422, "action_field_mismatch", f"a {kind} action has no {', '.join(foreign)}",
+                       fields=foreign, kind=kind)
     if "comment" in body:
         comment = body["comment"]
         if comment is not None and not isinstance(comment, str):
@@ -328,7 +333,7 @@ async def delete_action(request: web.Request) -> web.Response:
 
 async def _copy_or_move(request: web.Request, *, move: bool) -> web.Response:
     principal = require_property_settings(request)
-    body = await json_body(request) if request.can_read_body else {}
+    body = await json_body(request) if request.body_exists else {}
     async with request.app[SESSIONS].begin() as session:
         action = await _action_for(session, principal, path_id(request, "action_id"))
         target_id = int_field(body, "status_id") or action.status_id
@@ -367,10 +372,50 @@ async def move_action(request: web.Request) -> web.Response:
 
 
 _ERR = {"description": "error; `error.code` names the broken rule"}
-_ACTION = {"type": "object", "properties": {
-    "kind": {"enum": list(ACTION_KINDS)}, "template_key": {"type": "string"},
-    "recipient": {"type": "object", "properties": {"kind": {"enum": list(RECIPIENT_KINDS)}, "id": {"type": "integer"}}},
-    "comment": {"type": ["string", "null"]}, "position": {"type": ["integer", "null"], "description": "null or absent: keep the place"}}}
+_POSITION = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_ID,
+             "description": "null or absent: at the end (a new action) or keep the place"}
+_COMMENT = {"type": ["string", "null"], "maxLength": 2000}
+_RECIPIENT = {"oneOf": [
+    closed_object({"kind": {"enum": [TO_USER, TO_TEAM]}, "id": ID_SCHEMA}, "kind", "id"),
+    closed_object({"kind": {"enum": [TO_OWNER, TO_OWNER_TEAM]}}, "kind")],
+    "x-error": {"code": "action_recipient_invalid"},
+    "description": "a user or team by id, or the ticket's owner or owner's team"}
+_TEMPLATE = {"template_key": text(100), "template_id": ID_SCHEMA}
+
+
+def _action_schema(*, kind_required: bool) -> dict[str, Any]:
+    """send_email (a template, no recipient) or notify (a recipient, no template): a field of the other is refused."""
+    required = ("kind",) if kind_required else ()
+    send_email = closed_object({"kind": {"const": SEND_EMAIL}, **_TEMPLATE, "comment": _COMMENT, "position": _POSITION},
+                               *required)
+    notify = closed_object({"kind": {"const": NOTIFY}, "recipient": _RECIPIENT, "comment": _COMMENT,
+                            "position": _POSITION}, *required, *(("recipient",) if kind_required else ()))
+    return {"anyOf": [send_email, notify], "x-error": {"code": "action_invalid"}}
+
+
+_ACTION = answer_object({
+    "id": {"type": "integer"}, "status_id": {"type": "integer"}, "position": {"type": "integer"},
+    "kind": {"enum": list(ACTION_KINDS)}, "template_key": {"type": ["string", "null"]},
+    "template_id": {"type": ["integer", "null"]},
+    "recipient": {"oneOf": [answer_object({"kind": {"enum": list(RECIPIENT_KINDS)},
+                                           "id": {"type": ["integer", "null"]}}, "kind"), {"type": "null"}]},
+    "comment": {"type": ["string", "null"]}}, "id", "status_id", "position", "kind")
+_CHAIN = answer_object({"status_id": {"type": "integer"}, "actions": {"type": "array", "items": _ACTION}},
+                       "status_id", "actions")
+_TRIGGER = closed_object({"enabled": {"type": "boolean"}, "status_id": {"oneOf": [ID_SCHEMA, {"type": "null"}]}})
+_AUTOMATION = answer_object({
+    "pipeline_id": {"type": "integer"},
+    "email_sent": answer_object({"enabled": {"type": "boolean"}, "status_id": {"type": ["integer", "null"]}}),
+    "customer_replied": answer_object({"enabled": {"type": "boolean"}, "status_id": {"type": ["integer", "null"]}}),
+    "action_sources": {"type": "array", "items": {"type": "string"}}},
+    "pipeline_id", "email_sent", "customer_replied", "action_sources")
+_CHANNEL = answer_object({
+    "id": {"type": "integer"}, "kind": {"enum": list(CHANNEL_KINDS)}, "key": {"type": "string"},
+    "name": {"type": "string"}, "pipeline_id": {"type": "integer"}, "create_tickets": {"type": "boolean"},
+    "enabled": {"type": "boolean"}}, *CHANNEL_FIELDS)
+_CHANNEL_CHANGE = {"create_tickets": {"type": "boolean"}, "enabled": {"type": "boolean"}, "name": text(),
+                   "pipeline_id": ID_SCHEMA}
+_TARGET = json_request(closed_object({"status_id": ID_SCHEMA, "position": _POSITION}), required=False)
 _P = {"name": "pipeline_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _S = {"name": "status_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _A = {"name": "action_id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -379,42 +424,54 @@ OPENAPI: dict[str, Any] = {"paths": {
     "/api/v1/pipelines/{pipeline_id}/automation": {
         "parameters": [_P],
         "get": {"summary": "Status triggers (email sent, customer replied) and the chat/Messenger source filter",
-                "responses": {"200": {"description": "automation settings"}}},
+                "responses": {"200": json_response("automation settings", _AUTOMATION)}},
         "patch": {"summary": "Switch triggers on/off, point them at a status, set action_sources",
-                  "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
-                      "email_sent": {"type": "object"}, "customer_replied": {"type": "object"},
-                      "action_sources": {"type": "array", "items": {"enum": list(OPT_IN_SOURCES)}}}}}}},
-                  "responses": {"200": {"description": "automation settings"}, "422": _ERR}},
+                  "requestBody": json_request(closed_object({
+                      "email_sent": _TRIGGER, "customer_replied": _TRIGGER,
+                      "action_sources": {"type": "array", "items": {"enum": list(OPT_IN_SOURCES)},
+                                         "x-error": {"code": "action_sources_invalid"}}})),
+                  "responses": {"200": json_response("automation settings", _AUTOMATION), "422": _ERR}},
     },
     "/api/v1/pipelines/{pipeline_id}/channels": {
         "parameters": [_P], "get": {"summary": "Connected channels feeding this pipeline",
-                                    "responses": {"200": {"description": "channels"}}}},
-    "/api/v1/channels": {"post": {"summary": "Connect a channel to a pipeline; an email channel receives mail at once",
-                                  "responses": {"201": {"description": "channel"}, "409": _ERR}}},
+                                    "responses": {"200": json_response("channels", list_of("channels", _CHANNEL))}}},
+    "/api/v1/channels": {"post": {
+        "summary": "Connect a channel to a pipeline; an email channel receives mail at once",
+        "requestBody": json_request(closed_object({
+            **_CHANNEL_CHANGE, "kind": {"enum": list(CHANNEL_KINDS), "x-error": {"code": "channel_kind_invalid"}},
+            "key": text(320, description="the address, page id or slug the channel receives on")},
+            "kind", "key", "pipeline_id")),
+        "responses": {"201": json_response("channel", _CHANNEL), "409": _ERR,
+                      "404": {"description": "not_found: pipeline_id names no pipeline the caller may see"}}}},
     "/api/v1/channels/{channel_id}": {
         "parameters": [{"name": "channel_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
         "patch": {"summary": "Switch ticket creation, enable or disable (a disabled channel receives nothing), "
                              "rename, or point at another pipeline",
-                  "responses": {"200": {"description": "channel"}}}},
+                  "requestBody": json_request(closed_object(_CHANNEL_CHANGE)),
+                  "responses": {"200": json_response("channel", _CHANNEL)}}},
     "/api/v1/statuses/{status_id}/actions": {
         "parameters": [_S],
-        "get": {"summary": "The status's ordered action chain", "responses": {"200": {"description": "actions"}}},
+        "get": {"summary": "The status's ordered action chain", "responses": {"200": json_response("actions", _CHAIN)}},
         "post": {"summary": "Add an action (send_email with a template, or notify a user, team, owner or owner's team)",
-                 "requestBody": {"content": {"application/json": {"schema": _ACTION}}},
-                 "responses": {"201": {"description": "action"}, "422": _ERR}},
+                 "requestBody": json_request(_action_schema(kind_required=True)),
+                 "responses": {"201": json_response("action", _ACTION), "422": _ERR}},
     },
     "/api/v1/actions/{action_id}": {
         "parameters": [_A],
-        "patch": {"summary": "Edit an action or its comment", "requestBody": {"content": {"application/json": {
-            "schema": _ACTION}}}, "responses": {"200": {"description": "action"}}},
+        "patch": {"summary": "Edit an action or its comment; fields of the other kind are refused",
+                  "requestBody": json_request(_action_schema(kind_required=False)),
+                  "responses": {"200": json_response("action", _ACTION), "422": _ERR}},
         "delete": {"summary": "Delete this action, or this and all after it",
                    "parameters": [{"name": "scope", "in": "query", "schema": {"enum": ["this", "this_and_after"]}}],
-                   "responses": {"200": {"description": "remaining chain"},
+                   "responses": {"200": json_response("remaining chain", answer_object({
+                       "status_id": {"type": "integer"}, "deleted": {"type": "array", "items": {"type": "integer"}},
+                       "actions": {"type": "array", "items": _ACTION}}, "status_id", "deleted", "actions")),
                                  "422": error_response("delete_scope_invalid: scope is not this or this_and_after.")}},
     },
     "/api/v1/actions/{action_id}/clone": {"parameters": [_A], "post": {
-        "summary": "Clone an action (after itself, or into status_id at position)",
-        "responses": {"201": {"description": "the clone"}}}},
+        "summary": "Clone an action (after itself, or into status_id at position)", "requestBody": _TARGET,
+        "responses": {"201": json_response("the clone", _ACTION)}}},
     "/api/v1/actions/{action_id}/move": {"parameters": [_A], "post": {
-        "summary": "Move an action to another status (status_id, position)", "responses": {"200": {"description": "action"}}}},
+        "summary": "Move an action to another status (status_id, position)", "requestBody": _TARGET,
+        "responses": {"200": json_response("action", _ACTION)}}},
 }}

@@ -15,6 +15,8 @@ from sqlalchemy import select
 from frontdesk.api.auth import principal_of
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
+from frontdesk.api.openapi import answer_object, closed_object, id_list, json_request, json_response
+from frontdesk.api.parameters import ID_SCHEMA
 from frontdesk.api.request_body import int_field, int_list_field, json_body
 from frontdesk.events import AGENT, Actor
 from frontdesk.model import Status, Ticket
@@ -68,15 +70,20 @@ OPENAPI: dict[str, Any] = {"paths": {
     "/api/v1/tickets/bulk-move": {
         "post": {
             "summary": "Move tickets (by id, or all visible ones in from_status_id) to status_id, all or nothing",
-            "requestBody": {"content": {"application/json": {"schema": {
-                "type": "object", "required": ["status_id"],
-                "properties": {"status_id": {"type": "integer"},
-                               "ticket_ids": {"type": "array", "items": {"type": "integer"}},
-                               "from_status_id": {"type": "integer"}}}}}},
+            "requestBody": json_request(closed_object({
+                "status_id": ID_SCHEMA,
+                "ticket_ids": {**id_list(), "minItems": 1, "maxItems": MAX_TICKETS,
+                               "description": f"at most {MAX_TICKETS}"},
+                "from_status_id": ID_SCHEMA}, "status_id")),
             "responses": {
-                "200": {"description": "moved and unchanged ticket ids"},
+                "200": json_response("moved and unchanged ticket ids", answer_object({
+                    "status_id": {"type": "integer"}, "moved": {"type": "array", "items": {"type": "integer"}},
+                    "unchanged": {"type": "array", "items": {"type": "integer"}},
+                    "truncated": {"type": "boolean", "description": f"more than {MAX_TICKETS}: repeat the request"}},
+                    "status_id", "moved", "unchanged", "truncated")),
                 "404": {"description": "a ticket or status the caller cannot see"},
-                "422": {"description": "required_properties_missing (with ticket_id and missing)"},
+                "422": {"description": "required_properties_missing (with ticket_id and missing); "
+                                       "bulk_selection_required: give exactly one of ticket_ids or from_status_id"},
             },
         }
     }

@@ -10,12 +10,13 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from sqlalchemy import text
-
+from sqlalchemy import delete, insert
 from sqlalchemy.engine import make_url
 
 from frontdesk.api.app import EXTRAS, Readiness
 from frontdesk.api.keys import BLOBS, SESSIONS, SETTINGS
+from frontdesk.model import ReadinessProbe
+from frontdesk.storage.writer import write_transaction
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("frontdesk.health")
@@ -98,21 +99,33 @@ def _sqlite_directory(database_url: str) -> Path | None:
     return Path(url.database).resolve().parent
 
 
+async def _write_probe(request: web.Request) -> None:
+    """Commit one write, in its own short transaction: insert a probe row and delete it again.
+
+    ``SELECT 1`` still succeeds on a PostgreSQL server whose disk is full or
+    that went read-only; only a commit shows that a message could be stored.
+    Each call inserts its own row (no fixed row to race on) and leaves the
+    table empty.
+    """
+    async with write_transaction(request.app[SESSIONS]) as session:
+        probe_id = (await session.execute(insert(ReadinessProbe).returning(ReadinessProbe.id))).scalar_one()
+        await session.execute(delete(ReadinessProbe).where(ReadinessProbe.id == probe_id))
+
+
 async def _database(request: web.Request) -> Readiness:
-    try:
-        async with request.app[SESSIONS]() as session:
-            # A real round trip through the pool, not just "an engine exists".
-            await asyncio.wait_for(session.execute(text("SELECT 1")), DATABASE_TIMEOUT)
-    except Exception as error:  # noqa: BLE001 - any failure means "not ready"
-        return Readiness(False, {"error": type(error).__name__})
-    # An embedded database lives on a disk we can see; PostgreSQL's disk is
-    # its server's to watch (a full one fails the commits, which answer 451).
+    # An embedded database lives on a disk we can see: is there room for the
+    # next message of the largest size?  (Asked first: it says how full.)
     settings = request.app[SETTINGS]
     directory = _sqlite_directory(settings.database_url)
     if directory is not None:
         space = await asyncio.to_thread(_free_space, directory, _room_needed(settings.smtp.max_message_size))
         if not space.ready:
             return space
+    try:
+        await asyncio.wait_for(_write_probe(request), DATABASE_TIMEOUT)
+    except Exception as error:  # noqa: BLE001 - any failure means "not ready"
+        log.warning("readiness.database_write_failed", error=type(error).__name__)
+        return Readiness(False, {"error": type(error).__name__, "probe": "write"})
     return Readiness(True)
 
 

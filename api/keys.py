@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,3 +16,5 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 BLOBS = web.AppKey("blobs", BlobStore)
 # Set when the application starts shutting down: long-lived responses (the event stream) end cleanly.
 SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
+# The merged OpenAPI document, built once when the app is made.
+OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])

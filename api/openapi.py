@@ -8,7 +8,8 @@ from typing import Any, Iterable, Mapping
 
 from aiohttp import web
 
-from frontdesk.api.app import OPENAPI_FRAGMENTS
+from frontdesk.api.keys import OPENAPI_DOCUMENT
+from frontdesk.api.parameters import ID_SCHEMA
 
 routes = web.RouteTableDef()
 
@@ -30,6 +31,52 @@ def error_response(description: str) -> dict[str, Any]:
 
 # Responses every authenticated endpoint can give; modules spread this into theirs.
 AUTH_ERRORS = {"401": error_response("Missing or wrong bearer token.")}
+
+
+# --- schema building blocks, so request schemas state the same limits everywhere ---------
+
+def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI response object with a JSON body of ``schema``."""
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def json_request(schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    """An OpenAPI requestBody of JSON ``schema``; ``api.request_body`` refuses what it forbids."""
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def closed_object(properties: dict[str, Any], *required: str, **extra: Any) -> dict[str, Any]:
+    """A JSON object with exactly these fields (an unknown one is ``422 unknown_fields``)."""
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": properties, **extra}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def answer_object(properties: dict[str, Any], *required: str) -> dict[str, Any]:
+    """A JSON object the API answers with: these fields (``required`` always there), maybe more later."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def text(max_length: int = 200, **extra: Any) -> dict[str, Any]:
+    """A non-blank string of at most ``max_length`` characters (``api.request_body.text_field``'s rule)."""
+    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": r"\S", **extra}
+
+
+def id_list() -> dict[str, Any]:
+    return {"type": "array", "items": ID_SCHEMA}
+
+
+def list_of(name: str, item: dict[str, Any]) -> dict[str, Any]:
+    """``{name: [item, ...]}``, the shape of every collection answer."""
+    return {"type": "object", "required": [name], "properties": {name: {"type": "array", "items": item}}}
+
+
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
@@ -117,6 +164,10 @@ def merge_openapi(fragments: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                     responses = target[method].setdefault("responses", {})
                     for status, response in common_errors(path, method, operation).items():
                         responses.setdefault(status, response)
+                    for status, response in responses.items():
+                        # Every refusal is the JSON error body; a module need only describe when it happens.
+                        if status[0] in "45" and "content" not in response:
+                            response["content"] = error_response("")["content"]
         for section, entries in fragment.get("components", {}).items():
             document["components"].setdefault(section, {}).update(copy.deepcopy(entries))
     return document
@@ -142,4 +193,4 @@ OPENAPI: dict[str, Any] = {
 
 @routes.get("/openapi.json")
 async def openapi_document(request: web.Request) -> web.Response:
-    return web.json_response(merge_openapi(request.app[OPENAPI_FRAGMENTS]))
+    return web.json_response(request.app[OPENAPI_DOCUMENT])

@@ -84,10 +84,11 @@ def query_id(request: web.Request, name: str) -> int | None:
 async def query_text_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
     """400 ``invalid_parameter`` for a query value with a NUL or a lone surrogate, before any handler reads it."""
     for name, value in request.query.items():
+        shown = name.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
         try:
-            value.encode("utf-8")
+            (name + value).encode("utf-8")
         except UnicodeEncodeError:
-            raise bad_parameter(name, f"{name} is not valid Unicode text") from None
-        if "\x00" in value:
-            raise bad_parameter(name, f"{name} holds a NUL character")
+            raise bad_parameter(shown, f"{shown!r} is not valid Unicode text") from None
+        if "\x00" in name or "\x00" in value:
+            raise bad_parameter(shown, f"{shown!r} holds a NUL character")
     return await handler(request)

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.api.auth import principal_of, require_property_settings, require_super_admin
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS, SETTINGS
-from frontdesk.api.parameters import ID_SCHEMA, query_id
+from frontdesk.api.openapi import answer_object, closed_object, id_list, json_request, json_response, list_of, ref, text
+from frontdesk.api.parameters import ID_SCHEMA, MAX_ID, query_id
 from frontdesk.api.request_body import int_field, int_list_field, json_body, path_id, text_field
 from frontdesk.events import AGENT, Actor
 from frontdesk.model import Pipeline, PipelineAccess, PipelineAutomation, Status, Team, User
@@ -327,7 +328,7 @@ async def reorder_statuses(request: web.Request) -> web.Response:
 async def delete_status(request: web.Request) -> web.Response:
     principal = require_property_settings(request)
     target_raw: int | None = query_id(request, "target_status_id")
-    if target_raw is None and request.can_read_body:
+    if target_raw is None and request.body_exists:
         target_raw = int_field(await json_body(request), "target_status_id")
     async with request.app[SESSIONS].begin() as session:
         pipeline = await lock_pipeline(session, principal, path_id(request, "pipeline_id"))
@@ -342,72 +343,89 @@ def _actor(principal) -> Actor:  # type: ignore[no-untyped-def]
     return Actor(AGENT, None if principal.user_id is None else str(principal.user_id))
 
 
-def _status_schema() -> dict[str, Any]:
-    return {"type": "object", "properties": {
-        "id": {"type": "integer"}, "pipeline_id": {"type": "integer"}, "label": {"type": "string"},
-        "internal_name": {"type": "string"}, "position": {"type": "integer"},
-        "state": {"enum": [OPEN, CLOSED]}}}
-
-
 _ERR = {"description": "error; `error.code` names the broken rule"}
 _PID = {"name": "pipeline_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _SID = {"name": "status_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_POSITION = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
+_INTERNAL_NAME = text(80, description="Lowercase letters, digits and underscores; generated when absent.")
+_STATE = {"enum": [OPEN, CLOSED]}
+_NEW_STATUS = closed_object({"label": text(), "state": _STATE, "internal_name": _INTERNAL_NAME}, "label", "state")
+_ORDER = closed_object({"order": id_list()}, "order")
+
+STATUS_SCHEMA = answer_object({
+    "id": {"type": "integer"}, "pipeline_id": {"type": "integer"}, "label": {"type": "string"},
+    "internal_name": {"type": "string"}, "position": {"type": "integer"}, "state": _STATE},
+    "id", "pipeline_id", "label", "internal_name", "position", "state")
+ACCESS_SCHEMA = answer_object({"restricted": {"type": "boolean"}, "user_ids": {"type": "array", "items": {"type": "integer"}},
+                               "team_ids": {"type": "array", "items": {"type": "integer"}}},
+                              "restricted", "user_ids", "team_ids")
+PIPELINE_SCHEMA = answer_object({
+    "id": {"type": "integer"}, "name": {"type": "string"}, "internal_name": {"type": "string"},
+    "position": {"type": "integer"}, "statuses": {"type": "array", "items": ref("PipelineStatus")},
+    "access": ref("PipelineAccess")}, "id", "name", "internal_name", "position", "statuses", "access")
 
 OPENAPI: dict[str, Any] = {"paths": {
     "/api/v1/pipelines": {
         "get": {"summary": "Pipelines the caller may see, with statuses and access lists",
-                "responses": {"200": {"description": "pipelines"}}},
+                "responses": {"200": json_response("pipelines", list_of("pipelines", ref("Pipeline")))}},
         "post": {"summary": "Create a pipeline (edit property settings); default statuses New/Closed",
-                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["name"],
-                     "properties": {"name": {"type": "string"}, "internal_name": {"type": "string"},
-                                    "statuses": {"type": "array", "items": {"type": "object", "properties": {
-                                        "label": {"type": "string"}, "state": {"enum": [OPEN, CLOSED]}}}}}}}}},
-                 "responses": {"201": {"description": "created"}, "409": _ERR, "422": _ERR}},
+                 "requestBody": json_request(closed_object({
+                     "name": text(), "internal_name": _INTERNAL_NAME,
+                     "statuses": {"type": "array", "items": _NEW_STATUS}}, "name")),
+                 "responses": {"201": json_response("created", ref("Pipeline")), "409": _ERR, "422": _ERR}},
     },
     "/api/v1/pipelines/reorder": {
         "post": {"summary": "Reorder the pipelines the caller can see: `order` lists each of them once "
                             "(422 order_incomplete); an id they cannot see is 404, as if it did not exist",
-                 "requestBody": {"content": {"application/json": {
-            "schema": {"type": "object", "properties": {"order": {"type": "array", "items": {"type": "integer"}}}}}}},
-            "responses": {"200": {"description": "new order"}, "404": _ERR, "422": _ERR}}},
+                 "requestBody": json_request(_ORDER),
+                 "responses": {"200": json_response("new order", _ORDER), "404": _ERR, "422": _ERR}}},
     "/api/v1/pipelines/{pipeline_id}": {
         "parameters": [_PID],
-        "get": {"summary": "One pipeline", "responses": {"200": {"description": "pipeline"}, "404": _ERR}},
-        "patch": {"summary": "Rename or move a pipeline", "responses": {"200": {"description": "pipeline"}}},
+        "get": {"summary": "One pipeline",
+                "responses": {"200": json_response("pipeline", ref("Pipeline")), "404": _ERR}},
+        "patch": {"summary": "Rename or move a pipeline",
+                  "requestBody": json_request(closed_object({"name": text(), "position": _POSITION})),
+                  "responses": {"200": json_response("pipeline", ref("Pipeline"))}},
         "delete": {"summary": "Delete a pipeline; 409 pipeline_has_tickets with ticket_count while it holds tickets",
                    "responses": {"204": {"description": "deleted"}, "409": _ERR}},
     },
     "/api/v1/pipelines/{pipeline_id}/access": {
         "parameters": [_PID],
         "put": {"summary": "Restrict a pipeline to users and teams (super admin); empty lists lift the restriction",
-                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
-                    "user_ids": {"type": "array", "items": {"type": "integer"}},
-                    "team_ids": {"type": "array", "items": {"type": "integer"}}}}}}},
-                "responses": {"200": {"description": "access list"}, "403": _ERR}},
+                "requestBody": json_request(closed_object({"user_ids": id_list(), "team_ids": id_list()})),
+                "responses": {"200": json_response("access list", ref("PipelineAccess")), "403": _ERR}},
     },
     "/api/v1/pipelines/{pipeline_id}/statuses": {
         "parameters": [_PID],
         "post": {"summary": "Add a status; its internal name is generated once from the label",
-                 "requestBody": {"content": {"application/json": {"schema": {"type": "object",
-                     "required": ["label", "state"], "properties": {"label": {"type": "string"},
-                     "state": {"enum": [OPEN, CLOSED]}, "position": {"type": "integer"}}}}}},
-                 "responses": {"201": {"description": "status", "content": {"application/json": {
-                     "schema": _status_schema()}}}, "409": _ERR}},
+                 "requestBody": json_request(closed_object({
+                     "label": text(), "state": _STATE, "internal_name": _INTERNAL_NAME, "position": _POSITION},
+                     "label", "state")),
+                 "responses": {"201": json_response("status", ref("PipelineStatus")), "409": _ERR}},
     },
     "/api/v1/pipelines/{pipeline_id}/statuses/reorder": {
         "parameters": [_PID],
-        "post": {"summary": "Reorder a pipeline's statuses", "responses": {"200": {"description": "statuses"}}},
+        "post": {"summary": "Reorder a pipeline's statuses: `order` lists each of its status ids once",
+                 "requestBody": json_request(_ORDER),
+                 "responses": {"200": json_response("statuses", list_of("statuses", ref("PipelineStatus"))),
+                               "422": _ERR}},
     },
     "/api/v1/pipelines/{pipeline_id}/statuses/{status_id}": {
         "parameters": [_PID, _SID],
-        "patch": {"summary": "Rename a status, change its state or position (internal name never changes); "
-                             "409 pipeline_needs_open_and_closed_status",
-                  "responses": {"200": {"description": "status"}, "409": _ERR, "422": _ERR}},
+        "patch": {"summary": "Rename a status, change its state or position (internal name never changes: "
+                             "422 internal_name_immutable); 409 pipeline_needs_open_and_closed_status",
+                  "requestBody": json_request(closed_object({
+                      "label": text(), "state": _STATE, "position": _POSITION,
+                      "internal_name": {"description": "Never changes; sending it is refused."}})),
+                  "responses": {"200": json_response("status", ref("PipelineStatus")), "409": _ERR, "422": _ERR}},
         "delete": {"summary": "Delete a status; with tickets, target_status_id (query or body) is required and "
                               "they move in the same transaction, one ticket.status_changed event each",
                    "parameters": [{"name": "target_status_id", "in": "query", "schema": ID_SCHEMA}],
-                   "responses": {"200": {"description": "deleted"}, "409": _ERR,
-                                 "422": {"description": "target_status_invalid: not another status of the "
-                                                        "same pipeline"}}},
+                   "requestBody": json_request(closed_object({"target_status_id": ID_SCHEMA}), required=False),
+                   "responses": {"200": json_response("deleted", answer_object(
+                       {"deleted": {"type": "integer"}, "tickets_moved": {"type": "integer"}},
+                       "deleted", "tickets_moved")), "409": _ERR,
+                   "422": {"description": "target_status_invalid: not another status of the same pipeline"}}},
     },
-}}
+}, "components": {"schemas": {"Pipeline": PIPELINE_SCHEMA, "PipelineStatus": STATUS_SCHEMA,
+                              "PipelineAccess": ACCESS_SCHEMA}}}

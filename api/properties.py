@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.api.auth import principal_of, require_property_settings
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
+from frontdesk.api.openapi import answer_object, closed_object, json_request, json_response, list_of, text
 from frontdesk.api.request_body import bool_field, json_body, path_id, text_field
 from frontdesk.model import PropertyDefinition, StageProperty, Status
 from frontdesk.tickets.access import visible_pipeline
@@ -143,35 +144,55 @@ async def put_stage_properties(request: web.Request) -> web.Response:
 
 
 _ERR = {"description": "error; `error.code` names the broken rule"}
-_STAGE = {"type": "object", "properties": {"properties": {"type": "array", "items": {
-    "type": "object", "required": ["property"],
-    "properties": {"property": {"type": "string"}, "required": {"type": "boolean"}}}}}}
+_OPTIONS = {"type": ["array", "null"], "items": {"type": "string", "minLength": 1, "maxLength": 200},
+            "uniqueItems": True, "x-error": {"code": "property_options_invalid"}}
+_STAGE_ENTRY = {"oneOf": [{"type": "string", "maxLength": 200},
+                          closed_object({"property": {"type": "string", "maxLength": 200},
+                                         "required": {"type": "boolean"}}, "property")],
+                "description": "a property name, or {property, required}"}
+_STAGE = closed_object({"properties": {"type": "array", "items": _STAGE_ENTRY}}, "properties")
+_PROPERTY = answer_object({
+    "name": {"type": "string"}, "label": {"type": "string"}, "type": {"type": "string"},
+    "built_in": {"type": "boolean"}, "read_only": {"type": "boolean"}, "calculated": {"type": "boolean"},
+    "options": {"type": "array", "items": {"type": "string"}}, "description": {"type": ["string", "null"]}},
+    "name", "label", "type", "built_in", "read_only", "calculated", "options")
+_STAGE_LIST = answer_object({"status_id": {"type": "integer"}, "properties": {"type": "array", "items": answer_object(
+    {"property": {"type": "string"}, "required": {"type": "boolean"}}, "property", "required")}},
+    "status_id", "properties")
 
 OPENAPI: dict[str, Any] = {"paths": {
     "/api/v1/properties": {
         "get": {"summary": "Every ticket property: built-in and custom, with read_only / calculated flags",
-                "responses": {"200": {"description": "properties"}}},
+                "responses": {"200": json_response("properties", list_of("properties", _PROPERTY))}},
         "post": {"summary": "Define a custom property (string, number, enumeration, date, boolean)",
-                 "requestBody": {"content": {"application/json": {"schema": {"type": "object",
-                     "required": ["name", "type"], "properties": {
-                         "name": {"type": "string"}, "label": {"type": "string"}, "type": {"enum": list(CUSTOM_TYPES)},
-                         "options": {"type": "array", "items": {"type": "string"}},
-                         "read_only": {"type": "boolean"}, "calculated": {"type": "boolean"}}}}}},
-                 "responses": {"201": {"description": "property"}, "409": _ERR, "422": _ERR}},
+                 "requestBody": json_request(closed_object({
+                     "name": text(80, description="lowercase letters, digits and _"), "label": text(),
+                     "type": {"enum": list(CUSTOM_TYPES), "x-error": {"code": "property_type_invalid"}},
+                     "options": _OPTIONS, "read_only": {"type": "boolean"}, "calculated": {"type": "boolean"}},
+                     "name", "type")),
+                 "responses": {"201": json_response("property", _PROPERTY), "409": _ERR, "422": _ERR}},
     },
     "/api/v1/properties/{name}": {
         "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "patch": {"summary": "Relabel a custom property or change its options", "responses": {"200": {"description": "property"}}},
-        "delete": {"summary": "Delete a custom property (and its stage property entries)",
-                   "responses": {"204": {"description": "deleted"}, "403": _ERR,
-                                 "422": {"description": "built_in_property: built-in properties stay"}}},
+        "patch": {"summary": "Relabel a custom property or change its options (its name and type never change: "
+                             "422 property_name_immutable)",
+                  "requestBody": json_request(closed_object({
+                      "label": text(), "options": _OPTIONS, "read_only": {"type": "boolean"},
+                      "calculated": {"type": "boolean"},
+                      "name": {"description": "Never changes; sending it is refused."},
+                      "type": {"description": "Never changes; sending it is refused."}})),
+                  "responses": {"200": json_response("property", _PROPERTY), "409": _ERR, "422": _ERR}},
+        "delete": {"summary": "Delete a custom property (and its stage property entries); "
+                              "a built-in one is 422 built_in_property",
+                   "responses": {"204": {"description": "deleted"}, "422": _ERR}},
     },
     "/api/v1/statuses/{status_id}/properties": {
         "parameters": [{"name": "status_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-        "get": {"summary": "The status's ordered stage properties", "responses": {"200": {"description": "list"}}},
+        "get": {"summary": "The status's ordered stage properties",
+                "responses": {"200": json_response("list", _STAGE_LIST)}},
         "put": {"summary": "Replace the ordered stage properties; read-only or calculated ones are refused "
                            "(422 stage_property_read_only)",
-                "requestBody": {"content": {"application/json": {"schema": _STAGE}}},
-                "responses": {"200": {"description": "list"}, "422": _ERR}},
+                "requestBody": json_request(_STAGE),
+                "responses": {"200": json_response("list", _STAGE_LIST), "422": _ERR}},
     },
 }}

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.api.auth import Principal, principal_of
 from frontdesk.api.errors import ApiError
 from frontdesk.api.keys import BLOBS, SESSIONS, SETTINGS
-from frontdesk.api.openapi import AUTH_ERRORS, error_response
+from frontdesk.api.openapi import AUTH_ERRORS, answer_object, closed_object, error_response, json_request, json_response
 from frontdesk.api.parameters import path_id
 from frontdesk.api.request_body import json_body
 from frontdesk.events import AGENT, Actor, MessageSent
@@ -196,6 +196,11 @@ async def post_reply(request: web.Request) -> web.Response:
     return _answer(delivery, message, 201)
 
 
+_REPLY = answer_object({
+    "message_id": {"type": ["integer", "null"]}, "delivery_id": {"type": "integer"}, "channel": {"type": "string"},
+    "recipient": {"type": "string"}, "state": {"type": "string"}, "external_id": {"type": ["string", "null"]},
+    "subject": {"type": ["string", "null"]}}, "message_id", "delivery_id", "channel", "recipient", "state")
+
 OPENAPI: dict[str, Any] = {
     "paths": {
         "/api/v1/tickets/{ticket_id}/replies": {
@@ -214,24 +219,17 @@ OPENAPI: dict[str, Any] = {
                     {"name": "Idempotency-Key", "in": "header", "required": False,
                      "schema": {"type": "string", "maxLength": MAX_KEY}},
                 ],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object",
-                    "properties": {
-                        "text": {"type": "string", "description": "Required unless `insert` is given."},
-                        "insert": {"type": "array", "maxItems": 20, "description": (
-                            "Snippets and templates rendered for the ticket and appended in order."),
-                            "items": {"oneOf": [
-                                {"type": "object", "required": ["snippet"], "additionalProperties": False,
-                                 "properties": {"snippet": {"type": "integer", "minimum": 1}}},
-                                {"type": "object", "required": ["template"], "additionalProperties": False,
-                                 "properties": {"template": {"type": "string", "minLength": 1}}}]}},
-                        "html": {"type": "string"},
-                        "subject": {"type": "string", "description": "default: Re: <customer's subject>"},
-                        "cc": {"type": "array", "items": {"type": "string", "format": "email"}},
-                    }}}}},
+                "requestBody": json_request(closed_object({
+                    "text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": r"\S",
+                             "x-error": {"code": "field_required"}},
+                    "html": {"type": ["string", "null"], "maxLength": MAX_TEXT},
+                    "subject": {"type": ["string", "null"], "maxLength": 998,
+                                "description": "default: Re: <customer's subject>"},
+                    "cc": {"type": ["array", "null"], "items": {"type": "string", "maxLength": 320}},
+                }, "text")),
                 "responses": {
-                    "201": {"description": "Queued for delivery."},
-                    "200": {"description": "A reply with this Idempotency-Key already exists."},
+                    "201": json_response("Queued for delivery.", _REPLY),
+                    "200": json_response("A reply with this Idempotency-Key already exists.", _REPLY),
                     "404": error_response("No such ticket, or not visible to you."),
                     "409": error_response("The contact cannot be reached on this channel."),
                     "422": error_response("Invalid fields, or a line break in a header value; an unknown "

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.api.auth import principal_of, require_property_settings
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
+from frontdesk.api.openapi import answer_object, closed_object, json_request, json_response, list_of, text
+from frontdesk.api.parameters import ID_SCHEMA
 from frontdesk.api.request_body import bool_field, int_field, json_body, text_field
 from frontdesk.defaults import DEFAULT_TEMPLATES
 from frontdesk.model import EmailTemplate, StatusAction
@@ -145,32 +147,41 @@ async def preview_template(request: web.Request) -> web.Response:
 
 _ERR = {"description": "error; `error.code` names the broken rule"}
 _KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
-_TEMPLATE = {"type": "object", "properties": {
-    "key": {"type": "string"}, "name": {"type": "string"}, "subject": {"type": "string"},
-    "body_text": {"type": "string"}, "body_html": {"type": "string"}, "transactional": {"type": "boolean"}}}
+_SOURCES = {"subject": text(998), "body_text": text(100_000),
+            "body_html": {"type": "string", "maxLength": 100_000, "description": "empty: no HTML part"}}
+_FIELDS = {"name": text(), **_SOURCES, "transactional": {"type": "boolean"}}
+_TEMPLATE = answer_object({
+    "id": {"type": "integer"}, "key": {"type": "string"}, "name": {"type": "string"}, "subject": {"type": "string"},
+    "body_text": {"type": "string"}, "body_html": {"type": ["string", "null"]}, "transactional": {"type": "boolean"},
+    "default": {"type": "boolean", "description": "one of the built-in templates (editable, not deletable)"}},
+    "id", "key", "name", "subject", "body_text", "transactional", "default")
 
 OPENAPI: dict[str, Any] = {"paths": {
     "/api/v1/templates": {
-        "get": {"summary": "Email templates", "responses": {"200": {"description": "templates"}}},
+        "get": {"summary": "Email templates",
+                "responses": {"200": json_response("templates", list_of("templates", _TEMPLATE))}},
         "post": {"summary": "Create a template (Jinja2, sandboxed)",
-                 "requestBody": {"content": {"application/json": {"schema": _TEMPLATE}}},
-                 "responses": {"201": {"description": "template"}, "409": _ERR, "422": _ERR}},
+                 "requestBody": json_request(closed_object({"key": text(80), **_FIELDS},
+                                                           "key", "name", "subject", "body_text")),
+                 "responses": {"201": json_response("template", _TEMPLATE), "409": _ERR, "422": _ERR}},
     },
     "/api/v1/templates/{key}": {
         "parameters": [_KEY],
-        "get": {"summary": "One template", "responses": {"200": {"description": "template"}}},
-        "patch": {"summary": "Edit a template, including the defaults; mark transactional or not",
-                  "requestBody": {"content": {"application/json": {"schema": _TEMPLATE}}},
-                  "responses": {"200": {"description": "template"}, "422": _ERR}},
+        "get": {"summary": "One template", "responses": {"200": json_response("template", _TEMPLATE)}},
+        "patch": {"summary": "Edit a template, including the defaults; mark transactional or not "
+                             "(its key never changes: 422 template_key_immutable)",
+                  "requestBody": json_request(closed_object({
+                      **_FIELDS, "key": {"description": "Never changes; sending it is refused."}})),
+                  "responses": {"200": json_response("template", _TEMPLATE), "422": _ERR}},
         "delete": {"summary": "Delete a template nobody uses (not the defaults)",
                    "responses": {"204": {"description": "deleted"}, "409": _ERR}},
     },
     "/api/v1/templates/{key}/preview": {
         "parameters": [_KEY],
         "post": {"summary": "Render the template for a ticket the caller may see (optionally with unsaved edits)",
-                 "requestBody": {"content": {"application/json": {"schema": {"type": "object",
-                     "required": ["ticket_id"], "properties": {"ticket_id": {"type": "integer"},
-                     "subject": {"type": "string"}, "body_text": {"type": "string"}, "body_html": {"type": "string"}}}}}},
-                 "responses": {"200": {"description": "subject, text, html"}, "404": _ERR, "422": _ERR}},
+                 "requestBody": json_request(closed_object({"ticket_id": ID_SCHEMA, **_SOURCES}, "ticket_id")),
+                 "responses": {"200": json_response("subject, text, html", answer_object({
+                     "subject": {"type": "string"}, "text": {"type": "string"}, "html": {"type": ["string", "null"]}},
+                     "subject", "text", "html")), "404": _ERR, "422": _ERR}},
     },
 }}

@@ -17,6 +17,8 @@ from frontdesk.api.auth import Principal, principal_of
 from frontdesk.api.contacts import optional_texts
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
+from frontdesk.api.openapi import answer_object, closed_object, json_request, json_response, text
+from frontdesk.api.parameters import ID_SCHEMA
 from frontdesk.api.request_body import int_field, json_body, text_field
 from frontdesk.events import Actor
 from frontdesk.model import Company, Contact, Pipeline, Status, Team, TicketParticipant, User
@@ -191,44 +193,62 @@ async def create_ticket(request: web.Request) -> web.Response:
 
 
 _ERR = {"description": "error; `error.code` names the broken rule"}
+_NULLABLE_ID = {"oneOf": [ID_SCHEMA, {"type": "null"}]}
+_BY_ID = closed_object({"id": ID_SCHEMA}, "id")
+_CONTACT = {"oneOf": [_BY_ID, closed_object({
+    "email": text(320), "first_name": {"type": ["string", "null"], "maxLength": 200},
+    "last_name": {"type": ["string", "null"], "maxLength": 200}, "phone": {"type": ["string", "null"], "maxLength": 64},
+    "mobile_phone": {"type": ["string", "null"], "maxLength": 64}, "company_id": _NULLABLE_ID}, "email")],
+    "description": "{id} of a known contact, or {email, first_name, last_name, phone, mobile_phone, company_id}: "
+                   "the contact with that email when there is one, else a new contact"}
+_COMPANY = {"oneOf": [_BY_ID, closed_object({"name": text(300), "domain": {"type": ["string", "null"],
+                                                                          "maxLength": 255}}, "name")],
+            "description": "{id} of a known company, or {name, domain} for a new one"}
+_REFERENCE = {"oneOf": [text(), ID_SCHEMA]}
+_CREATED = answer_object({
+    "id": {"type": "integer"}, "name": {"type": "string"}, "description": {"type": ["string", "null"]},
+    "pipeline_id": {"type": "integer"}, "status_id": {"type": "integer"},
+    "priority": {"type": ["string", "null"]}, "category": {"type": ["string", "null"]},
+    "owner_id": {"type": ["integer", "null"]}, "team_id": {"type": ["integer", "null"]},
+    "source_channel": {"type": "string"}, "contact_id": {"type": ["integer", "null"]},
+    "company_id": {"type": ["integer", "null"]}, "custom_properties": {"type": "object"},
+    "created_at": {"type": "string", "format": "date-time"},
+    "closed_at": {"type": ["string", "null"], "format": "date-time"},
+    "contact_ids": {"type": "array", "items": {"type": "integer"}},
+    "company_ids": {"type": "array", "items": {"type": "integer"}},
+    "status": answer_object({"id": {"type": "integer"}, "internal_name": {"type": "string"},
+                             "label": {"type": "string"}, "state": {"enum": ["open", "closed"]}}),
+    "pipeline": answer_object({"id": {"type": "integer"}, "internal_name": {"type": "string"},
+                               "name": {"type": "string"}}),
+}, "id", "name", "pipeline_id", "status_id", "status", "pipeline", "contact_ids", "company_ids")
 
 OPENAPI: dict[str, Any] = {"paths": {
     "/api/v1/tickets": {
         "post": {
             "summary": "Create a ticket by hand; the status's required stage properties must have values "
                        "(422 required_properties_missing lists them). Emits ticket.created (actor agent).",
-            "requestBody": {"content": {"application/json": {"schema": {
-                "type": "object", "required": ["name"],
-                "properties": {
-                    "name": {"type": "string"}, "pipeline_id": {"type": "integer"},
-                    "pipeline": {"type": "string", "description": "internal name, instead of pipeline_id"},
-                    "status_id": {"type": "integer"},
-                    "status": {"type": "string", "description": "internal name, instead of status_id"},
-                    "description": {"type": "string"}, "priority": {"enum": list(BUILT_IN["priority"].options)},
-                    "category": {"type": "string"},
-                    "owner_id": {"type": ["integer", "null"], "description": "defaults to the caller"},
-                    "team_id": {"type": "integer"},
-                    "properties": {"type": "object", "description": "custom property values by name"},
-                    "contact": {"type": "object", "description": "{id} of an existing contact, or {email, "
-                                "first_name, last_name, phone, mobile_phone, company_id}: the contact with that "
-                                "email when there is one, else a new contact"},
-                    "contacts": {"type": "array", "items": {"type": "object"},
-                                 "description": "several contacts instead of 'contact'; the first is primary"},
-                    "company": {"type": "object", "description": "{id} of an existing company, or {name, domain} "
-                                "for a new one; without it, the primary contact's company"},
-                    "companies": {"type": "array", "items": {"type": "object"},
-                                  "description": "several companies instead of 'company'; the first is primary"},
-                }}}}},
-            "responses": {"201": {"description": "the ticket", "content": {"application/json": {"schema": {
-                "type": "object", "required": ["id", "name", "contact_id", "company_id", "contact_ids", "company_ids"],
-                "properties": {
-                    "id": {"type": "integer"}, "name": {"type": "string"},
-                    "contact_id": {"type": ["integer", "null"], "description": "the primary contact"},
-                    "company_id": {"type": ["integer", "null"], "description": "the primary company"},
-                    "contact_ids": {"type": "array", "items": {"type": "integer"}},
-                    "company_ids": {"type": "array", "items": {"type": "integer"}},
-                    "status": {"type": "object"}, "pipeline": {"type": "object"}}}}}},
-                          "404": _ERR, "409": _ERR, "422": _ERR},
+            "requestBody": json_request(closed_object({
+                "name": text(500),
+                "pipeline_id": _NULLABLE_ID,
+                "pipeline": {**_REFERENCE, "description": "internal name, instead of pipeline_id"},
+                "status_id": _NULLABLE_ID,
+                "status": {**_REFERENCE, "description": "internal name, instead of status_id"},
+                "description": {"type": ["string", "null"]},
+                "priority": {"enum": [*BUILT_IN["priority"].options, None],
+                             "x-error": {"code": "property_value_invalid", "property": "priority"}},
+                "category": {"type": ["string", "null"]},
+                "owner_id": {**_NULLABLE_ID, "description": "defaults to the caller"},
+                "team_id": _NULLABLE_ID,
+                "properties": {"type": ["object", "null"], "description": "custom property values by name"},
+                "contact": {"oneOf": [_CONTACT, {"type": "null"}]},
+                "contacts": {"type": "array", "items": _CONTACT,
+                             "description": "several contacts instead of 'contact'; the first is the main one"},
+                "company": {"oneOf": [_COMPANY, {"type": "null"}],
+                            "description": "without it, the primary contact's company"},
+                "companies": {"type": "array", "items": _COMPANY,
+                              "description": "several companies instead of 'company'; the first is primary"},
+            }, "name")),
+            "responses": {"201": json_response("the ticket", _CREATED), "404": _ERR, "422": _ERR},
         }
     }
 }}

@@ -22,10 +22,11 @@ from aiohttp import web
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.api.auth import principal_of
 from frontdesk.api.parameters import MAX_ID, bad_parameter, parse_int, query_int
 from frontdesk.model import Contact, Pipeline, Status, Ticket, utcnow
-from frontdesk.tickets.access import Principal, ticket_visibility
+from frontdesk.api.errors import ApiError
+from frontdesk.tickets.access import Principal, pipeline_visibility, ticket_visibility
+from frontdesk.tickets.status import statuses_named
 from frontdesk.tickets.filter_sql import (
     SORT_PROPERTIES, FilterContext, column_nullable, filters_clause, sort_column, sortable,
 )
@@ -163,6 +164,25 @@ class Cursor:
 
 
 # --- the page -----------------------------------------------------------------
+
+async def status_filter(session: AsyncSession, principal: Principal, wanted: str) -> Any:
+    """``?status=``: the statuses it names in each pipeline the caller sees, as PATCH would name them.
+
+    400 naming ``status`` when it names none (an empty list would mislead).
+    """
+    statuses = (await session.scalars(
+        select(Status).join(Pipeline, Pipeline.id == Status.pipeline_id).where(pipeline_visibility(principal))
+        .order_by(Status.pipeline_id, Status.position, Status.id))).all()
+    by_pipeline: dict[int, list[Status]] = {}
+    for status in statuses:
+        by_pipeline.setdefault(status.pipeline_id, []).append(status)
+    named = [s.id for group in by_pipeline.values() for s in statuses_named(group, wanted)]
+    if not named:
+        valid = sorted({s.internal_name for s in statuses})
+        raise ApiError(400, "invalid_parameter", f"no status {wanted!r}; valid: {', '.join(valid)}",
+                       parameter="status", valid=valid)
+    return Ticket.status_id.in_(named)
+
 
 def joined(statement: Select[Any]) -> Select[Any]:
     return (

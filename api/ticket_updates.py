@@ -20,8 +20,8 @@ from sqlalchemy import select
 from frontdesk.api.auth import principal_of
 from frontdesk.api.errors import ApiError
 from frontdesk.api.keys import SESSIONS
-from frontdesk.api.openapi import AUTH_ERRORS, error_response
-from frontdesk.api.parameters import path_id
+from frontdesk.api.openapi import AUTH_ERRORS, closed_object, error_response, json_request, json_response, ref
+from frontdesk.api.parameters import ID_SCHEMA, MAX_ID, path_id
 from frontdesk.api.replies import run_after_commit
 from frontdesk.api.request_body import json_body
 from frontdesk.api.tickets import links_of, ticket_json
@@ -30,6 +30,7 @@ from frontdesk.model import Contact, Pipeline, Status, Team, Ticket, User, utcno
 from frontdesk.outbox import record_events
 from frontdesk.tickets.access import visible_ticket
 from frontdesk.tickets.header_fields import header_text
+from frontdesk.tickets.properties import PRIORITIES
 from frontdesk.tickets.property_values import validate_custom_values
 from frontdesk.tickets.search_index import refresh_ticket_index
 from frontdesk.tickets.stage_properties import check_required_properties, values_after
@@ -133,6 +134,7 @@ async def patch_ticket(request: web.Request) -> web.Response:
             await record_events(session, move_status(ticket, current, target, actor=actor))
         pipeline = await session.get_one(Pipeline, ticket.pipeline_id)
         contact = await session.get(Contact, ticket.contact_id) if ticket.contact_id is not None else None
+        # The ticket as GET /tickets/{id} shows it, less its messages (which a change does not touch).
         answer = ticket_json(ticket, pipeline, target, contact, (await links_of(session, [ticket.id]))[ticket.id])
     await run_after_commit(request.app)
     return web.json_response(answer)
@@ -154,20 +156,22 @@ OPENAPI: dict[str, Any] = {
                     "and each changed one emits its own ticket.property_changed."
                 ),
                 "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "additionalProperties": False,
-                    "properties": {
-                        "status": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
-                        "owner_id": {"type": ["integer", "null"]},
-                        "team_id": {"type": ["integer", "null"]},
-                        "priority": {"type": ["string", "null"]},
-                        "category": {"type": ["string", "null"]},
-                        "name": {"type": "string"},
-                        "description": {"type": ["string", "null"]},
-                        "properties": {"type": "object", "description": "Custom property values by name"},
-                    }}}}},
+                "requestBody": json_request(closed_object({
+                    "status": {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+                                         {"type": "integer", "minimum": 1, "maximum": MAX_ID}],
+                               "description": "internal name, label (any case) or id of a status of the pipeline"},
+                    "owner_id": {"oneOf": [ID_SCHEMA, {"type": "null"}]},
+                    "team_id": {"oneOf": [ID_SCHEMA, {"type": "null"}]},
+                    "priority": {"enum": [*PRIORITIES, None], "x-error": {"code": "property_value_invalid",
+                                                                         "property": "priority"}},
+                    "category": {"type": ["string", "null"], "maxLength": TEXT_LIMITS["category"]},
+                    "name": {"type": "string", "minLength": 1, "maxLength": TEXT_LIMITS["name"], "pattern": r"\S"},
+                    "description": {"type": ["string", "null"], "maxLength": TEXT_LIMITS["description"]},
+                    "properties": {"type": "object", "description": "Custom property values by name"},
+                }, minProperties=1, **{"x-error": {"code": "nothing_to_change"}})),
                 "responses": {
-                    "200": {"description": "The ticket after the change."},
+                    "200": json_response("The ticket after the change, as GET /api/v1/tickets/{ticket_id} shows it "
+                                         "less its messages.", ref("TicketSummary")),
                     "404": error_response("No such ticket, or not visible to you."),
                     "422": error_response("Unknown field, status or property, invalid or read-only value, or a required "
                                          "stage property missing."),

@@ -17,15 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.api.auth import principal_of
 from frontdesk.api.contacts import company_json, contact_json
-from frontdesk.api.errors import ApiError
 from frontdesk.api.html import attachment_urls, safe_html
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.api.parameters import path_id
-from frontdesk.api.ticket_queries import DEFAULT_LIMIT, MAX_LIMIT, TicketQuery, ticket_page, ticket_query
+from frontdesk.api.ticket_queries import (
+    DEFAULT_LIMIT, MAX_LIMIT, TicketQuery, status_filter, ticket_page, ticket_query,
+)
 from frontdesk.model import Attachment, Company, Contact, Message, Pipeline, Status, Ticket
 from frontdesk.model.sla import CLOCK_STATES
-from frontdesk.tickets.access import Principal, pipeline_visibility, visible_ticket
+from frontdesk.tickets.access import visible_ticket
 from frontdesk.tickets.associations import COMPANIES, CONTACTS, associated
 from frontdesk.tickets.sla.queries import ticket_clocks
 from frontdesk.tickets.sla.settings import TARGET_KINDS
@@ -138,24 +139,12 @@ def message_json(message: Message, attachments: list[Attachment]) -> dict[str, A
 
 # --- handlers ---------------------------------------------------------------
 
-async def _known_status(session: AsyncSession, principal: Principal, wanted: str) -> None:
-    """400 naming ``?status=`` when no status the caller can see answers to it (an empty list would mislead)."""
-    rows = (await session.execute(
-        select(Status.internal_name, Status.label).join(Pipeline, Pipeline.id == Status.pipeline_id)
-        .where(pipeline_visibility(principal)))).all()
-    if any(wanted == name or wanted.strip().lower() == label.lower() for name, label in rows):
-        return
-    valid = sorted({name for name, _ in rows})
-    raise ApiError(400, "invalid_parameter", f"no status {wanted!r}; valid: {', '.join(valid)}",
-                   parameter="status", valid=valid)
-
-
 @routes.get("/api/v1/tickets")
 async def list_tickets(request: web.Request) -> web.Response:
     principal = principal_of(request)
     async with request.app[SESSIONS]() as session:
         if request.query.get("status"):
-            await _known_status(session, principal, request.query["status"])
+            await status_filter(session, principal, request.query["status"])  # 400 naming it when it names nothing
         query = await ticket_query(session, request, principal)
         rows, total, next_cursor = await ticket_page(session, query)
         links = await links_of(session, [row[0].id for row in rows])

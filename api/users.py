@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.api.auth import hash_token, principal_of, require_super_admin
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
+from frontdesk.api.openapi import answer_object, closed_object, id_list, json_request, json_response, list_of, text
+from frontdesk.api.parameters import ID_SCHEMA
 from frontdesk.api.request_body import bool_field, int_field, int_list_field, json_body, path_id, text_field
 from frontdesk.model import ApiToken, Team, TeamMembership, User, utcnow
 from frontdesk.model.access import ROLES, SUPER_ADMIN, TICKET_ACCESS
@@ -238,7 +240,7 @@ async def list_tokens(request: web.Request) -> web.Response:
 @routes.post("/api/v1/users/{user_id}/tokens")
 async def create_token(request: web.Request) -> web.Response:
     principal = require_super_admin(request)
-    body = await json_body(request) if request.can_read_body else {}
+    body = await json_body(request) if request.body_exists else {}
     label = text_field(body, "label", required=False) or ""
     secret = "fdt_" + secrets.token_urlsafe(32)
     async with request.app[SESSIONS].begin() as session:
@@ -270,45 +272,70 @@ async def revoke_token(request: web.Request) -> web.Response:
 
 
 _ERR = {"description": "error; `error.code` names the broken rule"}
-_USER = {"type": "object", "properties": {
-    "name": {"type": "string"}, "email": {"type": "string"}, "role": {"enum": list(ROLES)},
+_USER_FIELDS = {
+    "name": text(), "email": text(320, pattern="@", **{"x-error": {"code": "email_invalid"}}),
+    "role": {"enum": list(ROLES), "x-error": {"code": "role_invalid"}},
+    "primary_team_id": {"oneOf": [ID_SCHEMA, {"type": "null"}]}, "team_ids": id_list(),
+    "ticket_access": {"enum": list(TICKET_ACCESS), "x-error": {"code": "ticket_access_invalid"}},
+    "sees_unassigned": {"type": "boolean"}, "is_active": {"type": "boolean"},
+    "can_manage_views": {"type": "boolean", "description": "The custom views permission"},
+    "account_access": {"type": "boolean", "description": "May move conversations between inboxes"}}
+_USER = answer_object({
+    "id": {"type": "integer"}, "name": {"type": "string"}, "email": {"type": "string"}, "role": {"enum": list(ROLES)},
     "primary_team_id": {"type": ["integer", "null"]}, "team_ids": {"type": "array", "items": {"type": "integer"}},
     "ticket_access": {"enum": list(TICKET_ACCESS)}, "sees_unassigned": {"type": "boolean"},
-    "can_manage_views": {"type": "boolean", "description": "The custom views permission"},
-    "account_access": {"type": "boolean", "description": "may move conversations between inboxes"},
-    "is_active": {"type": "boolean"}}}
+    "is_active": {"type": "boolean"}}, *USER_FIELDS, "team_ids")
+_TEAM = answer_object({"id": {"type": "integer"}, "name": {"type": "string"}}, "id", "name")
+_TOKEN = answer_object({
+    "id": {"type": "integer"}, "user_id": {"type": "integer"}, "label": {"type": "string"},
+    "created_at": {"type": "string", "format": "date-time"},
+    "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+    "last_used_at": {"type": ["string", "null"], "format": "date-time"}}, "id", "user_id", "label", "created_at")
+_NEW_TOKEN = {"allOf": [_TOKEN, answer_object({"token": {"type": "string"}}, "token")]}
+_ME = answer_object({
+    "user_id": {"type": ["integer", "null"], "description": "null for the operator token"},
+    "role": {"type": "string"}, "ticket_access": {"type": "string"}, "sees_unassigned": {"type": "boolean"},
+    "team_ids": {"type": "array", "items": {"type": "integer"}}},
+    "user_id", "role", "ticket_access", "sees_unassigned", "team_ids")
+_TEAM_BODY = json_request(closed_object({"name": text()}, "name"))
 
 OPENAPI: dict[str, Any] = {"paths": {
-    "/api/v1/me": {"get": {"summary": "Who the bearer token belongs to", "responses": {"200": {"description": "principal"}}}},
+    "/api/v1/me": {"get": {"summary": "Who the bearer token belongs to",
+                           "responses": {"200": json_response("principal", _ME)}}},
     "/api/v1/users": {
-        "get": {"summary": "All users (super admin)", "responses": {"200": {"description": "users"}, "403": _ERR}},
+        "get": {"summary": "All users (super admin)",
+                "responses": {"200": json_response("users", list_of("users", _USER)), "403": _ERR}},
         "post": {"summary": "Create a user (super admin)",
-                 "requestBody": {"content": {"application/json": {"schema": {**_USER, "required": ["name", "email"]}}}},
-                 "responses": {"403": _ERR, "201": {"description": "user"}, "409": _ERR, "422": _ERR}},
+                 "requestBody": json_request(closed_object(_USER_FIELDS, "name", "email")),
+                 "responses": {"201": json_response("user", _USER), "409": _ERR, "422": _ERR}},
     },
     "/api/v1/users/{user_id}": {
         "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
         "patch": {"summary": "Change a user (super admin)",
-                  "requestBody": {"content": {"application/json": {"schema": _USER}}},
-                  "responses": {"403": _ERR, "200": {"description": "user"}, "404": _ERR, "422": _ERR}},
+                  "requestBody": json_request(closed_object(_USER_FIELDS)),
+                  "responses": {"200": json_response("user", _USER), "404": _ERR, "409": _ERR, "422": _ERR}},
     },
     "/api/v1/users/{user_id}/tokens": {
         "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-        "get": {"summary": "A user's tokens, never their secrets", "responses": {"403": _ERR, "200": {"description": "tokens"}}},
+        "get": {"summary": "A user's tokens, never their secrets",
+                "responses": {"200": json_response("tokens", list_of("tokens", _TOKEN))}},
         "post": {"summary": "Make a token; the secret is in this response only",
-                 "responses": {"403": _ERR, "201": {"description": "token with secret"}}},
+                 "requestBody": json_request(closed_object({"label": text()}), required=False),
+                 "responses": {"201": json_response("token with secret", _NEW_TOKEN)}},
     },
     "/api/v1/tokens/{token_id}": {
         "parameters": [{"name": "token_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
         "delete": {"summary": "Revoke a token (super admin)", "responses": {"403": _ERR, "204": {"description": "revoked"}}},
     },
     "/api/v1/teams": {
-        "get": {"summary": "Teams", "responses": {"200": {"description": "teams"}}},
-        "post": {"summary": "Create a team (super admin)", "responses": {"403": _ERR, "201": {"description": "team"}, "409": _ERR}},
+        "get": {"summary": "Teams", "responses": {"200": json_response("teams", list_of("teams", _TEAM))}},
+        "post": {"summary": "Create a team (super admin)", "requestBody": _TEAM_BODY,
+                 "responses": {"201": json_response("team", _TEAM), "409": _ERR}},
     },
     "/api/v1/teams/{team_id}": {
         "parameters": [{"name": "team_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-        "patch": {"summary": "Rename a team", "responses": {"403": _ERR, "200": {"description": "team"}}},
-        "delete": {"summary": "Delete a team", "responses": {"403": _ERR, "204": {"description": "deleted"}}},
+        "patch": {"summary": "Rename a team", "requestBody": _TEAM_BODY,
+                  "responses": {"200": json_response("team", _TEAM), "409": _ERR}},
+        "delete": {"summary": "Delete a team", "responses": {"204": {"description": "deleted"}}},
     },
 }}

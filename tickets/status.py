@@ -12,6 +12,7 @@ transaction.  Callers check visibility first.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,19 +92,33 @@ async def move_ticket(
     return event
 
 
+def statuses_named(statuses: "Iterable[Status]", wanted: str) -> list[Status]:
+    """The statuses of one pipeline that ``wanted`` names: the one rule for naming a status.
+
+    The internal name (surrounding blanks ignored) wins; otherwise the label
+    in any case.  PATCH's ``status``, the ticket list's ``?status=`` and its
+    "no such status" answer all go through here.
+    """
+    wanted = wanted.strip()
+    if not wanted:
+        return []
+    candidates = list(statuses)
+    return ([s for s in candidates if s.internal_name == wanted]
+            or [s for s in candidates if s.label.casefold() == wanted.casefold()])
+
+
 def resolve_status(statuses: "list[Status]", value: object) -> Status:
     """The status ``value`` names among ``statuses`` (one pipeline's): its id, internal name or label.
 
-    The label matches case-insensitively when exactly one status carries it.
-    Otherwise DomainError ``unknown_status`` lists the valid internal names and labels.
+    The label matches case-insensitively when exactly one status carries it
+    (:func:`statuses_named`).  Otherwise DomainError ``unknown_status`` lists
+    the valid internal names and labels.
     """
     found: list[Status] = []
     if isinstance(value, int) and not isinstance(value, bool):
         found = [s for s in statuses if s.id == value]
-    elif isinstance(value, str) and value.strip():
-        wanted = value.strip()
-        found = ([s for s in statuses if s.internal_name == wanted]
-                 or [s for s in statuses if s.label.casefold() == wanted.casefold()])
+    elif isinstance(value, str):
+        found = statuses_named(statuses, value)
     if len(found) == 1:
         return found[0]
     valid = [{"internal_name": s.internal_name, "label": s.label} for s in statuses]

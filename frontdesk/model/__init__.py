@@ -11,6 +11,7 @@ from frontdesk.model.intake import InboundPayload, MailboxCheckpoint, Quarantine
 from frontdesk.model.messages import Attachment, Conversation, Message
 from frontdesk.model.outbox import AppliedEffect, DeadLetter, Delivery, OutboxEvent
 from frontdesk.model.pipelines import Pipeline, Status
+from frontdesk.model.probes import ReadinessProbe
 from frontdesk.model.properties import PropertyDefinition, StageProperty
 from frontdesk.model.sla import SlaClock, SlaSettingsRow
 from frontdesk.model.tickets import Ticket, TicketParticipant
@@ -20,7 +21,7 @@ __all__ = [
     "ApiToken", "AppliedEffect", "Attachment", "AuditEntry", "Base", "Channel", "Comment", "Company",
     "Contact", "ContactIdentity", "Conversation", "ConversationMove", "DeadLetter", "Delivery",
     "EmailTemplate", "InboundPayload", "Inbox", "MailboxCheckpoint", "Message", "OutboxEvent", "Pipeline",
-    "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem", "SlaClock", "SlaSettingsRow",
+    "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem", "ReadinessProbe", "SlaClock", "SlaSettingsRow",
     "Snippet", "StageProperty", "Status", "StatusAction", "Team", "TeamMembership", "Ticket",
     "TicketCompany", "TicketContact", "TicketParticipant", "TicketSearchDocument", "TicketView", "TicketViewTeam",
     "User", "utcnow",

@@ -44,11 +44,11 @@ def fill(directory: Path) -> Path:
     """Write a file until the file system has no space left."""
     filler = directory / "filler"
     chunk = b"\0" * 65536
-    with open(filler, "wb") as out:
+    # Unbuffered: a partial last write must not leave bytes for close() to fail on.
+    with open(filler, "wb", buffering=0) as out:
         try:
             while True:
                 out.write(chunk)
-                out.flush()
         except OSError as error:
             assert error.errno == errno.ENOSPC
     return filler

@@ -9,9 +9,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 
 from frontdesk.api.app import AppExtras, Readiness, create_app
 from api_harness import OPERATOR, listen
+from frontdesk.api.keys import OPENAPI_DOCUMENT
+from frontdesk.api.openapi import METHODS
+from frontdesk.api.request_body import path_template
+from frontdesk.channels.webhooks.app import openapi_paths as webhook_openapi_paths
+from frontdesk.model import ReadinessProbe
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import StorageUnavailable, create_engine, session_factory
 
@@ -109,6 +116,48 @@ async def test_readyz_is_503_when_the_database_is_unreachable(settings, tmp_path
     assert body["checks"]["blob_storage"]["ready"] is True
 
 
+async def _read_only(engine, database: str, on: bool) -> None:  # type: ignore[no-untyped-def]
+    """Make PostgreSQL refuse every write to ``database`` (new connections), as a full disk would."""
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(text("SET SESSION default_transaction_read_only = off"))
+        setting = "SET default_transaction_read_only = on" if on else "RESET default_transaction_read_only"
+        await connection.execute(text(f'ALTER DATABASE "{database}" {setting}'))
+    await engine.dispose()  # the pool's connections reconnect with the database's new default
+
+
+async def test_readyz_is_503_while_postgresql_cannot_commit_a_write(settings, engine, sessions, blobs) -> None:  # type: ignore[no-untyped-def]
+    url = make_url(settings.database_url)
+    if not url.drivername.startswith("postgresql"):
+        pytest.skip("the failing write is provoked on PostgreSQL; SQLite's full disk is tests/api/test_disk_full.py")
+    app = create_app(settings, sessions, blobs)
+    assert (await readyz(app))[0] == 200
+    await _read_only(engine, url.database, on=True)
+    try:
+        status, body = await readyz(app)
+        assert status == 503, body
+        # SELECT 1 would still pass: the failing commit is what shows.
+        assert body["checks"]["database"] == {"ready": False, "error": "DBAPIError", "probe": "write"}
+        runner, base = await listen(app)
+        try:
+            async with aiohttp.ClientSession() as http, http.get(base + "/healthz") as response:
+                assert response.status == 200  # alive: restarting it would not help
+        finally:
+            await runner.cleanup()
+    finally:
+        await _read_only(engine, url.database, on=False)
+    status, body = await readyz(app)
+    assert status == 200, body
+
+
+async def test_the_write_probe_leaves_nothing_behind(settings, sessions, blobs) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(settings, sessions, blobs)
+    for _ in range(2):
+        assert (await readyz(app))[0] == 200
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(ReadinessProbe)) == 0
+
+
 async def test_readyz_is_503_when_blob_storage_is_not_writable(settings, sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the blob directory should be")
@@ -140,8 +189,31 @@ async def test_openapi_document_is_valid_and_covers_every_route(client, settings
         if route.method in ("HEAD", "OPTIONS"):
             continue
         # aiohttp writes path parameters with their pattern ({id:\d+}); the spec names them plainly.
-        path = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.resource.canonical)
+        path = path_template(route.resource.canonical)
         assert route.method.lower() in document["paths"].get(path, {}), f"{route.method} {path} is not documented"
+
+
+def test_every_answer_with_a_body_has_a_schema(settings) -> None:  # type: ignore[no-untyped-def]
+    """Every response an operation documents, except 204 and redirects, says what its body is.
+
+    Walks the document the daemon serves (the webhook channels' operations
+    included), so a later endpoint cannot forget its answer's schema.
+    """
+    app = create_app(settings, None, BlobStore(settings.blob_dir),  # type: ignore[arg-type]
+                     extra=AppExtras(openapi=[webhook_openapi_paths()]))
+    document = app[OPENAPI_DOCUMENT]
+    missing = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method not in METHODS:
+                continue
+            for status, response in operation["responses"].items():
+                if status == "204" or status.startswith("3"):
+                    continue
+                content = response.get("content", {})
+                if not content or not all("schema" in media for media in content.values()):
+                    missing.append(f"{method.upper()} {path} {status}")
+    assert missing == []
 
 
 async def test_unknown_routes_and_methods_answer_json(client) -> None:  # type: ignore[no-untyped-def]

@@ -6,9 +6,14 @@ import base64
 import json
 from datetime import datetime, timezone
 
+from aiohttp.test_utils import make_mocked_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from yarl import URL
 
+from frontdesk.api.auth import PRINCIPAL
 from frontdesk.api.errors import ApiError
 from frontdesk.api.ticket_queries import MAX_ID, Cursor, sort_order
 from frontdesk.tickets.properties import BUILT_IN, PropertySpec
@@ -77,3 +82,46 @@ def test_an_id_beyond_the_id_columns_is_refused() -> None:
     for too_big in (2**31, 2**63):
         token = _token({"s": "-updated_at", "v": {"t": "2026-01-01T00:00:00+00:00"}, "id": too_big})
         assert _decoded_or_refused(token) is None
+
+
+# --- the list's other parameters: filters and paging ----------------------------
+
+# Fewer examples: each builds an aiohttp request (and compiles SQL), which costs far more than a cursor.
+FUZZ_REQUESTS = settings(max_examples=100, deadline=None)
+FILTERS = ("pipeline", "owner", "team", "priority", "q")
+PAGING = ("limit", "page", "sort", "cursor")
+# Values a careless or hostile client sends: any text, and numbers written every which way.
+QUERY_VALUE = st.text() | st.integers(min_value=-2**80, max_value=2**80).map(str) | st.sampled_from(
+    ["none", "None", "", " ", "²", "٣", "1e3", "0x10", "+5", "-0", "00000000000000000000001", *SORTS])
+
+
+def _request(query: dict[str, str]):  # type: ignore[no-untyped-def]
+    request = make_mocked_request("GET", str(URL("/api/v1/tickets").with_query(query)))
+    request[PRINCIPAL] = Principal(user_id=7, role=AGENT, ticket_access=ACCESS_ALL, team_ids=frozenset({1}))
+    return request
+
+
+@FUZZ_REQUESTS
+@given(st.dictionaries(st.sampled_from(FILTERS), QUERY_VALUE))
+def test_any_filter_values_give_clauses_or_a_400(query: dict[str, str]) -> None:
+    try:
+        clauses = ticket_filters(_request(query))
+    except ApiError as refusal:
+        assert refusal.status == 400 and refusal.details["parameter"] in query
+        return
+    statement = joined(select(Ticket.id)).where(*clauses)
+    for dialect in (postgresql.dialect(), sqlite.dialect()):
+        statement.compile(dialect=dialect)  # the clauses are ones the database can be sent
+
+
+@FUZZ_REQUESTS
+@given(st.dictionaries(st.sampled_from(PAGING), QUERY_VALUE))
+def test_any_paging_values_give_bounded_paging_or_a_400(query: dict[str, str]) -> None:
+    try:
+        wanted = paging(_request(query))
+    except ApiError as refusal:
+        assert refusal.status == 400 and refusal.details["parameter"] in query
+        return
+    assert 1 <= wanted.limit <= MAX_LIMIT and wanted.sort in SORTS
+    assert wanted.page is None or 1 <= wanted.page <= MAX_ID
+    assert wanted.cursor is None or wanted.cursor.sort == wanted.sort

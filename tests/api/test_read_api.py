@@ -278,3 +278,20 @@ async def test_raw_source_lost_from_blob_storage_is_410(client, settings, sessio
     async with client.get(f"/api/v1/messages/{message.id}/raw", headers=OPERATOR) as response:
         assert response.status == 410
         assert (await response.json())["error"]["code"] == "blob_missing"
+
+
+async def test_patch_answers_with_the_ticket_as_get_shows_it(client, settings, sessions, blobs) -> None:  # type: ignore[no-untyped-def]
+    ticket_id = await seed_ticket(settings, sessions, blobs, name="Printer", email="ada@example.com")
+    async with client.patch(f"/api/v1/tickets/{ticket_id}", headers=OPERATOR,
+                            json={"status": "Closed", "priority": "high"}) as response:
+        assert response.status == 200, await response.text()
+        patched = await response.json()
+    async with client.get(f"/api/v1/tickets/{ticket_id}", headers=OPERATOR) as response:
+        shown = await response.json()
+    assert len(shown.pop("messages")) == 1 and patched == shown  # the same ticket, less its messages
+    assert patched["status"]["internal_name"] == "closed" and patched["contact"]["email"] == "ada@example.com"
+    assert patched["priority"] == "high" and patched["closed_at"]
+    async with client.get("/openapi.json") as response:
+        patch = (await response.json())["paths"]["/api/v1/tickets/{ticket_id}"]["patch"]
+    assert patch["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/TicketSummary"}

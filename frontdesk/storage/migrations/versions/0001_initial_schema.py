@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 02:55:53.017745
+Create Date: 2026-12-02 03:06:12.296865
 """
 from alembic import op
 import sqlalchemy as sa
@@ -150,6 +150,11 @@ def upgrade() -> None:
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quarantine_cause'), ['cause'], unique=False)
 
+    op.create_table('readiness_probes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('probed_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_readiness_probes'))
+    )
     op.create_table('sla_settings',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('document', sa.JSON(), nullable=False),
@@ -759,6 +764,7 @@ def downgrade() -> None:
     op.drop_table('channels')
     op.drop_table('teams')
     op.drop_table('sla_settings')
+    op.drop_table('readiness_probes')
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quarantine_cause'))
 
