@@ -148,7 +148,8 @@ _REF = {"$ref": "#/components/schemas/Snippet"}
 _ONE = {"content": {"application/json": {"schema": _REF}}}
 _FIELDS = {
     "name": {"type": "string", "minLength": 1, "maxLength": 200},
-    "shortcut": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,49}$"},
+    "shortcut": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,49}$",
+                 "x-error": {"code": "snippet_shortcut_invalid"}},
     "body": {"type": "string", "minLength": 1, "maxLength": MAX_BODY,
              "description": "Text with the email templates' fields: {{ ticket.name }}, {{ contact.first_name }}, "
                             "{{ owner.name }}, ..."},

@@ -35,7 +35,7 @@ async def _answer(session: AsyncSession, ticket: Ticket, kind: Association) -> d
 
 async def _change(request: web.Request, kind: Association, *, remove: bool) -> web.Response:
     principal = principal_of(request)
-    body = await json_body(request) if request.can_read_body and not remove else {}
+    body = await json_body(request) if request.body_exists and not remove else {}
     refuse_unknown_fields(body, ("primary",))
     primary = bool(bool_field(body, "primary", False))
     actor = Actor.agent(principal.user_id)

@@ -198,9 +198,11 @@ _BY_ID = closed_object({"id": ID_SCHEMA}, "id")
 _CONTACT = {"oneOf": [_BY_ID, closed_object({
     "email": text(320), "first_name": {"type": ["string", "null"], "maxLength": 200},
     "last_name": {"type": ["string", "null"], "maxLength": 200}, "phone": {"type": ["string", "null"], "maxLength": 64},
-    "mobile_phone": {"type": ["string", "null"], "maxLength": 64}, "company_id": _NULLABLE_ID}, "email")],
+    "mobile_phone": {"type": ["string", "null"], "maxLength": 64}, "company_id": _NULLABLE_ID},
+    minProperties=1)],
     "description": "{id} of a known contact, or {email, first_name, last_name, phone, mobile_phone, company_id}: "
-                   "the contact with that email when there is one, else a new contact"}
+                   "the contact with that email when there is one, else a new contact (without an email, "
+                   "always a new one)"}
 _COMPANY = {"oneOf": [_BY_ID, closed_object({"name": text(300), "domain": {"type": ["string", "null"],
                                                                           "maxLength": 255}}, "name")],
             "description": "{id} of a known company, or {name, domain} for a new one"}

@@ -61,6 +61,9 @@ def quick_filters(request: web.Request) -> list[str]:
             raise bad_parameter(name, f"{name} must be a numeric id or 'none'")
         else:
             texts.append(f"{name}:eq:{raw}")
+    pipeline = query.get("pipeline", "").strip()
+    if pipeline.lstrip("-").isdecimal() and parse_int(pipeline, minimum=1, maximum=MAX_ID) is None:
+        raise bad_parameter("pipeline", "pipeline must be an internal name or an id that can exist")
     for name in ("pipeline", "status", "priority"):
         raw = query.get(name, "").strip()
         if raw:

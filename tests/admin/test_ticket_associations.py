@@ -29,7 +29,7 @@ async def test_associate_dissociate_and_the_primary(api, sessions):
     assert ids(answer) == [(kim["id"], False), (lee["id"], True)]
     detail = await api.ok("GET", base, token=agent)
     assert detail["contact"]["id"] == lee["id"] and ids(detail) == ids(answer)
-    patched = await api.ok("PATCH", base, {"priority": "HIGH"}, token=agent)
+    patched = await api.ok("PATCH", base, {"priority": "high"}, token=agent)
     assert ids(patched) == ids(detail) and patched["companies"] == detail["companies"] == []
 
     # Dissociating the primary hands the role to the oldest remaining contact.
@@ -88,7 +88,7 @@ async def test_manual_create_takes_existing_ids_and_new_contacts_and_companies(a
     assert ticket["contact_ids"] == [c["id"] for c in contacts]
     assert ticket["company_ids"] == [c["id"] for c in detail["companies"]]
     for body, field in (({"contacts": [{"id": 999999}]}, "contact"), ({"companies": [{"id": 999999}]}, "company"),
-                        ({"companies": [{"domain": "x.test"}]}, "company.name"),
+                        ({"companies": [{"domain": "x.test"}]}, "companies.0"),  # the request schema names it
                         ({"companies": {"id": 1}}, "companies")):
         code, error = await api.post("/api/v1/tickets", {"name": "x", "pipeline": "support", "status": "new", **body})
         assert code == 422 and error["error"]["field"] == field, (body, error)

@@ -35,7 +35,7 @@ async def test_delete_within_access_then_restore_by_an_admin(api, sessions):
     listed = await api.ok("GET", "/api/v1/tickets", token=agent)
     assert {t["id"] for t in listed["tickets"]} == {tickets["keep"]} and listed["total"] == 1
     assert (await api.ok("GET", "/api/v1/tickets"))["total"] == 2
-    for method, path, body in (("PATCH", f"/api/v1/tickets/{a}", {"priority": "HIGH"}),
+    for method, path, body in (("PATCH", f"/api/v1/tickets/{a}", {"priority": "high"}),
                                ("DELETE", f"/api/v1/tickets/{a}", None),
                                ("GET", f"/api/v1/tickets/{a}/contacts", None)):
         code, _ = await api.call(method, path, body)
