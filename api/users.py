@@ -133,6 +133,10 @@ async def update_user(request: web.Request) -> web.Response:
             raise not_found("user")
         before = await user_json(session, user)
         apply_user_fields(user, body)
+        with session.no_autoflush:  # ask before the UPDATE: a failed flush leaves the transaction unusable
+            taken = await session.scalar(select(User.id).where(User.email == user.email, User.id != user.id))
+        if taken is not None:
+            raise ApiError(409, "email_taken", f"a user with email {user.email} exists")
         if user.primary_team_id is not None:
             await _check_teams(session, [user.primary_team_id])
         try:

@@ -16,3 +16,14 @@ async def test_an_unknown_primary_team_is_refused_on_create_and_update(api):
     assert user["primary_team_id"] is None
     code, team = await api.post("/api/v1/teams", {"name": "Field"})
     assert code == 201, team
+
+
+async def test_changing_a_users_email_to_one_taken_is_409_every_time(api):
+    """Found by the API fuzzer: the second attempt was a 500 (the failed UPDATE had broken the transaction)."""
+    await make_user(api, "di@acme.test")
+    user_id, _ = await make_user(api, "ed@acme.test")
+    for _ in range(2):
+        code, answer = await api.patch(f"/api/v1/users/{user_id}", {"email": "di@acme.test"})
+        assert (code, answer["error"]["code"]) == (409, "email_taken")
+    code, _ = await api.patch(f"/api/v1/users/{user_id}", {"email": "ed2@acme.test"})
+    assert code == 200
