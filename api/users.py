@@ -146,6 +146,10 @@ async def update_user(request: web.Request) -> web.Response:
             # Otherwise one request locks the last super admin out of every admin endpoint.
             raise ApiError(422, "cannot_demote_self", "a super admin cannot remove their own role or deactivate "
                            "themselves; another super admin can", field="role")
+        with session.no_autoflush:  # ask before the UPDATE: a failed flush leaves the transaction unusable
+            taken = await session.scalar(select(User.id).where(User.email == user.email, User.id != user.id))
+        if taken is not None:
+            raise ApiError(409, "email_taken", f"a user with email {user.email} exists")
         if user.primary_team_id is not None:
             await _check_teams(session, [user.primary_team_id])
         # Read before the flush: a failed flush expires the object, and

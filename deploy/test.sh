@@ -24,4 +24,6 @@ export FRONTDESK_TEST_DATABASES=sqlite,postgresql
 export FRONTDESK_REQUIRE_SERVERS=1
 deploy/lint.sh
 # The slowest tests and the reasons for any skip, at the end of the run.
-.venv/bin/pytest -q -p no:cacheprovider --durations=15 -rs "$@"
+# Two workers (the machine has two cores and much of the suite waits on
+# servers); the tests that share the Kafka broker stay on one of them.
+.venv/bin/pytest -q -p no:cacheprovider -n "${FRONTDESK_TEST_WORKERS:-2}" --dist loadgroup --durations=15 -rs "$@"

@@ -141,3 +141,15 @@ def blobs(settings: Settings) -> BlobStore:
 def corpus() -> Path:
     assert CORPUS.is_dir(), f"the shared corpus is missing at {CORPUS}"
     return CORPUS
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every test that uses the Kafka broker on one xdist worker.
+
+    ``make test`` runs the suite on two workers (``--dist loadgroup``); the
+    broker is shared and some tests restart it, which must not happen under
+    another worker's Kafka test.
+    """
+    for item in items:
+        if item.get_closest_marker("kafka") or "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("kafka"))

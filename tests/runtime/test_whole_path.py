@@ -30,6 +30,9 @@ from aiosmtpd.controller import Controller
 from _servers import server_address
 from daemon_process import DaemonProcess, base_env, free_port
 
+# The kafka-postgresql mode shares the broker: on the Kafka xdist worker (tests/conftest.py).
+pytestmark = pytest.mark.kafka
+
 TOKEN = "whole-path-token"
 CUSTOMER = "ann@customer.test"
 SUPPORT = "support@acme.test"
