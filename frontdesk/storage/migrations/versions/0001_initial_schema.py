@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 01:59:33.729226
+Create Date: 2026-12-02 02:47:22.862136
 """
 from alembic import op
 import sqlalchemy as sa
@@ -66,6 +66,7 @@ def upgrade() -> None:
     sa.Column('blob', sa.String(length=64), nullable=False),
     sa.Column('body', sa.LargeBinary(), nullable=True),
     sa.Column('headers', sa.JSON(), nullable=False),
+    sa.Column('envelope', sa.JSON(), nullable=False),
     sa.Column('state', sa.String(length=20), nullable=False),
     sa.Column('received_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('processed_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
