@@ -23,6 +23,7 @@ from frontdesk.channels.webhooks.config import WebhookConfig
 from frontdesk.background import finish_or_cancel
 from frontdesk.ingest.intake import PENDING, PROCESSED, QUARANTINED, PayloadWriter, settle
 from frontdesk.model import InboundPayload
+from frontdesk.model.channels import EMAIL
 from frontdesk.storage.database import is_storage_outage
 from frontdesk.storage.writer import write_transaction
 from frontdesk.ingest.context import IngestContext
@@ -80,10 +81,14 @@ class PayloadProcessor:
         await self.queue.join()
 
     async def recover_pending(self) -> int:
-        """Queue every row still pending: stored and answered 2xx, but never processed."""
+        """Queue every webhook row still pending: stored and answered 2xx, but never processed.
+
+        Email rows share the table and have their own processor (:mod:`ingest.email_intake`).
+        """
         async with self.ctx.sessions() as session:
             ids = list((await session.scalars(
-                select(InboundPayload.id).where(InboundPayload.state == PENDING).order_by(InboundPayload.id))).all())
+                select(InboundPayload.id).where(InboundPayload.state == PENDING, InboundPayload.channel != EMAIL)
+                .order_by(InboundPayload.id))).all())
         for payload_id in ids:
             self.submit(payload_id)
         if ids:
