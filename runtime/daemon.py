@@ -3,11 +3,13 @@
 Start-up order: configuration checks, storage (migrations where allowed,
 defaults), one shared :class:`ingest.context.IngestContext`, the outbound
 delivery loop and automation (the embedded runner, or the outbox relay that
-feeds the Kafka worker), then the edges: SMTP, IMAP pollers, HTTP with the
-webhook sub-app.  Every commit on any edge wakes the runners through
-``IngestContext.on_commit``.  Shutdown runs the other way: stop accepting
-SMTP and HTTP (in-flight work finishes within the grace period), stop the
-pollers, automation and deliveries, dispose the engine.
+feeds the Kafka worker), the email intake processor (which first processes
+mail a previous run accepted but did not process), then the edges: SMTP,
+IMAP pollers, HTTP with the webhook sub-app.  Every ingest commit wakes the
+runners through ``IngestContext.on_commit``.  Shutdown runs the other way:
+stop accepting SMTP and HTTP (in-flight work finishes within the grace
+period), stop the pollers, the email intake processor, automation and
+deliveries, dispose the engine.
 """
 
 from __future__ import annotations
