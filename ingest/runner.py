@@ -39,6 +39,11 @@ from frontdesk.storage.writer import write_transaction
 log = logging.getLogger(__name__)
 
 
+# The outcome of a run whose intake row was not ours to process.
+SKIPPED = "skipped"
+INTAKE_TAKEN = "intake row already settled or held by another processor"
+
+
 @dataclass(frozen=True)
 class Step:
     """One stage of a run, by the name a failure is reported under."""
@@ -148,10 +153,6 @@ async def run_pipeline(
     if quarantine_id is None:
         return IngestOutcome(SKIPPED, reason=INTAKE_TAKEN)
     return IngestOutcome("quarantined", quarantine_id=quarantine_id, reason=cause)
-
-
-SKIPPED = "skipped"
-INTAKE_TAKEN = "intake row already settled or held by another processor"
 
 
 async def _claim_intake(session: AsyncSession, intake_id: int | None) -> InboundPayload | None:
