@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from frontdesk.background import PollingLoop
 from frontdesk.model import InboundPayload
@@ -109,6 +110,9 @@ class EmailIntake(PollingLoop):
         async with self.ctx.sessions() as session:
             return list((await session.scalars(
                 select(InboundPayload).where(InboundPayload.channel == EMAIL, InboundPayload.state == PENDING)
+                # Bodies are read one at a time (process): a batch of large
+                # mails is never held in memory at once.
+                .options(defer(InboundPayload.body, raiseload=True))
                 .order_by(InboundPayload.id).limit(self.batch_size))).all())
 
     async def process_batch(self) -> int:
@@ -125,7 +129,10 @@ class EmailIntake(PollingLoop):
 
     async def process(self, row: InboundPayload) -> IngestOutcome:
         """One intake row through the pipeline; whatever fails in it is quarantined, not raised."""
-        raw = row.body if row.body is not None else await self.ctx.blobs.get(row.blob)
+        async with self.ctx.sessions() as session:
+            body = await session.scalar(select(InboundPayload.body).where(InboundPayload.id == row.id))
+        # None: settled meanwhile (by another daemon), and then in the blob store.
+        raw = body if body is not None else await self.ctx.blobs.get(row.blob)
         try:
             envelope = Envelope.from_dict(row.envelope)
             outcome = await self.ingest(self.ctx, raw, envelope, intake_id=row.id)
