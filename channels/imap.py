@@ -1,8 +1,10 @@
-"""The IMAP edge: one poller task per configured mailbox, feeding ingest.
+"""The IMAP edge: one poller task per configured mailbox, feeding the durable email intake.
 
 Each poller keeps a connection open, imports every message whose UID is
-above its checkpoint, and after ingest returned (the message is committed)
-marks it ``\\Seen`` or moves it, then advances the checkpoint.  A crash at
+above its checkpoint, and once the raw mail is committed in an intake row
+(:meth:`ingest.email_intake.EmailIntake.accept`; the pipeline processes it
+behind) marks it ``\\Seen`` or moves it, then advances the checkpoint.
+A poller given no intake (tests, tools) runs ``ingest`` directly instead.  A crash at
 any point re-imports at most the message in hand, and ingest drops the
 duplicate.  It waits for news with IDLE when the server offers it and polls
 otherwise, and reconnects with capped, jittered exponential backoff.
@@ -25,6 +27,7 @@ from frontdesk.channels.imap_connection import ImapConnection, ImapError
 from frontdesk.settings import ImapMailbox
 from frontdesk.storage.database import is_storage_outage
 from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.email_intake import EmailIntake
 from frontdesk.ingest.email_channels import own_addresses
 from frontdesk.ingest.message import Envelope, IngestOutcome
 
@@ -99,6 +102,7 @@ class ImapPoller:
         mailbox: ImapMailbox,
         *,
         ingest: IngestEmail | None = None,
+        intake: EmailIntake | None = None,
         backoff_initial: float = 1.0,
         backoff_max: float = 300.0,
         command_timeout: float = 30.0,
@@ -110,6 +114,7 @@ class ImapPoller:
         self._ctx = ctx
         self.mailbox = mailbox
         self._ingest = ingest
+        self._intake = intake
         # Jittered so pollers that lost the same server never retry in step.
         self._backoff = Backoff(base=backoff_initial, cap=backoff_max)
         self._command_timeout = command_timeout
@@ -264,7 +269,11 @@ class ImapPoller:
             )
             # Raises on a storage outage: the message stays unflagged in
             # place and the checkpoint unchanged, so it is retried.
-            outcome = await self._ingest(self._ctx, raw, envelope)
+            if self._intake is not None:
+                intake_id = await self._intake.accept(raw, envelope)
+                outcome = IngestOutcome("queued", reason=f"intake row {intake_id}")
+            else:
+                outcome = await self._ingest(self._ctx, raw, envelope)
             # Only now, with the message committed, tell the server.
             if self.mailbox.move_to:
                 await connection.move(uid, self.mailbox.move_to)

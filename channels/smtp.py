@@ -1,11 +1,13 @@
-"""The SMTP edge: accept mail for the support addresses and hand it to ingest.
+"""The SMTP edge: accept mail for the support addresses and hand it to the durable email intake.
 
 The edge only checks and hands over.  ``RCPT`` is a cheap in-memory check
 against the cached email channels (so we are never an open relay); ``DATA`` passes
-the raw bytes to :func:`ingest.pipeline.ingest_email` and answers with its
-verdict: ``250`` only once ingest returned, which means the raw bytes and the
-message are committed; ``451`` when storage is down (or anything unexpected
-happened) so the sending server keeps the message and retries.
+the raw bytes and the envelope to :meth:`ingest.email_intake.EmailIntake.accept`
+and answers ``250`` once they are committed in an intake row (group commit
+across concurrent sessions); the pipeline processes the row behind the
+answer, and a row a crash left pending is processed on restart.  ``451``
+when that commit fails (storage down, or anything unexpected) so the sending
+server keeps the message and retries.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import socket
 import ssl
 import time
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session as SmtpSession
@@ -25,11 +27,10 @@ from frontdesk.settings import SmtpSettings
 from frontdesk.storage.database import is_storage_outage
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.email_channels import receiving_addresses
-from frontdesk.ingest.message import Envelope, IngestOutcome
+from frontdesk.ingest.email_intake import EmailIntake, IngestEmail
+from frontdesk.ingest.message import Envelope
 
 log = structlog.get_logger(__name__)
-
-IngestEmail = Callable[[IngestContext, bytes, Envelope], Awaitable[IngestOutcome]]
 
 SMTP_MESSAGES = Counter(
     "frontdesk_smtp_messages_total",
@@ -44,7 +45,7 @@ SMTP_RECIPIENTS_REJECTED = Counter(
 SMTP_SESSIONS = Gauge("frontdesk_smtp_sessions_active", "Open SMTP connections.")
 SMTP_HANDLING_SECONDS = Histogram(
     "frontdesk_smtp_handling_seconds",
-    "Time from the end of DATA to our answer (ingest and commit included).",
+    "Time from the end of DATA to our answer (the intake row's commit included).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
@@ -65,12 +66,12 @@ def _peer_text(peer: Any) -> str | None:
 
 
 class SupportMailHandler:
-    """aiosmtpd handler hooks: recipient check at RCPT, ingest at DATA."""
+    """aiosmtpd handler hooks: recipient check at RCPT, durable intake at DATA."""
 
-    def __init__(self, ctx: IngestContext, ingest: IngestEmail) -> None:
+    def __init__(self, ctx: IngestContext, intake: EmailIntake) -> None:
         self._ctx = ctx
-        self._ingest = ingest
-        self.in_flight: set[asyncio.Task[IngestOutcome]] = set()
+        self._intake = intake
+        self.in_flight: set[asyncio.Task[int]] = set()
 
     async def accepts(self, address: str) -> bool:
         # A cheap, exact check against the enabled email channels, held in
@@ -124,14 +125,14 @@ class SupportMailHandler:
             received_at=datetime.now(timezone.utc),
         )
         fields = {"peer": inbound.peer, "mail_from": inbound.mail_from, "rcpt_tos": list(rcpt_tos), "size": len(raw)}
-        # Shielded: if the connection drops or the server stops while ingest
-        # commits, the commit still completes (the sender, lacking our 250,
-        # retries and ingest's duplicate check absorbs the second copy).
-        task = asyncio.ensure_future(self._ingest(self._ctx, raw, inbound))
+        # Shielded: if the connection drops or the server stops while the
+        # intake row commits, the commit still completes (the sender, lacking
+        # our 250, retries and ingest's duplicate check absorbs the second copy).
+        task = asyncio.ensure_future(self._intake.accept(raw, inbound))
         self.in_flight.add(task)
         task.add_done_callback(self.in_flight.discard)
         try:
-            outcome = await asyncio.shield(task)
+            intake_id = await asyncio.shield(task)
         except Exception as error:  # noqa: BLE001 - every failure becomes a retryable answer
             elapsed = time.perf_counter() - started
             SMTP_MESSAGES.labels("tempfail").inc()
@@ -145,11 +146,8 @@ class SupportMailHandler:
         elapsed = time.perf_counter() - started
         SMTP_MESSAGES.labels("accepted").inc()
         SMTP_HANDLING_SECONDS.observe(elapsed)
-        log.info("smtp.accepted", outcome=outcome.kind, ticket_id=outcome.ticket_id,
-                 message_id=outcome.message_id, quarantine_id=outcome.quarantine_id,
-                 seconds=round(elapsed, 4), **fields)
-        reference = outcome.message_id or outcome.quarantine_id
-        return f"250 2.0.0 OK {outcome.kind}" + (f" {reference}" if reference else "")
+        log.info("smtp.accepted", intake_id=intake_id, seconds=round(elapsed, 4), **fields)
+        return f"250 2.0.0 OK queued as {intake_id}"
 
 
 class _TrackedSMTP(SMTP):
@@ -231,15 +229,16 @@ class SmtpChannel:
         ctx: IngestContext,
         settings: SmtpSettings,
         *,
+        intake: EmailIntake | None = None,
         ingest: IngestEmail | None = None,
         session_timeout: float = 300.0,
     ) -> None:
-        if ingest is None:
-            from frontdesk.ingest.pipeline import ingest_email
-
-            ingest = ingest_email
+        # The daemon shares one intake between SMTP and IMAP; alone (tests,
+        # tools) the channel runs its own, over ``ingest``.
+        self._own_intake = intake is None
+        self.intake = intake if intake is not None else EmailIntake(ctx, ingest=ingest)
         self._settings = settings
-        self._handler = SupportMailHandler(ctx, ingest)
+        self._handler = SupportMailHandler(ctx, self.intake)
         self._tls = server_tls_context(settings)
         if settings.require_starttls and self._tls is None:
             raise ValueError("smtp.require_starttls needs smtp.tls_cert and smtp.tls_key")
@@ -275,6 +274,8 @@ class SmtpChannel:
         return len(self._sessions)
 
     async def start(self) -> None:
+        if self._own_intake:
+            await self.intake.start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._new_session, host=self._settings.host, port=self._settings.port, reuse_address=True
@@ -286,8 +287,8 @@ class SmtpChannel:
     async def stop(self, grace: float = 30.0) -> None:
         """Stop accepting, give open sessions ``grace`` seconds, then close them.
 
-        A message whose ingest is already running is always allowed to
-        commit, even past the grace period, so nothing half-written remains.
+        A message whose intake commit is already running is always allowed
+        to finish, even past the grace period.
         """
         if self._server is None:
             return
@@ -302,4 +303,6 @@ class SmtpChannel:
             await asyncio.wait(set(self._handler.in_flight))
         await self._server.wait_closed()
         self._server = None
+        if self._own_intake:
+            await self.intake.stop(grace)
         log.info("smtp.stopped", closed_sessions=len(self._sessions))

@@ -9,7 +9,7 @@ re-serialize, and one Messenger body carries several messages.  (Forms have
 no provider id: theirs is the body digest, see ``forms.to_inbound``.)
 
 The webhook intake still recognises a byte-identical body before storing it
-(``channels.webhooks.intake``), but that only answers "this exact body is
+(``ingest.intake``), but that only answers "this exact body is
 already durable" to a sender whose answer was lost; whether a message is
 new is decided here, in the ingest transaction, for the message pipeline
 and for echoes in the update pipeline alike.

@@ -108,7 +108,9 @@ class InboundMessage:
 class IngestOutcome:
     """What became of one inbound message; channels log it, tests assert on it."""
 
-    kind: str  # "ticket_created", "threaded", "screened", "duplicate", "quarantined", "no_ticket"
+    # "ticket_created", "threaded", "screened", "duplicate", "quarantined", "no_ticket", or
+    # "skipped" (its intake row was already settled, or is held by another processor)
+    kind: str  # (or "queued": IMAP handed it to the intake, processed later)
     ticket_id: int | None = None
     message_id: int | None = None  # our messages.id
     quarantine_id: int | None = None

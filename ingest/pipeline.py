@@ -72,18 +72,19 @@ def steps(pipeline: str) -> list[Step]:
 
 
 async def ingest_email(ctx: IngestContext, raw: bytes, envelope: Envelope, *,
-                       replay_of: int | None = None) -> IngestOutcome:
+                       replay_of: int | None = None, intake_id: int | None = None) -> IngestOutcome:
     """Store ``raw`` durably, then parse, screen, identify, thread and persist it in one transaction.
 
     Raises :class:`~frontdesk.storage.database.StorageUnavailable` when the
     database or blob store is down (the caller answers "retry later"); every
     other failure ends in the quarantine with outcome ``quarantined``.
     ``replay_of`` is the quarantined item being replayed, updated instead of
-    a new one added.
+    a new one added.  ``intake_id`` is the durable intake row the mail
+    came in (settled in the pipeline's transaction, :mod:`ingest.runner`).
     """
     raw_blob = await store_raw(ctx, raw)
     return await run_pipeline(ctx, steps("email"), envelope=envelope, raw=raw, raw_blob=raw_blob,
-                              replay_of=replay_of)
+                              replay_of=replay_of, intake_id=intake_id)
 
 
 async def ingest_message(ctx: IngestContext, message: InboundMessage, *, channel: Channel | None = None,

@@ -21,6 +21,7 @@ from frontdesk.model import QuarantinedItem, utcnow
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
 from frontdesk.storage.writer import write_transaction
 from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.intake import QUARANTINED, claim_pending, settle
 from frontdesk.ingest.message import Envelope, IngestOutcome
 
 # How to re-run one channel's raw input: ``replayer(ctx, raw, envelope, record, item_id)``.
@@ -98,15 +99,26 @@ def _count_attempt(item: QuarantinedItem, failure: str | None) -> None:
         item.last_replay_cause = failure[:4000]
 
 
-async def store_quarantined(ctx: IngestContext, **item: Any) -> int:
+async def store_quarantined(ctx: IngestContext, *, intake_id: int | None = None, **item: Any) -> int | None:
     """:func:`add_quarantined` in a write transaction of its own.
 
-    Raises :class:`StorageUnavailable` if even this cannot be written: the
-    caller must then not acknowledge the input.
+    With ``intake_id`` the intake row is marked quarantined in the same
+    transaction; if it is no longer pending (another processor settled it)
+    nothing is added and the answer is ``None``.  Raises
+    :class:`StorageUnavailable` if even this cannot be written: the caller
+    must then not acknowledge the input.
     """
     try:
         async with write_transaction(ctx.sessions) as session:
-            return await add_quarantined(session, **item)
+            if intake_id is None:
+                return await add_quarantined(session, **item)
+            row = await claim_pending(session, intake_id)
+            if row is None:
+                return None
+            item_id = await add_quarantined(session, **{**item, "envelope": {**item["envelope"],
+                                                                              "inbound_payload_id": intake_id}})
+            settle(row, QUARANTINED)
+            return item_id
     except Exception as error:
         if is_storage_outage(error):
             raise StorageUnavailable(f"cannot write the quarantine: {error}") from error

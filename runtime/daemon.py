@@ -3,17 +3,20 @@
 Start-up order: configuration checks, storage (migrations where allowed,
 defaults), one shared :class:`ingest.context.IngestContext`, the outbound
 delivery loop and automation (the embedded runner, or the outbox relay that
-feeds the Kafka worker), then the edges: SMTP, IMAP pollers, HTTP with the
-webhook sub-app.  Every commit on any edge wakes the runners through
-``IngestContext.on_commit``.  Shutdown runs the other way: stop accepting
-SMTP and HTTP (in-flight work finishes within the grace period), stop the
-pollers, automation and deliveries, dispose the engine.
+feeds the Kafka worker), the email intake processor (which first processes
+mail a previous run accepted but did not process), then the edges: SMTP,
+IMAP pollers, HTTP with the webhook sub-app.  Every ingest commit wakes the
+runners through ``IngestContext.on_commit``.  Shutdown runs the other way:
+stop accepting SMTP and HTTP (in-flight work finishes within the grace
+period), stop the pollers, the email intake processor, automation and
+deliveries, dispose the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import signal
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -43,12 +46,16 @@ from frontdesk.storage.database import create_engine, is_storage_outage, session
 from frontdesk.storage.migrate import current_revision, head_revision, upgrade
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.email_channels import receiving_addresses
+from frontdesk.ingest.email_intake import EmailIntake
 from frontdesk.outbound.deliveries import DeliveryLoop
 from frontdesk.runtime.registries import deliverers
 
 log = structlog.get_logger("frontdesk.daemon")
 
 SHUTDOWN_GRACE = 30.0
+# For crash tests only: "1" commits accepted mail to the intake but never
+# processes it, so a test can kill -9 the daemon between 250 and processing.
+HOLD_EMAIL_INTAKE = "FRONTDESK_TEST_HOLD_EMAIL_INTAKE"
 
 # Exit codes of ``frontdesk run``.
 EXIT_OK = 0
@@ -106,6 +113,7 @@ class Daemon:
     http: web.AppRunner | None = None
     http_port: int | None = None
     imap: ImapPollers | None = None  # when mailboxes are configured
+    email_intake: EmailIntake | None = None
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
     # Background parts with an ``async stop()``, stopped in reverse order.
     _stoppables: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
@@ -132,7 +140,13 @@ class Daemon:
         self.ctx = IngestContext(settings=settings, sessions=sessions, blobs=blobs)
 
         await self._start_automation()
-        self.smtp = SmtpChannel(self.ctx, settings.smtp)
+        # One durable email intake for SMTP and IMAP.  Started before the
+        # edges and stopped after them (a _stoppable), so every row an edge
+        # commits is processed or left pending for the next start.
+        self.email_intake = EmailIntake(self.ctx, paused=os.environ.get(HOLD_EMAIL_INTAKE) == "1")
+        await self.email_intake.start()
+        self._stoppables.append(self.email_intake.stop)
+        self.smtp = SmtpChannel(self.ctx, settings.smtp, intake=self.email_intake)
         try:
             await self.smtp.start()
         except OSError as error:
@@ -181,7 +195,7 @@ class Daemon:
         if not self.settings.imap_mailboxes:
             return
         assert self.ctx is not None
-        self.imap = ImapPollers(self.ctx, self.settings.imap_mailboxes)
+        self.imap = ImapPollers(self.ctx, self.settings.imap_mailboxes, {"intake": self.email_intake})
         await self.imap.start()
         imap = self.imap
         self._stoppables.append(lambda: imap.stop(self.grace))

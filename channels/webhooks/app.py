@@ -2,7 +2,7 @@
 
 Each handler is a protocol edge only: check size, content type, signature
 and shape (:mod:`channels.webhooks.checks`, the body decoded once), store
-the raw body durably (:mod:`channels.webhooks.intake`), answer, and hand the
+the raw body durably (:mod:`ingest.intake`), answer, and hand the
 stored row to the payload processor (:mod:`channels.webhooks.processor`).
 Status codes: 200 accepted (or duplicate), 400
 malformed JSON, 403 bad signature / stale timestamp, 404 unknown channel,
@@ -24,7 +24,7 @@ from frontdesk.channels.webhooks.checks import (
     Refusal, invalid_fields, parse_json, read_body, refusals, require_content_type, require_timestamped_signature,
 )
 from frontdesk.channels.webhooks.config import WebhookConfig
-from frontdesk.channels.webhooks.intake import (
+from frontdesk.ingest.intake import (
     PayloadWriter, RecentPayloads, StoredPayload, body_digest, store_payload,
 )
 from frontdesk.channels.webhooks.messenger import entry_page_ids

@@ -1,6 +1,6 @@
 """The payload processor: one background worker turning stored webhook payloads into ingest work, in arrival order.
 
-Rows committed by the intake (:mod:`channels.webhooks.intake`) are
+Rows committed by the intake (:mod:`ingest.intake`) are
 processed one at a time in arrival order (so a thread's messages keep their
 order).  Each body is moved to the content-addressed blob store before it
 is processed and its column cleared after; rows still pending after a crash
@@ -21,8 +21,9 @@ from sqlalchemy import select
 
 from frontdesk.channels.webhooks.config import WebhookConfig
 from frontdesk.background import finish_or_cancel
-from frontdesk.channels.webhooks.intake import PENDING, PROCESSED, QUARANTINED, PayloadWriter
-from frontdesk.model import InboundPayload, utcnow
+from frontdesk.ingest.intake import PENDING, PROCESSED, QUARANTINED, PayloadWriter, settle
+from frontdesk.model import InboundPayload
+from frontdesk.model.channels import EMAIL
 from frontdesk.storage.database import is_storage_outage
 from frontdesk.storage.writer import write_transaction
 from frontdesk.ingest.context import IngestContext
@@ -80,10 +81,14 @@ class PayloadProcessor:
         await self.queue.join()
 
     async def recover_pending(self) -> int:
-        """Queue every row still pending: stored and answered 2xx, but never processed."""
+        """Queue every webhook row still pending: stored and answered 2xx, but never processed.
+
+        Email rows share the table and have their own processor (:mod:`ingest.email_intake`).
+        """
         async with self.ctx.sessions() as session:
             ids = list((await session.scalars(
-                select(InboundPayload.id).where(InboundPayload.state == PENDING).order_by(InboundPayload.id))).all())
+                select(InboundPayload.id).where(InboundPayload.state == PENDING, InboundPayload.channel != EMAIL)
+                .order_by(InboundPayload.id))).all())
         for payload_id in ids:
             self.submit(payload_id)
         if ids:
@@ -136,9 +141,7 @@ class PayloadProcessor:
         async with write_transaction(self.ctx.sessions) as session:
             row = await session.get(InboundPayload, payload_id)
             if row is not None:
-                row.state = PROCESSED
-                row.processed_at = utcnow()
-                row.body = None  # now in the blob store
+                settle(row, PROCESSED)
         self._remember(payload_id, outcomes)
         log.info("webhook.processed", payload_id=payload_id, channel=payload.channel, outcomes=outcomes)
         return outcomes
@@ -154,9 +157,7 @@ class PayloadProcessor:
             )
             row = await session.get(InboundPayload, payload.id)
             if row is not None:
-                row.state = QUARANTINED
-                row.processed_at = utcnow()
-                row.body = None  # now in the blob store, where the quarantine item points
+                settle(row, QUARANTINED)
         self._remember(payload.id, [f"quarantined: {cause}"])
         log.warning("webhook.quarantined", payload_id=payload.id, cause=cause)
 

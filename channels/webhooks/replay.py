@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from frontdesk.channels.webhooks import chat, forms, processing
 from frontdesk.channels.webhooks.config import WebhookConfig
-from frontdesk.channels.webhooks.intake import PROCESSED
+from frontdesk.ingest.intake import PROCESSED
 from frontdesk.channels.webhooks.messenger import MESSAGE, POSTBACK, classify_payload, messenger_inbound
 from frontdesk.channels.webhooks.processor import IngestFunction
 from frontdesk.channels.webhooks.validation import InvalidFields, decode_json

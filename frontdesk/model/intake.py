@@ -12,7 +12,7 @@ from frontdesk.model.base import Base, utcnow
 
 
 class InboundPayload(Base):
-    """A raw webhook body, stored durably before the 2xx answer is sent.
+    """Raw inbound input (a webhook body, a mail), stored durably before the edge acknowledges it.
 
     ``state`` goes pending -> processed, or pending -> quarantined; a
     restart picks up whatever is still pending.
@@ -22,13 +22,16 @@ class InboundPayload(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(20))
-    route: Mapped[str] = mapped_column(String(320))  # the channel key in the URL
+    route: Mapped[str] = mapped_column(String(320))  # webhooks: the channel key in the URL; email: smtp / imap:<mailbox>
     blob: Mapped[str] = mapped_column(String(64), index=True)  # the body's SHA-256: redeliveries are found by it
     # The raw body while pending: committed with the row (one group commit
     # makes many bodies durable at once); the processor moves it to the
     # blob store and clears it.
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # How it arrived, as ingest.message.Envelope.to_dict() (email: mail
+    # from, rcpt tos, peer, received at), so processing sees what the edge saw.
+    envelope: Mapped[dict[str, Any]] = mapped_column(default=dict)
     state: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]

@@ -7,6 +7,7 @@ client, with no restart in between.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 from email.message import EmailMessage
@@ -50,6 +51,7 @@ async def send(smtp: SmtpChannel, address: str) -> tuple[int, str]:
             await client.sendmail("carol@customer.test", [address], raw)
         except aiosmtplib.SMTPRecipientsRefused as refused:
             return refused.recipients[0].code, message_id
+    await asyncio.wait_for(smtp.intake.drained(), 60)  # processed behind the 250
     return 250, message_id
 
 

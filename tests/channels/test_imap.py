@@ -26,6 +26,7 @@ from frontdesk.settings import ImapMailbox, Secret
 from frontdesk.storage.database import StorageUnavailable
 from frontdesk.ingest.context import IngestContext
 
+from frontdesk.ingest.email_intake import EmailIntake
 from frontdesk.ingest.pipeline import ingest_email
 from _servers import server_address
 
@@ -187,6 +188,24 @@ async def test_new_mail_is_imported_and_flagged_seen(ingest_ctx, sessions, user)
     checkpoint = await load_checkpoint(sessions, user.name, "INBOX")
     assert checkpoint.last_uid == 2
     assert checkpoint.uidvalidity == await user.uidvalidity("INBOX")
+
+
+async def test_with_the_durable_intake_mail_is_flagged_seen_once_committed_and_processed_behind(
+        ingest_ctx, sessions, user):
+    raw, message_id = make_email("Through the intake")
+    await user.append(raw)
+    intake = EmailIntake(ingest_ctx, paused=True)  # commits, never processes on its own
+    await intake.start()
+    try:
+        async with Running(ImapPoller(ingest_ctx, mailbox_for(user), intake=intake)) as poller:
+            await eventually(lambda: _all_seen(user, {message_id}), "flagged \\Seen")
+            await eventually(lambda: poller.state.last_uid == 1, "checkpoint at the UID")
+        # Seen on the server with only the intake row committed: nothing processed yet.
+        assert await stored_ids(sessions) == []
+        assert await intake.process_batch() == 1
+    finally:
+        await intake.stop()
+    assert await stored_ids(sessions) == [message_id]
 
 
 async def _has(sessions, wanted: set[str]) -> bool:

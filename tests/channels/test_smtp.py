@@ -2,7 +2,8 @@
 
 Each test starts :class:`channels.smtp.SmtpChannel` on port 0 over the real
 ingest pipeline and a real database (SQLite and PostgreSQL), sends mail with
-aiosmtplib and looks at what landed in the database.
+aiosmtplib and, once the intake processor behind the 250 has drained, looks
+at what landed in the database.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ class RecordingIngest:
     def __init__(self) -> None:
         self.envelopes = []
 
-    async def __call__(self, ctx, raw, envelope):
+    async def __call__(self, ctx, raw, envelope, **intake):
         self.envelopes.append(envelope)
-        return await ingest_email(ctx, raw, envelope)
+        return await ingest_email(ctx, raw, envelope, **intake)
 
 
 @pytest.fixture
@@ -76,6 +77,11 @@ async def channel(ingest_ctx, recorder):
     await channel.stop(grace=5)
 
 
+async def processed(channel: SmtpChannel) -> None:
+    """Wait until the intake processor behind the 250s has processed everything accepted."""
+    await asyncio.wait_for(channel.intake.drained(), 60)
+
+
 async def stored_messages(sessions, message_id: str) -> list[Message]:
     async with sessions() as session:
         return list((await session.scalars(select(Message).where(Message.external_id == message_id))).all())
@@ -92,8 +98,9 @@ async def test_mail_to_a_support_address_is_accepted_and_becomes_a_ticket(channe
     async with aiosmtplib.SMTP(hostname="127.0.0.1", port=channel.port) as client:
         refused, reply = await client.sendmail("carol@customer.test", ["support@acme.test"], raw)
     assert refused == {}
-    assert reply.startswith("2.0.0 OK")
+    assert reply.startswith("2.0.0 OK queued as ")
 
+    await processed(channel)
     (message,) = await stored_messages(sessions, message_id)
     assert message.ticket_id is not None
     assert await blobs.get(message.raw_blob) == raw  # the raw bytes, kept as received
@@ -139,6 +146,7 @@ async def test_source_route_to_a_support_address_is_delivered_locally(channel, s
         reply = await client.execute_command(b"RCPT TO:<@relay.evil.test:support@acme.test>")
         assert reply.code == 250
         await client.data(raw)
+    await processed(channel)
     assert recorder.envelopes[0].rcpt_tos == ("support@acme.test",)
     assert len(await stored_messages(sessions, message_id)) == 1
 
@@ -151,6 +159,7 @@ async def test_mixed_recipients_keep_only_the_accepted_ones(channel, sessions, r
         )
     assert set(refused) == {"other@elsewhere.test"}
     assert refused["other@elsewhere.test"].code == 550
+    await processed(channel)
     (envelope,) = recorder.envelopes
     assert envelope.rcpt_tos == ("support@acme.test", "billing@acme.test")
     assert len(await stored_messages(sessions, message_id)) == 1
@@ -209,6 +218,7 @@ async def test_storage_outage_answers_451_and_the_retry_stores_the_message_once(
             await client.sendmail("carol@customer.test", ["support@acme.test"], raw)
             # A second retry (say the 250 got lost) must not store it twice.
             await client.sendmail("carol@customer.test", ["support@acme.test"], raw)
+        await processed(channel)
         stored = await stored_messages(sessions, message_id)
         assert len(stored) == 1
         assert stored[0].ticket_id is not None
@@ -243,6 +253,7 @@ async def test_starttls_with_a_generated_certificate(ingest_ctx, recorder, sessi
                                    tls_context=client_tls) as client:
             refused, _ = await client.sendmail("carol@customer.test", ["support@acme.test"], raw)
             assert refused == {}
+        await processed(channel)
         assert len(await stored_messages(sessions, message_id)) == 1
     finally:
         await channel.stop(grace=5)
@@ -258,6 +269,7 @@ async def test_sixty_concurrent_sessions_are_all_accepted_and_stored_once(channe
 
     replies = await asyncio.gather(*(send(raw) for raw, _ in messages))
     assert all(reply.startswith("2.0.0") for reply in replies)
+    await processed(channel)
     async with sessions() as session:
         ids = (await session.scalars(select(Message.external_id))).all()
     assert sorted(ids) == sorted(message_id for _, message_id in messages)

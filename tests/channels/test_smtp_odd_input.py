@@ -68,6 +68,11 @@ async def send(port: int, mail_from: str, rcpt_tos: list[str], raw: bytes, **opt
     return await asyncio.to_thread(run)
 
 
+async def processed(channel) -> None:
+    """Wait until the intake processor behind the 250s has processed everything accepted."""
+    await asyncio.wait_for(channel.intake.drained(), 120)
+
+
 async def stored(sessions, blobs, message_id: str) -> tuple[Message, bytes]:
     async with sessions() as session:
         (message,) = (await session.scalars(select(Message).where(Message.external_id == message_id))).all()
@@ -79,6 +84,7 @@ async def test_a_5000_byte_line_is_accepted_and_stored_byte_for_byte(channel, se
                                         headers=b"Content-Type: text/html; charset=utf-8\r\n")
     assert max(len(line) for line in raw.split(b"\r\n")) > 5000
     assert await send(channel.port, "carol@customer.test", ["support@acme.test"], raw) == {}
+    await processed(channel)
     message, kept = await stored(sessions, blobs, message_id)
     assert kept == raw
     assert message.ticket_id is not None
@@ -95,6 +101,7 @@ async def test_a_100_kb_single_line_base64_body_is_accepted_and_stored_byte_for_
         headers=b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n",
     )
     assert await send(channel.port, "carol@customer.test", ["support@acme.test"], raw) == {}
+    await processed(channel)
     message, kept = await stored(sessions, blobs, message_id)
     assert kept == raw
 
@@ -144,6 +151,7 @@ async def test_smtputf8_sender_and_recipient_make_a_ticket_for_the_unicode_addre
 
     refused, _ = await asyncio.to_thread(run)
     assert refused == {}
+    await processed(channel)
     message, kept = await stored(sessions, blobs, message_id)
     assert kept == raw
     async with sessions() as session:
@@ -175,6 +183,7 @@ async def test_corpus_mails_with_long_lines_are_accepted_and_stored_byte_for_byt
 
     sent = await asyncio.to_thread(run)
     assert failures == []
+    await processed(channel)
     async with sessions() as session:
         kept = set((await session.scalars(select(Message.raw_blob))).all())
         kept |= set((await session.scalars(select(QuarantinedItem.blob))).all())
@@ -201,5 +210,6 @@ async def test_a_sender_address_that_is_not_utf8_is_stored_not_retried_forever(c
 
     mail, rcpt, data = await asyncio.to_thread(run)
     assert (mail[0], rcpt[0], data[0]) == (250, 250, 250), (mail, rcpt, data)
+    await processed(channel)
     message, kept = await stored(sessions, blobs, message_id)
     assert kept == raw

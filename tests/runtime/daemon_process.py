@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 STARTUP_DEADLINE = 60.0  # seconds; a loaded CI machine may be slow to import everything
+PROCESSING_DEADLINE = 60.0  # seconds for the intake processor to drain what a test sent
 
 
 def free_port() -> int:
@@ -76,6 +78,43 @@ class DaemonProcess:
                 pass
             time.sleep(0.2)
         raise AssertionError(f"frontdesk run did not become healthy:\n{self.log_text()}")
+
+    @property
+    def database_url(self) -> str:
+        """The daemon's database: the configured one, else the zero-config SQLite file under its data dir."""
+        return self.env.get("FRONTDESK_DATABASE_URL") or \
+            f"sqlite+aiosqlite:///{Path(self.env['FRONTDESK_DATA_DIR']).resolve() / 'frontdesk.db'}"
+
+    def intake_states(self) -> dict[str, int]:
+        """How many email intake rows are in each state, read straight from the daemon's database."""
+        from sqlalchemy import text
+
+        from frontdesk.storage.database import create_engine
+
+        async def count() -> dict[str, int]:
+            engine = create_engine(self.database_url)
+            try:
+                async with engine.connect() as connection:
+                    rows = await connection.execute(text(
+                        "SELECT state, count(*) FROM inbound_payloads WHERE channel = 'email' GROUP BY state"))
+                    return {state: number for state, number in rows}
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(count())
+
+    def wait_until_intake_processed(self) -> dict[str, int]:
+        """Wait until no email intake row is pending (everything accepted was processed); the states."""
+        assert self.process is not None
+        deadline = time.monotonic() + PROCESSING_DEADLINE
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"frontdesk run exited with {self.process.returncode}:\n{self.log_text()}")
+            states = self.intake_states()
+            if not states.get("pending"):
+                return states
+            time.sleep(0.1)
+        raise AssertionError(f"intake rows still pending: {self.intake_states()}\n{self.log_text()[-4000:]}")
 
     def terminate(self) -> int:
         assert self.process is not None

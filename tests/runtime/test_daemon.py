@@ -63,6 +63,7 @@ def test_zero_config_daemon_turns_an_email_into_a_ticket_and_stops_cleanly(daemo
     with smtplib.SMTP("127.0.0.1", daemon.smtp_port, timeout=30) as smtp:
         refused = smtp.send_message(message)
     assert refused == {}
+    assert daemon.wait_until_intake_processed() == {"processed": 1}  # processed behind the 250
 
     status, listing = daemon.get_json("/api/v1/tickets", token=OPERATOR_TOKEN)
     assert status == 200, listing

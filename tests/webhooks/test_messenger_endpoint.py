@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from _webhooks_support import APP_SECRET, PREVIOUS_APP_SECRET, VERIFY_TOKEN, count_rows, start_server
-from frontdesk.channels.webhooks.intake import store_payload
+from frontdesk.ingest.intake import store_payload
 from frontdesk.model import InboundPayload, Message, QuarantinedItem, Ticket
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.ingest.context import IngestContext
@@ -194,7 +194,7 @@ async def test_no_2xx_when_the_commit_holding_the_body_fails(webhook_settings, w
 
 
 async def test_a_redelivery_in_the_same_batch_gets_the_first_rows_id(webhook_settings, sessions, blobs) -> None:
-    from frontdesk.channels.webhooks.intake import commit_payload_rows
+    from frontdesk.ingest.intake import commit_payload_rows
 
     ctx = IngestContext(webhook_settings, sessions, blobs)
     values = {"channel": "messenger", "route": "messenger", "headers": {}}

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 03:06:12.296865
+Create Date: 2026-12-02 03:15:16.396291
 """
 from alembic import op
 import sqlalchemy as sa
@@ -68,6 +68,7 @@ def upgrade() -> None:
     sa.Column('blob', sa.String(length=64), nullable=False),
     sa.Column('body', sa.LargeBinary(), nullable=True),
     sa.Column('headers', sa.JSON(), nullable=False),
+    sa.Column('envelope', sa.JSON(), nullable=False),
     sa.Column('state', sa.String(length=20), nullable=False),
     sa.Column('received_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('processed_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),

@@ -1,17 +1,22 @@
-"""Durable intake: a raw webhook body is committed in its row before the edge answers 2xx.
+"""Durable intake for every channel: raw input is committed in its row before the edge acknowledges it.
 
-The edge calls :func:`store_payload` and answers 2xx only after the
-``InboundPayload`` row holding the raw body is committed (group commit,
-:class:`PayloadWriter`: one commit makes a whole batch of concurrent bodies
-durable, no file fsync per request).  The payload processor
-(:mod:`channels.webhooks.processor`) takes the rows from there.
+An edge (a webhook endpoint, the SMTP ``DATA`` hook, the IMAP poller) calls
+:func:`store_payload` and acknowledges (2xx, ``250``, ``\\Seen``) only after
+the ``InboundPayload`` row holding the raw bytes is committed (group commit,
+:class:`PayloadWriter`: one commit makes a whole batch of concurrent inputs
+durable, no file fsync per request).  A processor takes the rows from there
+(webhooks: :mod:`channels.webhooks.processor`; email:
+:mod:`ingest.email_intake`); a row goes pending -> processed or pending ->
+quarantined, and one still pending after a crash is processed on restart.
 
-A byte-identical body already committed for its channel is not stored
-again: the sender lost our answer and retried, and gets the first row's id
-back.  That answers "this exact body is durable"; whether a *message* is a
-duplicate is decided by one rule in ingest (:mod:`ingest.duplicates`), by
-provider message id, because a redelivered message may come in a
-different body.
+With ``dedupe`` (webhooks), a byte-identical body already committed for its
+channel is not stored again: the sender lost our answer and retried, and
+gets the first row's id back.  That answers "this exact body is durable";
+whether a *message* is a duplicate is decided in ingest, during processing
+(:mod:`ingest.duplicates`, and ``reject_duplicate`` for email), because a
+redelivered message may come in a different body.  Email rows are never
+deduplicated here: each accepted mail gets its row, and the pipeline's
+duplicate rule absorbs a redelivery exactly as it would without intake.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.background import finish_or_cancel
 from frontdesk.model import InboundPayload, utcnow
@@ -104,14 +110,22 @@ class BlobStoreProbe:
 BLOB_PROBE = BlobStoreProbe()
 
 
-async def commit_payload_rows(ctx: IngestContext, batch: list[dict[str, Any]]) -> list[StoredPayload]:
+async def commit_payload_rows(ctx: IngestContext, batch: list[dict[str, Any]], *,
+                              dedupe: bool = True) -> list[StoredPayload]:
     """Insert the batch's new bodies as pending rows and commit, in one transaction.
 
-    A body already stored for its channel (same SHA-256, found by one
-    indexed lookup for the whole batch), or repeated inside the batch, is
-    not inserted again: it answers as a duplicate of the first row.
+    With ``dedupe``, a body already stored for its channel (same SHA-256,
+    found by one indexed lookup for the whole batch), or repeated inside
+    the batch, is not inserted again: it answers as a duplicate of the
+    first row.  Without, every input gets a row of its own.
     """
     received = utcnow()
+    if not dedupe:
+        async with write_transaction(ctx.sessions) as session:
+            result = await session.execute(
+                insert(InboundPayload).returning(InboundPayload.id, sort_by_parameter_order=True),
+                [{"received_at": received, **values, "state": PENDING} for values in batch])
+            return [StoredPayload(payload_id, duplicate=False) for payload_id in result.scalars().all()]
     known: dict[tuple[str, str], int] = {}
     fresh: dict[tuple[str, str], dict[str, Any]] = {}
     async with write_transaction(ctx.sessions) as session:
@@ -147,9 +161,12 @@ class PayloadWriter:
     is answered; under load one commit (one fsync) serves many requests.
     """
 
-    def __init__(self, ctx: IngestContext, *, max_batch: int = 200) -> None:
+    def __init__(self, ctx: IngestContext, *, max_batch: int = 200, dedupe: bool = True,
+                 name: str = "webhook-payload-writer") -> None:
         self.ctx = ctx
         self.max_batch = max_batch
+        self.dedupe = dedupe
+        self.name = name
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[StoredPayload]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._last_request = 0.0  # monotonic time of the latest request
@@ -169,16 +186,16 @@ class PayloadWriter:
             await asyncio.sleep(min(max(quiet - calm, 0.005), deadline - now))
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="webhook-payload-writer")
+        self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:  # a queue consumer never ends by itself: cancel it at once
-            await finish_or_cancel(task, 0, name="webhook-payload-writer")
+            await finish_or_cancel(task, 0, name=self.name)
 
     async def insert(self, values: dict[str, Any]) -> StoredPayload:
         if self._task is None:  # not started: commit alone
-            return (await commit_payload_rows(self.ctx, [values]))[0]
+            return (await commit_payload_rows(self.ctx, [values], dedupe=self.dedupe))[0]
         future: asyncio.Future[StoredPayload] = asyncio.get_running_loop().create_future()
         self._last_request = time.monotonic()
         self._queue.put_nowait((values, future))
@@ -193,7 +210,7 @@ class PayloadWriter:
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                stored = await commit_payload_rows(self.ctx, [values for values, _ in batch])
+                stored = await commit_payload_rows(self.ctx, [values for values, _ in batch], dedupe=self.dedupe)
             except Exception as error:  # noqa: BLE001 - every waiting request gets the error
                 for _, future in batch:
                     if not future.done():
@@ -205,8 +222,9 @@ class PayloadWriter:
 
 
 async def store_payload(ctx: IngestContext, *, channel: str, route: str, raw: bytes,
-                        headers: dict[str, Any], writer: PayloadWriter | None = None,
-                        recent: RecentPayloads | None = None, digest: str | None = None) -> StoredPayload:
+                        headers: dict[str, Any] | None = None, envelope: dict[str, Any] | None = None,
+                        writer: PayloadWriter | None = None, recent: RecentPayloads | None = None,
+                        digest: str | None = None) -> StoredPayload:
     """Make the body durable (committed in its row); raise ``StorageUnavailable`` when we cannot.
 
     A redelivery of byte-identical content is recognised here and stores
@@ -219,7 +237,8 @@ async def store_payload(ctx: IngestContext, *, channel: str, route: str, raw: by
     if not BLOB_PROBE.writable(ctx.blobs):
         raise StorageUnavailable("blob store cannot take writes")
     try:
-        values = {"channel": channel, "route": route, "blob": digest, "body": raw, "headers": headers}
+        values = {"channel": channel, "route": route, "blob": digest, "body": raw, "headers": headers or {},
+                  "envelope": envelope or {}}
         if writer is None:  # direct use (recovery tests, tools): no group commit
             stored = (await commit_payload_rows(ctx, [values]))[0]
         else:
@@ -233,3 +252,27 @@ async def store_payload(ctx: IngestContext, *, channel: str, route: str, raw: by
     if recent is not None:
         recent.add(channel, digest, stored.id)
     return stored
+
+
+async def claim_pending(session: AsyncSession, payload_id: int) -> InboundPayload | None:
+    """Lock the row for the caller's transaction if it is still pending; ``None`` if it is not ours to process.
+
+    On PostgreSQL ``FOR UPDATE SKIP LOCKED``: a row another process holds
+    is skipped rather than waited for, and one it has settled is no longer
+    pending once we get it, so two processors never both process a row.
+    (SQLite writers take turns through :mod:`frontdesk.storage.writer`.)
+    """
+    return await session.scalar(
+        select(InboundPayload).where(InboundPayload.id == payload_id, InboundPayload.state == PENDING)
+        .with_for_update(skip_locked=True).execution_options(populate_existing=True))
+
+
+def settle(row: InboundPayload, state: str) -> None:
+    """Mark a claimed row done (``PROCESSED`` or ``QUARANTINED``), in the transaction that claimed it.
+
+    Its body is dropped: by now it is in the blob store, where messages
+    and quarantine items refer to it by digest.
+    """
+    row.state = state
+    row.processed_at = utcnow()
+    row.body = None
