@@ -184,7 +184,7 @@ OPENAPI: dict[str, Any] = {"paths": {
                   "responses": {"200": json_response("property", _PROPERTY), "409": _ERR, "422": _ERR}},
         "delete": {"summary": "Delete a custom property (and its stage property entries); "
                               "a built-in one is 422 built_in_property",
-                   "responses": {"204": {"description": "deleted"}, "422": _ERR}},
+                   "responses": {"204": {"description": "deleted"}, "403": _ERR, "422": _ERR}},
     },
     "/api/v1/statuses/{status_id}/properties": {
         "parameters": [{"name": "status_id", "in": "path", "required": True, "schema": {"type": "integer"}}],

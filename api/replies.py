@@ -22,8 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.api.auth import Principal, principal_of
 from frontdesk.api.errors import ApiError
 from frontdesk.api.keys import BLOBS, SESSIONS, SETTINGS
-from frontdesk.api.openapi import AUTH_ERRORS, answer_object, closed_object, error_response, json_request, json_response
-from frontdesk.api.parameters import path_id
+from frontdesk.api.openapi import (
+    AUTH_ERRORS, answer_object, closed_object, error_response, json_request, json_response, text,
+)
+from frontdesk.api.parameters import ID_SCHEMA, path_id
 from frontdesk.api.request_body import json_body
 from frontdesk.events import AGENT, Actor, MessageSent
 from frontdesk.model import Contact, ContactIdentity, Conversation, Delivery, Message, Ticket
@@ -226,7 +228,14 @@ OPENAPI: dict[str, Any] = {
                     "subject": {"type": ["string", "null"], "maxLength": 998,
                                 "description": "default: Re: <customer's subject>"},
                     "cc": {"type": ["array", "null"], "items": {"type": "string", "maxLength": 320}},
-                }, "text")),
+                    "insert": {"type": "array", "maxItems": 20, "description": (
+                        "Snippets and templates rendered for the ticket and appended in order; with it, "
+                        "`text` may be left out."),
+                        "items": {"oneOf": [
+                            closed_object({"snippet": ID_SCHEMA}, "snippet"),
+                            closed_object({"template": text(100)}, "template")],
+                            "x-error": {"code": "insert_invalid"}}},
+                }, anyOf=[{"required": ["text"]}, {"required": ["insert"]}])),
                 "responses": {
                     "201": json_response("Queued for delivery.", _REPLY),
                     "200": json_response("A reply with this Idempotency-Key already exists.", _REPLY),

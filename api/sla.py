@@ -67,8 +67,8 @@ async def get_report(request: web.Request) -> web.Response:
     principal = principal_of(request)
     end = _instant(request, "to", utcnow())
     start = _instant(request, "from", end - timedelta(days=30))
-    group_by = request.query.get("group_by") or None
-    if group_by is not None and group_by not in REPORT_GROUPS:
+    group_by = request.query.get("group_by")
+    if group_by is not None and group_by not in REPORT_GROUPS:  # an empty one too: say what is valid
         raise bad_parameter("group_by", f"group_by must be one of {', '.join(REPORT_GROUPS)}")
     async with request.app[SESSIONS]() as session:
         lines = await sla_report(session, ticket_visibility(principal), start, end, group_by)
@@ -103,6 +103,9 @@ SETTINGS_SCHEMA = {"type": "object", "properties": {
                          "description": "null: every Waiting on contact status"},
     "notify": {"type": "object", "description": "who gets an internal email at each moment", "properties": {
         moment: {"type": "array", "items": {"enum": list(NOTIFY_RECIPIENTS)}} for moment in NOTIFY_MOMENTS}}}}
+# A part the schema refuses answers with the settings' own code (api.request_body reads x-error).
+for _part in SETTINGS_SCHEMA["properties"].values():
+    _part["x-error"] = {"code": "sla_settings_invalid"}
 _SETTINGS_OK = {"description": "the SLA settings",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SlaSettings"}}}}
 _FORBIDDEN = error_response("super_admin_required: only a super admin may read or change the SLA settings.")

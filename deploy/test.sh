@@ -26,4 +26,4 @@ deploy/lint.sh
 # The slowest tests and the reasons for any skip, at the end of the run.
 # Two workers (the machine has two cores and much of the suite waits on
 # servers); the tests that share the Kafka broker stay on one of them.
-.venv/bin/pytest -q -p no:cacheprovider -n "${FRONTDESK_TEST_WORKERS:-2}" --dist loadgroup --durations=15 -rs "$@"
+.venv/bin/pytest -q -p no:cacheprovider -n "${FRONTDESK_TEST_WORKERS:-2}" --dist loadgroup --durations=15 -rfEs "$@"

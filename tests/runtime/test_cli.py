@@ -305,7 +305,7 @@ def test_the_worker_can_deliver_replies_on_every_channel(tmp_path) -> None:  # t
              "from frontdesk.storage.database import create_engine, session_factory; "
              "from frontdesk.runtime.worker import automation_with_outbound; "
              "s = load_settings(os.environ['FRONTDESK_CONFIG']); "
-             "_, (start_delivery_loop,) = automation_with_outbound(s, session_factory(create_engine(s.database_url))); "
+             "_, (start_delivery_loop, *_) = automation_with_outbound(s, session_factory(create_engine(s.database_url))); "
              "print(sorted(start_delivery_loop.__self__.deliverers))")
     env = {**base_env(tmp_path), "FRONTDESK_CONFIG": str(config)}
     result = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True,

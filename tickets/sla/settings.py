@@ -136,6 +136,11 @@ def _hours(value: Any, field: str) -> tuple[dict[str, Any], Schedule]:
     spec = _object(value, field)
     mode = spec.get("mode", ALWAYS_OPEN)
     if mode == ALWAYS_OPEN:
+        # The schedule is not used around the clock, but what is sent must still be valid.
+        holiday_spec = spec.get("holidays") or {}
+        if isinstance(holiday_spec, dict):
+            _dates(holiday_spec.get("added", []), f"{field}.holidays.added")
+            _dates(holiday_spec.get("removed", []), f"{field}.holidays.removed")
         return {"mode": ALWAYS_OPEN}, ALWAYS
     if mode != WORKING_HOURS:
         raise settings_invalid(f"{field}.mode", f"{field}.mode must be {ALWAYS_OPEN!r} or {WORKING_HOURS!r}")
