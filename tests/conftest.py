@@ -12,6 +12,7 @@ import asyncio
 import os
 import shutil
 import uuid
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import AsyncIterator, Iterator
@@ -27,6 +28,13 @@ from frontdesk.storage.database import create_engine, session_factory
 from frontdesk.storage.migrate import upgrade
 
 from _servers import servers_required
+
+# pytest-xdist ends its workers with an interrupt once the run is over; one
+# landing in a garbage-collector callback is reported, after the last test,
+# as an "unraisable" KeyboardInterrupt.  Only that exact report is silenced
+# (a process-wide filter: the report comes after every test's own filters).
+warnings.filterwarnings("ignore", message=r"(?s)Exception ignored in.*KeyboardInterrupt",
+                        category=pytest.PytestUnraisableExceptionWarning)
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = (REPO.parent / "shared" / "corpus").resolve()
