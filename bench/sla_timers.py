@@ -63,8 +63,9 @@ async def fill(conn: asyncpg.Connection, tickets: int) -> None:
     await conn.execute("INSERT INTO statuses (pipeline_id, label, internal_name, position, is_closed) "
                        "SELECT id, 'New', 'new', 0, false FROM pipelines")
     await conn.execute("""
-        INSERT INTO tickets (name, pipeline_id, status_id, source_channel, custom_properties, created_at, updated_at)
-        SELECT 'Ticket ' || n, p.id, s.id, 'email', '{}'::json, now(), now()
+        INSERT INTO tickets (name, pipeline_id, status_id, source_channel, custom_properties, created_at, updated_at,
+                             is_spam, last_message_outbound)
+        SELECT 'Ticket ' || n, p.id, s.id, 'email', '{}'::json, now(), now(), false, false
         FROM generate_series(1, $1) AS n, pipelines p, statuses s""", tickets)
     await conn.execute("""
         INSERT INTO sla_clocks (ticket_id, kind, state, started_at, target_minutes, due_soon_minutes, pauses,

@@ -93,14 +93,14 @@ def generation_sql(dialect: str, tickets: int) -> list[str]:
         "(1, 1, 'New', 'new', 0, false), (2, 1, 'Waiting on us', 'waiting_on_us', 1, false), "
         "(3, 1, 'Closed', 'closed', 2, true)",
         f"WITH {_series(dialect, 50)} INSERT INTO users (id, name, email, role, primary_team_id, ticket_access, "
-        "sees_unassigned, can_manage_views, is_active, created_at) SELECT i, 'Agent ' || i, 'agent' || i || "
-        f"'@acme.test', 'agent', (i % 3) + 1, 'all', true, true, true, {now} FROM s",
+        "sees_unassigned, can_manage_views, account_access, is_active, created_at) SELECT i, 'Agent ' || i, 'agent' || i || "
+        f"'@acme.test', 'agent', (i % 3) + 1, 'all', true, true, false, true, {now} FROM s",
         "INSERT INTO team_memberships (user_id, team_id) SELECT id, primary_team_id FROM users",
-        f"WITH {_series(dialect, companies)} INSERT INTO companies (id, name, domain, created_at) "
-        f"SELECT i, 'Company ' || i || ' GmbH', 'c' || i || '.test', {now} FROM s",
+        f"WITH {_series(dialect, companies)} INSERT INTO companies (id, name, domain, created_at, updated_at) "
+        f"SELECT i, 'Company ' || i || ' GmbH', 'c' || i || '.test', {now}, {now} FROM s",
         f"WITH {_series(dialect, contacts)} INSERT INTO contacts (id, email, first_name, last_name, phone, mobile, "
-        "company_id, is_marketing_contact, created_at) SELECT i, 'person' || i || '@mail.test', "
-        f"{first}, 'Surname' || i, '+1 (555) ' || {_pad7(dialect, 'i')}, NULL, (i % {companies}) + 1, false, {now} "
+        "company_id, is_marketing_contact, created_at, updated_at) SELECT i, 'person' || i || '@mail.test', "
+        f"{first}, 'Surname' || i, '+1 (555) ' || {_pad7(dialect, 'i')}, NULL, (i % {companies}) + 1, false, {now}, {now} "
         "FROM s",
         f"WITH {_series(dialect, tickets)} INSERT INTO tickets (id, name, description, pipeline_id, status_id, "
         "priority, owner_id, team_id, source_channel, contact_id, company_id, custom_properties, is_spam, "
