@@ -9,10 +9,10 @@ fully migrated database: a copy of a template migrated once per session.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import uuid
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import AsyncIterator, Iterator
@@ -29,12 +29,23 @@ from frontdesk.storage.migrate import upgrade
 
 from _servers import servers_required
 
-# pytest-xdist ends its workers with an interrupt once the run is over; one
-# landing in a garbage-collector callback is reported, after the last test,
-# as an "unraisable" KeyboardInterrupt.  Only that exact report is silenced
-# (a process-wide filter: the report comes after every test's own filters).
-warnings.filterwarnings("ignore", message=r"(?s)Exception ignored in.*KeyboardInterrupt",
-                        category=pytest.PytestUnraisableExceptionWarning)
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Do the worker's end-of-run garbage collection before it reports itself finished.
+
+    pytest collects garbage again at unconfigure, after an xdist worker has
+    told the controller it finished.  The controller then gives the worker 5
+    seconds to end before execnet sends it SIGINT, and a full collection over
+    the heap a whole run leaves takes longer than that on a loaded two-core
+    machine: the interrupt then lands in a garbage-collector callback and is
+    printed after the last test.  Collecting here, and freezing what survives
+    so later collections skip it, leaves the worker almost nothing to do once
+    it has reported.
+    """
+    gc.collect()
+    gc.freeze()
+
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = (REPO.parent / "shared" / "corpus").resolve()
