@@ -35,6 +35,10 @@ python=${PYTHON:-python3}
 PYTHONWARNINGS="ignore:Editable installation" .venv/bin/pip install -q -e ".[test]"
 
 if [ ! -d deploy/kafka/lib ]; then
-  (cd deploy/kafka && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib)
+  # Maven prints terminal reset codes even in quiet batch mode: its output
+  # is shown only when it fails.
+  if ! out=$(cd deploy/kafka && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib 2>&1); then
+    echo "$out" >&2; exit 1
+  fi
 fi
 echo "dependencies ready"
