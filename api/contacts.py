@@ -10,7 +10,7 @@ case-insensitive substring match.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy import ColumnElement, select
@@ -21,7 +21,7 @@ from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.api.pages import PAGE_PARAMETERS, page_end, paged
 from frontdesk.api.parameters import ID_SCHEMA, MAX_ID, path_id
-from frontdesk.api.request_body import int_field, json_body, refuse_unknown_fields
+from frontdesk.api.request_body import int_field, json_body
 from frontdesk.model import Company, Contact
 from frontdesk.tickets import contacts as rules
 from frontdesk.tickets.associations import COMPANIES, CONTACTS
@@ -80,9 +80,8 @@ async def _one(session: AsyncSession, model: Any, ident: int, what: str) -> Any:
 
 
 # --- contacts -----------------------------------------------------------------
-
-CONTACT_BODY = (*rules.CONTACT_FIELDS, "company_id")
-
+# The request-schema gate has already refused unknown fields and wrong types
+# (``_CONTACT_BODY`` / ``_COMPANY_BODY`` below); these handlers only trim.
 
 @routes.get("/api/v1/contacts")
 async def list_contacts(request: web.Request) -> web.Response:
@@ -91,34 +90,23 @@ async def list_contacts(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/contacts")
 async def create_contact(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    refuse_unknown_fields(body, CONTACT_BODY)
-    values = optional_texts(body, rules.CONTACT_FIELDS)
-    async with request.app[SESSIONS].begin() as session:
-        contact = await rules.create_contact(session, values, company_id=int_field(body, "company_id"))
-        answer = contact_json(contact)
-    return web.json_response(answer, status=201)
+    async def make(session: AsyncSession, body: dict[str, Any]) -> Contact:
+        return await rules.create_contact(session, optional_texts(body, rules.CONTACT_FIELDS),
+                                          company_id=int_field(body, "company_id"))
+    return await _create(request, make, contact_json)
 
 
 @routes.get(r"/api/v1/contacts/{contact_id:\d+}")
 async def get_contact(request: web.Request) -> web.Response:
-    async with request.app[SESSIONS]() as session:
-        contact = await _one(session, Contact, path_id(request, "contact_id"), "contact")
-    return web.json_response(contact_json(contact))
+    return await _read(request, Contact, "contact", contact_json)
 
 
 @routes.patch(r"/api/v1/contacts/{contact_id:\d+}")
 async def update_contact(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    refuse_unknown_fields(body, CONTACT_BODY)
-    values = optional_texts(body, rules.CONTACT_FIELDS)
-    async with request.app[SESSIONS].begin() as session:
-        contact = await _one(session, Contact, path_id(request, "contact_id"), "contact")
-        await rules.update_contact(session, contact, values, company_id=int_field(body, "company_id"),
-                                   set_company="company_id" in body)
-        await refresh_linked_tickets(session, CONTACTS, contact.id)
-        answer = contact_json(contact)
-    return web.json_response(answer)
+    async def change(session: AsyncSession, contact: Contact, body: dict[str, Any]) -> None:
+        await rules.update_contact(session, contact, optional_texts(body, rules.CONTACT_FIELDS),
+                                   company_id=int_field(body, "company_id"), set_company="company_id" in body)
+    return await _update(request, Contact, "contact", CONTACTS, change, contact_json)
 
 
 # --- companies ----------------------------------------------------------------
@@ -130,31 +118,50 @@ async def list_companies(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/companies")
 async def create_company(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    refuse_unknown_fields(body, rules.COMPANY_FIELDS)
-    async with request.app[SESSIONS].begin() as session:
-        company = await rules.create_company(session, optional_texts(body, rules.COMPANY_FIELDS))
-        answer = company_json(company)
-    return web.json_response(answer, status=201)
+    async def make(session: AsyncSession, body: dict[str, Any]) -> Company:
+        return await rules.create_company(session, optional_texts(body, rules.COMPANY_FIELDS))
+    return await _create(request, make, company_json)
 
 
 @routes.get(r"/api/v1/companies/{company_id:\d+}")
 async def get_company(request: web.Request) -> web.Response:
-    async with request.app[SESSIONS]() as session:
-        company = await _one(session, Company, path_id(request, "company_id"), "company")
-    return web.json_response(company_json(company))
+    return await _read(request, Company, "company", company_json)
 
 
 @routes.patch(r"/api/v1/companies/{company_id:\d+}")
 async def update_company(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    refuse_unknown_fields(body, rules.COMPANY_FIELDS)
-    async with request.app[SESSIONS].begin() as session:
-        company = await _one(session, Company, path_id(request, "company_id"), "company")
+    async def change(session: AsyncSession, company: Company, body: dict[str, Any]) -> None:
         rules.update_company(company, optional_texts(body, rules.COMPANY_FIELDS))
+    return await _update(request, Company, "company", COMPANIES, change, company_json)
+
+
+# --- one shape for both records -------------------------------------------------
+
+async def _create(request: web.Request, make: Callable[[AsyncSession, dict[str, Any]], Awaitable[Any]],
+                  to_json: Callable[[Any], dict[str, Any]]) -> web.Response:
+    body = await json_body(request)
+    async with request.app[SESSIONS].begin() as session:
+        answer = to_json(await make(session, body))
+    return web.json_response(answer, status=201)
+
+
+async def _read(request: web.Request, model: Any, what: str, to_json: Callable[[Any], dict[str, Any]]) -> web.Response:
+    async with request.app[SESSIONS]() as session:
+        record = await _one(session, model, path_id(request, f"{what}_id"), what)
+    return web.json_response(to_json(record))
+
+
+async def _update(request: web.Request, model: Any, what: str, kind: Any,
+                  change: Callable[[AsyncSession, Any, dict[str, Any]], Awaitable[None]],
+                  to_json: Callable[[Any], dict[str, Any]]) -> web.Response:
+    """Change one record, then refresh the search rows of the tickets linked to it, in one transaction."""
+    body = await json_body(request)
+    async with request.app[SESSIONS].begin() as session:
+        record = await _one(session, model, path_id(request, f"{what}_id"), what)
+        await change(session, record, body)
         await session.flush()
-        await refresh_linked_tickets(session, COMPANIES, company.id)
-        answer = company_json(company)
+        await refresh_linked_tickets(session, kind, record.id)
+        answer = to_json(record)
     return web.json_response(answer)
 
 

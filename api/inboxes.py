@@ -23,7 +23,7 @@ from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.api.parameters import ID_SCHEMA, path_id
 from frontdesk.api.replies import run_after_commit
-from frontdesk.api.request_body import int_field, json_body, refuse_unknown_fields, text_field
+from frontdesk.api.request_body import int_field, json_body, text_field
 from frontdesk.model import Conversation, ConversationMove, Inbox
 from frontdesk.tickets.access import Principal
 from frontdesk.tickets.audit import record_audit
@@ -32,8 +32,6 @@ from frontdesk.tickets.inboxes import COMMENT_LIMIT, NAME_LIMIT, create_inbox, m
 from frontdesk.tickets.pipelines import valid_internal_name
 
 routes = web.RouteTableDef()
-
-MOVE_FIELDS = ("inbox_id", "owner_id", "comment")
 
 
 def inbox_json(inbox: Inbox) -> dict[str, Any]:
@@ -97,7 +95,6 @@ async def get_conversation(request: web.Request) -> web.Response:
 async def move(request: web.Request) -> web.Response:
     principal = require_account_access(request)
     body = await json_body(request)
-    refuse_unknown_fields(body, MOVE_FIELDS)
     inbox_id = int_field(body, "inbox_id", required=True)
     owner_id = int_field(body, "owner_id")
     comment = body.get("comment")

@@ -25,7 +25,7 @@ from frontdesk.api.errors import ApiError
 from frontdesk.api.parameters import MAX_ID, path_id
 
 __all__ = ["REQUEST_SCHEMAS", "bool_field", "int_field", "int_list_field", "json_body", "path_id",
-           "refuse_unknown_fields", "request_schema_middleware", "request_schemas", "text_field"]
+           "request_schema_middleware", "request_schemas", "text_field"]
 
 _DOCUMENT_URI = "urn:frontdesk:openapi"
 _METHODS = ("get", "put", "post", "delete", "patch")
@@ -45,35 +45,48 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _not_a_json_object()
     try:
-        # JSON may escape a lone surrogate ("\ud800"): Python keeps it, no database stores it.
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ApiError(400, "invalid_json", "the request body holds text that is not valid Unicode") from None
+        found = _bad_text_at(body)
     except RecursionError:  # nested nearly as deep as the parser allows
         raise _not_a_json_object() from None
-    try:
-        where = _nul_at(body)
-    except RecursionError:
-        raise _not_a_json_object() from None
-    if where is not None:
+    if found is not None:
+        where, flaw = found
+        if flaw == SURROGATE:
+            raise ApiError(400, "invalid_json", "the request body holds text that is not valid Unicode")
         raise ApiError(422, "field_invalid", f"{where or 'a key'!r} holds a NUL character", field=where)
     return body
 
 
-def _nul_at(value: Any, path: str = "") -> str | None:
-    """Where a NUL character sits in a JSON value (a dotted path), or None.
+NUL, SURROGATE = "nul", "surrogate"
+
+
+def _text_flaw(text: str) -> str | None:
+    """Why no database can store ``text``: a NUL character, or a lone surrogate; None if it can be stored.
 
     PostgreSQL text cannot hold NUL: stored or compared, it fails in the
     driver (a 500), so it is refused at the edge, like a malformed value.
+    JSON may escape a lone surrogate ("\\ud800"): Python keeps it, but it is
+    not Unicode that any database stores.
     """
+    if "\x00" in text:
+        return NUL
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE
+    return None
+
+
+def _bad_text_at(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first key or string in a JSON value that cannot be stored: (its dotted path, the flaw), or None."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        flaw = _text_flaw(value)
+        return (path, flaw) if flaw else None
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
         inner = f"{path}.{key}" if path else str(key)
-        if isinstance(key, str) and "\x00" in key:
-            return inner
-        if (found := _nul_at(item, inner)) is not None:
+        if isinstance(key, str) and (flaw := _text_flaw(key)):
+            return inner, flaw
+        if (found := _bad_text_at(item, inner)) is not None:
             return found
     return None
 
@@ -278,10 +291,3 @@ def int_list_field(body: dict[str, Any], name: str) -> list[int]:
             isinstance(v, int) and not isinstance(v, bool) and -MAX_ID - 1 <= v <= MAX_ID for v in value):
         raise ApiError(422, "field_invalid", f"{name!r} must be a list of integers", field=name)
     return value
-
-
-def refuse_unknown_fields(body: dict[str, Any], allowed: Any) -> None:
-    """422 ``unknown_fields`` naming every key of ``body`` not in ``allowed`` (a typo must not pass silently)."""
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise ApiError(422, "unknown_fields", f"unknown fields: {', '.join(unknown)}", fields=unknown)

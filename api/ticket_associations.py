@@ -18,7 +18,7 @@ from frontdesk.api.auth import principal_of
 from frontdesk.api.keys import SESSIONS
 from frontdesk.api.openapi import AUTH_ERRORS, error_response
 from frontdesk.api.parameters import ID_SCHEMA, path_id
-from frontdesk.api.request_body import bool_field, json_body, refuse_unknown_fields
+from frontdesk.api.request_body import bool_field, json_body
 from frontdesk.api.tickets import associated_json, links_of
 from frontdesk.events import Actor
 from frontdesk.model import Ticket
@@ -36,7 +36,6 @@ async def _answer(session: AsyncSession, ticket: Ticket, kind: Association) -> d
 async def _change(request: web.Request, kind: Association, *, remove: bool) -> web.Response:
     principal = principal_of(request)
     body = await json_body(request) if request.body_exists and not remove else {}
-    refuse_unknown_fields(body, ("primary",))
     primary = bool(bool_field(body, "primary", False))
     actor = Actor.agent(principal.user_id)
     async with request.app[SESSIONS].begin() as session:
