@@ -17,13 +17,13 @@ from frontdesk.api.auth import Principal, principal_of
 from frontdesk.api.contacts import optional_texts
 from frontdesk.api.errors import ApiError, not_found
 from frontdesk.api.keys import SESSIONS
-from frontdesk.api.openapi import answer_object, closed_object, json_request, json_response, text
+from frontdesk.api.openapi import closed_object, json_request, json_response, ref, text
 from frontdesk.api.parameters import ID_SCHEMA
 from frontdesk.api.request_body import int_field, json_body, text_field
+from frontdesk.api.tickets import links_of, ticket_json
 from frontdesk.events import Actor
 from frontdesk.model import Company, Contact, Pipeline, Status, Team, TicketParticipant, User
 from frontdesk.tickets.access import pipeline_visibility
-from frontdesk.tickets.audit import snapshot
 from frontdesk.tickets import contacts as contact_rules
 from frontdesk.tickets import creation
 from frontdesk.tickets.associations import COMPANIES, CONTACTS, link
@@ -32,10 +32,6 @@ from frontdesk.tickets.properties import BUILT_IN
 from frontdesk.tickets.property_values import validate_custom_values, validate_value
 
 routes = web.RouteTableDef()
-
-TICKET_FIELDS = ("id", "name", "description", "pipeline_id", "status_id", "priority", "category", "owner_id",
-                 "team_id", "source_channel", "contact_id", "company_id", "custom_properties", "created_at",
-                 "closed_at")
 
 
 def _reference(body: dict[str, Any], id_field: str, name_field: str) -> tuple[str, int | str]:
@@ -183,12 +179,10 @@ async def create_ticket(request: web.Request) -> web.Response:
         # Associated contacts take part in the ticket: their replies quoting [#id] are trusted.
         addresses = sorted({c.email for c in contacts if c.email})
         session.add_all([TicketParticipant(ticket_id=ticket.id, address=a) for a in addresses])
-        result = snapshot(ticket, TICKET_FIELDS)
-        result["contact_ids"] = [c.id for c in contacts]
-        result["company_ids"] = [c.id for c in companies]
-        result["status"] = {"id": status.id, "internal_name": status.internal_name, "label": status.label,
-                            "state": "closed" if status.is_closed else "open"}
-        result["pipeline"] = {"id": pipeline.id, "internal_name": pipeline.internal_name, "name": pipeline.name}
+        await session.flush()
+        await session.refresh(ticket)
+        # The same shape as GET and PATCH answer (TicketSummary).
+        result = ticket_json(ticket, pipeline, status, contact, (await links_of(session, [ticket.id]))[ticket.id])
     return web.json_response(result, status=201)
 
 
@@ -207,23 +201,6 @@ _COMPANY = {"oneOf": [_BY_ID, closed_object({"name": text(300), "domain": {"type
                                                                           "maxLength": 255}}, "name")],
             "description": "{id} of a known company, or {name, domain} for a new one"}
 _REFERENCE = {"oneOf": [text(), ID_SCHEMA]}
-_CREATED = answer_object({
-    "id": {"type": "integer"}, "name": {"type": "string"}, "description": {"type": ["string", "null"]},
-    "pipeline_id": {"type": "integer"}, "status_id": {"type": "integer"},
-    "priority": {"type": ["string", "null"]}, "category": {"type": ["string", "null"]},
-    "owner_id": {"type": ["integer", "null"]}, "team_id": {"type": ["integer", "null"]},
-    "source_channel": {"type": "string"}, "contact_id": {"type": ["integer", "null"]},
-    "company_id": {"type": ["integer", "null"]}, "custom_properties": {"type": "object"},
-    "created_at": {"type": "string", "format": "date-time"},
-    "closed_at": {"type": ["string", "null"], "format": "date-time"},
-    "contact_ids": {"type": "array", "items": {"type": "integer"}},
-    "company_ids": {"type": "array", "items": {"type": "integer"}},
-    "status": answer_object({"id": {"type": "integer"}, "internal_name": {"type": "string"},
-                             "label": {"type": "string"}, "state": {"enum": ["open", "closed"]}}),
-    "pipeline": answer_object({"id": {"type": "integer"}, "internal_name": {"type": "string"},
-                               "name": {"type": "string"}}),
-}, "id", "name", "pipeline_id", "status_id", "status", "pipeline", "contact_ids", "company_ids")
-
 OPENAPI: dict[str, Any] = {"paths": {
     "/api/v1/tickets": {
         "post": {
@@ -250,7 +227,7 @@ OPENAPI: dict[str, Any] = {"paths": {
                 "companies": {"type": "array", "items": _COMPANY,
                               "description": "several companies instead of 'company'; the first is primary"},
             }, "name")),
-            "responses": {"201": json_response("the ticket", _CREATED), "404": _ERR, "422": _ERR},
+            "responses": {"201": json_response("the ticket, as GET lists it", ref("TicketSummary")), "404": _ERR, "422": _ERR},
         }
     }
 }}

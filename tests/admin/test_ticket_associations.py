@@ -85,8 +85,7 @@ async def test_manual_create_takes_existing_ids_and_new_contacts_and_companies(a
     assert [(c["name"], c["primary"]) for c in detail["companies"]] == [("Partner", True), ("Client", False)]
     # The new primary contact joins the primary company; the known contact keeps none of it.
     assert contacts[0]["company_id"] == detail["companies"][0]["id"] and contacts[1]["company_id"] is None
-    assert ticket["contact_ids"] == [c["id"] for c in contacts]
-    assert ticket["company_ids"] == [c["id"] for c in detail["companies"]]
+    assert ticket["contacts"] == contacts and ticket["companies"] == detail["companies"]
     for body, field in (({"contacts": [{"id": 999999}]}, "contact"), ({"companies": [{"id": 999999}]}, "company"),
                         ({"companies": [{"domain": "x.test"}]}, "companies.0"),  # the request schema names it
                         ({"companies": {"id": 1}}, "companies")):

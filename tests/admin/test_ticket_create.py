@@ -31,11 +31,15 @@ async def test_existing_and_new_contacts_and_companies(api, sessions):
                                                      "company": {"name": "Client", "domain": "client.test"}},
                          expect=201)
     second = await api.ok("POST", "/api/v1/tickets", {
-        "name": "B", "pipeline": "support", "status": "new", "company": {"id": first["company_id"]},
-        "contacts": [{"id": first["contact_id"]}, {"email": "lee@client.test"}, {"email": "KIM@client.test"}]},
+        "name": "B", "pipeline": "support", "status": "new", "company": {"id": first["companies"][0]["id"]},
+        "contacts": [{"id": first["contact"]["id"]}, {"email": "lee@client.test"}, {"email": "KIM@client.test"}]},
         expect=201)
-    assert second["contact_id"] == first["contact_id"] and second["company_id"] == first["company_id"]
-    assert len(second["contact_ids"]) == 2
+    # The answer has GET's shape: the main contact, every contact and company with its primary mark.
+    assert second["contact"]["id"] == first["contact"]["id"]
+    assert [(c["id"], c["primary"]) for c in second["companies"]] == [(first["companies"][0]["id"], True)]
+    assert [c["email"] for c in second["contacts"]] == ["kim@client.test", "lee@client.test"]
+    detail = await api.ok("GET", f"/api/v1/tickets/{second['id']}")
+    assert {key: detail[key] for key in second} == second
     async with sessions() as session:
         assert await session.scalar(select(Contact.id).where(Contact.email == "lee@client.test")) is not None
         participants = set((await session.scalars(select(TicketParticipant.address)
