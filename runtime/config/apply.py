@@ -332,7 +332,7 @@ class _Applier:
             if channel is None:
                 channel = Channel(kind=spec["kind"], key=spec["key"], options={})
                 self.session.add(channel)
-            channel.name, channel.create_tickets = spec["name"], spec["create_tickets"]
+            channel.name, channel.create_tickets, channel.enabled = spec["name"], spec["create_tickets"], spec["enabled"]
             channel.pipeline_id = pipelines[spec["pipeline"]]
         for channel in existing.values():
             raise ConfigApplyError("channel_not_in_file",

@@ -105,7 +105,7 @@ async def export_config(session: AsyncSession) -> dict[str, Any]:
         doc["pipelines"].append(entry)
     doc["channels"] = [
         {"kind": c.kind, "key": c.key, "name": c.name, "pipeline": pipeline_names[c.pipeline_id],
-         "create_tickets": c.create_tickets}
+         "create_tickets": c.create_tickets, "enabled": c.enabled}
         for c in (await session.scalars(select(Channel).order_by(Channel.kind, Channel.key))).all()
     ]
     doc["sla"] = await export_sla(session)

@@ -96,7 +96,8 @@ def normalize(raw: dict[str, Any]) -> dict[str, Any]:
         key = str(_need(c, "key", "channel"))
         doc["channels"].append({"kind": kind, "key": key.lower() if kind == "email" else key,
                                 "name": c.get("name") or key, "pipeline": _need(c, "pipeline", f"channel {key}"),
-                                "create_tickets": bool(c.get("create_tickets", True))})
+                                "create_tickets": bool(c.get("create_tickets", True)),
+                                "enabled": bool(c.get("enabled", True))})
     doc["channels"].sort(key=lambda c: (c["kind"], c["key"]))
     doc["sla"] = normalize_sla(raw.get("sla"))
     doc["snippets"] = []

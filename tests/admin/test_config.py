@@ -63,6 +63,23 @@ async def test_export_then_apply_on_an_empty_database_gives_the_same_configurati
         await engine.dispose()
 
 
+async def test_a_disabled_channel_stays_disabled_through_export_and_apply(api, sessions, settings):
+    await story_setup(api)
+    support = next(p for p in (await api.ok("GET", "/api/v1/pipelines"))["pipelines"] if p["internal_name"] == "support")
+    chat = await api.ok("POST", "/api/v1/channels", {"kind": "chat", "key": "website", "pipeline_id": support["id"]},
+                        expect=201)
+    await api.ok("PATCH", f"/api/v1/channels/{chat['id']}", {"enabled": False})
+    doc = await _export(sessions)
+    entry = next(c for c in doc["channels"] if c["key"] == "website")
+    assert entry["enabled"] is False
+    # Applying the exported file changes nothing; switching it on in the file switches the channel on.
+    assert not (await apply_config(sessions, doc, max_pipelines=settings.max_pipelines)).changed
+    entry["enabled"] = True
+    assert "enabled" in (await apply_config(sessions, doc, max_pipelines=settings.max_pipelines)).diff
+    channels = (await api.ok("GET", f"/api/v1/pipelines/{support['id']}/channels"))["channels"]
+    assert next(c for c in channels if c["key"] == "website")["enabled"] is True
+
+
 async def test_apply_changes_only_what_differs_and_keeps_internal_names(api, sessions, settings):
     await story_setup(api)
     doc = await _export(sessions)
