@@ -1,0 +1,74 @@
+"""The IMAP mailbox lease, on SQLite and PostgreSQL: one holder at a time, taken over once it expires.
+
+Expiry is simulated by moving ``expires_at`` into the past, so nothing here
+waits for a clock.  The two-daemon kill -9 test is tests/runtime/test_scale_out.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from frontdesk.channels.imap_leases import MailboxLeaseHold, holder_id
+from frontdesk.model import MailboxLease, utcnow
+
+
+def hold(sessions, holder: str, *, mailbox: str = "support", folder: str = "INBOX") -> MailboxLeaseHold:
+    return MailboxLeaseHold(sessions, mailbox, folder, holder, seconds=15.0)
+
+
+async def expire(sessions, mailbox: str = "support") -> None:
+    async with sessions.begin() as session:
+        await session.execute(update(MailboxLease).where(MailboxLease.mailbox == mailbox)
+                              .values(expires_at=utcnow() - timedelta(seconds=1)))
+
+
+async def stored_holder(sessions, mailbox: str = "support") -> str | None:
+    async with sessions() as session:
+        return await session.scalar(select(MailboxLease.holder).where(MailboxLease.mailbox == mailbox))
+
+
+async def test_one_holder_at_a_time_until_the_lease_expires(sessions):
+    first, second = hold(sessions, "daemon-a"), hold(sessions, "daemon-b")
+    assert await first.acquire() and first.held
+    assert not await second.acquire() and not second.held
+    assert await first.renew() and await first.acquire()  # renewing and re-acquiring our own lease
+    assert await stored_holder(sessions) == "daemon-a"
+
+    await expire(sessions)  # the holder died: nobody renewed it
+    assert await second.acquire()
+    assert await stored_holder(sessions) == "daemon-b"
+    # The old holder's next renewal tells it the mailbox is no longer its own.
+    assert not await first.renew() and not first.held
+    assert not await first.acquire()
+
+
+async def test_a_released_lease_is_free_at_once_and_leases_are_per_folder(sessions):
+    first, second = hold(sessions, "daemon-a"), hold(sessions, "daemon-b")
+    assert await first.acquire()
+    assert await hold(sessions, "daemon-b", folder="Archive").acquire()  # another folder: its own lease
+    assert await hold(sessions, "daemon-b", mailbox="billing").acquire()
+    await second.release()  # not the holder: changes nothing
+    assert not await second.acquire()
+    await first.release()
+    assert not first.held
+    assert await second.acquire()
+
+
+async def test_concurrent_acquires_give_the_lease_to_exactly_one(sessions):
+    holds = [hold(sessions, holder_id()) for _ in range(4)]
+    results = await asyncio.gather(*(lease.acquire() for lease in holds))
+    assert sorted(results) == [False, False, False, True]
+    winner = holds[results.index(True)]
+    assert await stored_holder(sessions) == winner.holder
+
+
+async def test_a_failed_renewal_halts_polling_before_the_lease_can_lapse(sessions):
+    lease = hold(sessions, "daemon-a")
+    assert await lease.acquire()
+    # Just renewed: a renewal failing now leaves time for two more tries.
+    assert not lease.lapses_before_next_renewal()
+    lease.valid_until -= 2 * lease.renew_every  # two renewals failed since
+    assert lease.held and lease.lapses_before_next_renewal()
