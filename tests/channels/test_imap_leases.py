@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from frontdesk.channels.imap_leases import MailboxLeaseHold, holder_id
 from frontdesk.model import MailboxLease, utcnow
+from frontdesk.settings import ConfigError, load_settings
 
 
 def hold(sessions, holder: str, *, mailbox: str = "support", folder: str = "INBOX") -> MailboxLeaseHold:
@@ -72,3 +74,15 @@ async def test_a_failed_renewal_halts_polling_before_the_lease_can_lapse(session
     assert not lease.lapses_before_next_renewal()
     lease.valid_until -= 2 * lease.renew_every  # two renewals failed since
     assert lease.held and lease.lapses_before_next_renewal()
+
+
+def test_lease_seconds_come_from_the_environment_or_the_config_file_and_nonsense_is_refused(tmp_path):
+    base = {"FRONTDESK_DATA_DIR": str(tmp_path / "var")}
+    assert load_settings(environ=base).imap_lease_seconds == 15.0
+    config = tmp_path / "frontdesk.toml"
+    config.write_text("[imap]\nlease_seconds = 30\n")
+    assert load_settings(config, environ=base).imap_lease_seconds == 30.0
+    assert load_settings(config, environ=dict(base, FRONTDESK_IMAP_LEASE_SECONDS="3")).imap_lease_seconds == 3.0
+    for wrong in ("0", "-5", "nan", "soon", "86400"):
+        with pytest.raises(ConfigError, match="lease_seconds"):
+            load_settings(environ=dict(base, FRONTDESK_IMAP_LEASE_SECONDS=wrong))
