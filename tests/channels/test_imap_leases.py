@@ -1,7 +1,8 @@
 """The IMAP mailbox lease, on SQLite and PostgreSQL: one holder at a time, taken over once it expires.
 
-Expiry is simulated by moving ``expires_at`` into the past, so nothing here
-waits for a clock.  The two-daemon kill -9 test is tests/runtime/test_scale_out.py.
+Expiry is simulated by moving ``expires_at`` into the past, so the lease
+rules wait for no clock; the pollers' handover (real Dovecot) waits for one
+3 s lease.  The two-daemon kill -9 test is tests/runtime/test_scale_out.py.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from frontdesk.channels.imap import IDLE, STANDBY, ImapPollers
 from frontdesk.channels.imap_leases import MailboxLeaseHold, holder_id
+from frontdesk.ingest.context import IngestContext
+from frontdesk.ingest.pipeline import ingest_email
 from frontdesk.model import MailboxLease, utcnow
 from frontdesk.settings import ConfigError, load_settings
+from test_imap import DovecotUser, _address, eventually, make_email, mailbox_for, stored_ids
 
 
 def hold(sessions, holder: str, *, mailbox: str = "support", folder: str = "INBOX") -> MailboxLeaseHold:
@@ -86,3 +91,44 @@ def test_lease_seconds_come_from_the_environment_or_the_config_file_and_nonsense
     for wrong in ("0", "-5", "nan", "soon", "86400"):
         with pytest.raises(ConfigError, match="lease_seconds"):
             load_settings(environ=dict(base, FRONTDESK_IMAP_LEASE_SECONDS=wrong))
+
+
+@pytest.mark.dovecot
+async def test_a_poller_that_loses_its_lease_leaves_idle_and_the_other_takes_the_mailbox(settings, sessions, blobs):
+    """Two daemons' pollers in one process, on one mailbox: one idles, one stands by; steal the lease."""
+    user = DovecotUser(*_address("FRONTDESK_TEST_IMAP"))
+    mailbox = mailbox_for(user, name="shared")
+    ctx = IngestContext(settings=settings, sessions=sessions, blobs=blobs)
+    first = ImapPollers(ctx, [mailbox], {"ingest": ingest_email}, lease_seconds=3, holder="daemon-a")
+    await first.start()
+    second = ImapPollers(ctx, [mailbox], {"ingest": ingest_email}, lease_seconds=3, holder="daemon-b")
+    try:
+        await eventually(lambda: first.states["shared"].state == IDLE, "the first daemon idles on the mailbox")
+        await second.start()
+        await eventually(lambda: second.states["shared"].state == STANDBY, "the second daemon stands by")
+
+        # A third daemon's lease, as if ours had lapsed while we were frozen.
+        async with sessions.begin() as session:
+            await session.execute(update(MailboxLease).values(holder="daemon-c",
+                                                              expires_at=utcnow() + timedelta(seconds=4)))
+        await eventually(lambda: first.states["shared"].state == STANDBY,
+                         "the first daemon leaves IDLE at its next renewal")
+        assert second.states["shared"].state == STANDBY
+        # Once that lease expires, whichever standby asks first polls again; only that one.
+        pollers = {"daemon-a": first, "daemon-b": second}
+        await eventually(lambda: any(p.states["shared"].state == IDLE for p in pollers.values()),
+                         "a standby daemon takes the mailbox once the lease expires")
+        holder = await stored_holder(sessions, "shared")
+        assert [name for name, p in pollers.items() if p.states["shared"].state != STANDBY] == [holder]
+        raw, message_id = make_email("After the handover")
+        await user.append(raw)
+        await eventually(lambda: _has(sessions, message_id), "mail after the handover is imported")
+        assert (await stored_ids(sessions)).count(message_id) == 1
+    finally:
+        await first.stop()
+        await second.stop()
+    assert await stored_holder(sessions, "shared") is None  # released on stop
+
+
+async def _has(sessions, message_id: str) -> bool:
+    return message_id in await stored_ids(sessions)
