@@ -8,6 +8,12 @@ A poller given no intake (tests, tools) runs ``ingest`` directly instead.  A cra
 any point re-imports at most the message in hand, and ingest drops the
 duplicate.  It waits for news with IDLE when the server offers it and polls
 otherwise, and reconnects with capped, jittered exponential backoff.
+
+With several daemons on one database, a poller first takes its mailbox's
+lease (:mod:`channels.imap_leases`) and waits in ``standby`` while another
+daemon holds it.  It renews the lease while it polls; when it cannot, it
+stops (ends IDLE, finishes the message in hand) and goes back to standby.
+Whoever takes over starts from the stored checkpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from prometheus_client import Counter, Gauge
 from frontdesk.background import Backoff, finish_or_cancel
 from frontdesk.channels.imap_checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from frontdesk.channels.imap_connection import ImapConnection, ImapError
+from frontdesk.channels.imap_leases import MailboxLeaseHold, holder_id
 from frontdesk.settings import ImapMailbox
 from frontdesk.storage.database import is_storage_outage
 from frontdesk.ingest.context import IngestContext
@@ -35,11 +42,12 @@ log = structlog.get_logger(__name__)
 
 IngestEmail = Callable[[IngestContext, bytes, Envelope], Awaitable[IngestOutcome]]
 
-# What a poller is doing; exported as a one-hot gauge.
-STARTING, CONNECTING, SYNCING, IDLE, POLLING, BACKOFF, STOPPED = (
-    "starting", "connecting", "syncing", "idle", "polling", "backoff", "stopped",
+# What a poller is doing; exported as a one-hot gauge.  ``standby``:
+# another daemon holds the mailbox's lease.
+STARTING, STANDBY, CONNECTING, SYNCING, IDLE, POLLING, BACKOFF, STOPPED = (
+    "starting", "standby", "connecting", "syncing", "idle", "polling", "backoff", "stopped",
 )
-STATES = (STARTING, CONNECTING, SYNCING, IDLE, POLLING, BACKOFF, STOPPED)
+STATES = (STARTING, STANDBY, CONNECTING, SYNCING, IDLE, POLLING, BACKOFF, STOPPED)
 
 IMAP_STATE = Gauge("frontdesk_imap_mailbox_state", "1 for the state each mailbox poller is in.", ["mailbox", "state"])
 IMAP_IMPORTED = Counter("frontdesk_imap_messages_imported_total", "Messages ingested from IMAP.", ["mailbox"])
@@ -50,6 +58,9 @@ IMAP_ERRORS = Counter(
     ["mailbox", "kind"],
 )
 IMAP_LAST_UID = Gauge("frontdesk_imap_last_uid", "Last UID imported and checkpointed.", ["mailbox"])
+IMAP_LEASE_LOST = Counter("frontdesk_imap_lease_lost_total",
+                          "Times this daemon stopped polling a mailbox because it could not renew its lease.",
+                          ["mailbox"])
 
 
 @dataclass
@@ -67,6 +78,7 @@ class MailboxState:
     consecutive_failures: int = 0
     idle_supported: bool | None = None
     last_sync_at: datetime | None = None
+    lease_holder: str | None = None  # this daemon's id while it holds the mailbox's lease
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -106,6 +118,7 @@ class ImapPoller:
         backoff_initial: float = 1.0,
         backoff_max: float = 300.0,
         command_timeout: float = 30.0,
+        lease: MailboxLeaseHold | None = None,
     ) -> None:
         if ingest is None:
             from frontdesk.ingest.pipeline import ingest_email
@@ -119,6 +132,10 @@ class ImapPoller:
         self._backoff = Backoff(base=backoff_initial, cap=backoff_max)
         self._command_timeout = command_timeout
         self._stop = asyncio.Event()
+        # Set by stop, or when the lease is lost: ends the polling in progress.
+        self._halt = asyncio.Event()
+        # None: this poller polls unconditionally (tests, tools).
+        self._lease = lease
         self._connection: ImapConnection | None = None
         self._wake = asyncio.Event()
         # The configured support address; without one, the user name when it is an email channel.
@@ -157,10 +174,11 @@ class ImapPoller:
     async def stop(self) -> None:
         """Ask :meth:`run` to finish; the message in hand is completed first."""
         self._stop.set()
+        self._halt.set()
 
     async def _sleep(self, seconds: float) -> None:
         try:
-            await asyncio.wait_for(self._stop.wait(), seconds)
+            await asyncio.wait_for(self._halt.wait(), seconds)
         except asyncio.TimeoutError:
             return
         raise _Stopping
@@ -175,25 +193,84 @@ class ImapPoller:
                 self._log.warning("imap.no_support_address",
                                   hint="set support_address on the mailbox; ingest will guess from the headers")
         try:
-            while not self._stop.is_set():
-                try:
-                    await self._connected_session()
-                except _Stopping:
-                    break
-                except Exception as error:  # noqa: BLE001 - every failure is retried after a pause
-                    kind = self._failure_kind(error)
-                    self._record_failure(kind, error)
-                    delay = self._backoff.delay(self.state.consecutive_failures)
-                    log_method = self._log.exception if kind == "unexpected" else self._log.warning
-                    log_method("imap.backoff", kind=kind, error=str(error), retry_in=round(delay, 2),
-                               failures=self.state.consecutive_failures)
-                    self._set_state(BACKOFF)
-                    try:
-                        await self._sleep(delay)
-                    except _Stopping:
-                        break
+            if self._lease is None:
+                await self._poll()
+            else:
+                await self._poll_while_leased(self._lease)
         finally:
             self._set_state(STOPPED)
+
+    async def _poll(self) -> None:
+        """Poll until halted (stop, or the lease lost), retrying every failure after a pause."""
+        while not self._halt.is_set():
+            try:
+                await self._connected_session()
+            except _Stopping:
+                return
+            except Exception as error:  # noqa: BLE001 - every failure is retried after a pause
+                kind = self._failure_kind(error)
+                self._record_failure(kind, error)
+                delay = self._backoff.delay(self.state.consecutive_failures)
+                log_method = self._log.exception if kind == "unexpected" else self._log.warning
+                log_method("imap.backoff", kind=kind, error=str(error), retry_in=round(delay, 2),
+                           failures=self.state.consecutive_failures)
+                self._set_state(BACKOFF)
+                try:
+                    await self._sleep(delay)
+                except _Stopping:
+                    return
+
+    # -- the lease ----------------------------------------------------------
+
+    async def _poll_while_leased(self, lease: MailboxLeaseHold) -> None:
+        """Wait in standby until the lease is ours, poll while it stays ours, and again until stopped."""
+        while not self._stop.is_set():
+            if not await self._try_lease(lease.acquire, "acquire"):
+                self._set_state(STANDBY)
+                await self._wait_stop(lease.renew_every)
+                continue
+            if self._stop.is_set():  # stopped while we asked
+                break
+            self._halt.clear()
+            self.state.lease_holder = lease.holder
+            self._log.info("imap.lease_acquired", holder=lease.holder, lease_seconds=lease.seconds)
+            keeper = asyncio.create_task(self._keep_lease(lease), name=f"imap-lease:{self.mailbox.name}")
+            try:
+                await self._poll()
+            finally:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
+                self.state.lease_holder = None
+        try:
+            await lease.release()
+        except Exception as error:  # noqa: BLE001 - it expires by itself
+            self._log.warning("imap.lease_release_failed", error=str(error))
+
+    async def _keep_lease(self, lease: MailboxLeaseHold) -> None:
+        """Renew every third of the lease; halt the polling once it is lost or about to lapse."""
+        while True:
+            await asyncio.sleep(lease.renew_every)
+            if await self._try_lease(lease.renew, "renew"):
+                continue
+            if lease.held and not lease.lapses_before_next_renewal():
+                continue  # a failed renewal with time to spare: try again
+            IMAP_LEASE_LOST.labels(self.mailbox.name).inc()
+            self._log.warning("imap.lease_lost", holder=lease.holder)
+            self._halt.set()
+            return
+
+    async def _try_lease(self, claim: Callable[[], Awaitable[bool]], what: str) -> bool:
+        try:
+            return await claim()
+        except Exception as error:  # noqa: BLE001 - the database is away: we do not hold it
+            self._log.warning("imap.lease_unavailable", action=what, error=str(error))
+            return False
+
+    async def _wait_stop(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
 
     # -- one connection ---------------------------------------------------
 
@@ -201,7 +278,7 @@ class ImapPoller:
         self._set_state(CONNECTING)
         connection = ImapConnection(self.mailbox, timeout=self._command_timeout)
         self._connection = connection
-        stop_waiter = asyncio.ensure_future(self._stop.wait())
+        stop_waiter = asyncio.ensure_future(self._halt.wait())
         try:
             await connection.open()
             if self.mailbox.move_to:
@@ -210,19 +287,19 @@ class ImapPoller:
             self.state.idle_supported = connection.has("IDLE")
             self._log.info("imap.connected", host=self.mailbox.host, security=self.mailbox.security,
                            uidvalidity=uidvalidity, idle=self.state.idle_supported)
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 self._set_state(SYNCING)
                 await self._import_new(connection, uidvalidity)
                 # A clean round trip: the next failure starts the backoff afresh.
                 self.state.consecutive_failures = 0
-                if self._stop.is_set():
+                if self._halt.is_set():
                     break
                 if self.mailbox.use_idle and self.state.idle_supported:
                     self._set_state(IDLE)
                     idle = asyncio.ensure_future(connection.idle(self.mailbox.poll_interval))
                     await asyncio.wait({idle, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
                     if not idle.done():
-                        # Stopping: cancelling ends IDLE politely (DONE), then leave.
+                        # Halting: cancelling ends IDLE politely (DONE), then leave.
                         idle.cancel()
                         await asyncio.gather(idle, return_exceptions=True)
                         break
@@ -249,7 +326,7 @@ class ImapPoller:
         self.state.last_uid = checkpoint.last_uid
 
         for uid in await connection.uids_after(checkpoint.last_uid):
-            if self._stop.is_set():
+            if self._halt.is_set():
                 return
             await self._import_one(connection, uidvalidity, uid)
         self.state.last_sync_at = datetime.now(timezone.utc)
@@ -292,16 +369,23 @@ class ImapPoller:
 
 @dataclass
 class ImapPollers:
-    """All configured mailboxes, each polled by its own task."""
+    """All configured mailboxes, each polled by its own task while this daemon holds its lease."""
 
     ctx: IngestContext
     mailboxes: Iterable[ImapMailbox]
     poller_options: dict[str, Any] = field(default_factory=dict)
+    lease_seconds: float = 15.0
+    holder: str = field(default_factory=holder_id)  # this daemon, in the lease table
     pollers: list[ImapPoller] = field(init=False, default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        self.pollers = [ImapPoller(self.ctx, mailbox, **self.poller_options) for mailbox in self.mailboxes]
+        self.pollers = [
+            ImapPoller(self.ctx, mailbox, **self.poller_options,
+                       lease=MailboxLeaseHold(self.ctx.sessions, mailbox.name, mailbox.folder, self.holder,
+                                              seconds=self.lease_seconds))
+            for mailbox in self.mailboxes
+        ]
 
     @property
     def states(self) -> dict[str, MailboxState]:

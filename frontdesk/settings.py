@@ -179,6 +179,9 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     support_addresses: tuple[SupportAddress, ...] = ()
     imap_mailboxes: tuple[ImapMailbox, ...] = ()
+    # How long a daemon's hold on a mailbox lasts unless renewed (every third
+    # of it): the longest another daemon waits to take over from a dead one.
+    imap_lease_seconds: float = 15.0
     smarthost: SmarthostSettings | None = None
     from_address: str = ""
     kafka_bootstrap: str | None = None
@@ -281,6 +284,18 @@ def _imap_mailbox(raw: Mapping[str, Any]) -> ImapMailbox:
         raise ConfigError(f"imap mailbox needs {missing}") from None
 
 
+def _lease_seconds(value: Any) -> float:
+    if value is None or value == "":
+        return Settings.imap_lease_seconds
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"imap lease_seconds must be a number, not {value!r}") from None
+    if not 1 <= seconds <= 3600:
+        raise ConfigError("imap lease_seconds must be between 1 and 3600")
+    return seconds
+
+
 def load_settings(
     path: Path | str | None = None,
     environ: Mapping[str, str] | None = None,
@@ -376,6 +391,8 @@ def load_settings(
         http=http,
         support_addresses=addresses,
         imap_mailboxes=tuple(_imap_mailbox(m) for m in raw.get("imap", {}).get("mailboxes", [])),
+        imap_lease_seconds=_lease_seconds(env.get("FRONTDESK_IMAP_LEASE_SECONDS")
+                                          or raw.get("imap", {}).get("lease_seconds")),
         smarthost=smarthost,
         from_address=from_address,
         kafka_bootstrap=env.get("FRONTDESK_KAFKA_BOOTSTRAP") or raw.get("kafka", {}).get("bootstrap"),

@@ -35,7 +35,7 @@ from frontdesk.automation.relay import OutboxRelay
 from frontdesk.automation.sla_timers import SlaTimerLoop
 from frontdesk.automation.services import AutomationServices
 from frontdesk.background import PollingLoop
-from frontdesk.channels.imap import IDLE, POLLING, SYNCING, ImapPollers
+from frontdesk.channels.imap import IDLE, POLLING, STANDBY, SYNCING, ImapPollers
 from frontdesk.channels.smtp import SmtpChannel
 from frontdesk.channels.webhooks.app import create_webhook_app, openapi_paths
 from frontdesk.channels.webhooks.config import WebhookConfig, parse_webhook_config
@@ -195,7 +195,8 @@ class Daemon:
         if not self.settings.imap_mailboxes:
             return
         assert self.ctx is not None
-        self.imap = ImapPollers(self.ctx, self.settings.imap_mailboxes, {"intake": self.email_intake})
+        self.imap = ImapPollers(self.ctx, self.settings.imap_mailboxes, {"intake": self.email_intake},
+                                lease_seconds=self.settings.imap_lease_seconds)
         await self.imap.start()
         imap = self.imap
         self._stoppables.append(lambda: imap.stop(self.grace))
@@ -221,7 +222,8 @@ class Daemon:
             return Readiness(False, {"state": "not_started"})
         detail = {key: value for key, value in state.to_dict().items()
                   if key in ("state", "folder", "last_error", "last_error_at", "last_sync_at", "consecutive_failures")}
-        return Readiness(state.state in (SYNCING, IDLE, POLLING), detail)
+        # Standby (another daemon polls this mailbox) is as ready as polling it.
+        return Readiness(state.state in (STANDBY, SYNCING, IDLE, POLLING), detail)
 
     async def _start_http(self) -> None:
         assert self.ctx is not None

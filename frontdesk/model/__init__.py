@@ -7,7 +7,7 @@ from frontdesk.model.channels import Channel
 from frontdesk.model.comments import Comment, Snippet
 from frontdesk.model.contacts import Company, Contact, ContactIdentity, TicketCompany, TicketContact
 from frontdesk.model.inboxes import ConversationMove, Inbox
-from frontdesk.model.intake import InboundPayload, MailboxCheckpoint, QuarantinedItem
+from frontdesk.model.intake import InboundPayload, MailboxCheckpoint, MailboxLease, QuarantinedItem
 from frontdesk.model.messages import Attachment, Conversation, Message
 from frontdesk.model.outbox import AppliedEffect, DeadLetter, Delivery, OutboxEvent
 from frontdesk.model.pipelines import Pipeline, Status
@@ -20,8 +20,8 @@ from frontdesk.model.views import TicketSearchDocument, TicketView, TicketViewTe
 __all__ = [
     "ApiToken", "AppliedEffect", "Attachment", "AuditEntry", "Base", "Channel", "Comment", "Company",
     "Contact", "ContactIdentity", "Conversation", "ConversationMove", "DeadLetter", "Delivery",
-    "EmailTemplate", "InboundPayload", "Inbox", "MailboxCheckpoint", "Message", "OutboxEvent", "Pipeline",
-    "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem", "ReadinessProbe", "SlaClock", "SlaSettingsRow",
+    "EmailTemplate", "InboundPayload", "Inbox", "MailboxCheckpoint", "MailboxLease", "Message", "OutboxEvent",
+    "Pipeline", "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem", "ReadinessProbe", "SlaClock", "SlaSettingsRow",
     "Snippet", "StageProperty", "Status", "StatusAction", "Team", "TeamMembership", "Ticket",
     "TicketCompany", "TicketContact", "TicketParticipant", "TicketSearchDocument", "TicketView", "TicketViewTeam",
     "User", "utcnow",

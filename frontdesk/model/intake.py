@@ -1,4 +1,4 @@
-"""Intake bookkeeping: raw payloads awaiting processing, the quarantine, IMAP checkpoints."""
+"""Intake bookkeeping: raw payloads awaiting processing, the quarantine, IMAP checkpoints and leases."""
 
 from __future__ import annotations
 
@@ -71,3 +71,21 @@ class MailboxCheckpoint(Base):
     uidvalidity: Mapped[int | None]
     last_uid: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MailboxLease(Base):
+    """Which daemon polls one IMAP mailbox folder, until when (``channels.imap_leases``).
+
+    The holder renews ``expires_at`` every few seconds; once it has passed,
+    any daemon may take the lease over.
+    """
+
+    __tablename__ = "mailbox_leases"
+    __table_args__ = (UniqueConstraint("mailbox", "folder"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(200))
+    folder: Mapped[str] = mapped_column(String(200))
+    holder: Mapped[str | None] = mapped_column(String(200))  # host:pid:random of the daemon; None once released
+    expires_at: Mapped[datetime]
+    acquired_at: Mapped[datetime | None]  # when the current holder took it

@@ -194,7 +194,7 @@ def test_the_example_config_states_the_true_defaults(tmp_path) -> None:  # type:
     env = {"FRONTDESK_DATA_DIR": str(tmp_path / "var")}
     documented, built_in = load_settings(EXAMPLE_CONFIG, environ=env), load_settings(environ=env)
     for name in ("data_dir", "database_url", "auto_migrate", "smtp", "http", "support_addresses", "imap_mailboxes",
-                 "smarthost", "from_address", "kafka_bootstrap", "max_pipelines", "log_level", "log_format"):
+                 "imap_lease_seconds", "smarthost", "from_address", "kafka_bootstrap", "max_pipelines", "log_level", "log_format"):
         assert getattr(documented, name) == getattr(built_in, name), name
 
 

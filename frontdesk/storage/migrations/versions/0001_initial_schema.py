@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 03:15:16.396291
+Create Date: 2026-12-02 05:16:12.051755
 """
 from alembic import op
 import sqlalchemy as sa
@@ -96,6 +96,16 @@ def upgrade() -> None:
     sa.Column('updated_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mailbox_checkpoints')),
     sa.UniqueConstraint('mailbox', 'folder', name=op.f('uq_mailbox_checkpoints_mailbox_folder'))
+    )
+    op.create_table('mailbox_leases',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('mailbox', sa.String(length=200), nullable=False),
+    sa.Column('folder', sa.String(length=200), nullable=False),
+    sa.Column('holder', sa.String(length=200), nullable=True),
+    sa.Column('expires_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('acquired_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_mailbox_leases')),
+    sa.UniqueConstraint('mailbox', 'folder', name=op.f('uq_mailbox_leases_mailbox_folder'))
     )
     op.create_table('outbox',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -776,6 +786,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_outbox_unpublished')
 
     op.drop_table('outbox')
+    op.drop_table('mailbox_leases')
     op.drop_table('mailbox_checkpoints')
     op.drop_table('inboxes')
     with op.batch_alter_table('inbound_payloads', schema=None) as batch_op:
