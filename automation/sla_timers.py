@@ -7,11 +7,14 @@ so two scanners never take the same clock; SQLite has one writer, taken
 through the writer turn), moves their state and records ``sla.due_soon`` /
 ``sla.overdue`` in the outbox, all in one transaction.  A scanner that was
 down catches up at its first scan: the moments are stored, not scheduled in
-memory.  Runs in-process in embedded mode and in the worker with Kafka.
+memory.  A burst of due clocks goes in batches of ``BATCH``, ``LANES`` in
+flight at once.  Runs in-process in embedded mode and in the worker with Kafka.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 from datetime import datetime
 from typing import Awaitable, Callable
 
@@ -33,17 +36,34 @@ log = structlog.get_logger(__name__)
 
 FIRED = Counter("frontdesk_sla_timers_fired_total", "SLA clocks that became due soon or overdue", ["state"])
 BATCH = 1000
+LANES = 2
 
 
 async def fire_due_timers(sessions: async_sessionmaker[AsyncSession], *, now: datetime | None = None,
-                          batch: int = BATCH) -> int:
-    """Fire every clock whose moment is at or before ``now``; returns how many fired."""
-    total = 0
-    while True:
-        fired = await _fire_batch(sessions, now or utcnow(), batch)
-        total += fired
-        if fired < batch:  # a short batch: nothing more is due, or another scanner holds the rest
-            return total
+                          batch: int = BATCH, lanes: int = LANES) -> int:
+    """Fire every clock whose moment is at or before ``now``; returns how many fired.
+
+    The first batch runs alone, so a scan with little or nothing due costs
+    one transaction.  When it was full, ``lanes`` batches go in flight at
+    once, so one batch's events are built while another's statements and
+    commit run in the database; each claims its own clocks (SKIP LOCKED),
+    and on SQLite the writer turn puts them in line.  A lane stops at its
+    first short batch: nothing more is due, or the other lanes hold the rest.
+    """
+    total = await _fire_batch(sessions, now or utcnow(), batch)
+    if total < batch:
+        return total
+
+    async def lane() -> None:
+        nonlocal total
+        while True:
+            fired = await _fire_batch(sessions, now or utcnow(), batch)
+            total += fired
+            if fired < batch:
+                return
+
+    await asyncio.gather(*(lane() for _ in range(lanes)))
+    return total
 
 
 async def _fire_batch(sessions: async_sessionmaker[AsyncSession], now: datetime, batch: int) -> int:
@@ -54,12 +74,16 @@ async def _fire_batch(sessions: async_sessionmaker[AsyncSession], now: datetime,
         fired = (await session.execute(
             update(SlaClock.__table__).where(SlaClock.id.in_(claim)).values(**timer_transition(now))
             .returning(SlaClock.id, SlaClock.ticket_id, SlaClock.kind, SlaClock.state, SlaClock.due_at))).all()
+        # One actor and one moment for the whole batch: they fire together, and
+        # building them per event was a third of the cost of building the events.
+        actor, occurred_at = Actor(SYSTEM), utcnow().isoformat()
         events = [(SlaDueSoon if state == DUE_SOON else SlaOverdue)(
-            ticket_id=ticket_id, actor=Actor(SYSTEM), clock_id=clock_id, clock=kind, due_at=due_at.isoformat())
+            ticket_id=ticket_id, actor=actor, occurred_at=occurred_at,
+            clock_id=clock_id, clock=kind, due_at=due_at.isoformat())
             for clock_id, ticket_id, kind, state, due_at in fired]
         await record_events(session, *events)
-    for _, _, _, state, _ in fired:
-        FIRED.labels(state).inc()
+    for state, count in collections.Counter(state for _, _, _, state, _ in fired).items():
+        FIRED.labels(state).inc(count)
     return len(fired)
 
 
