@@ -8,7 +8,10 @@ through the writer turn), moves their state and records ``sla.due_soon`` /
 ``sla.overdue`` in the outbox, all in one transaction.  A scanner that was
 down catches up at its first scan: the moments are stored, not scheduled in
 memory.  A burst of due clocks goes in batches of ``BATCH``, ``LANES`` in
-flight at once.  Runs in-process in embedded mode and in the worker with Kafka.
+flight at once.  Clocks computed under older SLA settings never fire: each
+loop step also recomputes a batch of them (:func:`recompute_stale`), soonest
+first, after which they fire at their new moments.  Runs in-process in
+embedded mode and in the worker with Kafka.
 """
 
 from __future__ import annotations
@@ -31,12 +34,16 @@ from frontdesk.model.sla import DUE_SOON
 from frontdesk.outbox import record_events
 from frontdesk.storage.writer import write_transaction
 from frontdesk.tickets.sla.clocks import timer_transition
+from frontdesk.tickets.sla.store import current_version, recompute_stale_clocks
 
 log = structlog.get_logger(__name__)
 
 FIRED = Counter("frontdesk_sla_timers_fired_total", "SLA clocks that became due soon or overdue", ["state"])
 BATCH = 1000
 LANES = 2
+# Recomputing a clock walks its schedule day by day (milliseconds for long
+# targets): a small batch keeps each loop step, and the locks it holds, short.
+RECOMPUTE_BATCH = 200
 
 
 async def fire_due_timers(sessions: async_sessionmaker[AsyncSession], *, now: datetime | None = None,
@@ -68,7 +75,7 @@ async def fire_due_timers(sessions: async_sessionmaker[AsyncSession], *, now: da
 
 async def _fire_batch(sessions: async_sessionmaker[AsyncSession], now: datetime, batch: int) -> int:
     """Fire one transaction's batch of due clocks: one UPDATE ... RETURNING, one INSERT of their events."""
-    claim = (select(SlaClock.id).where(SlaClock.next_timer_at <= now)
+    claim = (select(SlaClock.id).where(SlaClock.next_timer_at <= now, SlaClock.settings_version == current_version())
              .order_by(SlaClock.next_timer_at).limit(batch).with_for_update(skip_locked=True))
     async with write_transaction(sessions) as session:
         fired = (await session.execute(
@@ -87,10 +94,17 @@ async def _fire_batch(sessions: async_sessionmaker[AsyncSession], now: datetime,
     return len(fired)
 
 
+async def recompute_stale(sessions: async_sessionmaker[AsyncSession], *, batch: int = RECOMPUTE_BATCH) -> int:
+    """Recompute one batch of running clocks behind the SLA settings; returns how many it took."""
+    async with write_transaction(sessions) as session:
+        return await recompute_stale_clocks(session, batch)
+
+
 async def next_moment(sessions: async_sessionmaker[AsyncSession]) -> datetime | None:
-    """The soonest moment any clock can fire (through the partial index), or None."""
+    """The soonest moment any up-to-date clock can fire (through the partial index), or None."""
     async with sessions() as session:
-        return await session.scalar(select(func.min(SlaClock.next_timer_at)))
+        return await session.scalar(select(func.min(SlaClock.next_timer_at))
+                                    .where(SlaClock.settings_version == current_version()))
 
 
 class SlaTimerLoop(PollingLoop):
@@ -112,6 +126,9 @@ class SlaTimerLoop(PollingLoop):
     async def step(self) -> None:
         try:
             fired = await fire_due_timers(self.sessions)
+            recomputed = await recompute_stale(self.sessions)
+            if recomputed:  # some may be due at their new moments already
+                fired += await fire_due_timers(self.sessions)
         except OperationalError as error:
             if "database is locked" not in str(error):
                 raise
@@ -122,4 +139,6 @@ class SlaTimerLoop(PollingLoop):
                 await callback()
         soonest = await next_moment(self.sessions)
         wait = self.max_interval if soonest is None else (soonest - utcnow()).total_seconds()
+        if recomputed == RECOMPUTE_BATCH:  # more clocks are behind: go on with the next batch soon
+            wait = 0
         self.poll_interval = min(self.max_interval, max(0.01, wait))

@@ -357,11 +357,16 @@ class SlaOverdue(SlaTimerFired):
 
 @dataclass(frozen=True, kw_only=True)
 class SlaSettingsChanged(DomainEvent):
-    """A super admin changed the SLA settings; running clocks' due times were recomputed."""
+    """A super admin changed the SLA settings, making ``settings_version``; the running clocks are recomputed after.
+
+    ``clocks_to_recompute`` counts the clocks running at the change; the timer
+    scanner recomputes them in batches and fires none at an outdated moment.
+    """
 
     type: ClassVar[str] = SLA_SETTINGS_CHANGED
     enabled: bool
-    clocks_recomputed: int
+    settings_version: int
+    clocks_to_recompute: int
 # --- comments ----------------------------------------------------------------
 
 
