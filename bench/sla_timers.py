@@ -67,11 +67,12 @@ async def fill(conn: asyncpg.Connection, tickets: int) -> None:
                              is_spam, last_message_outbound)
         SELECT 'Ticket ' || n, p.id, s.id, 'email', '{}'::json, now(), now(), false, false
         FROM generate_series(1, $1) AS n, pipelines p, statuses s""", tickets)
+    # Due from an hour ahead: on a loaded machine the fill takes minutes, and no clock may be due before step 3.
     await conn.execute("""
         INSERT INTO sla_clocks (ticket_id, kind, state, started_at, target_minutes, due_soon_minutes, pauses,
                                 due_at, next_timer_at)
         SELECT id, 'time_to_close', 'on_track', now(), 43200, 0, '[]'::json, due, due
-        FROM (SELECT id, now() + interval '1 minute' + random() * interval '30 days' AS due FROM tickets) AS t""")
+        FROM (SELECT id, now() + interval '1 hour' + random() * interval '30 days' AS due FROM tickets) AS t""")
     await conn.execute("ANALYZE")
 
 
@@ -137,6 +138,7 @@ async def due_at_once(conn: asyncpg.Connection, sessions, due: int) -> tuple[lis
 
 async def main_async(args: argparse.Namespace) -> str:
     assert args.pg_url, "needs --pg-url or FRONTDESK_TEST_PG_URL"
+    load_before = os.getloadavg()[0]
     name = f"fd_bench_sla_{uuid.uuid4().hex[:8]}"
     admin = make_url(args.pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
     conn = await asyncpg.connect(admin)
@@ -173,7 +175,8 @@ async def main_async(args: argparse.Namespace) -> str:
         f"Command: `.venv/bin/python bench/sla_timers.py --tickets {args.tickets} --due {args.due} "
         f"--scans {args.scans}`",
         f"Machine: {platform.node()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}; run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
+        f"Python {platform.python_version()}; run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; "
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other jobs slow every figure).",
         f"Data: {args.tickets} open tickets, {running} clocks (filled in {filled:.1f} s with generate_series).",
         "",
         "| measure | median | p99 | max | target |",

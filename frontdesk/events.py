@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Mapping, TypeVar
+from functools import cache
+from typing import Any, ClassVar, TypeVar
 
 SCHEMA_VERSION = 1
 
@@ -114,7 +116,7 @@ class DomainEvent:
     @property
     def payload(self) -> dict[str, Any]:
         """The type's own fields, as they go on the wire (read fields, not this, in code)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in _ENVELOPE}
+        return {name: _plain(getattr(self, name)) for name in _payload_fields(type(self))}
 
     def follow_up(self, event_type: type[E], *, ticket_id: int | None = None, actor: Actor | None = None,
                   **fields: Any) -> E:
@@ -154,7 +156,7 @@ class DomainEvent:
             payload = body.get("payload") or {}
             if not isinstance(payload, Mapping):
                 raise EventSchemaError("payload is not an object")
-            known = {f.name for f in dataclasses.fields(event_type)} - set(_ENVELOPE)
+            known = set(_payload_fields(event_type))
             return event_type(
                 ticket_id=body["ticket_id"],
                 actor=Actor(**body["actor"]),
@@ -172,7 +174,18 @@ class DomainEvent:
             raise EventSchemaError(f"malformed event: {error}") from error
 
 
+@cache
+def _payload_fields(event_type: type[DomainEvent]) -> tuple[str, ...]:
+    """The names of a type's own fields, in declaration order (cached: events are built in bursts)."""
+    return tuple(f.name for f in dataclasses.fields(event_type) if f.name not in _ENVELOPE)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _SCALARS:  # most payload fields: skip the abstract-class checks below
+        return value
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -344,11 +357,16 @@ class SlaOverdue(SlaTimerFired):
 
 @dataclass(frozen=True, kw_only=True)
 class SlaSettingsChanged(DomainEvent):
-    """A super admin changed the SLA settings; running clocks' due times were recomputed."""
+    """A super admin changed the SLA settings, making ``settings_version``; the running clocks are recomputed after.
+
+    ``clocks_to_recompute`` counts the clocks running at the change; the timer
+    scanner recomputes them in batches and fires none at an outdated moment.
+    """
 
     type: ClassVar[str] = SLA_SETTINGS_CHANGED
     enabled: bool
-    clocks_recomputed: int
+    settings_version: int
+    clocks_to_recompute: int
 # --- comments ----------------------------------------------------------------
 
 

@@ -1,8 +1,11 @@
 """The schema, the migrations and the defaults a fresh installation starts with."""
 
+import json
+
 from sqlalchemy import select
 
-from frontdesk.model import Channel, EmailTemplate, Pipeline, Status, StatusAction
+from frontdesk.model import Channel, EmailTemplate, Pipeline, SlaSettingsRow, Status, StatusAction
+from frontdesk.storage.database import dumps_json
 from frontdesk.storage.migrate import current_revision, head_revision
 
 
@@ -52,3 +55,14 @@ async def test_defaults_are_idempotent(sessions, settings):
     async with sessions() as session:
         assert len((await session.scalars(select(Pipeline))).all()) == 1
         assert len((await session.scalars(select(Status))).all()) == 4
+
+
+async def test_json_columns_keep_what_they_are_given_through_the_fast_encoder(sessions):
+    # orjson encodes; what it refuses (an integer beyond 64 bits) still goes through json, as before.
+    document = {"plan": "gold", "ø": ["é", 1.5, None, True], 2: {"big": 2**70}}
+    assert json.loads(dumps_json(document)) == {"plan": "gold", "ø": ["é", 1.5, None, True], "2": {"big": 2**70}}
+    async with sessions.begin() as session:
+        session.add(SlaSettingsRow(id=1, document=document))
+    async with sessions() as session:
+        stored = await session.scalar(select(SlaSettingsRow.document))
+    assert stored == {"plan": "gold", "ø": ["é", 1.5, None, True], "2": {"big": 2**70}}

@@ -27,6 +27,8 @@ class SlaSettingsRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     document: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Counts the changes; a running clock computed under an older one is recomputed in the background.
+    version: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -36,7 +38,10 @@ class SlaClock(Base):
     ``next_timer_at`` is when the timer scanner must look at the clock next
     (its due-soon or due moment, whichever it has not fired yet); it is NULL
     for finished, paused and already overdue clocks, so the partial index
-    holds only clocks that can still fire.
+    holds only clocks that can still fire.  ``settings_version`` is the
+    settings version its target and due times were computed under: a
+    running clock behind the current one waits (unfired) for the background
+    recompute, found through the second partial index.
     """
 
     __tablename__ = "sla_clocks"
@@ -44,6 +49,8 @@ class SlaClock(Base):
         Index("ix_sla_clocks_next_timer_at", "next_timer_at",
               postgresql_where=text("next_timer_at IS NOT NULL"), sqlite_where=text("next_timer_at IS NOT NULL")),
         Index("ix_sla_clocks_ticket_kind", "ticket_id", "kind"),
+        Index("ix_sla_clocks_settings_version", "settings_version", "next_timer_at",
+              postgresql_where=text("stopped_at IS NULL"), sqlite_where=text("stopped_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -60,3 +67,4 @@ class SlaClock(Base):
     next_timer_at: Mapped[datetime | None]
     stopped_at: Mapped[datetime | None]
     business_seconds: Mapped[int | None]  # the business time it took, once stopped
+    settings_version: Mapped[int] = mapped_column(default=0, server_default=text("0"))

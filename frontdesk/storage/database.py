@@ -8,8 +8,10 @@ protocol answer (SMTP 451, HTTP 503) instead of losing the message.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
+import orjson
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -31,8 +33,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def dumps_json(value: Any) -> str:
+    """JSON columns' encoder: orjson, about ten times faster than ``json``, which matters for outbox bursts.
+
+    What orjson refuses (integers beyond 64 bits) goes through ``json`` as before.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
+    kwargs.setdefault("json_serializer", dumps_json)
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

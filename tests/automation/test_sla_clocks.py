@@ -1,6 +1,6 @@
 """SLA clocks on real ticket histories: mail in, agent replies and status moves through the HTTP API, events
-handled by the embedded runner.  Also: the settings API (super admins only, audited, recomputing running
-clocks), and exactly once when events are handled again.
+handled by the embedded runner.  Also: the settings API (super admins only, audited, running clocks
+recomputed after it), and exactly once when events are handled again.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "admin"))
 from admin_client import Api, make_user, serve  # type: ignore[import-not-found]  # noqa: E402
 from frontdesk.automation.handlers import handle_event
+from frontdesk.automation.sla_timers import recompute_stale
 from frontdesk.events import DomainEvent
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.pipeline import ingest_email
@@ -190,6 +191,8 @@ async def test_settings_are_for_super_admins_checked_audited_and_recompute_runni
               "holidays": {"country": "NO", "added": ["2030-01-01"]}}
     saved = await api.ok("PUT", "/api/v1/sla/settings", sla(first=None, close=60, hours=office))
     assert saved["hours"]["week"]["wednesday"] == [] and saved["hours"]["holidays"]["country"] == "NO"
+    # The PUT only versions the settings; the timer scanner recomputes running clocks in batches.
+    assert await recompute_stale(sessions) == 1
     [clock] = await clocks(sessions, ticket["id"])
     from frontdesk.tickets.sla.business_time import add_business_time
     from frontdesk.tickets.sla.store import load_settings
@@ -205,6 +208,7 @@ async def test_settings_are_for_super_admins_checked_audited_and_recompute_runni
 
     # Switching SLAs off drops the running clocks.
     await api.ok("PUT", "/api/v1/sla/settings", {**sla(), "enabled": False})
+    assert await recompute_stale(sessions) == 1
     assert await clocks(sessions, ticket["id"]) == []
 
 

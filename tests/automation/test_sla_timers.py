@@ -1,5 +1,6 @@
 """SLA timers: due soon and overdue fire once each, across a scanner restart and with two scanners at once,
-and the owner / the owner's team get one internal email each, however often the event is handled."""
+after a settings change only at the recomputed moments, and the owner / the owner's team get one internal
+email each, however often the event is handled."""
 
 from __future__ import annotations
 
@@ -27,12 +28,13 @@ async def running_clocks(sessions, ticket_ids: list[int], *, started_ago: timede
     """A first-response clock per ticket, started ``started_ago``, on a 24/7 schedule."""
     now = utcnow()
     async with sessions.begin() as session:
-        await save_settings(session, ROOT, {"enabled": True, "targets": {
+        saved = await save_settings(session, ROOT, {"enabled": True, "targets": {
             "first_response": {"minutes": minutes, "due_soon_minutes": due_soon}}})
         made = []
         for ticket_id in ticket_ids:
             clock = new_clock(ticket_id, "first_response", Target(minutes, due_soon), now - started_ago, paused=False)
             reschedule(clock, ALWAYS, now)
+            clock.settings_version = saved.version  # computed here, as the settings say
             session.add(clock)
             made.append(clock)
         await session.flush()
@@ -46,18 +48,23 @@ async def fired_events(sessions) -> list[tuple[str, int]]:  # type: ignore[no-un
     return sorted((body["type"], body["payload"]["clock_id"]) for body in rows)
 
 
+async def scan_until_something_fired(sessions) -> None:  # type: ignore[no-untyped-def]
+    """Run a scanner loop until an SLA event is in the outbox (or four seconds pass)."""
+    loop = SlaTimerLoop(sessions, poll_interval=0.05)
+    await loop.start()
+    for _ in range(200):
+        if await fired_events(sessions):
+            break
+        await asyncio.sleep(0.02)
+    await loop.stop()
+
+
 async def test_due_soon_then_overdue_fire_once_each_across_a_restart(sessions) -> None:  # type: ignore[no-untyped-def]
     ticket_id = await make_ticket(sessions)
     [clock_id] = await running_clocks(sessions, [ticket_id], started_ago=timedelta(minutes=31))
 
     # A scanner that starts late catches up on what passed while it was down, once.
-    first = SlaTimerLoop(sessions, poll_interval=0.05)
-    await first.start()
-    for _ in range(200):
-        if await fired_events(sessions):
-            break
-        await asyncio.sleep(0.02)
-    await first.stop()
+    await scan_until_something_fired(sessions)
     assert await fired_events(sessions) == [("sla.due_soon", clock_id)]
     second = SlaTimerLoop(sessions, poll_interval=0.05)
     await second.start()
@@ -100,3 +107,32 @@ async def test_the_owner_hears_of_due_soon_and_the_owners_team_of_overdue_once(s
                                       .group_by(Delivery.recipient))).all()
     # Alice (the owner) twice: due soon, and overdue as a member of her team; Bob only for overdue.
     assert sorted(sent) == [("alice@acme.test", 2), ("bob@acme.test", 1)]
+
+
+async def test_a_settings_change_is_recomputed_by_the_scanner_and_fires_at_the_new_moment(sessions) -> None:  # type: ignore[no-untyped-def]
+    ticket_id = await make_ticket(sessions)
+    [clock_id] = await running_clocks(sessions, [ticket_id], started_ago=timedelta(minutes=20))
+    async with sessions() as session:
+        before = await session.get(SlaClock, clock_id)
+    assert await fire_due_timers(sessions) == 0  # due soon in 10 minutes, due in 40
+
+    async with sessions.begin() as session:
+        saved = await save_settings(session, ROOT, {"enabled": True, "targets": {
+            "first_response": {"minutes": 15, "due_soon_minutes": 5}}})
+    async with sessions() as session:
+        clock = await session.get(SlaClock, clock_id)
+        [changed] = (await session.scalars(select(OutboxEvent.body).where(OutboxEvent.type == "sla.settings_changed")
+                                           .order_by(OutboxEvent.id.desc()).limit(1))).all()
+    # The change recomputes nothing in its own transaction, and says what is left to do.
+    assert (clock.due_at, clock.settings_version) == (before.due_at, saved.version - 1)
+    assert changed["payload"] == {"enabled": True, "settings_version": saved.version, "clocks_to_recompute": 1}
+    # A clock behind the settings never fires at its old moment (due soon, ten minutes from now).
+    assert await fire_due_timers(sessions, now=utcnow() + timedelta(minutes=12)) == 0
+
+    await scan_until_something_fired(sessions)
+    # The scanner recomputed it: 15 minutes from its start passed five minutes ago, so overdue, at once, once.
+    assert await fired_events(sessions) == [("sla.overdue", clock_id)]
+    async with sessions() as session:
+        clock = await session.get(SlaClock, clock_id)
+    assert clock.due_at == clock.started_at + timedelta(minutes=15)
+    assert (clock.state, clock.target_minutes, clock.settings_version) == ("overdue", 15, saved.version)

@@ -51,7 +51,7 @@ async def test_the_worker_fires_sla_timers_once_across_a_kill(settings, sessions
         pytest.skip("two processes on one SQLite file: the embedded tests cover the scanner there (suite time)")
     now = utcnow()
     async with sessions.begin() as session:
-        await save_settings(session, Principal(user_id=None, role="super_admin"), {"enabled": True})
+        saved = await save_settings(session, Principal(user_id=None, role="super_admin"), {"enabled": True})
         team = Team(name="Tier 1")
         session.add(team)
         await session.flush()
@@ -70,6 +70,7 @@ async def test_the_worker_fires_sla_timers_once_across_a_kill(settings, sessions
         # Due soon already passed; due in ten minutes.
         clock = new_clock(ticket.id, "first_response", Target(60, 30), now - timedelta(minutes=50), paused=False)
         reschedule(clock, ALWAYS, now)
+        clock.settings_version = saved.version  # computed here, not by the background recompute
         session.add(clock)
 
     worker = WorkerProcess([sys.executable, "-m", "frontdesk.runtime.worker"], worker_environment(settings, topics),

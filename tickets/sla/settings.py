@@ -72,6 +72,7 @@ class SlaSettings:
     document: Mapping[str, Any]
     schedule: Schedule
     team_schedules: Mapping[int, Schedule]
+    version: int = 0  # the stored row's change count (0 for settings not read from the store)
 
     @property
     def enabled(self) -> bool:

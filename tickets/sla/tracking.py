@@ -73,6 +73,7 @@ async def track_event(session: AsyncSession, event: DomainEvent, *, now: datetim
         target = settings.target_for(kind, ticket_values(ticket))
         if target is not None and not any(c.kind == kind for c in running):
             clock = clocks.new_clock(ticket.id, kind, target, at, paused=status_id in pausing)
+            clock.settings_version = settings.version  # computed under these settings: nothing to recompute
             session.add(clock)
             running.append(clock)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 05:16:12.051755
+Create Date: 2026-12-02 06:17:18.899400
 """
 from alembic import op
 import sqlalchemy as sa
@@ -169,6 +169,7 @@ def upgrade() -> None:
     op.create_table('sla_settings',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('document', sa.JSON(), nullable=False),
+    sa.Column('version', sa.Integer(), server_default=sa.text('0'), nullable=False),
     sa.Column('updated_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sla_settings'))
     )
@@ -478,11 +479,13 @@ def upgrade() -> None:
     sa.Column('next_timer_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('stopped_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('business_seconds', sa.Integer(), nullable=True),
+    sa.Column('settings_version', sa.Integer(), server_default=sa.text('0'), nullable=False),
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_sla_clocks_ticket_id_tickets'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sla_clocks'))
     )
     with op.batch_alter_table('sla_clocks', schema=None) as batch_op:
         batch_op.create_index('ix_sla_clocks_next_timer_at', ['next_timer_at'], unique=False, postgresql_where=sa.text('next_timer_at IS NOT NULL'), sqlite_where=sa.text('next_timer_at IS NOT NULL'))
+        batch_op.create_index('ix_sla_clocks_settings_version', ['settings_version', 'next_timer_at'], unique=False, postgresql_where=sa.text('stopped_at IS NULL'), sqlite_where=sa.text('stopped_at IS NULL'))
         batch_op.create_index('ix_sla_clocks_ticket_kind', ['ticket_id', 'kind'], unique=False)
 
     op.create_table('ticket_companies',
@@ -701,6 +704,7 @@ def downgrade() -> None:
     op.drop_table('ticket_companies')
     with op.batch_alter_table('sla_clocks', schema=None) as batch_op:
         batch_op.drop_index('ix_sla_clocks_ticket_kind')
+        batch_op.drop_index('ix_sla_clocks_settings_version', postgresql_where=sa.text('stopped_at IS NULL'), sqlite_where=sa.text('stopped_at IS NULL'))
         batch_op.drop_index('ix_sla_clocks_next_timer_at', postgresql_where=sa.text('next_timer_at IS NOT NULL'), sqlite_where=sa.text('next_timer_at IS NOT NULL'))
 
     op.drop_table('sla_clocks')
