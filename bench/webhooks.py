@@ -69,7 +69,12 @@ async def serve_bare() -> None:
     await _serve(app)
 
 
-async def serve_frontdesk(database_url: str, data_dir: str) -> None:
+async def hold(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """A stand-in ingest that never returns: the processor takes one payload and stops there (the edge alone)."""
+    await asyncio.Event().wait()
+
+
+async def serve_frontdesk(database_url: str, data_dir: str, held: bool = False) -> None:
     from aiohttp import web
 
     from frontdesk.channels.webhooks.app import create_webhook_app
@@ -88,6 +93,7 @@ async def serve_frontdesk(database_url: str, data_dir: str) -> None:
         {"page_id": PAGE_ID, "app_secret": APP_SECRET, "verify_token": "bench", "page_access_token": "bench"}]})
     # The daemon's own logging (JSON lines), to a file: what a log line per request costs is measured,
     # not the terminal.
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
     configure_logging(settings, stream=open(Path(data_dir) / "server.log", "w"))
     engine = create_engine(database_url)
     await upgrade(engine)
@@ -95,7 +101,7 @@ async def serve_frontdesk(database_url: str, data_dir: str) -> None:
     await ensure_defaults(sessions, settings)
     ctx = IngestContext(settings, sessions, BlobStore(settings.blob_dir))
     root = web.Application()
-    root.add_subapp("/webhooks/", create_webhook_app(ctx, parse_webhook_config(settings)))
+    root.add_subapp("/webhooks/", create_webhook_app(ctx, parse_webhook_config(settings), ingest=hold if held else None))
     await _serve(root)
 
 
@@ -270,7 +276,8 @@ async def bench(args: argparse.Namespace) -> dict:
     url, drop = await create_database(args.database, args.pg_url, workdir, "fd_bench_wh")
     results: dict = {"database": args.database, "modes": {}}
     try:
-        frontdesk, frontdesk_port = start_server(["frontdesk", url, str(workdir / "var")], uvloop=args.uvloop)
+        frontdesk, frontdesk_port = start_server(
+            ["frontdesk", url, str(workdir / "var"), *(["--hold"] if args.hold_processing else [])], uvloop=args.uvloop)
         bare, bare_port = start_server(["bare"], uvloop=args.uvloop)
         try:
             modes = {"fixed": [message_body(0, run_id)],
@@ -291,7 +298,7 @@ async def bench(args: argparse.Namespace) -> dict:
                 figures["bare after"] = run_wrk(bare_port, script, args)
                 figures["ratio"] = figures["frontdesk"]["rps"] / ((figures["bare"]["rps"] + figures["bare after"]["rps"]) / 2)
                 results["modes"][mode] = figures
-            results["drain"] = await measure_drain(url, args.drain_limit)
+            results["drain"] = await measure_drain(url, 0 if args.hold_processing else args.drain_limit)
         finally:
             stop_server(frontdesk)
             stop_server(bare)
@@ -370,7 +377,7 @@ def main() -> None:
             import uvloop
 
             run, serve = uvloop.run, serve[1:]
-        run(serve_bare() if serve[0] == "bare" else serve_frontdesk(serve[1], serve[2]))
+        run(serve_bare() if serve[0] == "bare" else serve_frontdesk(serve[1], serve[2], held="--hold" in serve))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
@@ -384,6 +391,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load before each run")
     parser.add_argument("--report", type=Path, default=REPO / "bench" / "results" / "webhooks.md")
     parser.add_argument("--uvloop", action="store_true", help="run both servers on uvloop")
+    parser.add_argument("--hold-processing", action="store_true",
+                        help="the edge alone: bodies are stored and answered, the processor holds (nothing is processed)")
     parser.add_argument("--py-spy", metavar="RAW", help="record the Frontdesk server with py-spy during the distinct "
                         "run; raw stacks to RAW.<database>")
     args = parser.parse_args()

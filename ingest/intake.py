@@ -121,8 +121,9 @@ async def commit_payload_rows(ctx: IngestContext, batch: list[dict[str, Any]], *
     found by one indexed lookup for the whole batch), or repeated inside
     the batch, is not inserted again: it answers as a duplicate of the
     first row.  Without, every input gets a row of its own.  Core
-    statements on one connection: this runs for every accepted mail and
-    webhook, and an ORM session costs about as much CPU as the insert.
+    statements in one transaction (:func:`write_connection`): this runs
+    for every accepted mail and webhook, and an ORM session costs about as
+    much CPU as the insert.
     """
     received = utcnow()
     async with write_connection(ctx.sessions) as connection:
