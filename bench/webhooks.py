@@ -363,9 +363,10 @@ def report(results: dict, args: argparse.Namespace, command: str) -> str:
               "share one multi-row INSERT and one commit). The processor later moves the body to the blob store "
               "(fsync) and runs the full ingest pipeline, on the same core, yielding to intake; the drain time "
               "above is what that deferral costs.",
-              "- On PostgreSQL the test cluster runs with fsync=off and synchronous_commit=off "
-              "(`deploy/postgres/start.sh`): its commits are not durable, so PostgreSQL figures flatter the "
-              "durable path. SQLite (synchronous=FULL) commits are durable.", ""]
+              "- PostgreSQL commits are as durable as the cluster behind --pg-url is configured: the development "
+              "cluster (`deploy/postgres/start.sh`) runs with fsync=off and flatters the durable path; the "
+              "figures in docs/benchmarks.md come from a scratch cluster with fsync=on and synchronous_commit=on. "
+              "SQLite (synchronous=FULL) commits are durable.", ""]
     return "\n".join(lines)
 
 

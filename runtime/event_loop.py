@@ -1,11 +1,13 @@
-"""The event loop ``frontdesk run`` and ``frontdesk worker`` run on: uvloop when it is installed, asyncio's own otherwise.
+"""The event loop ``frontdesk run`` and ``frontdesk worker`` run on: asyncio's own, or uvloop when asked.
 
-uvloop is here because it was measured (docs/benchmarks.md, sections 1
-and 3): the edges spend much of their time in socket reads and writes,
-which uvloop does in C.  ``FRONTDESK_EVENT_LOOP=asyncio`` keeps asyncio's
-loop (debugging, or a platform uvloop does not support); without uvloop
-installed the daemon runs on asyncio's loop all the same.  Embedded use
-(tests, tools calling ``asyncio.run`` themselves) is not affected.
+``FRONTDESK_EVENT_LOOP=uvloop`` (with the ``uvloop`` extra installed)
+runs them on uvloop.  It is not the default because it did not measurably
+help as a whole (docs/benchmarks.md, sections 1 and 3): on a loaded
+machine it raised the webhook edge's rate by 13 to 96% in two runs, but
+not its ratio to a bare aiohttp server, and the SMTP acceptance run on
+it was slower.  Without uvloop installed the setting falls back to
+asyncio's loop.  Embedded use (tests, tools calling ``asyncio.run``
+themselves) is not affected.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ EVENT_LOOP_VARIABLE = "FRONTDESK_EVENT_LOOP"
 
 def use_event_loop(environ: Mapping[str, str] = os.environ) -> str:
     """Set the process's event loop policy (before any loop is made); return which loop it is."""
-    if environ.get(EVENT_LOOP_VARIABLE, "uvloop").strip().lower() == "asyncio":
+    if environ.get(EVENT_LOOP_VARIABLE, "asyncio").strip().lower() != "uvloop":
         return "asyncio"
     try:
         import uvloop

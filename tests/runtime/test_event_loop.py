@@ -1,4 +1,4 @@
-"""The daemon's and the worker's event loop: uvloop by default, asyncio's own on request."""
+"""The daemon's and the worker's event loop: asyncio's own by default, uvloop on request."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ def restore_policy():
     asyncio.set_event_loop_policy(policy)
 
 
-def test_uvloop_by_default(restore_policy) -> None:
+def test_uvloop_when_asked(restore_policy) -> None:
     uvloop = pytest.importorskip("uvloop")
-    assert use_event_loop({}) == "uvloop"
+    assert use_event_loop({EVENT_LOOP_VARIABLE: "uvloop"}) == "uvloop"
     loop = asyncio.new_event_loop()
     try:
         assert isinstance(loop, uvloop.Loop)
@@ -26,7 +26,8 @@ def test_uvloop_by_default(restore_policy) -> None:
         loop.close()
 
 
-def test_asyncio_when_asked(restore_policy) -> None:
+@pytest.mark.parametrize("environ", [{}, {EVENT_LOOP_VARIABLE: "asyncio"}])
+def test_asyncio_by_default(restore_policy, environ) -> None:
     before = asyncio.get_event_loop_policy()
-    assert use_event_loop({EVENT_LOOP_VARIABLE: "asyncio"}) == "asyncio"
+    assert use_event_loop(environ) == "asyncio"
     assert asyncio.get_event_loop_policy() is before
