@@ -48,6 +48,7 @@ from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.email_channels import receiving_addresses
 from frontdesk.ingest.email_intake import EmailIntake
 from frontdesk.outbound.deliveries import DeliveryLoop
+from frontdesk.runtime.event_loop import use_event_loop
 from frontdesk.runtime.registries import deliverers
 
 log = structlog.get_logger("frontdesk.daemon")
@@ -298,4 +299,5 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
 
 
 def run(settings: Settings) -> int:
+    use_event_loop()
     return asyncio.run(serve(settings))

@@ -30,6 +30,7 @@ from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import create_engine, session_factory
 from frontdesk.outbound.deliveries import DeliveryLoop
 from frontdesk.runtime.registries import deliverers
+from frontdesk.runtime.event_loop import use_event_loop
 
 # (settings, sessions) -> the handler and what to start with the worker.
 HandlerFactory = Callable[
@@ -76,6 +77,7 @@ def run_worker(
     if not settings.kafka_bootstrap:
         raise ConfigError("frontdesk worker needs Kafka: set FRONTDESK_KAFKA_BOOTSTRAP or [kafka] bootstrap")
     topics = topics or KafkaTopics.from_environ(settings.kafka_bootstrap)
+    use_event_loop()  # faust takes the policy's loop
     # Before faust subscribes: a topic created later would go unseen until a metadata refresh.
     asyncio.run(ensure_topics(topics))
     sessions = session_factory(create_engine(settings.reveal_database_url()))
