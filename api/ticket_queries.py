@@ -26,6 +26,7 @@ from frontdesk.api.parameters import MAX_ID, bad_parameter, parse_int, query_int
 from frontdesk.model import Contact, Pipeline, Status, Ticket, utcnow
 from frontdesk.api.errors import ApiError
 from frontdesk.tickets.access import Principal, pipeline_visibility, ticket_visibility
+from frontdesk.tickets.counts import kept_count
 from frontdesk.tickets.status import statuses_named
 from frontdesk.tickets.filter_sql import (
     SORT_PROPERTIES, FilterContext, column_nullable, filters_clause, sort_column, sortable,
@@ -243,8 +244,12 @@ async def ticket_query(session: AsyncSession, request: web.Request, principal: P
 
 
 async def ticket_count(session: AsyncSession, query: TicketQuery) -> int:
-    """How many tickets the query matches (no joins: every clause is on ``tickets``, so indexes answer it)."""
-    return await session.scalar(select(func.count(Ticket.id)).where(*query.clauses)) or 0
+    """How many tickets the query matches: from the kept counts when its clauses allow, else on ``tickets``."""
+    clause = and_(*query.clauses)
+    kept = await kept_count(session, clause)
+    if kept is not None:
+        return kept
+    return await session.scalar(select(func.count(Ticket.id)).where(clause)) or 0
 
 
 async def ticket_page(session: AsyncSession, query: TicketQuery) -> tuple[list[Any], int, str | None]:

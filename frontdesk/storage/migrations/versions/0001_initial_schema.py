@@ -2,11 +2,12 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 03:15:16.396291
+Create Date: 2026-12-02 05:05:03.046853
 """
 from alembic import op
 import sqlalchemy as sa
 import frontdesk.model.base
+import frontdesk.storage.count_ddl
 import frontdesk.storage.search_ddl
 
 
@@ -168,6 +169,16 @@ def upgrade() -> None:
     sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_teams')),
     sa.UniqueConstraint('name', name=op.f('uq_teams_name'))
+    )
+    op.create_table('ticket_counts',
+    sa.Column('pipeline_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('status_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('owner_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('team_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('is_spam', sa.Boolean(), nullable=False),
+    sa.Column('last_message_outbound', sa.Boolean(), nullable=False),
+    sa.Column('n', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('pipeline_id', 'status_id', 'owner_id', 'team_id', 'is_spam', 'last_message_outbound', name=op.f('pk_ticket_counts'))
     )
     op.create_table('channels',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -647,6 +658,8 @@ def upgrade() -> None:
     # ### end Alembic commands ###
     # Full-text structures the models cannot describe (FTS5, tsvector, pg_trgm).
     frontdesk.storage.search_ddl.upgrade(op)
+    # The triggers that keep ticket_counts (the default views' counts) in step with tickets.
+    frontdesk.storage.count_ddl.upgrade(op)
 
 
 def downgrade() -> None:
@@ -763,6 +776,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_channels_pipeline_id'))
 
     op.drop_table('channels')
+    op.drop_table('ticket_counts')
     op.drop_table('teams')
     op.drop_table('sla_settings')
     op.drop_table('readiness_probes')
