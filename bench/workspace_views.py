@@ -49,6 +49,15 @@ FIRST = ("Zoë", "Ann", "Bob", "Chen", "Dana", "Emil", "Fatima", "Goran", "Hana"
 VIEWS = ("unassigned", "assigned_to_me", "my_team_open", "all_open", "sent", "spam")
 DROPPED_INDEXES = ("ix_tickets_view_owner", "ix_tickets_updated", "ix_tickets_sent", "ix_tickets_spam",
                    "ix_tickets_owner_id", "ix_tickets_team_id", "ix_tickets_pipeline_status")
+# The shape of a long-lived account (ticket 1 is the newest, one every 30 s):
+# the newest 5% mostly still open plus a few old stragglers (~5.5% open in
+# all), owners spread over 49 agents (an open ticket is unassigned one time
+# in six), a team on 90%, priority mostly low / medium, 1.5% spam, and on
+# 70% an agent's reply is the latest message (the Sent view).
+OPEN = "((i * 20 <= {n} AND i % 4 <> 0) OR i % 41 = 0)"
+UNASSIGNED = f"({OPEN} AND i % 6 = 0 OR i % 100 = 1)"
+OWNER = "((i % 7) * (i % 7) + i % 11) % 49 + 1"
+SENT = "({t} % 10 < 7 AND {t} % 67 <> 0)"
 DROPPED_PG_SEARCH = ("ix_search_document_fts", "ix_search_names_trgm", "ix_search_phones_trgm")
 
 
@@ -83,15 +92,18 @@ def generation_sql(dialect: str, tickets: int) -> list[str]:
     contacts = max(tickets // 2, 1)
     companies = min(10_000, contacts)
     now = _ago(dialect, "0")
+    opened, unassigned = OPEN.format(n=tickets), UNASSIGNED.format(n=tickets)
     first = "CASE " + " ".join(f"WHEN i % 10 = {k} THEN '{n}'" for k, n in enumerate(FIRST)) + " END"
     return [
         "INSERT INTO teams (id, name, created_at) VALUES (1, 'Billing', " + now + "), (2, 'Tech', " + now + "), "
         "(3, 'Field', " + now + ")",
         "INSERT INTO pipelines (id, name, internal_name, position, created_at) VALUES (1, 'Support', 'support', 0, "
-        + now + ")",
+        + now + "), (2, 'Billing', 'billing', 1, " + now + ")",
         "INSERT INTO statuses (id, pipeline_id, label, internal_name, position, is_closed) VALUES "
-        "(1, 1, 'New', 'new', 0, false), (2, 1, 'Waiting on us', 'waiting_on_us', 1, false), "
-        "(3, 1, 'Closed', 'closed', 2, true)",
+        "(1, 1, 'New', 'new', 0, false), (2, 1, 'Waiting on contact', 'waiting_on_contact', 1, false), "
+        "(3, 1, 'Waiting on us', 'waiting_on_us', 2, false), (4, 1, 'Closed', 'closed', 3, true), "
+        "(5, 2, 'New', 'new', 0, false), (6, 2, 'Waiting on us', 'waiting_on_us', 1, false), "
+        "(7, 2, 'Closed', 'closed', 2, true)",
         f"WITH {_series(dialect, 50)} INSERT INTO users (id, name, email, role, primary_team_id, ticket_access, "
         "sees_unassigned, can_manage_views, account_access, is_active, created_at) SELECT i, 'Agent ' || i, 'agent' || i || "
         f"'@acme.test', 'agent', (i % 3) + 1, 'all', true, true, false, true, {now} FROM s",
@@ -105,18 +117,21 @@ def generation_sql(dialect: str, tickets: int) -> list[str]:
         f"WITH {_series(dialect, tickets)} INSERT INTO tickets (id, name, description, pipeline_id, status_id, "
         "priority, owner_id, team_id, source_channel, contact_id, company_id, custom_properties, is_spam, "
         "last_message_outbound, created_at, updated_at) SELECT i, 'Order ' || i || ' question', "
-        "'Customer asks about order ' || i, 1, CASE WHEN i % 10 < 4 THEN 3 WHEN i % 2 = 0 THEN 1 ELSE 2 END, "
-        "CASE i % 4 WHEN 0 THEN 'low' WHEN 1 THEN 'medium' WHEN 2 THEN 'high' ELSE 'urgent' END, "
-        "CASE WHEN i % 5 = 0 THEN NULL ELSE (i % 49) + 1 END, CASE WHEN i % 7 = 0 THEN (i % 3) + 1 END, 'email', "
+        f"'Customer asks about order ' || i, CASE WHEN i % 5 = 0 THEN 2 ELSE 1 END, CASE WHEN NOT {opened} "
+        "THEN CASE WHEN i % 5 = 0 THEN 7 ELSE 4 END WHEN i % 5 = 0 THEN 5 + i % 2 ELSE 1 + i % 3 END, "
+        "CASE WHEN i % 100 < 30 THEN 'low' WHEN i % 100 < 75 THEN 'medium' WHEN i % 100 < 93 THEN 'high' "
+        f"ELSE 'urgent' END, CASE WHEN {unassigned} THEN NULL ELSE {OWNER} END, "
+        f"CASE WHEN i % 10 = 9 THEN NULL WHEN {unassigned} THEN (i % 3) + 1 ELSE ({OWNER}) % 3 + 1 END, 'email', "
         f"(i % {contacts}) + 1, ((i % {contacts}) % {companies}) + 1, "
-        + _json(dialect, "'{\"plan\": \"' || CASE WHEN i % 5 = 0 THEN 'gold' ELSE 'free' END || '\"}'")
-        + f", i % 97 = 0, i % 4 = 0, {_ago(dialect, 'i * 30')}, {_ago(dialect, 'i * 10')} FROM s",
+        + _json(dialect, "'{\"plan\": \"' || CASE WHEN i % 20 < 14 THEN 'free' WHEN i % 20 < 19 THEN 'gold' "
+                         "ELSE 'enterprise' END || '\"}'")
+        + f", i % 67 = 0, {SENT.format(t='i')}, {_ago(dialect, 'i * 30')}, {_ago(dialect, 'i * 10')} FROM s",
         f"WITH {_series(dialect, tickets * 3)} INSERT INTO messages (ticket_id, direction, channel, \"references\", "
         "to_addresses, cc_addresses, headers, defects, extra, text_body, author_kind, screening, is_forwarded, "
-        "is_automated, via_personal_mailbox, created_at) SELECT t, CASE WHEN m = 3 AND t % 4 = 0 THEN 'outbound' "
-        "ELSE 'inbound' END, 'email', " + ", ".join([_json(dialect, "'[]'")] * 5) + ", "
+        "is_automated, via_personal_mailbox, created_at) SELECT t, CASE WHEN m = 3 AND "
+        + SENT.format(t="t") + " THEN 'outbound' ELSE 'inbound' END, 'email', " + ", ".join([_json(dialect, "'[]'")] * 5) + ", "
         + _json(dialect, "'{}'") + ", " + _body("t", "m")
-        + ", CASE WHEN m = 3 AND t % 4 = 0 THEN 'agent' ELSE 'customer' END, 'accepted', false, false, false, "
+        + ", CASE WHEN m = 3 AND " + SENT.format(t="t") + " THEN 'agent' ELSE 'customer' END, 'accepted', false, false, false, "
         + _ago(dialect, "t * 10 + 3 - m")
         + " FROM (SELECT (i - 1) / 3 + 1 AS t, (i - 1) % 3 + 1 AS m FROM s) AS g",
         "INSERT INTO ticket_search (ticket_id, names, document, phones) SELECT t.id, lower('#' || t.id || ' ' || "
@@ -127,29 +142,73 @@ def generation_sql(dialect: str, tickets: int) -> list[str]:
     ]
 
 
+LOADED_TABLES = ("tickets", "messages", "contacts", "companies", "ticket_search")
+
+
+def progress(message: str, started: float) -> None:
+    print(f"[{time.perf_counter() - started:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+async def _secondary_indexes(conn: Any) -> list[tuple[str, str]]:
+    """PostgreSQL: (name, definition) of the loaded tables' indexes that back no constraint."""
+    from sqlalchemy import text
+
+    rows = await conn.execute(text(
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() "
+        "AND i.tablename = ANY(:tables) AND NOT EXISTS (SELECT 1 FROM pg_constraint c "
+        "WHERE c.conname = i.indexname)"), {"tables": list(LOADED_TABLES)})
+    return [(name, definition) for name, definition in rows]
+
+
 async def generate(engine: Any, dialect: str, tickets: int) -> float:
+    """Fill the account. PostgreSQL: indexes are dropped for the load and built after it, as a restore does."""
     from sqlalchemy import text
 
     from frontdesk.api.auth import hash_token
+    from frontdesk.storage import count_ddl
 
     started = time.perf_counter()
+    indexes: list[tuple[str, str]] = []
     async with engine.begin() as conn:
+        if dialect == "postgresql":
+            # As a restore does: indexes are built after the load, and foreign
+            # keys and triggers are off during it (the generated rows satisfy
+            # the keys; the counts the triggers keep are built once, below).
+            indexes = await _secondary_indexes(conn)
+            for name, _ in indexes:
+                await conn.execute(text(f"DROP INDEX {name}"))
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
         for statement in generation_sql(dialect, tickets):
-            await conn.execute(text(statement))
+            table = statement.split("INSERT INTO ", 1)[1].split(" ", 1)[0]
+            result = await conn.execute(text(statement))
+            progress(f"{table}: {result.rowcount:,} rows" if result.rowcount >= 0 else table, started)
+        if dialect == "postgresql":
+            await conn.execute(text("SET LOCAL session_replication_role = origin"))
+            for statement in count_ddl.REBUILD:
+                await conn.execute(text(statement))
+            progress("ticket_counts rebuilt", started)
         await conn.execute(text("INSERT INTO api_tokens (user_id, token_hash, label, created_at) "
                                 "VALUES (1, :h, 'bench', :now)"), {"h": hash_token(TOKEN),
                                                                    "now": datetime.now(timezone.utc)})
         await conn.execute(text("INSERT INTO property_definitions (name, label, type, options, read_only, "
                                 "calculated) VALUES ('plan', 'Plan', 'enumeration', " + _json(dialect, ":o")
-                                + ", false, false)"), {"o": '["free", "gold"]'})
+                                + ", false, false)"), {"o": '["free", "gold", "enterprise"]'})
     if dialect == "postgresql":
-        for table in ("tickets", "messages", "contacts", "ticket_search", "statuses"):
-            async with engine.connect() as conn:
-                await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-                    text(f"VACUUM ANALYZE {table}"))
+        async with engine.connect() as conn:
+            await conn.execute(text("SET maintenance_work_mem = '256MB'"))
+            for name, definition in indexes:
+                await conn.execute(text(definition))
+                await conn.commit()
+                progress(f"index {name}", started)
+        async with engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            for table in (*LOADED_TABLES, "statuses", "users", "team_memberships", "ticket_counts"):
+                await autocommit.execute(text(f"VACUUM ANALYZE {table}"))
+            progress("VACUUM ANALYZE", started)
     else:
         async with engine.begin() as conn:
             await conn.execute(text("ANALYZE"))
+        progress("ANALYZE", started)
     return time.perf_counter() - started
 
 
@@ -211,12 +270,19 @@ async def run(args: argparse.Namespace) -> str:
     from api_harness import listen
 
     workdir = Path(tempfile.mkdtemp(prefix="fd-bench-views-"))
-    url, pg_name = await create_database(args.database, args.pg_url, workdir, "fd_bench_views")
+    if args.url:  # an account generated by an earlier run with --keep
+        url, pg_name = args.url, None
+    else:
+        url, pg_name = await create_database(args.database, args.pg_url, workdir, "fd_bench_views")
     engine = create_engine(url)
     try:
-        await upgrade(engine)
         dialect = engine.dialect.name
-        generated = await generate(engine, dialect, args.tickets)
+        generated = 0.0
+        if not args.url:
+            await upgrade(engine)
+            generated = await generate(engine, dialect, args.tickets)
+        if args.keep:
+            print(f"kept: --url {url}", file=sys.stderr, flush=True)
         settings = Settings(data_dir=workdir, database_url=url, log_level="WARNING")
         configure_logging(settings)  # no access-log line per timed request
         runner, base = await listen(create_app(settings, session_factory(engine), BlobStore(workdir / "blobs")))
@@ -224,13 +290,15 @@ async def run(args: argparse.Namespace) -> str:
             async with aiohttp.ClientSession(base_url=base) as client:
                 timed = requests_to_time(args.tickets)
                 indexed = await time_requests(client, timed, args.runs)
+                if args.keep:
+                    return report(args, dialect, generated, indexed, indexed)
                 await drop_indexes(engine, dialect)
                 bare = await time_requests(client, timed, max(3, args.runs // 5))
         finally:
             await runner.cleanup()
     finally:
         await engine.dispose()
-        if pg_name:
+        if pg_name and not args.keep:
             await drop_database(args.pg_url, pg_name)
     return report(args, dialect, generated, indexed, bare)
 
@@ -262,6 +330,9 @@ def main() -> None:
     parser.add_argument("--tickets", type=int)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--report", type=Path)
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the generated database and its indexes (no run without them), and print its --url")
+    parser.add_argument("--url", help="time against a database an earlier --keep run generated (no generation)")
     args = parser.parse_args()
     if args.tickets is None:
         args.tickets = 1_000_000 if args.database == "postgresql" else 200_000

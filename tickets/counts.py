@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Column, func, null, select
+from sqlalchemy import ColumnElement, Column, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, Null
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from frontdesk.model import Ticket, TicketCount
@@ -35,9 +37,14 @@ def _kept_columns() -> dict[str, Any]:
         tickets.team_id.key: func.nullif(counts.team_id, 0),
         tickets.is_spam.key: counts.is_spam,
         tickets.last_message_outbound.key: counts.last_message_outbound,
-        # Only live tickets are counted: in every row, deleted_at is unknown.
-        tickets.deleted_at.key: null(),
     }
+
+
+def _is_live(element: Any) -> bool:
+    """``tickets.deleted_at IS NULL``: true of every counted ticket (only live ones are)."""
+    return (isinstance(element, BinaryExpression) and element.operator is operators.is_
+            and isinstance(element.left, Column) and element.left.table is Ticket.__table__
+            and element.left.key == "deleted_at" and isinstance(element.right, Null))
 
 
 def counts_clause(clause: ColumnElement[bool]) -> ColumnElement[bool] | None:
@@ -46,6 +53,8 @@ def counts_clause(clause: ColumnElement[bool]) -> ColumnElement[bool] | None:
     table = Ticket.__table__
 
     def replace(element: Any) -> Any:
+        if _is_live(element):
+            return true()
         if isinstance(element, Column) and element.table is table:
             if element.key not in kept:
                 raise _Unkept(element.key)

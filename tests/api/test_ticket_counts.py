@@ -87,3 +87,24 @@ async def test_view_counts_equal_counts_over_the_tickets_for_every_access_kind(c
                 exact = (await response.json())["total"]
             assert counts[view] == exact, (user, view)
         assert any(counts.values()), user
+
+
+def test_default_views_are_counted_from_the_kept_counts_and_other_criteria_are_not() -> None:
+    """Every default view, for every access kind, rewrites onto ticket_counts; a search or a custom property cannot."""
+    from sqlalchemy import and_
+
+    from frontdesk.tickets.access import Principal, ticket_visibility
+    from frontdesk.tickets.counts import counts_clause
+    from frontdesk.tickets.views import DEFAULT_VIEWS
+
+    principals = [Principal(user_id=3, role="agent", ticket_access=access, sees_unassigned=unassigned,
+                            team_ids=frozenset(teams))
+                  for access in ("all", "team", "owned") for unassigned in (True, False) for teams in ((), (1, 2))]
+    for principal in principals + [Principal(user_id=1, role=SUPER_ADMIN)]:
+        for view in DEFAULT_VIEWS.values():
+            clause = and_(ticket_visibility(principal), *view.criteria(principal, [1, 2]))
+            assert counts_clause(clause) is not None, (principal, view.key)
+    everyone = ticket_visibility(Principal(user_id=3, role="agent"))
+    assert counts_clause(and_(everyone, Ticket.custom_properties["plan"].as_string() == "gold")) is None
+    assert counts_clause(and_(everyone, Ticket.priority == "high")) is None
+    assert counts_clause(ticket_visibility(Principal(user_id=3, role="agent"), deleted=True)) is None
