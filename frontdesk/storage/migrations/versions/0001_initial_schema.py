@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 05:05:03.046853
+Create Date: 2026-12-02 05:26:27.397028
 """
 from alembic import op
 import sqlalchemy as sa
@@ -419,13 +419,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tickets_contact_id'), ['contact_id'], unique=False)
+        batch_op.create_index('ix_tickets_created', ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index('ix_tickets_pipeline_status', ['pipeline_id', 'status_id'], unique=False)
         batch_op.create_index('ix_tickets_sent', ['updated_at', 'id'], unique=False, postgresql_where=sa.text('last_message_outbound AND NOT is_spam'), sqlite_where=sa.text('last_message_outbound = 1 AND is_spam = 0'))
         batch_op.create_index('ix_tickets_spam', ['updated_at', 'id'], unique=False, postgresql_where=sa.text('is_spam'), sqlite_where=sa.text('is_spam = 1'))
         batch_op.create_index(batch_op.f('ix_tickets_team_id'), ['team_id'], unique=False)
         batch_op.create_index('ix_tickets_updated', ['updated_at', 'id'], unique=False)
-        batch_op.create_index('ix_tickets_view_owner', ['status_id', 'owner_id', 'updated_at', 'id'], unique=False, postgresql_where=sa.text('NOT is_spam'), sqlite_where=sa.text('is_spam = 0'))
+        batch_op.create_index('ix_tickets_view_owner', ['status_id', 'owner_id', 'updated_at', 'id'], unique=False, postgresql_include=['pipeline_id'], postgresql_where=sa.text('deleted_at IS NULL AND NOT is_spam'), sqlite_where=sa.text('deleted_at IS NULL AND is_spam = 0'))
 
     op.create_table('comments',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -718,13 +719,14 @@ def downgrade() -> None:
 
     op.drop_table('comments')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.drop_index('ix_tickets_view_owner', postgresql_where=sa.text('NOT is_spam'), sqlite_where=sa.text('is_spam = 0'))
+        batch_op.drop_index('ix_tickets_view_owner', postgresql_include=['pipeline_id'], postgresql_where=sa.text('deleted_at IS NULL AND NOT is_spam'), sqlite_where=sa.text('deleted_at IS NULL AND is_spam = 0'))
         batch_op.drop_index('ix_tickets_updated')
         batch_op.drop_index(batch_op.f('ix_tickets_team_id'))
         batch_op.drop_index('ix_tickets_spam', postgresql_where=sa.text('is_spam'), sqlite_where=sa.text('is_spam = 1'))
         batch_op.drop_index('ix_tickets_sent', postgresql_where=sa.text('last_message_outbound AND NOT is_spam'), sqlite_where=sa.text('last_message_outbound = 1 AND is_spam = 0'))
         batch_op.drop_index('ix_tickets_pipeline_status')
         batch_op.drop_index(batch_op.f('ix_tickets_owner_id'))
+        batch_op.drop_index('ix_tickets_created')
         batch_op.drop_index(batch_op.f('ix_tickets_contact_id'))
 
     op.drop_table('tickets')
