@@ -330,7 +330,7 @@ async def run(args: argparse.Namespace) -> str:
                 timed = await requests_to_time(engine, args.tickets)
                 indexed = await time_requests(client, timed, args.runs)
                 if args.keep:
-                    return report(args, dialect, generated, indexed, indexed)
+                    return report(args, dialect, generated, indexed, None)
                 await drop_indexes(engine, dialect)
                 # The baseline counts over tickets too, as before ticket_counts.
                 counts.counts_clause = lambda clause: None
@@ -345,7 +345,7 @@ async def run(args: argparse.Namespace) -> str:
 
 
 def report(args: argparse.Namespace, dialect: str, generated: float, indexed: dict[str, Any],
-           bare: dict[str, Any]) -> str:
+           bare: dict[str, Any] | None) -> str:
     lines = [
         f"# Workspace views and search ({dialect}, {args.tickets:,} tickets, {args.tickets * 3:,} messages)", "",
         f"- command: `{' '.join(sys.argv)}`",
@@ -357,8 +357,8 @@ def report(args: argparse.Namespace, dialect: str, generated: float, indexed: di
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, (p50, p95, total) in indexed.items():
-        b50, b95, _ = bare[name]
-        no_baseline = dialect == "sqlite" and name.startswith("search")
+        b50, b95, _ = bare[name] if bare else (0.0, 0.0, 0)
+        no_baseline = bare is None or (dialect == "sqlite" and name.startswith("search"))
         lines.append(f"| {name} | {total:,} | {p50:.1f} | {p95:.1f} | "
                      + ("n/a | n/a |" if no_baseline else f"{b50:.1f} | {b95:.1f} |"))
     return "\n".join(lines) + "\n"
