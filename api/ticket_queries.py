@@ -26,6 +26,7 @@ from frontdesk.api.parameters import MAX_ID, bad_parameter, parse_int, query_int
 from frontdesk.model import Contact, Pipeline, Status, Ticket, utcnow
 from frontdesk.api.errors import ApiError
 from frontdesk.tickets.access import Principal, pipeline_visibility, ticket_visibility
+from frontdesk.tickets.counts import kept_count
 from frontdesk.tickets.status import statuses_named
 from frontdesk.tickets.filter_sql import (
     SORT_PROPERTIES, FilterContext, column_nullable, filters_clause, sort_column, sortable,
@@ -86,13 +87,16 @@ class SortOrder:
     def nullable(self) -> bool:
         return self.spec.name != "id" and column_nullable(self.spec)
 
-    def order_by(self) -> tuple[Any, ...]:
+    def order_by(self, key: Any = None, ticket_id: Any = None) -> tuple[Any, ...]:
+        """ORDER BY this order: on ``tickets``, or on a subquery's ``key`` and ``ticket_id`` columns."""
+        key = self.key if key is None else key
+        ticket_id = Ticket.id if ticket_id is None else ticket_id
         # NULLS LAST only where a value can be unknown: on a NOT NULL column
         # it would keep PostgreSQL from reading the (updated_at, id) index backwards.
-        key = self.key.desc() if self.descending else self.key.asc()
+        key = key.desc() if self.descending else key.asc()
         if self.nullable:
             key = key.nulls_last()
-        return key, Ticket.id.desc() if self.descending else Ticket.id.asc()
+        return key, ticket_id.desc() if self.descending else ticket_id.asc()
 
     def after(self, cursor: Cursor) -> Any:
         """Tickets after ``cursor`` in this order (keyset pagination: stable under inserts)."""
@@ -243,19 +247,28 @@ async def ticket_query(session: AsyncSession, request: web.Request, principal: P
 
 
 async def ticket_count(session: AsyncSession, query: TicketQuery) -> int:
-    """How many tickets the query matches (no joins: every clause is on ``tickets``, so indexes answer it)."""
-    return await session.scalar(select(func.count(Ticket.id)).where(*query.clauses)) or 0
+    """How many tickets the query matches: from the kept counts when its clauses allow, else on ``tickets``."""
+    clause = and_(*query.clauses)
+    kept = await kept_count(session, clause)
+    if kept is not None:
+        return kept
+    return await session.scalar(select(func.count(Ticket.id)).where(clause)) or 0
 
 
 async def ticket_page(session: AsyncSession, query: TicketQuery) -> tuple[list[Any], int, str | None]:
     """One page of (ticket, pipeline, status, contact) rows, the total, and the next page's cursor."""
     order = query.order
-    statement = joined(select(Ticket, Pipeline, Status, Contact, order.key.label("sort_key"))).where(*query.clauses)
+    # The page's ids first, from ``tickets`` alone (an index can answer it),
+    # then the joins for those rows only, not for every match before the sort.
+    page = select(Ticket.id.label("id"), order.key.label("sort_key")).where(*query.clauses)
     if query.cursor is not None:
-        statement = statement.where(order.after(query.cursor))
-    statement = statement.order_by(*order.order_by()).limit(query.limit + 1)
+        page = page.where(order.after(query.cursor))
+    page = page.order_by(*order.order_by()).limit(query.limit + 1)
     if query.page is not None:
-        statement = statement.offset((query.page - 1) * query.limit)
+        page = page.offset((query.page - 1) * query.limit)
+    ids = page.subquery("page")
+    statement = (joined(select(Ticket, Pipeline, Status, Contact, ids.c.sort_key)).join(ids, ids.c.id == Ticket.id)
+                 .order_by(*order.order_by(ids.c.sort_key, ids.c.id)))
     total = await ticket_count(session, query)
     rows = (await session.execute(statement)).all()
     has_more = len(rows) > query.limit

@@ -14,15 +14,16 @@ from frontdesk.model.pipelines import Pipeline, Status
 from frontdesk.model.probes import ReadinessProbe
 from frontdesk.model.properties import PropertyDefinition, StageProperty
 from frontdesk.model.sla import SlaClock, SlaSettingsRow
-from frontdesk.model.tickets import Ticket, TicketParticipant
+from frontdesk.model.tickets import Ticket, TicketCount, TicketParticipant
 from frontdesk.model.views import TicketSearchDocument, TicketView, TicketViewTeam
 
 __all__ = [
     "ApiToken", "AppliedEffect", "Attachment", "AuditEntry", "Base", "Channel", "Comment", "Company",
     "Contact", "ContactIdentity", "Conversation", "ConversationMove", "DeadLetter", "Delivery",
     "EmailTemplate", "InboundPayload", "Inbox", "MailboxCheckpoint", "MailboxLease", "Message", "OutboxEvent",
-    "Pipeline", "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem", "ReadinessProbe", "SlaClock", "SlaSettingsRow",
-    "Snippet", "StageProperty", "Status", "StatusAction", "Team", "TeamMembership", "Ticket",
+    "Pipeline", "PipelineAccess", "PipelineAutomation", "PropertyDefinition", "QuarantinedItem", "ReadinessProbe",
+    "SlaClock", "SlaSettingsRow", "Snippet", "StageProperty", "Status", "StatusAction", "Team", "TeamMembership",
+    "Ticket", "TicketCount",
     "TicketCompany", "TicketContact", "TicketParticipant", "TicketSearchDocument", "TicketView", "TicketViewTeam",
     "User", "utcnow",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from frontdesk.model.base import Base, utcnow
@@ -20,9 +20,15 @@ class Ticket(Base):
         # owner ..." from the index alone, spam left out by the predicate.
         # The predicates are written as SQLAlchemy renders ``~Ticket.is_spam``
         # and ``Ticket.is_spam`` on each database, so both planners match them.
+        # Live tickets only, and (PostgreSQL) with the pipeline the access
+        # rule tests: a view's page of ids is an index-only scan.
         Index("ix_tickets_view_owner", "status_id", "owner_id", "updated_at", "id",
-              postgresql_where=text("NOT is_spam"), sqlite_where=text("is_spam = 0")),
+              postgresql_include=["pipeline_id"],
+              postgresql_where=text("deleted_at IS NULL AND NOT is_spam"),
+              sqlite_where=text("deleted_at IS NULL AND is_spam = 0")),
         Index("ix_tickets_updated", "updated_at", "id"),
+        # "Created in the last N days" / before / after: a range, not a scan.
+        Index("ix_tickets_created", "created_at"),
         Index("ix_tickets_sent", "updated_at", "id",
               postgresql_where=text("last_message_outbound AND NOT is_spam"),
               sqlite_where=text("last_message_outbound = 1 AND is_spam = 0")),
@@ -63,6 +69,29 @@ class Ticket(Base):
     deleted_at: Mapped[datetime | None]
     deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
+
+
+class TicketCount(Base):
+    """How many live tickets share one combination of the columns the default views and the access rule test.
+
+    The default views' counts are sums over these few rows instead of counts
+    over every ticket (``tickets.counts``).  The database keeps them, in the
+    writer's transaction, with triggers on ``tickets``
+    (``frontdesk.storage.count_ddl``): every insert, update, delete, soft
+    delete and ``ON DELETE SET NULL`` of an owner or team passes through
+    them, whichever code path wrote it.  No owner or team is stored as 0 so
+    the key can be a primary key (NULLs would be distinct in it).
+    """
+
+    __tablename__ = "ticket_counts"
+
+    pipeline_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    status_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    owner_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    team_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    is_spam: Mapped[bool] = mapped_column(primary_key=True)
+    last_message_outbound: Mapped[bool] = mapped_column(primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
 
 class TicketParticipant(Base):
     """An email address seen on a ticket, as sender or recipient.

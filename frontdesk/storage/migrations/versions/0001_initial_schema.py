@@ -2,11 +2,12 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 06:17:18.899400
+Create Date: 2026-12-02 06:31:30.713939
 """
 from alembic import op
 import sqlalchemy as sa
 import frontdesk.model.base
+import frontdesk.storage.count_ddl
 import frontdesk.storage.search_ddl
 
 
@@ -179,6 +180,16 @@ def upgrade() -> None:
     sa.Column('created_at', frontdesk.model.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_teams')),
     sa.UniqueConstraint('name', name=op.f('uq_teams_name'))
+    )
+    op.create_table('ticket_counts',
+    sa.Column('pipeline_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('status_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('owner_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('team_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('is_spam', sa.Boolean(), nullable=False),
+    sa.Column('last_message_outbound', sa.Boolean(), nullable=False),
+    sa.Column('n', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('pipeline_id', 'status_id', 'owner_id', 'team_id', 'is_spam', 'last_message_outbound', name=op.f('pk_ticket_counts'))
     )
     op.create_table('channels',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -419,13 +430,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tickets_contact_id'), ['contact_id'], unique=False)
+        batch_op.create_index('ix_tickets_created', ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index('ix_tickets_pipeline_status', ['pipeline_id', 'status_id'], unique=False)
         batch_op.create_index('ix_tickets_sent', ['updated_at', 'id'], unique=False, postgresql_where=sa.text('last_message_outbound AND NOT is_spam'), sqlite_where=sa.text('last_message_outbound = 1 AND is_spam = 0'))
         batch_op.create_index('ix_tickets_spam', ['updated_at', 'id'], unique=False, postgresql_where=sa.text('is_spam'), sqlite_where=sa.text('is_spam = 1'))
         batch_op.create_index(batch_op.f('ix_tickets_team_id'), ['team_id'], unique=False)
         batch_op.create_index('ix_tickets_updated', ['updated_at', 'id'], unique=False)
-        batch_op.create_index('ix_tickets_view_owner', ['status_id', 'owner_id', 'updated_at', 'id'], unique=False, postgresql_where=sa.text('NOT is_spam'), sqlite_where=sa.text('is_spam = 0'))
+        batch_op.create_index('ix_tickets_view_owner', ['status_id', 'owner_id', 'updated_at', 'id'], unique=False, postgresql_include=['pipeline_id'], postgresql_where=sa.text('deleted_at IS NULL AND NOT is_spam'), sqlite_where=sa.text('deleted_at IS NULL AND is_spam = 0'))
 
     op.create_table('comments',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -660,6 +672,8 @@ def upgrade() -> None:
     # ### end Alembic commands ###
     # Full-text structures the models cannot describe (FTS5, tsvector, pg_trgm).
     frontdesk.storage.search_ddl.upgrade(op)
+    # The triggers that keep ticket_counts (the default views' counts) in step with tickets.
+    frontdesk.storage.count_ddl.upgrade(op)
 
 
 def downgrade() -> None:
@@ -719,13 +733,14 @@ def downgrade() -> None:
 
     op.drop_table('comments')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.drop_index('ix_tickets_view_owner', postgresql_where=sa.text('NOT is_spam'), sqlite_where=sa.text('is_spam = 0'))
+        batch_op.drop_index('ix_tickets_view_owner', postgresql_include=['pipeline_id'], postgresql_where=sa.text('deleted_at IS NULL AND NOT is_spam'), sqlite_where=sa.text('deleted_at IS NULL AND is_spam = 0'))
         batch_op.drop_index('ix_tickets_updated')
         batch_op.drop_index(batch_op.f('ix_tickets_team_id'))
         batch_op.drop_index('ix_tickets_spam', postgresql_where=sa.text('is_spam'), sqlite_where=sa.text('is_spam = 1'))
         batch_op.drop_index('ix_tickets_sent', postgresql_where=sa.text('last_message_outbound AND NOT is_spam'), sqlite_where=sa.text('last_message_outbound = 1 AND is_spam = 0'))
         batch_op.drop_index('ix_tickets_pipeline_status')
         batch_op.drop_index(batch_op.f('ix_tickets_owner_id'))
+        batch_op.drop_index('ix_tickets_created')
         batch_op.drop_index(batch_op.f('ix_tickets_contact_id'))
 
     op.drop_table('tickets')
@@ -777,6 +792,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_channels_pipeline_id'))
 
     op.drop_table('channels')
+    op.drop_table('ticket_counts')
     op.drop_table('teams')
     op.drop_table('sla_settings')
     op.drop_table('readiness_probes')
