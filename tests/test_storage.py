@@ -1,11 +1,14 @@
 """The schema, the migrations and the defaults a fresh installation starts with."""
 
+import asyncio
 import json
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from frontdesk.model import Channel, EmailTemplate, Pipeline, SlaSettingsRow, Status, StatusAction
-from frontdesk.storage.database import dumps_json
+from frontdesk.storage.database import dumps_json, is_storage_outage
 from frontdesk.storage.migrate import current_revision, head_revision
 
 
@@ -66,3 +69,30 @@ async def test_json_columns_keep_what_they_are_given_through_the_fast_encoder(se
     async with sessions() as session:
         stored = await session.scalar(select(SlaSettingsRow.document))
     assert stored == {"plan": "gold", "ø": ["é", 1.5, None, True], "2": {"big": 2**70}}
+
+
+async def test_a_deadlock_is_retried_later_like_an_outage_never_quarantined(engine):
+    """Two writers locking the same rows in opposite orders: PostgreSQL aborts one, and that is transient."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no deadlock between transactions")
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE deadlock_probe (id int PRIMARY KEY, n int)"))
+        await connection.execute(text("INSERT INTO deadlock_probe VALUES (1, 0), (2, 0)"))
+    first_locked, second_locked = asyncio.Event(), asyncio.Event()
+
+    async def writer(first: int, second: int, mine: asyncio.Event, theirs: asyncio.Event) -> BaseException | None:
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text("UPDATE deadlock_probe SET n = n + 1 WHERE id = :id"), {"id": first})
+                mine.set()
+                await theirs.wait()
+                await connection.execute(text("UPDATE deadlock_probe SET n = n + 1 WHERE id = :id"), {"id": second})
+        except DBAPIError as error:
+            return error
+        return None
+
+    outcomes = await asyncio.gather(writer(1, 2, first_locked, second_locked),
+                                    writer(2, 1, second_locked, first_locked))
+    failures = [o for o in outcomes if o is not None]
+    assert len(failures) == 1 and "deadlock" in str(failures[0])
+    assert is_storage_outage(failures[0])

@@ -65,6 +65,14 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 # Errors that say the store is unreachable or refusing writes, as opposed
 # to a bug or bad data.  asyncpg's connection errors surface as OSError or
 # its own PostgresConnectionError through SQLAlchemy's DBAPIError wrapper.
+# PostgreSQL aborts one of two transactions that lock the same rows in
+# opposite orders (deadlock_detected) or that cannot be serialized
+# (serialization_failure).  Nothing is wrong with the input: like an outage,
+# the work is retried later (SMTP 451, the intake row left pending), never
+# quarantined.
+RETRYABLE_CONFLICTS = frozenset({"40P01", "40001"})
+
+
 def is_storage_outage(error: BaseException) -> bool:
     if isinstance(error, StorageUnavailable):
         return True
@@ -78,6 +86,8 @@ def is_storage_outage(error: BaseException) -> bool:
         if isinstance(error, exc.OperationalError):
             return True
         original = getattr(error, "orig", None)
+        if getattr(original, "sqlstate", None) in RETRYABLE_CONFLICTS:
+            return True
         name = type(original).__name__ if original is not None else ""
         return "Connection" in name or "CannotConnectNow" in name or "TooManyConnections" in name
     return False
