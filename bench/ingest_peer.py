@@ -615,17 +615,20 @@ def report(results: list[dict], facts: dict[str, int], args: argparse.Namespace,
     return "\n".join(lines) + "\n"
 
 
-async def run_all(args: argparse.Namespace, mails: list[Mail], workdir: Path) -> list[dict]:
+async def run_all(args: argparse.Namespace, mails: list[Mail], workdir: Path, facts: dict[str, int],
+                  command: str) -> list[dict]:
     from scratch_databases import durable_cluster
 
     python = ensure_peer_venv() if "django-helpdesk" in args.systems else Path()
-    results = []
+    results: list[dict] = []
     with contextlib.ExitStack() as stack:
         pg_url = stack.enter_context(durable_cluster(free_port())) if "postgresql" in args.database else None
         for kind in args.database:
             print(f"{kind}: running...", flush=True)
             results.append(await bench_database(kind, pg_url, python, mails, workdir, args))
             print(json.dumps(results[-1], default=str), flush=True)
+            if args.report:  # after each database: a long run that is cut short still leaves its figures
+                args.report.write_text(report(results, facts, args, command))
     return results
 
 
@@ -644,17 +647,15 @@ def main() -> None:
     mails = generate_workload(args.threads, args.seed)
     write_workload(mails, workdir / "mail")
     facts = workload_facts(mails)
+    command = "python " + " ".join(sys.argv)
     try:
-        results = asyncio.run(run_all(args, mails, workdir))
+        results = asyncio.run(run_all(args, mails, workdir, facts, command))
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    text = report(results, facts, args, "python " + " ".join(sys.argv))
-    print(text)
+    print(report(results, facts, args, command))
     if args.keep:
         print(f"work folder: {workdir}")
-    if args.report:
-        args.report.write_text(text)
 
 
 if __name__ == "__main__":
