@@ -53,6 +53,7 @@ import platform
 import quopri
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -648,6 +649,10 @@ def main() -> None:
     write_workload(mails, workdir / "mail")
     facts = workload_facts(mails)
     command = "python " + " ".join(sys.argv)
+    # Stopped with TERM or INT (ignored by default in a background job), the run still stops the daemon and
+    # the scratch cluster: the exception unwinds through their finally blocks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         results = asyncio.run(run_all(args, mails, workdir, facts, command))
     finally:
