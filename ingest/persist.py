@@ -115,14 +115,27 @@ async def _latest_conversation(session: AsyncSession, ticket_id: int, channel: s
     )
 
 
-async def add_participants(session: AsyncSession, ticket_id: int, addresses: Iterable[str | None],
-                           exclude: set[str]) -> None:
-    """Remember who took part, so their later ``[#id]`` subject tokens are trusted."""
-    wanted = []
+def participant_addresses(addresses: Iterable[str | None], exclude: set[str]) -> list[str]:
+    """The distinct normalized addresses among ``addresses`` that are not ours."""
+    wanted: list[str] = []
     for value in addresses:
         address = normalize_address(value)
         if address and address not in exclude and address not in wanted:
             wanted.append(address)
+    return wanted
+
+
+def message_participants(message: InboundMessage, contact: Contact | None, own_addresses: set[str]) -> list[str]:
+    """Who takes part in a ticket by writing this message: sender, the contact's email, To and Cc."""
+    # A form's or chat's contact email counts too: our replies go there.
+    contact_email = contact.email if contact else None
+    return participant_addresses([message.sender_address, contact_email, *message.to, *message.cc], own_addresses)
+
+
+async def add_participants(session: AsyncSession, ticket_id: int, addresses: Iterable[str | None],
+                           exclude: set[str]) -> None:
+    """Remember who took part, so their later ``[#id]`` subject tokens are trusted."""
+    wanted = participant_addresses(addresses, exclude)
     if wanted:
         # Sorted, so two concurrent messages on one ticket lock the same
         # rows in the same order and cannot deadlock each other.
@@ -254,9 +267,7 @@ async def persist_message(
     await session.flush()
     await _store_attachments(session, blobs, row.id, message, attachment_blobs)
     if ticket is not None and not screened:
-        # A form's or chat's contact email counts too: our replies go there.
-        contact_email = contact.email if contact else None
-        await add_participants(session, ticket.id, [message.sender_address, contact_email, *message.to, *message.cc],
+        await add_participants(session, ticket.id, message_participants(message, contact, own_addresses),
                                exclude=own_addresses)
         if contact is not None and not created:  # create_ticket associated the first one
             # Whoever writes on a ticket is associated with it, and their company too.
