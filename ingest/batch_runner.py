@@ -37,6 +37,7 @@ from frontdesk.ingest.email_batch import EmailBatch
 from frontdesk.ingest.intake import PENDING, PROCESSED, QUARANTINED, settle
 from frontdesk.ingest.message import Envelope, IngestOutcome, QuarantineMessage
 from frontdesk.ingest.parse_pool import use_pool
+from frontdesk.ingest.persist import TicketWrites
 from frontdesk.ingest.quarantine import add_quarantined, store_quarantined
 from frontdesk.ingest.runner import (
     INTAKE_TAKEN,
@@ -101,10 +102,10 @@ class _WriteFailed(Exception):
 
 
 async def run_email_batch(ctx: IngestContext, steps: Sequence[Step], items: Sequence[EmailItem],
-                          *, writes: frozenset[str]) -> list[IngestOutcome]:
+                          *, writing: frozenset[str]) -> list[IngestOutcome]:
     """Ingest ``items`` through ``steps``; their outcomes, in order (see the module docstring).
 
-    ``writes`` names the in-transaction steps that write (after one of them
+    ``writing`` names the in-transaction steps that write (after one of them
     has run for a mail, its failure rolls the batch back).  Raises only
     :class:`StorageUnavailable`.
     """
@@ -118,7 +119,7 @@ async def run_email_batch(ctx: IngestContext, steps: Sequence[Step], items: Sequ
     while leading < len(steps) and not steps[leading].in_transaction:
         leading += 1
     await asyncio.gather(*(_before_transaction(run, steps[:leading]) for run in runs))
-    await _process(ctx, batch, runs, steps[leading:], writes)
+    await _process(ctx, batch, runs, steps[leading:], writing)
     if any(run.outcome.kind not in ("duplicate", "quarantined", SKIPPED) for run in runs if run.outcome):
         try:
             await ctx.committed()
@@ -139,10 +140,10 @@ async def _before_transaction(run: _Run, steps: Sequence[Step]) -> None:
 
 
 async def _process(ctx: IngestContext, batch: EmailBatch, runs: list[_Run], steps: Sequence[Step],
-                   writes: frozenset[str]) -> None:
+                   writing: frozenset[str]) -> None:
     """The batch's transaction; after a failed write, one mail at a time."""
     try:
-        await _transaction(ctx, batch, runs, steps, writes)
+        await _transaction(ctx, batch, runs, steps, writing)
         return
     except _WriteFailed as failed:
         if len(runs) > 1:
@@ -150,7 +151,7 @@ async def _process(ctx: IngestContext, batch: EmailBatch, runs: list[_Run], step
                         len(runs), failed.run.stage)
             for run in runs:
                 run.restart()
-                await _process(ctx, batch, [run], steps, writes)
+                await _process(ctx, batch, [run], steps, writing)
             return
         run = failed.run
         run.fail(failed.error)
@@ -162,11 +163,11 @@ async def _process(ctx: IngestContext, batch: EmailBatch, runs: list[_Run], step
 
 
 async def _transaction(ctx: IngestContext, batch: EmailBatch, runs: list[_Run], steps: Sequence[Step],
-                       writes: frozenset[str]) -> None:
+                       writing: frozenset[str]) -> None:
     for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
         try:
             async with write_transaction(ctx.sessions) as session:
-                await _run_in(session, batch, runs, steps, writes)
+                await _run_in(session, batch, runs, steps, writing)
             return
         except _WriteFailed:
             raise
@@ -186,19 +187,27 @@ async def _transaction(ctx: IngestContext, batch: EmailBatch, runs: list[_Run], 
 
 
 async def _run_in(session: AsyncSession, batch: EmailBatch, runs: list[_Run], steps: Sequence[Step],
-                  writes: frozenset[str]) -> None:
+                  writing: frozenset[str]) -> None:
     rows = await claim_rows(session, [run.item.intake_id for run in runs if run.item.intake_id is not None])
     live = []
+    writes = TicketWrites()  # shared by the batch, applied once
     for run in runs:
         if run.item.intake_id is not None and run.item.intake_id not in rows:
             run.outcome = IngestOutcome(SKIPPED, reason=INTAKE_TAKEN)
         elif run.cause is None:
-            run.state.session = session
+            run.state.session, run.state.writes = session, writes
             run.stage = "look_up"
             live.append(run)
     await batch.look_up(session, [run.state.inbound for run in live])
     for run in live:
-        await _run_one(run, batch, steps, writes)
+        await _run_one(run, batch, steps, writing)
+    try:
+        await writes.apply(session)
+    except Exception as error:
+        if is_storage_outage(error):
+            raise
+        stored = [run for run in live if run.state.stored is not None]
+        raise _WriteFailed(stored[-1] if stored else runs[0], error) from error
     for run in runs:
         row = rows.get(run.item.intake_id) if run.item.intake_id is not None else None
         if run.cause is not None:
@@ -211,12 +220,12 @@ async def _run_in(session: AsyncSession, batch: EmailBatch, runs: list[_Run], st
             settle(row, QUARANTINED if run.cause is not None else PROCESSED)
 
 
-async def _run_one(run: _Run, batch: EmailBatch, steps: Sequence[Step], writes: frozenset[str]) -> None:
+async def _run_one(run: _Run, batch: EmailBatch, steps: Sequence[Step], writing: frozenset[str]) -> None:
     wrote = False
     try:
         for step in steps:
             run.stage = step.name
-            wrote = wrote or step.name in writes
+            wrote = wrote or step.name in writing
             await step.run(run.state)
     except FinalOutcome as final:
         run.outcome = final.outcome

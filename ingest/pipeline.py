@@ -92,7 +92,7 @@ async def ingest_emails(ctx: IngestContext, items: Sequence[EmailItem]) -> list[
     database or blob store is down (nothing settled; the caller retries);
     every other failure ends in the quarantine with outcome ``quarantined``.
     """
-    return await run_email_batch(ctx, steps("email"), items, writes=WRITING)
+    return await run_email_batch(ctx, steps("email"), items, writing=WRITING)
 
 
 async def ingest_email(ctx: IngestContext, raw: bytes, envelope: Envelope, *,

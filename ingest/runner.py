@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from frontdesk.ingest.context import IngestContext
 from frontdesk.model import Channel
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
+from frontdesk.ingest.persist import TicketWrites
 from frontdesk.ingest.quarantine import store_quarantined
 from frontdesk.ingest.stages import FinalOutcome, Ingest, Stage
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
@@ -95,9 +96,12 @@ async def run_pipeline(
                 try:
                     async with write_transaction(ctx.sessions) as session:
                         state.session = session
+                        state.writes = TicketWrites()  # afresh on a retried transaction
                         for step in steps[leading:]:
                             stage_name = step.name
                             await step.run(state)
+                        stage_name = "store"
+                        await state.writes.apply(session)
                         stage_name = "commit"
                     break
                 except DBAPIError as error:

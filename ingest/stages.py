@@ -51,6 +51,7 @@ class Ingest:
     attachment_blobs: list[str | None] | None = None
     email_channels: list[Channel] = field(default_factory=list)
     stored: persist.Persisted | None = None
+    writes: persist.TicketWrites = field(default_factory=persist.TicketWrites)
     outcome: IngestOutcome | None = None
     email_batch: EmailBatch | None = None  # the batch an email belongs to (ingest.batch_runner)
 
@@ -177,7 +178,11 @@ async def thread_conversation(state: Ingest) -> None:
 
 
 async def store(state: Ingest) -> None:
-    """One transaction (the runner's): conversation, ticket, message, attachments, participants, events."""
+    """Conversation, ticket, message and attachments; the rest for the ticket goes to ``state.writes``.
+
+    The runner applies ``state.writes`` (participants, associations,
+    search document, events) before it commits, for the whole batch at once.
+    """
     assert state.channel is not None and state.match is not None
     if not state.email_channels:
         state.email_channels = await email_channels(state.db, state.ctx.sessions)
@@ -185,9 +190,8 @@ async def store(state: Ingest) -> None:
     stored = await persist.persist_message(
         state.db, state.ctx.blobs, state.inbound,
         channel=state.channel, contact=state.contact, match=state.match, own_addresses=own,
-        attachment_blobs=state.attachment_blobs,
+        attachment_blobs=state.attachment_blobs, writes=state.writes,
     )
-    await persist.record_ingest_events(state.db, state.inbound, stored)
     state.stored = stored
     state.outcome = persist.outcome_for(stored, state.match, state.inbound)
 
