@@ -39,22 +39,17 @@ from frontdesk.ingest.message import Envelope, IngestOutcome, QuarantineMessage
 from frontdesk.ingest.parse_pool import use_pool
 from frontdesk.ingest.persist import TicketWrites
 from frontdesk.ingest.quarantine import add_quarantined, store_quarantined
-from frontdesk.ingest.runner import (
-    INTAKE_TAKEN,
-    SKIPPED,
-    TRANSACTION_ATTEMPTS,
-    Step,
-    describe,
-    envelope_record,
-    lost_a_race,
-    store_raw,
-)
+from frontdesk.ingest.runner import TRANSACTION_ATTEMPTS, Step, describe, envelope_record, lost_a_race, store_raw
 from frontdesk.ingest.stages import FinalOutcome, Ingest
 from frontdesk.model import InboundPayload
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
 from frontdesk.storage.writer import write_transaction
 
 log = logging.getLogger(__name__)
+
+# The outcome of a mail whose intake row was not ours to process.
+SKIPPED = "skipped"
+INTAKE_TAKEN = "intake row already settled or held by another processor"
 
 
 @dataclass(frozen=True)

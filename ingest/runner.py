@@ -36,11 +36,6 @@ from frontdesk.storage.writer import write_transaction
 log = logging.getLogger(__name__)
 
 
-# The outcome of a run whose intake row was not ours to process.
-SKIPPED = "skipped"
-INTAKE_TAKEN = "intake row already settled or held by another processor"
-
-
 @dataclass(frozen=True)
 class Step:
     """One stage of a run, by the name a failure is reported under."""
