@@ -7,15 +7,16 @@ an ``InboundPayload`` row (group commit across concurrent sessions,
 only then does SMTP answer ``250`` and IMAP mark the mail ``\\Seen``.
 
 Behind it, one background task processes pending email rows in arrival
-order, in batches of up to ``batch_size`` (whatever is waiting), each mail
-through today's email pipeline (:func:`ingest.pipeline.ingest_email`).
-Each mail's pipeline transaction claims its row (``FOR UPDATE SKIP LOCKED``
-on PostgreSQL, so two daemons never process the same row) and marks it
-processed before it commits, so the message and "processed" are durable
-together (:mod:`ingest.runner`).  Rows still pending at start-up are
-processed first.  A mail that cannot be processed goes to the quarantine
-with its cause and the batch goes on; a storage outage leaves the rest of
-the batch pending and the processor tries again at its next poll.
+order, in batches of up to ``batch_size`` (whatever is waiting), each
+batch through the email pipeline in one transaction
+(:func:`ingest.pipeline.ingest_emails`, :mod:`ingest.batch_runner`).  The
+transaction claims the batch's rows (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so two daemons never process the same row) and settles them
+before it commits, so the messages and "processed" are durable together.
+Rows still pending at start-up are processed first.  A mail that cannot be
+processed goes to the quarantine with its cause and the rest of the batch
+commits; a storage outage leaves the batch pending and the processor
+tries again at its next poll.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from typing import Any, Awaitable, Callable
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.orm import defer
 
 from frontdesk.background import PollingLoop
 from frontdesk.model import InboundPayload
 from frontdesk.model.channels import EMAIL
-from frontdesk.storage.database import StorageUnavailable, is_storage_outage
+from frontdesk.storage.database import StorageUnavailable
+from frontdesk.ingest import parse_pool
+from frontdesk.ingest.batch_runner import EmailItem
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.intake import PENDING, PayloadWriter, store_payload
 from frontdesk.ingest.message import Envelope, IngestOutcome
@@ -38,9 +40,9 @@ from frontdesk.ingest.quarantine import store_quarantined
 
 log = structlog.get_logger(__name__)
 
-# ingest.pipeline.ingest_email, or a stand-in in tests; called as
-# ingest(ctx, raw, envelope, intake_id=<the row>).
-IngestEmail = Callable[..., Awaitable[IngestOutcome]]
+# ingest.pipeline.ingest_emails, or a stand-in in tests: a batch of mail
+# in, their outcomes (in order) out.
+IngestEmail = Callable[[IngestContext, list[EmailItem]], Awaitable[list[IngestOutcome]]]
 
 BATCH_SIZE = 100
 
@@ -54,9 +56,9 @@ class EmailIntake(PollingLoop):
                  paused: bool = False, poll_interval: float = 5.0) -> None:
         super().__init__()
         if ingest is None:
-            from frontdesk.ingest.pipeline import ingest_email
+            from frontdesk.ingest.pipeline import ingest_emails
 
-            ingest = ingest_email
+            ingest = ingest_emails
         self.ctx = ctx
         self.ingest = ingest
         self.batch_size = batch_size
@@ -79,6 +81,7 @@ class EmailIntake(PollingLoop):
         """Stop processing (the mail in hand finishes within ``grace``), then the writer."""
         await super().stop(grace)
         await self.writer.stop()
+        await asyncio.to_thread(parse_pool.shutdown)
 
     async def accept(self, raw: bytes, envelope: Envelope) -> int:
         """Commit the raw mail and its envelope as a pending intake row; return the row's id.
@@ -106,47 +109,41 @@ class EmailIntake(PollingLoop):
             self._idle.set()
 
     async def pending_batch(self) -> list[InboundPayload]:
-        """The oldest pending email rows, at most ``batch_size``, in arrival order."""
+        """The oldest pending email rows, at most ``batch_size``, in arrival order, with their bodies."""
         async with self.ctx.sessions() as session:
             return list((await session.scalars(
                 select(InboundPayload).where(InboundPayload.channel == EMAIL, InboundPayload.state == PENDING)
-                # Bodies are read one at a time (process): a batch of large
-                # mails is never held in memory at once.
-                .options(defer(InboundPayload.body, raiseload=True))
                 .order_by(InboundPayload.id).limit(self.batch_size))).all())
 
     async def process_batch(self) -> int:
-        """Process one batch of pending rows; how many there were (0: nothing waiting).
+        """Process one batch of pending rows in one pipeline run; how many there were (0: nothing waiting).
 
-        Raises only storage outages, which leave the unprocessed rows pending.
+        Raises only storage outages, which leave the rows pending.
         """
         rows = await self.pending_batch()
+        if not rows or self.stopping:  # what is left stays pending for the next start
+            return 0
+        items: list[EmailItem] = []
         for row in rows:
-            if self.stopping:  # the rest stays pending for the next start
-                break
-            await self.process(row)
+            # None: settled meanwhile (by another daemon), and then in the blob store.
+            raw = row.body if row.body is not None else await self.ctx.blobs.get(row.blob)
+            try:
+                envelope = Envelope.from_dict(row.envelope)
+            except Exception as error:  # noqa: BLE001 - an envelope we cannot read is this row's alone
+                log.exception("email_intake.unreadable_envelope", intake_id=row.id)
+                self._settled(row.id, await self._quarantine(row, raw, f"{type(error).__name__}: {error}"))
+                continue
+            items.append(EmailItem(raw, envelope, intake_id=row.id))
+        outcomes = await self.ingest(self.ctx, items)
+        for item, outcome in zip(items, outcomes):
+            assert item.intake_id is not None
+            self._settled(item.intake_id, outcome)
         return len(rows)
 
-    async def process(self, row: InboundPayload) -> IngestOutcome:
-        """One intake row through the pipeline; whatever fails in it is quarantined, not raised."""
-        async with self.ctx.sessions() as session:
-            body = await session.scalar(select(InboundPayload.body).where(InboundPayload.id == row.id))
-        # None: settled meanwhile (by another daemon), and then in the blob store.
-        raw = body if body is not None else await self.ctx.blobs.get(row.blob)
-        try:
-            envelope = Envelope.from_dict(row.envelope)
-            outcome = await self.ingest(self.ctx, raw, envelope, intake_id=row.id)
-        except Exception as error:
-            if is_storage_outage(error) and not isinstance(error, FileNotFoundError):
-                raise
-            # The pipeline quarantines its own failures; this is one around
-            # it (an envelope we cannot read, a broken stand-in ingest).
-            log.exception("email_intake.processing_failed", intake_id=row.id)
-            outcome = await self._quarantine(row, raw, f"{type(error).__name__}: {error}")
-        self._remember(row.id, outcome)
-        log.info("email_intake.processed", intake_id=row.id, outcome=outcome.kind, ticket_id=outcome.ticket_id,
+    def _settled(self, intake_id: int, outcome: IngestOutcome) -> None:
+        self._remember(intake_id, outcome)
+        log.info("email_intake.processed", intake_id=intake_id, outcome=outcome.kind, ticket_id=outcome.ticket_id,
                  message_id=outcome.message_id, quarantine_id=outcome.quarantine_id)
-        return outcome
 
     async def _quarantine(self, row: InboundPayload, raw: bytes, detail: str) -> IngestOutcome:
         try:

@@ -127,3 +127,7 @@ class QuarantineMessage(Exception):
         super().__init__(f"{cause}: {detail}" if detail else cause)
         self.cause = cause
         self.detail = detail
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # Raised in the parse pool's worker processes and pickled back.
+        return type(self), (self.cause, self.detail)

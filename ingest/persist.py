@@ -9,13 +9,13 @@ points at nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.events import AGENT, CUSTOMER, Actor, MessageReceived, MessageScreened
+from frontdesk.events import AGENT, CUSTOMER, Actor, DomainEvent, MessageReceived, MessageScreened
 from frontdesk.model import (
     Attachment,
     Channel,
@@ -33,7 +33,7 @@ from frontdesk.ingest.contacts import normalize_address
 from frontdesk.storage.upsert import dialect_insert
 from frontdesk.ingest.message import InboundMessage, IngestOutcome, QuarantineMessage
 from frontdesk.ingest.threading import ThreadMatch
-from frontdesk.tickets.associations import COMPANIES, CONTACTS, link
+from frontdesk.tickets.associations import COMPANIES, CONTACTS, link_pairs
 from frontdesk.tickets.creation import create_ticket, ticket_created
 from frontdesk.tickets.errors import DomainError
 from frontdesk.tickets.header_fields import flatten
@@ -115,22 +115,54 @@ async def _latest_conversation(session: AsyncSession, ticket_id: int, channel: s
     )
 
 
-async def add_participants(session: AsyncSession, ticket_id: int, addresses: Iterable[str | None],
-                           exclude: set[str]) -> None:
-    """Remember who took part, so their later ``[#id]`` subject tokens are trusted."""
-    wanted = []
+def participant_addresses(addresses: Iterable[str | None], exclude: set[str]) -> list[str]:
+    """The distinct normalized addresses among ``addresses`` that are not ours."""
+    wanted: list[str] = []
     for value in addresses:
         address = normalize_address(value)
         if address and address not in exclude and address not in wanted:
             wanted.append(address)
-    if wanted:
-        # Sorted, so two concurrent messages on one ticket lock the same
-        # rows in the same order and cannot deadlock each other.
-        await session.execute(
-            dialect_insert(session, TicketParticipant)
-            .values([{"ticket_id": ticket_id, "address": a} for a in sorted(wanted)])
-            .on_conflict_do_nothing(index_elements=["ticket_id", "address"])
-        )
+    return wanted
+
+
+def message_participants(message: InboundMessage, contact: Contact | None, own_addresses: set[str]) -> list[str]:
+    """Who takes part in a ticket by writing this message: sender, the contact's email, To and Cc."""
+    # A form's or chat's contact email counts too: our replies go there.
+    contact_email = contact.email if contact else None
+    return participant_addresses([message.sender_address, contact_email, *message.to, *message.cc], own_addresses)
+
+
+@dataclass
+class TicketWrites:
+    """What storing messages asks of their tickets, written at the end of the run, one statement each.
+
+    Participants (who took part, so their later ``[#id]`` subject tokens
+    are trusted), contact and company associations, the outbox events, and
+    each touched ticket's search document (rebuilt once, however many of
+    the run's messages it got).  The message pipeline has one per message;
+    an email batch shares one (:mod:`ingest.batch_runner`).
+    """
+
+    participants: set[tuple[int, str]] = field(default_factory=set)
+    contacts: set[tuple[int, int]] = field(default_factory=set)
+    companies: set[tuple[int, int]] = field(default_factory=set)
+    tickets: dict[int, None] = field(default_factory=dict)  # in order, once each
+    events: list[DomainEvent] = field(default_factory=list)
+
+    async def apply(self, session: AsyncSession) -> None:
+        if self.participants:
+            # Sorted, so two concurrent writers lock the same rows in the
+            # same order and cannot deadlock each other.
+            await session.execute(
+                dialect_insert(session, TicketParticipant)
+                .values([{"ticket_id": t, "address": a} for t, a in sorted(self.participants)])
+                .on_conflict_do_nothing(index_elements=["ticket_id", "address"])
+            )
+        await link_pairs(session, CONTACTS, self.contacts)
+        await link_pairs(session, COMPANIES, self.companies)
+        for ticket_id in self.tickets:
+            await refresh_ticket_index(session, ticket_id)
+        await record_events(session, *self.events)
 
 
 async def _store_attachments(session: AsyncSession, blobs: BlobStore, message_id: int,
@@ -201,11 +233,15 @@ async def persist_message(
     match: ThreadMatch,
     own_addresses: set[str],
     attachment_blobs: list[str | None] | None = None,
+    writes: TicketWrites,
 ) -> Persisted:
     """Write the message where ``match`` says, creating the ticket and conversation it needs.
 
     ``attachment_blobs`` are the digests of attachments already in the
-    blob store, in order; without them the bytes are stored here.
+    blob store, in order; without them the bytes are stored here.  What
+    follows for the ticket (participants, associations, search document,
+    events) is added to ``writes``, which the runner applies before it
+    commits.
     """
     screened = message.screening != ACCEPTED
     ticket = await session.get(Ticket, match.ticket_id) if match.ticket_id is not None else None
@@ -226,8 +262,10 @@ async def persist_message(
                 channel_id=channel.id,
                 contact_id=contact.id if contact else None,
                 company_id=contact.company_id if contact else None,
-                # The event waits for the conversation (see record_ingest_events).
+                # The event waits for the conversation (see ingest_events),
+                # the search document for the end of the run (TicketWrites).
                 record=False,
+                index=False,
                 **await _ticket_values(session, message),
             )
             created = True
@@ -254,17 +292,17 @@ async def persist_message(
     await session.flush()
     await _store_attachments(session, blobs, row.id, message, attachment_blobs)
     if ticket is not None and not screened:
-        # A form's or chat's contact email counts too: our replies go there.
-        contact_email = contact.email if contact else None
-        await add_participants(session, ticket.id, [message.sender_address, contact_email, *message.to, *message.cc],
-                               exclude=own_addresses)
+        writes.participants.update((ticket.id, a) for a in message_participants(message, contact, own_addresses))
         if contact is not None and not created:  # create_ticket associated the first one
             # Whoever writes on a ticket is associated with it, and their company too.
-            await link(session, CONTACTS, ticket.id, [contact.id])
-            await link(session, COMPANIES, ticket.id, [contact.company_id])
+            writes.contacts.add((ticket.id, contact.id))
+            if contact.company_id is not None:
+                writes.companies.add((ticket.id, contact.company_id))
     if ticket is not None:
-        await refresh_ticket_index(session, ticket.id)
-    return Persisted(row, ticket, conversation, created)
+        writes.tickets[ticket.id] = None
+    stored = Persisted(row, ticket, conversation, created)
+    writes.events += ingest_events(message, stored)
+    return stored
 
 
 _TICKET_FIELD_COLUMNS = {"priority": 20, "category": 100}
@@ -301,20 +339,19 @@ def _actor(message: InboundMessage) -> Actor:
     return Actor(CUSTOMER if message.direction == INBOUND else AGENT)
 
 
-async def record_ingest_events(session: AsyncSession, message: InboundMessage, stored: Persisted) -> None:
+def ingest_events(message: InboundMessage, stored: Persisted) -> list[DomainEvent]:
     """The outbox events for what was just written: created, received, or screened."""
     actor = _actor(message)
     row, ticket, conversation = stored.message, stored.ticket, stored.conversation
     ticket_id = ticket.id if ticket else None
     if message.screening != ACCEPTED:
-        await record_events(session, MessageScreened(
+        return [MessageScreened(
             ticket_id=ticket_id, actor=actor, message_id=row.id, verdict=message.screening,
             reason=row.screening_reason, bounced_message_id=row.bounced_message_id,
-        ))
-        return
+        )]
     if ticket is None:
         # No ticket, nothing for automation to act on (see docs/ingest-threading.md).
-        return
+        return []
     created = ticket_created(ticket, actor) if stored.ticket_created else None
     received = MessageReceived(
         ticket_id=ticket_id, actor=actor,
@@ -335,7 +372,7 @@ async def record_ingest_events(session: AsyncSession, message: InboundMessage, s
         is_automated=bool(row.is_automated),
         via_personal_mailbox=bool(row.via_personal_mailbox),
     )
-    await record_events(session, *(e for e in (created, received) if e is not None))
+    return [e for e in (created, received) if e is not None]
 
 
 def outcome_for(stored: Persisted, match: ThreadMatch, message: InboundMessage) -> IngestOutcome:

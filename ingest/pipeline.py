@@ -2,19 +2,22 @@
 
 A pipeline is an ordered tuple of stage names (the stages are
 :mod:`ingest.stages`); adding a step is one function there and one name in
-a tuple here.  :func:`ingest_email` and :func:`ingest_message` hand the
-named pipeline to :func:`ingest.runner.run_pipeline`, which owns the
-transaction and every outcome.
+a tuple here.  :func:`ingest_emails` hands the email pipeline and a batch
+of mail to :func:`ingest.batch_runner.run_email_batch`, and
+:func:`ingest_message` the message pipeline and one message to
+:func:`ingest.runner.run_pipeline`; the runners own the transaction and
+every outcome.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from frontdesk.ingest.context import IngestContext
 from frontdesk.model import Channel
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome
-from frontdesk.ingest.runner import Step, run_pipeline, store_raw
+from frontdesk.ingest.batch_runner import EmailItem, run_email_batch
+from frontdesk.ingest.runner import Step, run_pipeline
 from frontdesk.ingest.stages import (
     Stage,
     identify_channel_contact,
@@ -37,14 +40,17 @@ STAGES: dict[str, Stage] = {stage.__name__: stage for stage in (
     reject_known_message, identify_email_contact, identify_channel_contact, thread_email, thread_conversation, store,
 )}
 
+# Email runs in batches (ingest.batch_runner): the stages up to
+# thread_email only decide, from facts read once for the batch; the
+# contact and the message are written after them.
 EMAIL_PIPELINE: tuple[str, ...] = (
     "parse",
     "screen",
     "store_attachments",
     "resolve_email_channel",
     "reject_duplicate",
-    "identify_email_contact",
     "thread_email",
+    "identify_email_contact",
     "store",
 )
 
@@ -65,26 +71,39 @@ PIPELINES: dict[str, tuple[str, ...]] = {"email": EMAIL_PIPELINE, "message": MES
 # They lead their pipeline; every later stage runs inside the transaction.
 BEFORE_TRANSACTION = frozenset({"parse", "screen", "store_attachments"})
 
+# The stages that write; once one has run for a mail, its failure rolls its
+# batch back (the others only decide, so a failure there quarantines the
+# one mail and the batch goes on).
+WRITING = frozenset({"identify_email_contact", "store"})
+
 
 def steps(pipeline: str) -> list[Step]:
     """The named pipeline's stages, looked up now (so a test may swap one in ``STAGES``)."""
     return [Step(name, STAGES[name], in_transaction=name not in BEFORE_TRANSACTION) for name in PIPELINES[pipeline]]
 
 
+async def ingest_emails(ctx: IngestContext, items: Sequence[EmailItem]) -> list[IngestOutcome]:
+    """Parse, screen, identify, thread and persist a batch of mail in one transaction; the outcomes, in order.
+
+    The one way email comes in: the intake processor (SMTP, IMAP), an IMAP
+    poller without intake and the quarantine replayer all come here
+    (:mod:`ingest.batch_runner`).  Raises
+    :class:`~frontdesk.storage.database.StorageUnavailable` when the
+    database or blob store is down (nothing settled; the caller retries);
+    every other failure ends in the quarantine with outcome ``quarantined``.
+    """
+    return await run_email_batch(ctx, steps("email"), items, writing=WRITING)
+
+
 async def ingest_email(ctx: IngestContext, raw: bytes, envelope: Envelope, *,
                        replay_of: int | None = None, intake_id: int | None = None) -> IngestOutcome:
-    """Store ``raw`` durably, then parse, screen, identify, thread and persist it in one transaction.
+    """One mail through :func:`ingest_emails`.
 
-    Raises :class:`~frontdesk.storage.database.StorageUnavailable` when the
-    database or blob store is down (the caller answers "retry later"); every
-    other failure ends in the quarantine with outcome ``quarantined``.
     ``replay_of`` is the quarantined item being replayed, updated instead of
     a new one added.  ``intake_id`` is the durable intake row the mail
-    came in (settled in the pipeline's transaction, :mod:`ingest.runner`).
+    came in (settled in the pipeline's transaction).
     """
-    raw_blob = await store_raw(ctx, raw)
-    return await run_pipeline(ctx, steps("email"), envelope=envelope, raw=raw, raw_blob=raw_blob,
-                              replay_of=replay_of, intake_id=intake_id)
+    return (await ingest_emails(ctx, [EmailItem(raw, envelope, intake_id=intake_id, replay_of=replay_of)]))[0]
 
 
 async def ingest_message(ctx: IngestContext, message: InboundMessage, *, channel: Channel | None = None,

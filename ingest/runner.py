@@ -11,11 +11,9 @@ Final outcomes that end a run early are exceptions (:class:`FinalOutcome`,
 * anything else (a bug, input we cannot handle): roll back and keep the
   raw input in the quarantine, with a cause, for replay.
 
-Input that came through the durable intake (:mod:`ingest.intake`) names its
-row (``intake_id``): the transaction claims the row first and marks it
-processed before it commits, and the quarantine marks it quarantined in
-the transaction that adds the item, so a crash at any point leaves either
-both or neither, and the row is processed exactly once.
+Email runs in batches through :mod:`ingest.batch_runner`, which shares
+this module's helpers; this runner runs one already-normalized message
+(Messenger, chat, forms).
 """
 
 from __future__ import annotations
@@ -25,23 +23,17 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.ingest.context import IngestContext
-from frontdesk.ingest.intake import PROCESSED, claim_pending, settle
-from frontdesk.model import Channel, InboundPayload
+from frontdesk.model import Channel
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
+from frontdesk.ingest.persist import TicketWrites
 from frontdesk.ingest.quarantine import store_quarantined
 from frontdesk.ingest.stages import FinalOutcome, Ingest, Stage
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
 from frontdesk.storage.writer import write_transaction
 
 log = logging.getLogger(__name__)
-
-
-# The outcome of a run whose intake row was not ours to process.
-SKIPPED = "skipped"
-INTAKE_TAKEN = "intake row already settled or held by another processor"
 
 
 @dataclass(frozen=True)
@@ -53,7 +45,7 @@ class Step:
     in_transaction: bool = True
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:4000]
 
 
@@ -64,7 +56,7 @@ TRANSACTION_ATTEMPTS = 3
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
-def _lost_a_race(error: DBAPIError) -> bool:
+def lost_a_race(error: DBAPIError) -> bool:
     original = error.orig
     code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
     return code in _RETRYABLE_SQLSTATES
@@ -80,14 +72,10 @@ async def run_pipeline(
     message: InboundMessage | None = None,
     channel: Channel | None = None,
     replay_of: int | None = None,
-    intake_id: int | None = None,
 ) -> IngestOutcome:
     """Run ``steps`` in one transaction; the single place final outcomes and failures are handled.
 
     The leading steps that are not ``in_transaction`` run before it opens.
-    With ``intake_id``, the intake row is settled with the outcome (see the
-    module docstring); a row no longer pending, or held by another
-    processor, ends the run as ``skipped`` with nothing written.
     """
     stage_name = "begin"
     leading = 0
@@ -103,36 +91,31 @@ async def run_pipeline(
                 try:
                     async with write_transaction(ctx.sessions) as session:
                         state.session = session
-                        intake_row = await _claim_intake(session, intake_id)
+                        state.writes = TicketWrites()  # afresh on a retried transaction
                         for step in steps[leading:]:
                             stage_name = step.name
                             await step.run(state)
-                        if intake_row is not None:
-                            settle(intake_row, PROCESSED)
+                        stage_name = "store"
+                        await state.writes.apply(session)
                         stage_name = "commit"
                     break
                 except DBAPIError as error:
-                    if attempt == TRANSACTION_ATTEMPTS or not _lost_a_race(error):
+                    if attempt == TRANSACTION_ATTEMPTS or not lost_a_race(error):
                         raise
-                    log.info("ingest: transaction lost a race with another (%s); retrying", _describe(error))
+                    log.info("ingest: transaction lost a race with another (%s); retrying", describe(error))
             outcome = state.outcome or IngestOutcome("quarantined", reason="no outcome")
         except FinalOutcome as final:
             outcome = final.outcome
-            if intake_id is not None and outcome.kind != SKIPPED:
-                # Rolled back with the run; nothing else to write, so
-                # settling alone is safe: a crash before it only means the
-                # run is repeated and reaches the same outcome.
-                await _settle_intake_alone(ctx, intake_id)
     except QuarantineMessage as error:
         cause, detail = error.cause, error.detail
     except Exception as error:  # noqa: BLE001 - the one place every failure is sorted out
         if is_storage_outage(error):
-            log.warning("ingest: storage unavailable in stage %s: %s", stage_name, _describe(error))
-            raise StorageUnavailable(f"storage unavailable during {stage_name}: {_describe(error)}") from error
+            log.warning("ingest: storage unavailable in stage %s: %s", stage_name, describe(error))
+            raise StorageUnavailable(f"storage unavailable during {stage_name}: {describe(error)}") from error
         log.exception("ingest: stage %s failed; quarantining", stage_name)
-        cause, detail = f"{stage_name}_failed", _describe(error)
+        cause, detail = f"{stage_name}_failed", describe(error)
     else:
-        if outcome.kind not in ("duplicate", SKIPPED):
+        if outcome.kind != "duplicate":
             try:
                 await ctx.committed()
             except Exception:  # noqa: BLE001 - the message is durable; automation polls anyway
@@ -146,32 +129,14 @@ async def run_pipeline(
         blob=raw_blob,
         cause=cause,
         detail=f"stage {stage_name}: {detail}" if detail else f"stage {stage_name}",
-        envelope=_envelope_record(envelope, message),
+        envelope=envelope_record(envelope, message),
         replay_of=replay_of,
-        intake_id=intake_id,
     )
-    if quarantine_id is None:
-        return IngestOutcome(SKIPPED, reason=INTAKE_TAKEN)
+    assert quarantine_id is not None
     return IngestOutcome("quarantined", quarantine_id=quarantine_id, reason=cause)
 
 
-async def _claim_intake(session: AsyncSession, intake_id: int | None) -> InboundPayload | None:
-    if intake_id is None:
-        return None
-    row = await claim_pending(session, intake_id)
-    if row is None:
-        raise FinalOutcome(IngestOutcome(SKIPPED, reason=INTAKE_TAKEN))
-    return row
-
-
-async def _settle_intake_alone(ctx: IngestContext, intake_id: int) -> None:
-    async with write_transaction(ctx.sessions) as session:
-        row = await claim_pending(session, intake_id)
-        if row is not None:
-            settle(row, PROCESSED)
-
-
-def _envelope_record(envelope: Envelope, message: InboundMessage | None) -> dict:
+def envelope_record(envelope: Envelope, message: InboundMessage | None) -> dict:
     record = envelope.to_dict()
     if message is not None and message.external_id:
         # Lets a webhook channel's replayer pick this message out of its payload.

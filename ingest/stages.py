@@ -12,20 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.model import Channel, Contact, Message
-from frontdesk.model.channels import EMAIL
+from frontdesk.model import Channel, Contact
 from frontdesk.model.messages import ACCEPTED
 from frontdesk.ingest import contacts, persist, threading
-from frontdesk.ingest.duplicates import known_message
+from frontdesk.ingest.duplicates import email_copy_key, known_message
+from frontdesk.ingest.email_batch import EmailBatch
 from frontdesk.ingest.context import IngestContext
-from frontdesk.ingest.email_channels import email_channels, own_addresses
+from frontdesk.ingest.email_channels import email_channels
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
-from frontdesk.ingest.parse_email import parse_email
+from frontdesk.ingest.parse_pool import parse_off_loop
 from frontdesk.ingest.screening import screen as screen_message
-from frontdesk.ingest.screening.rule import Ours
 
 
 class FinalOutcome(Exception):
@@ -51,7 +50,15 @@ class Ingest:
     match: threading.ThreadMatch | None = None
     attachment_blobs: list[str | None] | None = None
     email_channels: list[Channel] = field(default_factory=list)
+    stored: persist.Persisted | None = None
+    writes: persist.TicketWrites = field(default_factory=persist.TicketWrites)
     outcome: IngestOutcome | None = None
+    email_batch: EmailBatch | None = None  # the batch an email belongs to (ingest.batch_runner)
+
+    @property
+    def batch(self) -> EmailBatch:
+        assert self.email_batch is not None, "an email stage ran outside a batch"
+        return self.email_batch
 
     @property
     def db(self) -> AsyncSession:
@@ -68,16 +75,15 @@ Stage = Callable[[Ingest], Awaitable[None]]
 
 
 async def parse(state: Ingest) -> None:
-    """Raw RFC 5322 bytes to an :class:`InboundMessage`."""
+    """Raw RFC 5322 bytes to an :class:`InboundMessage` (in the process pool, :mod:`ingest.parse_pool`)."""
     assert state.raw is not None
-    state.message = parse_email(state.raw, envelope=state.envelope, raw_blob=state.raw_blob)
+    state.message = await parse_off_loop(state.raw, envelope=state.envelope, raw_blob=state.raw_blob,
+                                         pooled=state.batch.pooled)
 
 
 async def screen(state: Ingest) -> None:
     """Flag auto-replies, bounces and loops; they are stored but never start a ticket."""
-    settings = state.ctx.settings
-    ours = Ours.of(settings.secret_key, await own_addresses(state.ctx.sessions), settings.from_address)
-    state.message = screen_message(state.inbound, ours)
+    state.message = screen_message(state.inbound, await state.batch.ours())
 
 
 async def store_attachments(state: Ingest) -> None:
@@ -95,7 +101,7 @@ async def resolve_email_channel(state: Ingest) -> None:
     envelope recipient; the To / Cc headers are the last resort.
     """
     message = state.inbound
-    state.email_channels = await email_channels(state.db, state.ctx.sessions)
+    state.email_channels = state.batch.channels
     # A disabled channel receives nothing: its mail waits in the quarantine.
     channels = {c.key.lower(): c for c in state.email_channels if c.enabled}
     tried = [state.envelope.channel_key, message.channel_key, *state.envelope.rcpt_tos, *message.to, *message.cc]
@@ -131,23 +137,7 @@ async def reject_duplicate(state: Ingest) -> None:
     bring back byte-identical mail.  Nothing is written: the first copy
     already holds the same raw bytes, and the outcome names it.
     """
-    message = state.inbound
-    if state.db.get_bind().dialect.name == "postgresql":
-        # Two copies arriving at the same moment (SMTP retry racing an IMAP
-        # poll) take turns here, so the second one sees the first's row.
-        # SQLite writers take turns anyway (frontdesk.storage.writer).
-        key = int.from_bytes(bytes.fromhex(message.content_hash[:16]), "big", signed=True)
-        await state.db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-    query = select(Message.id, Message.ticket_id).where(Message.content_hash == message.content_hash)
-    if message.external_id:
-        query = query.where(Message.external_id == persist.clean_text(message.external_id, 998))
-    elif message.channel == EMAIL:
-        query = query.where(Message.external_id.is_(None))
-    else:
-        # One webhook body can carry several messages without ids: only
-        # the provider's message id can tell a redelivery apart.
-        return
-    first = (await state.db.execute(query.order_by(Message.id).limit(1))).first()
+    first = state.batch.copies.get(email_copy_key(state.inbound))
     if first is not None:
         raise FinalOutcome(IngestOutcome("duplicate", first.ticket_id, first.id, reason="same Message-ID and content"))
 
@@ -174,10 +164,12 @@ async def identify_channel_contact(state: Ingest) -> None:
 
 
 async def thread_email(state: Ingest) -> None:
+    """Where the mail goes, decided from the batch's facts (:mod:`ingest.threading`)."""
+    facts = state.batch.threads
     if state.inbound.screening != ACCEPTED:
-        state.match = await threading.link_screened(state.db, state.inbound, state.ctx.secret_key)
+        state.match = threading.link_screened(state.inbound, facts, state.ctx.secret_key)
     else:
-        state.match = await threading.thread_email(state.db, state.inbound, state.ctx.secret_key)
+        state.match = threading.thread_email(state.inbound, facts, state.ctx.secret_key)
 
 
 async def thread_conversation(state: Ingest) -> None:
@@ -186,7 +178,11 @@ async def thread_conversation(state: Ingest) -> None:
 
 
 async def store(state: Ingest) -> None:
-    """One transaction (the runner's): conversation, ticket, message, attachments, participants, events."""
+    """Conversation, ticket, message and attachments; the rest for the ticket goes to ``state.writes``.
+
+    The runner applies ``state.writes`` (participants, associations,
+    search document, events) before it commits, for the whole batch at once.
+    """
     assert state.channel is not None and state.match is not None
     if not state.email_channels:
         state.email_channels = await email_channels(state.db, state.ctx.sessions)
@@ -194,8 +190,8 @@ async def store(state: Ingest) -> None:
     stored = await persist.persist_message(
         state.db, state.ctx.blobs, state.inbound,
         channel=state.channel, contact=state.contact, match=state.match, own_addresses=own,
-        attachment_blobs=state.attachment_blobs,
+        attachment_blobs=state.attachment_blobs, writes=state.writes,
     )
-    await persist.record_ingest_events(state.db, state.inbound, stored)
+    state.stored = stored
     state.outcome = persist.outcome_for(stored, state.match, state.inbound)
 

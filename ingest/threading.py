@@ -1,9 +1,10 @@
 """Threading: which ticket and conversation an inbound message belongs to, and why.
 
 Lookups gather the facts (which referenced Message-IDs we know, which
-tickets exist, whether the sender takes part in a ticket) in a few
-queries; :func:`choose_email_thread` then decides as a pure function, in
-this order:
+tickets exist, whether the sender takes part in a ticket) for a whole
+batch of mail in a few queries (:class:`ThreadFacts`); for each message,
+in arrival order, :func:`choose_email_thread` then decides as a pure
+function, in this order:
 
 1. ``forwarded``: a forwarded mail always starts a new ticket.
 2. For each referenced Message-ID, the direct parent first (In-Reply-To,
@@ -30,7 +31,7 @@ the old one on purpose; the customer's new mail still reaches a person.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from sqlalchemy import select
@@ -147,10 +148,54 @@ async def known_messages(session: AsyncSession, ids: Iterable[str]) -> dict[str,
     )
     found: dict[str, KnownMessage] = {}
     for row in rows:
-        if row.ticket_id is None and row.conversation_id is None and row.external_id in found:
-            continue
-        found[row.external_id] = KnownMessage(row.id, row.ticket_id, row.conversation_id, row.from_address)
+        remember_known(found, row.external_id, KnownMessage(row.id, row.ticket_id, row.conversation_id,
+                                                            row.from_address))
     return found
+
+
+def remember_known(found: dict[str, KnownMessage], external_id: str, stored: KnownMessage) -> None:
+    """Add ``stored`` (newer than everything in ``found``) under its Message-ID, unless it would hide a threaded one."""
+    if stored.ticket_id is None and stored.conversation_id is None and external_id in found:
+        return
+    found[external_id] = stored
+
+
+@dataclass
+class ThreadFacts:
+    """What the lookups found for a whole batch of mail, and what the batch itself has stored so far.
+
+    Gathered in three queries for the batch (:func:`gather_thread_facts`);
+    :meth:`learn` adds each message as it is stored, so a reply threads
+    onto a parent that arrived earlier in the same batch.
+    """
+
+    known: dict[str, KnownMessage] = field(default_factory=dict)  # by Message-ID
+    tickets: set[int] = field(default_factory=set)  # live tickets that reply tokens name
+    participants: set[tuple[int, str]] = field(default_factory=set)  # (ticket, address)
+
+    def learn(self, external_id: str | None, stored: KnownMessage, participants: Iterable[str]) -> None:
+        if external_id:
+            remember_known(self.known, _clean_id(external_id), stored)
+        if stored.ticket_id is not None:
+            self.tickets.add(stored.ticket_id)
+            self.participants.update((stored.ticket_id, address) for address in participants)
+
+
+def _lookup_ids(message: InboundMessage) -> list[str]:
+    return [value for _, value in referenced_ids(message)] + [r for r in map(_clean_id, message.bounced_refs) if r]
+
+
+async def gather_thread_facts(session: AsyncSession, messages: list[InboundMessage], secret_key: bytes) -> ThreadFacts:
+    """The threading facts every message of a batch needs, in one query each."""
+    ids = [value for message in messages for value in _lookup_ids(message)]
+    tokens = {ticket_from_message_id(secret_key, value) for value in ids}
+    subject_numbers = {n for message in messages for n in subject_ticket_numbers(message.subject)}
+    senders = {message.sender_address for message in messages if message.sender_address}
+    return ThreadFacts(
+        known=await known_messages(session, ids),
+        tickets=await existing_tickets(session, {t for t in tokens if t is not None}),
+        participants=await participants_among(session, subject_numbers, senders),
+    )
 
 
 async def existing_tickets(session: AsyncSession, ticket_ids: Iterable[int]) -> set[int]:
@@ -161,33 +206,32 @@ async def existing_tickets(session: AsyncSession, ticket_ids: Iterable[int]) -> 
         select(Ticket.id).where(Ticket.id.in_(ticket_ids), Ticket.deleted_at.is_(None)))).all())
 
 
-async def tickets_with_participant(session: AsyncSession, ticket_ids: Iterable[int], address: str | None) -> set[int]:
-    ticket_ids = set(ticket_ids)
-    if not ticket_ids or not address:
+async def participants_among(session: AsyncSession, ticket_ids: Iterable[int],
+                             addresses: Iterable[str]) -> set[tuple[int, str]]:
+    """Which of ``addresses`` take part in which of the live ``ticket_ids``."""
+    ticket_ids, addresses = set(ticket_ids), set(addresses)
+    if not ticket_ids or not addresses:
         return set()
-    rows = await session.scalars(
-        select(TicketParticipant.ticket_id)
+    rows = await session.execute(
+        select(TicketParticipant.ticket_id, TicketParticipant.address)
         .join(Ticket, Ticket.id == TicketParticipant.ticket_id)
-        .where(TicketParticipant.ticket_id.in_(ticket_ids), TicketParticipant.address == address,
+        .where(TicketParticipant.ticket_id.in_(ticket_ids), TicketParticipant.address.in_(addresses),
                Ticket.deleted_at.is_(None))
     )
-    return set(rows.all())
+    return {(row.ticket_id, row.address) for row in rows}
 
 
-async def thread_email(session: AsyncSession, message: InboundMessage, secret_key: bytes) -> ThreadMatch:
-    """Find the ticket an email replies to (or decide it starts one)."""
+def thread_email(message: InboundMessage, facts: ThreadFacts, secret_key: bytes) -> ThreadMatch:
+    """Find the ticket an email replies to (or decide it starts one), from the batch's facts."""
     candidates = referenced_ids(message)
     tokens = {value: ticket_from_message_id(secret_key, value) for _, value in candidates}
-    token_tickets = {t for t in tokens.values() if t is not None}
-    subject_numbers = subject_ticket_numbers(message.subject)
-    real = await existing_tickets(session, token_tickets)
-    signed = {value: ticket for value, ticket in tokens.items() if ticket is not None and ticket in real}
-    known = await known_messages(session, [value for _, value in candidates])
-    participants = await tickets_with_participant(session, subject_numbers, message.sender_address)
-    return choose_email_thread(message, candidates, signed=signed, known=known, participant_tickets=participants)
+    signed = {value: ticket for value, ticket in tokens.items() if ticket is not None and ticket in facts.tickets}
+    participants = {number for number in subject_ticket_numbers(message.subject)
+                    if (number, message.sender_address) in facts.participants}
+    return choose_email_thread(message, candidates, signed=signed, known=facts.known, participant_tickets=participants)
 
 
-async def link_screened(session: AsyncSession, message: InboundMessage, secret_key: bytes) -> ThreadMatch:
+def link_screened(message: InboundMessage, facts: ThreadFacts, secret_key: bytes) -> ThreadMatch:
     """Where a screened message (auto-reply, bounce, loop) belongs, if anywhere; it never starts a ticket.
 
     A bounce is tied to the outbound message it reports on through the
@@ -195,19 +239,17 @@ async def link_screened(session: AsyncSession, message: InboundMessage, secret_k
     """
     refs = [_clean_id(r) for r in message.bounced_refs if _clean_id(r)]
     if refs:
-        known = await known_messages(session, refs)
         for ref in refs:
-            stored = known.get(ref)
+            stored = facts.known.get(ref)
             if stored is not None:
                 return ThreadMatch(BOUNCE_REF, f"bounce of <{ref}>", ticket_id=stored.ticket_id,
                                    conversation_id=stored.conversation_id, bounced_message_id=stored.id)
         signed = {ref: ticket_from_message_id(secret_key, ref) for ref in refs}
-        real = await existing_tickets(session, {t for t in signed.values() if t is not None})
         for ref, ticket in signed.items():
-            if ticket in real:
+            if ticket in facts.tickets:
                 return ThreadMatch(BOUNCE_REF, f"bounce of <{ref}>", ticket_id=ticket)
     # A screened message never starts a ticket, forwarded or not; it may only join one.
-    match = await thread_email(session, replace(message, is_forwarded=False), secret_key)
+    match = thread_email(replace(message, is_forwarded=False), facts, secret_key)
     if match.rule == NEW_TICKET:
         return ThreadMatch(UNLINKED, "refers to no message or ticket we know")
     return match

@@ -52,11 +52,17 @@ async def linked_ids(session: AsyncSession, kind: Association, ticket_id: int) -
 
 async def link(session: AsyncSession, kind: Association, ticket_id: int, target_ids: Iterable[int | None]) -> None:
     """Associate without an event; an existing pair is left alone (concurrent messages may both try)."""
-    wanted = sorted({t for t in target_ids if t is not None})  # sorted: concurrent writers lock in one order
+    await link_pairs(session, kind, [(ticket_id, t) for t in target_ids if t is not None])
+
+
+async def link_pairs(session: AsyncSession, kind: Association, pairs: Iterable[tuple[int, int]]) -> None:
+    """:func:`link` for many (ticket, target) pairs at once, in one statement."""
+    wanted = sorted(set(pairs))  # sorted: concurrent writers lock in one order
     if wanted:
+        now = utcnow()
         await session.execute(
             dialect_insert(session, kind.link)
-            .values([{"ticket_id": ticket_id, f"{kind.noun}_id": t, "created_at": utcnow()} for t in wanted])
+            .values([{"ticket_id": ticket_id, f"{kind.noun}_id": t, "created_at": now} for ticket_id, t in wanted])
             .on_conflict_do_nothing(index_elements=["ticket_id", f"{kind.noun}_id"]))
 
 

@@ -43,11 +43,14 @@ async def create_ticket(
     company_id: int | None = None,
     custom_properties: Mapping[str, Any] | None = None,
     record: bool = True,
+    index: bool = True,
     now: datetime | None = None,
 ) -> Ticket:
     """Store a new ticket in ``status`` (flushed, so it has its id) and, with ``record``, its ``ticket.created``.
 
     Values are already validated (``frontdesk.tickets.property_values``).
+    Without ``index`` the caller refreshes its search document (ingest
+    does, once per ticket for a batch of mail).
     """
     custom = dict(custom_properties or {})
     if actor.kind == AGENT:
@@ -65,7 +68,8 @@ async def create_ticket(
     await session.flush()
     await link(session, CONTACTS, ticket.id, [contact_id])
     await link(session, COMPANIES, ticket.id, [company_id])
-    await refresh_ticket_index(session, ticket.id)
+    if index:
+        await refresh_ticket_index(session, ticket.id)
     if record:
         await record_events(session, ticket_created(ticket, actor))
     return ticket

@@ -27,7 +27,7 @@ from frontdesk.model.messages import Message
 from frontdesk.model.tickets import Ticket
 from frontdesk.storage.database import create_engine, session_factory
 from frontdesk.ingest.context import IngestContext
-from frontdesk.ingest.pipeline import ingest_email
+from frontdesk.ingest.pipeline import ingest_emails
 
 
 def make_email(*, to: str = "support@acme.test", subject: str = "Printer on fire", body: str = "Help!") -> tuple[bytes, str]:
@@ -43,14 +43,14 @@ def make_email(*, to: str = "support@acme.test", subject: str = "Printer on fire
 
 
 class RecordingIngest:
-    """The real ``ingest_email``, remembering the envelopes the edge built."""
+    """The real ``ingest_emails``, remembering the envelopes the edge built."""
 
     def __init__(self) -> None:
         self.envelopes = []
 
-    async def __call__(self, ctx, raw, envelope, **intake):
-        self.envelopes.append(envelope)
-        return await ingest_email(ctx, raw, envelope, **intake)
+    async def __call__(self, ctx, items):
+        self.envelopes.extend(item.envelope for item in items)
+        return await ingest_emails(ctx, items)
 
 
 @pytest.fixture
