@@ -63,7 +63,7 @@ from frontdesk.storage.blobs import BlobStore  # noqa: E402
 from frontdesk.storage.database import create_engine, session_factory  # noqa: E402
 from frontdesk.storage.migrate import upgrade  # noqa: E402
 
-STANDIN_KINDS = ("standin_ticket_received",)
+STANDIN_KINDS = ("standin_ticket_received", "standin_handled_by")
 
 
 async def build_backlog(ctx: IngestContext, tickets: int, concurrency: int = 4) -> None:
@@ -120,6 +120,12 @@ async def consumer_lag(bootstrap: str, topic: str, group: str) -> int:
         await admin.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used so far: a figure the machine's other load inflates less than time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def top_frames(raw: Path, limit: int = 25) -> str:
     """py-spy's collapsed stacks as two tables: own samples and total samples per frame."""
     own: collections.Counter[str] = collections.Counter()
@@ -167,13 +173,14 @@ async def drain(kind: str, args: argparse.Namespace, settings, sessions, workdir
     log = open(workdir / f"worker-{kind}.log", "wb")
     worker = subprocess.Popen(argv, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     spy = None
-    kinds = STANDIN_KINDS if kind == "standin" else None
+    kinds = STANDIN_KINDS[:1] if kind == "standin" else None
     started = time.monotonic()
     try:
         while (await effect_span(sessions, kinds, STANDIN_KINDS))[0] == 0:
             if worker.poll() is not None:
                 raise SystemExit(f"the {kind} worker exited: see {workdir}/worker-{kind}.log")
             await asyncio.sleep(0.05)
+        cpu_at_first = cpu_seconds(worker.pid)
         if args.profile and kind == "real":
             args.profile.mkdir(parents=True, exist_ok=True)
             spy = subprocess.Popen(["py-spy", "record", "--pid", str(worker.pid), "--format", "raw", "--rate", "200",
@@ -184,6 +191,7 @@ async def drain(kind: str, args: argparse.Namespace, settings, sessions, workdir
                 raise SystemExit(f"the {kind} worker did not drain in {args.timeout} s")
             await asyncio.sleep(0.5)
         wall = time.monotonic() - started
+        cpu = cpu_seconds(worker.pid) - cpu_at_first
     finally:
         if spy is not None:
             spy.send_signal(2)
@@ -193,7 +201,7 @@ async def drain(kind: str, args: argparse.Namespace, settings, sessions, workdir
         log.close()
     effects, span = await effect_span(sessions, kinds, STANDIN_KINDS)
     result = {"handler": kind, "events": events, "effects": effects, "span": span,
-              "rate": events / span if span else float("nan"), "wall": wall}
+              "rate": events / span if span else float("nan"), "wall": wall, "cpu": cpu}
     if spy is not None and (args.profile / "worker.raw").exists():
         (args.profile / "worker.txt").write_text(top_frames(args.profile / "worker.raw"))
     return result
@@ -245,12 +253,14 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
         f"load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}",
         f"- Database: {args.database}; Kafka: single node (deploy/kafka), one worker process, 8 partitions",
         f"- Command: `python {' '.join(sys.argv)}`",
-        "", "| handler | events | drain s (first to last effect) | events/s | wall s (incl. start-up) |",
-        "|---|---:|---:|---:|---:|",
+        "", "| handler | events | drain s (first to last effect) | events/s | wall s (incl. start-up) "
+            "| worker CPU s in the drain | events per CPU s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         if "handler" in r:
-            lines.append(f"| {r['handler']} | {r['events']} | {r['span']:.1f} | {r['rate']:.0f} | {r['wall']:.1f} |")
+            lines.append(f"| {r['handler']} | {r['events']} | {r['span']:.1f} | {r['rate']:.0f} | {r['wall']:.1f} "
+                         f"| {r['cpu']:.1f} | {r['events'] / r['cpu'] if r['cpu'] else float('nan'):.0f} |")
     sent = [r["sent"] for r in results if "sent" in r]
     if sent:
         lines += ["", f"Ticket received emails accepted by the sink smarthost: {sent[0]}."]
