@@ -23,7 +23,9 @@ worker with py-spy during the drain (``DIR/worker.txt``: the top frames by
 own and by total samples).
 
 Kafka comes from ``FRONTDESK_TEST_KAFKA``, PostgreSQL from ``--pg-url`` or
-``FRONTDESK_TEST_PG_URL``.
+``FRONTDESK_TEST_PG_URL``.  To measure another checkout's worker (a
+before/after), run this file with that checkout's ``.venv/bin/python`` and
+``FRONTDESK_BENCH_REPO=<checkout>``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+# FRONTDESK_BENCH_REPO runs another checkout's code (with that checkout's .venv/bin/python): a before/after.
+REPO = Path(os.environ.get("FRONTDESK_BENCH_REPO") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
