@@ -91,6 +91,10 @@ LOOP_GUARD_STOPS = Counter("frontdesk_automation_loop_guard_stops_total",
                            "Events automation refused to act on", ["reason"])
 
 ATTEMPTS_ON_CONFLICT = 5
+# SQLite has one writer for all processes: a daemon that waits longer than its
+# busy timeout (10 s) for a worker's batch counts that as an outage, so there
+# a batch commits every few events.
+SQLITE_TRANSACTION_SIZE = 25
 
 
 def _sqlite_busy(error: OperationalError) -> bool:
@@ -118,14 +122,25 @@ async def handle_event(services: AutomationServices, event: DomainEvent) -> None
 
 
 async def handle_events(services: AutomationServices, events: Sequence[DomainEvent]) -> None:
-    """Apply a batch of events, in order, in one transaction: all of them or (raising) none.
+    """Apply a batch of events, in order, in one transaction (on SQLite: a few, in order).
 
     The runners call this first and, when it raises, apply the batch's
     events one by one (:func:`handle_event`, with retries and dead letters),
     so one poison event costs its batch a second pass, never the others'
     effects.  The decisions and the effect keys are the same as one by one.
     """
-    _wake_outbound(services, await _apply_in_one_transaction(services, events))
+    queued = False
+    size = SQLITE_TRANSACTION_SIZE if _on_sqlite(services) else max(len(events), 1)
+    for start in range(0, len(events), size):
+        # When a later slice fails, the runner's one-by-one pass finds the
+        # committed slices' effect keys and skips them: still exactly once.
+        queued = await _apply_in_one_transaction(services, events[start:start + size]) or queued
+    _wake_outbound(services, queued)
+
+
+def _on_sqlite(services: AutomationServices) -> bool:
+    engine = services.sessions.kw.get("bind")
+    return engine is not None and engine.dialect.name == "sqlite"
 
 
 @dataclass(frozen=True)
