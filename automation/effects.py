@@ -3,9 +3,14 @@
 A key is ``<event id>:<effect>``; its unique constraint makes a second
 attempt at the same effect (a replayed or redelivered event, a racing
 handler) fail inside its transaction, so effects happen exactly once.
+An :class:`EffectLedger` holds the keys a batch of events already applied,
+read in one query, and learns each key recorded while the batch runs, so an
+event delivered twice in one batch is applied once.
 """
 
 from __future__ import annotations
+
+from typing import Iterable
 
 from prometheus_client import Counter
 from sqlalchemy import select
@@ -16,13 +21,29 @@ from frontdesk.model import AppliedEffect
 EFFECTS = Counter("frontdesk_automation_effects_total", "Automation effects applied", ["kind"])
 
 
-async def already_applied(session: AsyncSession, keys: list[str]) -> set[str]:
-    """Which of ``keys`` were applied already."""
-    if not keys:
-        return set()
-    return set((await session.scalars(select(AppliedEffect.key).where(AppliedEffect.key.in_(keys)))).all())
+def _event_part(key: str) -> str:
+    return key.partition(":")[0]
 
 
-def record_effect(session: AsyncSession, key: str, kind: str, ticket_id: int) -> None:
-    session.add(AppliedEffect(key=key, kind=kind, ticket_id=ticket_id))
-    EFFECTS.labels(kind).inc()
+class EffectLedger:
+    """The applied effect keys of some events, as of now in this transaction."""
+
+    def __init__(self, applied: Iterable[str] = ()) -> None:
+        self._applied = set(applied)
+
+    @classmethod
+    async def load(cls, session: AsyncSession, event_ids: Iterable[str]) -> EffectLedger:
+        """Every key already applied for ``event_ids``, in one query."""
+        ids = sorted(set(event_ids))
+        if not ids:
+            return cls()
+        return cls((await session.scalars(select(AppliedEffect.key).where(AppliedEffect.event_id.in_(ids)))).all())
+
+    def applied(self, key: str) -> bool:
+        return key in self._applied
+
+    def record(self, session: AsyncSession, key: str, kind: str, ticket_id: int) -> None:
+        """Add the key to the caller's transaction, with the effect it guards."""
+        session.add(AppliedEffect(key=key, event_id=_event_part(key), kind=kind, ticket_id=ticket_id))
+        self._applied.add(key)
+        EFFECTS.labels(kind).inc()

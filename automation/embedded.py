@@ -1,8 +1,9 @@
 """The in-process automation runner for ``frontdesk run`` without Kafka.
 
-It consumes outbox rows not yet handled, in outbox order, and applies each
-through the same :class:`automation.event_processor.EventProcessor` the
-Kafka worker uses, around the same :func:`automation.handlers.handle_event`.
+It consumes outbox rows not yet handled, in outbox order and in batches,
+and applies them through the same :class:`automation.event_processor.EventProcessor`
+the Kafka worker uses, around the same :class:`automation.handlers.AutomationHandler`
+(a batch in one transaction; one event at a time when that fails).
 It is woken after each commit that wrote events (register :meth:`wake_async`
 in ``IngestContext.on_commit``) and polls briefly in case a wake-up was
 missed or another process wrote the row.  A failing event is retried with
@@ -12,15 +13,12 @@ moves on.  A storage outage is not the event's fault: it is retried until it end
 
 from __future__ import annotations
 
-import functools
-
 from sqlalchemy import select, update
 
-from frontdesk.automation.event_processor import EventProcessor, ReceivedEvent
-from frontdesk.automation.handlers import handle_event
+from frontdesk.automation.event_processor import EventProcessor, decode_row
+from frontdesk.automation.handlers import AutomationHandler
 from frontdesk.automation.services import AutomationServices
 from frontdesk.background import Backoff, PollingLoop, RetryPolicy
-from frontdesk.events import DomainEvent, EventSchemaError
 from frontdesk.model import OutboxEvent, utcnow
 
 
@@ -34,7 +32,7 @@ class EmbeddedAutomation(PollingLoop):
         self.max_attempts = max_attempts
         self.batch_size = batch_size
         self.processor = EventProcessor(
-            functools.partial(handle_event, services), services.sessions, name="embedded_automation",
+            AutomationHandler(services), services.sessions, name="embedded_automation",
             policy=RetryPolicy(max_attempts, Backoff(base=first_delay, cap=max_delay)),
         )
 
@@ -50,23 +48,12 @@ class EmbeddedAutomation(PollingLoop):
                     select(OutboxEvent.id, OutboxEvent.event_id, OutboxEvent.body)
                     .where(OutboxEvent.handled_at.is_(None))
                     .order_by(OutboxEvent.id).limit(self.batch_size))).all()
-            if not rows:
+            if not rows or self.stopping:  # unhandled rows are picked up at the next start
                 return total
-            for row_id, event_id, body in rows:
-                if self.stopping:  # unhandled rows are picked up at the next start
-                    return total
-                await self._handle_row(row_id, event_id, body)
-                total += 1
-
-    async def _handle_row(self, row_id: int, event_id: str, body: dict) -> None:
-        try:
-            event = DomainEvent.from_dict(body)
-        except (EventSchemaError, ValueError) as error:
-            await self.processor.apply(ReceivedEvent(event_id, body), undecodable=str(error))
-        else:
-            await self.processor.apply(ReceivedEvent(event_id, body, event))
-        await self._mark_handled(row_id)
-
-    async def _mark_handled(self, row_id: int) -> None:
-        async with self.services.sessions.begin() as session:
-            await session.execute(update(OutboxEvent).where(OutboxEvent.id == row_id).values(handled_at=utcnow()))
+            await self.processor.apply_batch([decode_row(event_id, body) for _, event_id, body in rows])
+            # Handled (or dead-lettered) once apply_batch returned: a crash before
+            # this update applies them again, and their effect keys make that a no-op.
+            async with self.services.sessions.begin() as session:
+                await session.execute(update(OutboxEvent).where(OutboxEvent.id.in_([row[0] for row in rows]))
+                                      .values(handled_at=utcnow()))
+            total += len(rows)

@@ -1,11 +1,16 @@
 """The faust app of ``frontdesk worker``: one agent over the events topic.
 
-The agent is a thin runner: each message goes to
+The agent is a thin runner: it takes messages in batches
+(``stream.take_events``: up to ``batch_size``, or what came within
+``batch_within`` seconds), decodes them and hands the batch to
 :class:`automation.event_processor.EventProcessor` (the embedded runner
-uses the same one), which decodes it, calls the automation handler with
-bounded retries, and dead-letters what keeps failing.  The agent moves to the next message (and faust may commit the
-offset) only after that returned, so a killed worker redelivers what it
-had not finished, and the idempotent handler makes the repeat harmless.
+uses the same one), which applies it in one transaction, or one event at a
+time with bounded retries when that fails, and dead-letters what keeps
+failing; it never raises.  ``take_events`` acknowledges a batch's messages
+only when the agent asks for the next batch, that is after the batch's
+transaction committed, so faust commits no offset of a batch before its
+effects are durable: a killed worker redelivers what it had not finished,
+and the idempotent handler makes the repeat harmless.
 
 Workers sharing the consumer group split the partitions; events are keyed
 by ticket, so each ticket is handled by one worker, in order.
@@ -21,7 +26,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.automation.dead_letters import EventHandler
-from frontdesk.automation.event_processor import EventProcessor
+from frontdesk.automation.event_processor import EventProcessor, decode_message
 from frontdesk.automation.kafka_config import KafkaTopics, bootstrap_servers
 from frontdesk.background import RetryPolicy
 
@@ -39,6 +44,8 @@ def create_worker_app(
     datadir: Path,
     policy: RetryPolicy = RetryPolicy(),
     on_start: Sequence[Callable[[], Awaitable[None]]] = (),
+    batch_size: int = 500,
+    batch_within: float = 0.02,
 ) -> faust.App:
     """The worker app; ``on_start`` coroutines run once the worker is up (e.g. the mail sender)."""
     app = faust.App(
@@ -75,11 +82,13 @@ def create_worker_app(
 
     @app.agent(events_topic, name="apply_events")
     async def apply_events(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            message = event.message
-            await processor.process(
-                event.key, event.value, origin=f"{message.topic}/{message.partition}/{message.offset}"
-            )
+        # A short ``within``: at a trickle, an event waits at most that long for company.
+        async for events in stream.take_events(batch_size, within=batch_within):
+            await processor.apply_batch([
+                decode_message(event.key, event.value,
+                               origin=f"{event.message.topic}/{event.message.partition}/{event.message.offset}")
+                for event in events
+            ])
 
     for starter in on_start:
         app.task(starter)

@@ -1,4 +1,9 @@
-"""Apply one domain event's automation: load state, decide (pure), apply in one transaction.
+"""Apply domain events' automation: load state, decide (pure), apply in one transaction.
+
+One event (:func:`handle_event`) or a batch of them (:func:`handle_events`,
+what both runners try first) is applied in one transaction: its tickets
+locked at once, its applied keys read in one query, then each event in
+order through the same pure decisions.
 
 Every effect (a status change, an email, a notification) is guarded by an
 ``AppliedEffect`` key, ``<event id>:<effect>``, inserted in the same
@@ -12,8 +17,9 @@ in that same transaction.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Awaitable, Callable
+from typing import Sequence
 
 import structlog
 from prometheus_client import Counter
@@ -32,7 +38,7 @@ from frontdesk.automation.actions import (
     plan_notifications,
     plan_status_actions,
 )
-from frontdesk.automation.effects import already_applied, record_effect
+from frontdesk.automation.effects import EffectLedger
 from frontdesk.automation.loop_guard import (
     AUTOMATED_MAIL_WINDOW_SECONDS,
     RATE_LIMITED,
@@ -71,6 +77,7 @@ from frontdesk.model import (
 from frontdesk.model.automation import NOTIFY, TO_TEAM, TO_USER
 from frontdesk.model.channels import EMAIL
 from frontdesk.outbox import record_events
+from frontdesk.storage.writer import write_transaction
 from frontdesk.tickets.sla.store import load_settings
 from frontdesk.tickets.sla.tracking import TRACKED_EVENTS, track_event
 from frontdesk.tickets.spam import automation_skips
@@ -84,6 +91,10 @@ LOOP_GUARD_STOPS = Counter("frontdesk_automation_loop_guard_stops_total",
                            "Events automation refused to act on", ["reason"])
 
 ATTEMPTS_ON_CONFLICT = 5
+# SQLite has one writer for all processes: a daemon that waits longer than its
+# busy timeout (10 s) for a worker's batch counts that as an outage, so there
+# a batch commits every few events.
+SQLITE_TRANSACTION_SIZE = 25
 
 
 def _sqlite_busy(error: OperationalError) -> bool:
@@ -92,37 +103,9 @@ def _sqlite_busy(error: OperationalError) -> bool:
 
 async def handle_event(services: AutomationServices, event: DomainEvent) -> None:
     """Apply the automation ``event`` calls for, exactly once, then move its ticket's SLA clocks."""
-    if event.ticket_id is None:
-        return
-    queued = False
-    admission = admit(event)
-    if not admission.allowed:
-        LOOP_GUARD_STOPS.labels(admission.reason).inc()
-        log.info("automation_loop_guard", event_id=event.id, type=event.type, ticket_id=event.ticket_id,
-                 depth=event.depth, causation_id=event.causation_id, reason=admission.reason)
-    elif isinstance(event, (MessageSent, MessageReceived)):
-        queued = await _in_transaction(services, event, _apply_status_trigger)
-    elif isinstance(event, (TicketCreated, TicketStatusChanged)):
-        queued = await _in_transaction(services, event, _apply_status_actions)
-    elif isinstance(event, (CommentCreated, CommentEdited)):
-        queued = await _in_transaction(services, event, notify_mentions)
-    elif isinstance(event, SlaTimerFired):
-        queued = await _in_transaction(services, event, _apply_sla_notifications)
-    # The clocks follow every event, also those automation refuses to act on,
-    # and after the trigger so a new clock sees the status the trigger set.
-    if isinstance(event, TRACKED_EVENTS):
-        await _in_transaction(services, event, _apply_sla_clocks)
-    if queued and services.outbound is not None:
-        services.outbound.wake()
-
-
-async def _in_transaction(services: AutomationServices, event: DomainEvent,
-                          apply: Callable[[AutomationServices, AsyncSession, DomainEvent], Awaitable[bool]]) -> bool:
-    """Run ``apply`` in its own transaction, rerunning it when a concurrent writer won; whether it queued mail."""
     for attempt in range(1, ATTEMPTS_ON_CONFLICT + 1):
         try:
-            async with services.sessions() as session, session.begin():
-                return await apply(services, session, event)
+            queued = await _apply_in_one_transaction(services, [event])
         except (IntegrityError, OperationalError) as error:
             # A concurrent handler of the same event won the race (unique
             # effect key), or SQLite refused a second writer: rerun, and
@@ -133,34 +116,146 @@ async def _in_transaction(services: AutomationServices, event: DomainEvent,
                 raise
             log.info("automation_conflict_rerun", event_id=event.id, attempt=attempt, error=type(error).__name__)
             await asyncio.sleep(0.05 * attempt)
-    return False
+        else:
+            _wake_outbound(services, queued)
+            return
 
 
-async def _apply_sla_clocks(services: AutomationServices, session: AsyncSession, event: DomainEvent) -> bool:
+async def handle_events(services: AutomationServices, events: Sequence[DomainEvent]) -> None:
+    """Apply a batch of events, in order, in one transaction (on SQLite: a few, in order).
+
+    The runners call this first and, when it raises, apply the batch's
+    events one by one (:func:`handle_event`, with retries and dead letters),
+    so one poison event costs its batch a second pass, never the others'
+    effects.  The decisions and the effect keys are the same as one by one.
+    """
+    queued = False
+    size = SQLITE_TRANSACTION_SIZE if _on_sqlite(services) else max(len(events), 1)
+    for start in range(0, len(events), size):
+        # When a later slice fails, the runner's one-by-one pass finds the
+        # committed slices' effect keys and skips them: still exactly once.
+        queued = await _apply_in_one_transaction(services, events[start:start + size]) or queued
+    _wake_outbound(services, queued)
+
+
+def _on_sqlite(services: AutomationServices) -> bool:
+    engine = services.sessions.kw.get("bind")
+    return engine is not None and engine.dialect.name == "sqlite"
+
+
+@dataclass(frozen=True)
+class AutomationHandler:
+    """:func:`handle_event` bound to its services, with :meth:`apply_batch` for runners that batch."""
+
+    services: AutomationServices
+
+    async def __call__(self, event: DomainEvent) -> None:
+        await handle_event(self.services, event)
+
+    async def apply_batch(self, events: Sequence[DomainEvent]) -> None:
+        await handle_events(self.services, events)
+
+
+def _wake_outbound(services: AutomationServices, queued: bool) -> None:
+    if queued and services.outbound is not None:
+        services.outbound.wake()
+
+
+async def _apply_in_one_transaction(services: AutomationServices, events: Sequence[DomainEvent]) -> bool:
+    """Apply ``events`` in one transaction; whether any mail was queued."""
+    # On SQLite, in the daemon's process, take turns with ingest's writers.
+    async with write_transaction(services.sessions) as session:
+        # The tickets first, all at once and in id order, so two workers (or
+        # a worker and an agent) lock them in the same order; and every
+        # applied key of the batch in one query.
+        await _lock_tickets(session, {e.ticket_id for e in events if e.ticket_id is not None})
+        ledger = await EffectLedger.load(session, (e.id for e in events))
+        queued = False
+        for event in events:
+            queued = await _apply_event(services, session, ledger, event) or queued
+        return queued
+
+
+async def _apply_event(services: AutomationServices, session: AsyncSession, ledger: EffectLedger,
+                       event: DomainEvent) -> bool:
+    """One event's automation inside the caller's transaction; whether it queued mail."""
+    if event.ticket_id is None:
+        return False
+    queued = False
+    admission = admit(event)
+    if not admission.allowed:
+        LOOP_GUARD_STOPS.labels(admission.reason).inc()
+        log.info("automation_loop_guard", event_id=event.id, type=event.type, ticket_id=event.ticket_id,
+                 depth=event.depth, causation_id=event.causation_id, reason=admission.reason)
+    elif isinstance(event, (MessageSent, MessageReceived)):
+        queued = await _apply_status_trigger(services, session, ledger, event)
+    elif isinstance(event, (TicketCreated, TicketStatusChanged)):
+        queued = await _apply_status_actions(services, session, ledger, event)
+    elif isinstance(event, (CommentCreated, CommentEdited)):
+        queued = await notify_mentions(services, session, ledger, event)
+    elif isinstance(event, SlaTimerFired):
+        queued = await _apply_sla_notifications(services, session, ledger, event)
+    # The clocks follow every event, also those automation refuses to act on,
+    # and after the trigger so a new clock sees the status the trigger set.
+    if isinstance(event, TRACKED_EVENTS):
+        await _apply_sla_clocks(services, session, ledger, event)
+    return queued
+
+
+async def _apply_sla_clocks(services: AutomationServices, session: AsyncSession, ledger: EffectLedger,
+                            event: DomainEvent) -> bool:
     key = f"{event.id}:sla-clocks"
-    if await already_applied(session, [key]):
+    if ledger.applied(key):
         return False
     if await track_event(session, event):
-        record_effect(session, key, "sla_clocks", event.ticket_id or 0)
+        ledger.record(session, key, "sla_clocks", event.ticket_id or 0)
     return False
+
+
+async def _lock_tickets(session: AsyncSession, ticket_ids: set[int]) -> None:
+    # FOR UPDATE on PostgreSQL serializes with agents changing the same
+    # tickets; SQLite ignores it and serializes writers anyway.  The rows stay
+    # in the session, so each event's ticket below is read from there.
+    if ticket_ids:
+        await session.execute(select(Ticket).where(Ticket.id.in_(sorted(ticket_ids))).order_by(Ticket.id)
+                              .with_for_update())
 
 
 async def _locked_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
-    """The ticket to automate, locked; None when it is gone or marked spam (spam is never automated)."""
-    # FOR UPDATE on PostgreSQL serializes with agents changing the same
-    # ticket; SQLite ignores it and serializes writers anyway.  A deleted
-    # ticket is left alone: no status moves, no mail about it.
-    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id, Ticket.deleted_at.is_(None))
-                                  .with_for_update())
+    """The ticket to automate (locked by :func:`_lock_tickets`); None when it is gone or marked spam.
+
+    A deleted ticket is left alone: no status moves, no mail about it; spam is never automated.
+    """
+    ticket = await session.get(Ticket, ticket_id)
+    if ticket is not None and ticket.deleted_at is not None:
+        return None
     if ticket is not None and automation_skips(ticket):
         log.info("automation_skipped_spam", ticket_id=ticket_id)
         return None
     return ticket
 
 
+async def _pipeline_statuses(session: AsyncSession, pipeline_id: int) -> dict[int, Status]:
+    # Read once per transaction: a batch's events mostly share a pipeline.
+    # The session (one per transaction here) is where such reads are kept.
+    cache = session.info.setdefault("automation_statuses", {})
+    if pipeline_id not in cache:
+        cache[pipeline_id] = {s.id: s for s in (await session.scalars(
+            select(Status).where(Status.pipeline_id == pipeline_id))).all()}
+    return cache[pipeline_id]
+
+
+async def _status_chain(session: AsyncSession, status_id: int) -> list[StatusAction]:
+    cache = session.info.setdefault("automation_chains", {})
+    if status_id not in cache:
+        cache[status_id] = list((await session.scalars(
+            select(StatusAction).where(StatusAction.status_id == status_id)
+            .order_by(StatusAction.position, StatusAction.id))).all())
+    return cache[status_id]
+
+
 async def _ticket_state(session: AsyncSession, ticket: Ticket) -> tuple[TicketState, dict[int, Status]]:
-    statuses = {s.id: s for s in (await session.scalars(
-        select(Status).where(Status.pipeline_id == ticket.pipeline_id))).all()}
+    statuses = await _pipeline_statuses(session, ticket.pipeline_id)
     state = TicketState(
         id=ticket.id, pipeline_id=ticket.pipeline_id, status_id=ticket.status_id,
         source_channel=ticket.source_channel, reopened=ticket.reopened_at is not None,
@@ -169,9 +264,10 @@ async def _ticket_state(session: AsyncSession, ticket: Ticket) -> tuple[TicketSt
     return state, statuses
 
 
-async def _apply_status_trigger(services: AutomationServices, session: AsyncSession, event: DomainEvent) -> bool:
+async def _apply_status_trigger(services: AutomationServices, session: AsyncSession, ledger: EffectLedger,
+                                event: DomainEvent) -> bool:
     key = f"{event.id}:status-trigger"
-    if await already_applied(session, [key]):
+    if ledger.applied(key):
         return False
     ticket = await _locked_ticket(session, event.ticket_id or 0)
     if ticket is None:
@@ -191,14 +287,15 @@ async def _apply_status_trigger(services: AutomationServices, session: AsyncSess
         return False
     moved = move_status(ticket, statuses[ticket.status_id], statuses[decision.status_id],
                         actor=Actor(AUTOMATION), rule=decision.rule, cause=event)
-    record_effect(session, key, "status_change", ticket.id)
+    ledger.record(session, key, "status_change", ticket.id)
     await record_events(session, moved)
     log.info("status_trigger_applied", event_id=event.id, ticket_id=ticket.id, rule=decision.rule,
              to_status=moved.to_status)
     return False
 
 
-async def _apply_sla_notifications(services: AutomationServices, session: AsyncSession, event: DomainEvent) -> bool:
+async def _apply_sla_notifications(services: AutomationServices, session: AsyncSession, ledger: EffectLedger,
+                                   event: DomainEvent) -> bool:
     """The internal emails an SLA moment sends: to the owner, the owner's team, as the SLA settings say."""
     assert isinstance(event, SlaTimerFired)
     moment = "due_soon" if isinstance(event, SlaDueSoon) else "overdue"
@@ -207,9 +304,8 @@ async def _apply_sla_notifications(services: AutomationServices, session: AsyncS
         return False
     kinds = (await load_settings(session)).document["notify"][moment]
     keys = {kind: f"{event.id}:sla-notify:{kind}" for kind in kinds}
-    done = await already_applied(session, list(keys.values()))
     configs = [ActionConfig(index, NOTIFY, recipient_kind=kind) for index, kind in enumerate(kinds)
-               if keys[kind] not in done]
+               if not ledger.applied(keys[kind])]
     if not configs:
         return False
     world, contact, _ = await _action_world(session, ticket, None, [])
@@ -226,7 +322,7 @@ async def _apply_sla_notifications(services: AutomationServices, session: AsyncS
         else:
             log.info("sla_notification_skipped", event_id=event.id, ticket_id=ticket.id,
                      recipient=config.recipient_kind, reason=getattr(decision, "reason", None))
-        record_effect(session, key, "sla_notify", ticket.id)
+        ledger.record(session, key, "sla_notify", ticket.id)
     return queued
 
 
@@ -285,7 +381,8 @@ async def _action_world(session: AsyncSession, ticket: Ticket, automation: Pipel
     return world, contact, owner
 
 
-async def _apply_status_actions(services: AutomationServices, session: AsyncSession, event: DomainEvent) -> bool:
+async def _apply_status_actions(services: AutomationServices, session: AsyncSession, ledger: EffectLedger,
+                                event: DomainEvent) -> bool:
     ticket = await _locked_ticket(session, event.ticket_id or 0)
     if ticket is None:
         return False
@@ -293,14 +390,11 @@ async def _apply_status_actions(services: AutomationServices, session: AsyncSess
     status = await session.get(Status, status_id) if status_id is not None else None
     if status is None:
         return False
-    chain = list((await session.scalars(
-        select(StatusAction).where(StatusAction.status_id == status.id)
-        .order_by(StatusAction.position, StatusAction.id))).all())
+    chain = await _status_chain(session, status.id)
     if not chain:
         return False
     keys = {a.id: f"{event.id}:action:{a.id}" for a in chain}
-    done = await already_applied(session, list(keys.values()))
-    pending = [a for a in chain if keys[a.id] not in done]
+    pending = [a for a in chain if not ledger.applied(keys[a.id])]
     if not pending:
         return False
     automation = await session.get(PipelineAutomation, ticket.pipeline_id)
@@ -330,7 +424,7 @@ async def _apply_status_actions(services: AutomationServices, session: AsyncSess
                 subject=rendered.subject, text=rendered.text, html=rendered.html, idempotency_key=key,
                 kind="template", author_kind="automation", automated=True,
             )
-            record_effect(session, key, "send_email", ticket.id)
+            ledger.record(session, key, "send_email", ticket.id)
             await record_events(session, event.follow_up(
                 MessageSent, message_id=message.id, conversation_id=message.conversation_id, channel=EMAIL,
                 from_ticket=False, automated=True, template=template.key, action_id=decision.action_id,
@@ -343,7 +437,7 @@ async def _apply_status_actions(services: AutomationServices, session: AsyncSess
                     text=_notification_text(ticket, status, contact, person),
                     idempotency_key=f"{key}:user:{person.user_id}",
                 )
-            record_effect(session, key, "notify", ticket.id)
+            ledger.record(session, key, "notify", ticket.id)
         queued = True
         log.info("status_action_applied", event_id=event.id, ticket_id=ticket.id,
                  action_id=decision.action_id, kind=type(decision).__name__)

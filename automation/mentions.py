@@ -13,7 +13,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.automation.effects import already_applied, record_effect
+from frontdesk.automation.effects import EffectLedger
 from frontdesk.automation.services import AutomationServices
 from frontdesk.events import CommentCreated, CommentEdited
 from frontdesk.model import Comment, Ticket, User
@@ -35,12 +35,11 @@ def mention_text(ticket: Ticket, author: str, recipient: str, comment: str) -> s
     )
 
 
-async def notify_mentions(services: AutomationServices, session: AsyncSession,
+async def notify_mentions(services: AutomationServices, session: AsyncSession, ledger: EffectLedger,
                           event: CommentCreated | CommentEdited) -> bool:
     """Queue the mention emails ``event`` still owes; returns whether any was queued."""
     keys = {uid: f"{event.id}:mention:{uid}" for uid in event.new_mentions}
-    done = await already_applied(session, list(keys.values()))
-    pending = [uid for uid in event.new_mentions if keys[uid] not in done]
+    pending = [uid for uid in event.new_mentions if not ledger.applied(keys[uid])]
     if not pending:
         return False
     comment = await session.get(Comment, event.comment_id)
@@ -63,5 +62,5 @@ async def notify_mentions(services: AutomationServices, session: AsyncSession,
                 idempotency_key=keys[uid],
             )
             queued = True
-        record_effect(session, keys[uid], "mention", ticket.id)
+        ledger.record(session, keys[uid], "mention", ticket.id)
     return queued

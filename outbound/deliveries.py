@@ -8,6 +8,11 @@ the same row at once; a crash between sending and recording the result
 makes the lease expire and the same stored bytes (same Message-ID) go out
 again, never a second row.
 
+The loop sends up to ``concurrency`` deliveries at once, one recipient's in
+order (a contact's Messenger replies must not overtake each other), with
+email over the loop's pooled smarthost sessions
+(:class:`outbound.email.smarthost.SmarthostConnections`).
+
 States: ``queued`` -> ``sent`` | ``deferred`` (retry at ``next_attempt_at``)
 | ``failed`` (permanent error, or too many attempts).
 """
@@ -30,9 +35,11 @@ from frontdesk.model import Delivery, Message, utcnow
 from frontdesk.outbox import record_events
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
+from frontdesk.storage.writer import write_transaction
 from frontdesk.outbound.dispatch import Deliverers, DeliveryJob, PermanentDeliveryError
 from frontdesk.outbound.email.deliver import EMAIL, deliver_email
 from frontdesk.outbound.email.compose import OutboundEmail, compose, envelope_recipients
+from frontdesk.outbound.email.smarthost import SmarthostConnections
 
 log = structlog.get_logger(__name__)
 
@@ -92,7 +99,8 @@ class DeliveryLoop(PollingLoop):
 
     def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore, *,
                  poll_interval: float = 5.0, max_attempts: int = 8, first_delay: float = 30.0,
-                 max_delay: float = 3600.0, lease: float = 300.0, deliverers: Deliverers = EMAIL_ONLY) -> None:
+                 max_delay: float = 3600.0, lease: float = 300.0, deliverers: Deliverers = EMAIL_ONLY,
+                 concurrency: int = 8) -> None:
         super().__init__()
         self.name = "delivery-loop"
         self.settings = settings
@@ -103,6 +111,12 @@ class DeliveryLoop(PollingLoop):
         self.backoff = Backoff(base=first_delay, cap=max_delay, jitter=0.25)
         self.lease = lease
         self.deliverers = deliverers
+        self.concurrency = concurrency
+        self.smarthost = SmarthostConnections(size=concurrency)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        await super().stop(grace)
+        await self.smarthost.close()
 
     def retry_delay(self, attempt: int) -> timedelta:
         return timedelta(seconds=self.backoff.delay(attempt))
@@ -115,23 +129,38 @@ class DeliveryLoop(PollingLoop):
         now = now or utcnow()
         async with self.sessions() as session:
             due = (await session.execute(
-                select(Delivery.id, Delivery.attempts)
+                select(Delivery.id, Delivery.attempts, Delivery.channel, Delivery.recipient)
                 .where(Delivery.state.in_(PENDING_STATES),
                        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
                 .order_by(Delivery.id).limit(200)
             )).all()
+        by_recipient: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for delivery_id, attempts, channel, recipient in due:
+            by_recipient.setdefault((channel, recipient), []).append((delivery_id, attempts))
+        slots = asyncio.Semaphore(self.concurrency)
         attempted = 0
-        for delivery_id, attempts in due:
-            if self.stopping:  # the rest stay due for the next start
-                break
-            job = await self._claim(delivery_id, attempts, now)
-            if job is not None:
-                attempted += 1
-                await self._attempt(job, now)
+
+        async def send_in_order(rows: list[tuple[int, int]]) -> None:
+            nonlocal attempted
+            async with slots:
+                for delivery_id, attempts in rows:
+                    if self.stopping:  # the rest stay due for the next start
+                        return
+                    job = await self._claim(delivery_id, attempts, now)
+                    if job is not None:
+                        attempted += 1
+                        await self._attempt(job, now)
+
+        outcomes = await asyncio.gather(*(send_in_order(rows) for rows in by_recipient.values()),
+                                        return_exceptions=True)
+        for outcome in outcomes:  # every group ran to its end; now the first failure, if any
+            if isinstance(outcome, BaseException):
+                raise outcome
         return attempted
 
     async def _claim(self, delivery_id: int, attempts: int, now: datetime) -> DeliveryJob | None:
-        async with self.sessions.begin() as session:
+        # Concurrent claims and records take turns on SQLite (a no-op on PostgreSQL).
+        async with write_transaction(self.sessions) as session:
             claimed = await session.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery_id, Delivery.attempts == attempts,
@@ -146,6 +175,7 @@ class DeliveryLoop(PollingLoop):
                 delivery_id=row.id, idempotency_key=row.idempotency_key, channel=row.channel,
                 recipient=row.recipient, kind=row.kind, ticket_id=row.ticket_id, message_id=row.message_id,
                 attempt=row.attempts, payload=dict(row.payload or {}), settings=self.settings, blobs=self.blobs,
+                smarthost=self.smarthost,
             )
 
     async def _attempt(self, job: DeliveryJob, now: datetime) -> None:
@@ -171,7 +201,7 @@ class DeliveryLoop(PollingLoop):
 
     async def _record(self, job: DeliveryJob, state: str, error: str | None, provider_id: str | None,
                       now: datetime) -> None:
-        async with self.sessions.begin() as session:
+        async with write_transaction(self.sessions) as session:
             row = await session.get(Delivery, job.delivery_id)
             if row is None:
                 return

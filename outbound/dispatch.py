@@ -31,10 +31,13 @@ MIME bytes, hence the same Message-ID).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
+
+if TYPE_CHECKING:
+    from frontdesk.outbound.email.smarthost import SmarthostConnections
 
 
 class TemporaryDeliveryError(Exception):
@@ -61,6 +64,8 @@ class DeliveryJob:
     settings: Settings
     blobs: BlobStore
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The delivery loop's open smarthost sessions, reused by the email deliverer; None sends one-shot.
+    smarthost: SmarthostConnections | None = None
 
 
 Deliverer = Callable[[DeliveryJob], Awaitable[str | None]]

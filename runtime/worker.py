@@ -9,7 +9,6 @@ settings from the environment (and ``FRONTDESK_CONFIG`` for a config file).
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import sys
 from typing import Awaitable, Callable, Sequence
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.automation.dead_letters import EventHandler
 from frontdesk.automation.faust_app import create_worker_app
-from frontdesk.automation.handlers import handle_event
+from frontdesk.automation.handlers import AutomationHandler
 from frontdesk.automation.kafka_config import KafkaTopics, ensure_topics
 from frontdesk.automation.services import AutomationServices
 from frontdesk.automation.sla_timers import SlaTimerLoop
@@ -42,14 +41,14 @@ HandlerFactory = Callable[
 def automation_handler(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], outbound: DeliveryLoop | None = None
 ) -> EventHandler:
-    """``automation.handlers.handle_event`` bound to its services.
+    """``automation.handlers.handle_event`` bound to its services (with its batch form).
 
     Without ``outbound`` the deliveries it queues are sent by whichever
     delivery loop polls next (the dead-letter replay command uses it so).
     """
     services = AutomationServices(settings=settings, sessions=sessions, blobs=BlobStore(settings.blob_dir),
                                   outbound=outbound)
-    return functools.partial(handle_event, services)
+    return AutomationHandler(services)
 
 
 def automation_with_outbound(

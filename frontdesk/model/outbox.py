@@ -38,6 +38,8 @@ class AppliedEffect(Base):
     __tablename__ = "applied_effects"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # The key's event part: a batch of events finds all its keys in one indexed query.
+    event_id: Mapped[str | None] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(50))
     ticket_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -2,7 +2,8 @@
 
 The message was composed once, when its delivery was queued, and stored as
 a blob; every attempt sends those same bytes, so a retry can only repeat
-the same Message-ID.
+the same Message-ID.  The delivery loop's pooled smarthost sessions carry
+it when the job has them (``job.smarthost``).
 """
 
 from __future__ import annotations
@@ -24,5 +25,7 @@ async def deliver_email(job: DeliveryJob) -> str | None:
     if job.settings.smarthost is None:
         path = await write_to_spool(job.settings.spool_dir, job.idempotency_key, raw)
         return f"spool:{path.name}"
+    if job.smarthost is not None:
+        return await job.smarthost.send(job.settings.smarthost, sender=sender, recipients=recipients, raw=raw)
     return await send_via_smarthost(job.settings.smarthost, sender=sender, recipients=recipients, raw=raw)
 

@@ -9,10 +9,11 @@ check a template's syntax here first (:func:`check_template_syntax`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2 import Template, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from frontdesk.outbound.email.compose import flatten_header
@@ -20,6 +21,14 @@ from frontdesk.tickets.errors import DomainError
 
 _TEXT = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
 _HTML = SandboxedEnvironment(autoescape=True, keep_trailing_newline=True)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str, html: bool) -> Template:
+    # Compiling costs more than rendering (a Ticket received per new ticket
+    # compiled the same three sources each time); a compiled template is
+    # immutable, and an edited template is a new source, so caching by text is safe.
+    return (_HTML if html else _TEXT).from_string(source)
 
 
 def check_template_syntax(field: str, source: str) -> None:
@@ -70,7 +79,7 @@ def owner_fields(owner: Any | None) -> dict[str, Any] | None:
 def render_text(source: str, context: Mapping[str, Any]) -> str:
     """Plain text with template fields (a snippet), rendered in the sandbox."""
     try:
-        return _TEXT.from_string(source).render(context)
+        return _compiled(source, False).render(context)
     except TemplateError as error:
         raise TemplateRenderError(f"template does not render: {error}") from error
 
@@ -78,9 +87,9 @@ def render_text(source: str, context: Mapping[str, Any]) -> str:
 def render_template(subject: str, body_text: str, body_html: str | None,
                     context: Mapping[str, Any]) -> RenderedEmail:
     try:
-        rendered_subject = flatten_header(_TEXT.from_string(subject).render(context))
-        text = _TEXT.from_string(body_text).render(context)
-        html = _HTML.from_string(body_html).render(context) if body_html else None
+        rendered_subject = flatten_header(_compiled(subject, False).render(context))
+        text = _compiled(body_text, False).render(context)
+        html = _compiled(body_html, True).render(context) if body_html else None
     except TemplateError as error:
         raise TemplateRenderError(f"template does not render: {error}") from error
     return RenderedEmail(subject=rendered_subject, text=text, html=html)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from frontdesk.model import Contact, Conversation, Message, Pipeline, Status, Team, TeamMembership, Ticket, User
+from frontdesk.model import (Contact, Conversation, EmailTemplate, Message, Pipeline, Status, Team, TeamMembership,
+                             Ticket, User)
 
 
 async def status_ids(sessions) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -55,3 +56,9 @@ async def make_ticket(sessions, *, source_channel: str = "email", contact_email:
                             channel=source_channel, external_id=message_id, subject=subject,
                             from_address=contact_email, references=["older@example.com"]))
         return ticket.id
+
+
+async def break_template(sessions, key: str) -> None:  # type: ignore[no-untyped-def]
+    """Make the template ``key`` fail to render: every event that sends it fails."""
+    async with sessions.begin() as session:
+        await session.execute(update(EmailTemplate).where(EmailTemplate.key == key).values(subject="{{ broken"))

@@ -34,7 +34,7 @@ from frontdesk.model import (
 )
 from frontdesk.model.automation import NOTIFY, SEND_EMAIL, TO_OWNER, TO_TEAM, TO_USER
 from frontdesk.outbox import record_events
-from _automation_world import make_team, make_ticket, status_ids
+from _automation_world import break_template, make_team, make_ticket, status_ids
 
 
 def created(ticket_id: int, status_id: int) -> TicketCreated:
@@ -234,9 +234,7 @@ async def test_automated_mail_to_one_recipient_is_rate_limited(services, session
 
 async def test_embedded_runner_dead_letters_a_failing_event_and_moves_on(runner, sessions) -> None:  # type: ignore[no-untyped-def]
     statuses = await status_ids(sessions)
-    async with sessions.begin() as session:
-        await session.execute(update(EmailTemplate).where(EmailTemplate.key == "ticket_received")
-                              .values(subject="{{ broken"))
+    await break_template(sessions, "ticket_received")
     broken = await make_ticket(sessions)
     fine = await make_ticket(sessions, message_id="m2@example.com", status="waiting_on_us")
     async with sessions.begin() as session:

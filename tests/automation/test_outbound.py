@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 from dataclasses import replace
@@ -183,3 +184,39 @@ async def test_a_crash_after_sending_resends_the_same_message_id_on_the_same_row
     async with sessions() as session:
         rows = (await session.scalars(select(Delivery))).all()
     assert [(r.id, r.state, r.attempts) for r in rows] == [(delivery_id, "sent", 2)]
+
+
+async def test_two_concurrent_loops_send_each_mail_once(mail_settings, sessions, blobs, sink) -> None:  # type: ignore[no-untyped-def]
+    handler, _ = sink
+    for n in range(16):
+        await _queue(sessions, blobs, key=f"test:{n}", to=f"user{n % 5}@example.com")
+    first, second = (DeliveryLoop(mail_settings, sessions, blobs, concurrency=4) for _ in range(2))
+    try:
+        attempted = await asyncio.gather(first.deliver_due(), second.deliver_due())
+    finally:
+        await first.smarthost.close()
+        await second.smarthost.close()
+    assert sum(attempted) == 16
+    sent = [str(message["Message-ID"]) for message in handler.received]
+    assert len(sent) == len(set(sent)) == 16
+    async with sessions() as session:
+        rows = (await session.scalars(select(Delivery))).all()
+    assert {(r.state, r.attempts) for r in rows} == {("sent", 1)}
+    assert {f"<{r.payload['message_id_header']}>" for r in rows} == set(sent)
+
+
+async def test_one_loop_sends_concurrently_over_reused_sessions_each_recipients_mail_in_order(  # type: ignore[no-untyped-def]
+        mail_settings, sessions, blobs, sink) -> None:
+    handler, _ = sink
+    queued = [await _queue(sessions, blobs, key=f"test:{n}", to=f"user{n % 3}@example.com") for n in range(12)]
+    loop = DeliveryLoop(mail_settings, sessions, blobs, concurrency=4)
+    try:
+        assert await loop.deliver_due() == 12
+    finally:
+        await loop.smarthost.close()
+    assert loop.smarthost.opened <= 3  # one recipient at a time per session: at most three at once here
+    async with sessions() as session:
+        header_of = {r.id: f"<{r.payload['message_id_header']}>" for r in (await session.scalars(select(Delivery)))}
+    for user in range(3):
+        address = f"user{user}@example.com"
+        assert [str(m["Message-ID"]) for m in handler.to(address)] == [header_of[i] for i in queued[user::3]]
