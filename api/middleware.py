@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from frontdesk.storage.database import is_storage_outage
+from frontdesk.storage.database import is_storage_outage, lost_a_race
 
 log = structlog.get_logger("frontdesk.http")
 
@@ -100,7 +100,7 @@ async def json_errors_middleware(request: web.Request, handler):  # type: ignore
             response.headers["Allow"] = error.headers["Allow"]
         return response
     except Exception as error:  # noqa: BLE001 - the last line of defence for one request
-        if is_storage_outage(error):
+        if is_storage_outage(error) or lost_a_race(error):  # a lost race: the client retries it
             log.warning("http.storage_unavailable", error=type(error).__name__)
             response = _error_body(503, "storage_unavailable", "storage is unavailable, retry later")
             response.headers["Retry-After"] = "30"

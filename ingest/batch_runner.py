@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 from sqlalchemy import select
@@ -39,10 +39,10 @@ from frontdesk.ingest.message import Envelope, IngestOutcome, QuarantineMessage
 from frontdesk.ingest.parse_pool import use_pool
 from frontdesk.ingest.persist import TicketWrites
 from frontdesk.ingest.quarantine import add_quarantined, store_quarantined
-from frontdesk.ingest.runner import TRANSACTION_ATTEMPTS, Step, describe, envelope_record, lost_a_race, store_raw
+from frontdesk.ingest.runner import TRANSACTION_ATTEMPTS, Step, describe, envelope_record, store_raw
 from frontdesk.ingest.stages import FinalOutcome, Ingest
 from frontdesk.model import InboundPayload
-from frontdesk.storage.database import StorageUnavailable, is_storage_outage
+from frontdesk.storage.database import StorageUnavailable, is_storage_outage, lost_a_race
 from frontdesk.storage.writer import write_transaction
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ async def _run_one(run: _Run, batch: EmailBatch, steps: Sequence[Step], writing:
         run.outcome = final.outcome
         return
     except Exception as error:
-        if is_storage_outage(error) or (isinstance(error, DBAPIError) and lost_a_race(error)):
+        if is_storage_outage(error) or lost_a_race(error):
             raise  # the whole transaction's fate, not this mail's
         if wrote:
             raise _WriteFailed(run, error) from error

@@ -30,7 +30,7 @@ from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, Qu
 from frontdesk.ingest.persist import TicketWrites
 from frontdesk.ingest.quarantine import store_quarantined
 from frontdesk.ingest.stages import FinalOutcome, Ingest, Stage
-from frontdesk.storage.database import StorageUnavailable, is_storage_outage
+from frontdesk.storage.database import StorageUnavailable, is_storage_outage, lost_a_race
 from frontdesk.storage.writer import write_transaction
 
 log = logging.getLogger(__name__)
@@ -49,17 +49,9 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:4000]
 
 
-# PostgreSQL's "try again" answers: a deadlock victim or a serialization
-# failure.  The whole transaction is re-run, which is safe because it
-# was rolled back.
+# A transaction that lost a race (storage.database.lost_a_race) is re-run
+# whole, which is safe because it was rolled back.
 TRANSACTION_ATTEMPTS = 3
-_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
-
-
-def lost_a_race(error: DBAPIError) -> bool:
-    original = error.orig
-    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-    return code in _RETRYABLE_SQLSTATES
 
 
 async def run_pipeline(

@@ -65,12 +65,20 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 # Errors that say the store is unreachable or refusing writes, as opposed
 # to a bug or bad data.  asyncpg's connection errors surface as OSError or
 # its own PostgresConnectionError through SQLAlchemy's DBAPIError wrapper.
-# PostgreSQL aborts one of two transactions that lock the same rows in
-# opposite orders (deadlock_detected) or that cannot be serialized
-# (serialization_failure).  Nothing is wrong with the input: like an outage,
-# the work is retried later (SMTP 451, the intake row left pending), never
-# quarantined.
-RETRYABLE_CONFLICTS = frozenset({"40P01", "40001"})
+# PostgreSQL's "try again" answers: a deadlock victim or a serialization
+# failure.  Nothing is wrong with the input or the store: the transaction
+# was rolled back and is run again; once retries are spent the work is left
+# for later like an outage (the intake row stays pending, the API answers
+# 503), never quarantined.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def lost_a_race(error: BaseException) -> bool:
+    """Whether PostgreSQL rolled this transaction back for losing to a concurrent one."""
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    original = error.orig
+    return (getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)) in RETRYABLE_SQLSTATES
 
 
 def is_storage_outage(error: BaseException) -> bool:
@@ -86,8 +94,6 @@ def is_storage_outage(error: BaseException) -> bool:
         if isinstance(error, exc.OperationalError):
             return True
         original = getattr(error, "orig", None)
-        if getattr(original, "sqlstate", None) in RETRYABLE_CONFLICTS:
-            return True
         name = type(original).__name__ if original is not None else ""
         return "Connection" in name or "CannotConnectNow" in name or "TooManyConnections" in name
     return False
