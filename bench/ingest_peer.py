@@ -332,7 +332,9 @@ async def run_frontdesk(database_url: str, mails: list[Mail], workdir: Path) -> 
     engine = create_engine(database_url)
     sessions = session_factory(engine)
     try:
-        await _wait_port(smtp_port, daemon)
+        from kafka_latency import wait_port  # the benches' one readiness check
+
+        await wait_port(smtp_port, daemon, "frontdesk run")
         warm = [Mail(f"warm.{n}@customers.test", f"warm.{n}@customers.test", None,
                      (f"From: warm{n}@customers.test\r\nTo: {SUPPORT}\r\nSubject: warm-up {n}\r\n"
                       f"Message-ID: <warm.{n}@customers.test>\r\n\r\nwarm-up\r\n").encode()) for n in range(20)]
@@ -357,20 +359,6 @@ async def run_frontdesk(database_url: str, mails: list[Mail], workdir: Path) -> 
             daemon.wait()
     return {"elapsed": elapsed, "accepted_in": sent_in, "failures": failures, "placed": placed,
             "stored": after[0] - before[0], "events": after[1] - before[1], "quarantined": after[2] - before[2]}
-
-
-async def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"frontdesk run exited with {process.returncode}; see its log")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.2)
-    raise SystemExit(f"frontdesk run did not listen on {port}")
 
 
 async def _until_stored(sessions, daemon, total: int, timeout: float) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
