@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import timedelta
 from typing import Callable
 
 from aiohttp import web
@@ -27,6 +28,11 @@ PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/webhook
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+
+# ``last_used_at`` says when a token was last used to the minute, so that a
+# read is not a write: without it every GET committed an UPDATE (a WAL flush
+# on PostgreSQL, a locked database on SQLite) before answering.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 OPERATOR = Principal(user_id=None, role=SUPER_ADMIN, label="operator token")
 
@@ -51,16 +57,18 @@ async def principal_for_token(request: web.Request, token: str) -> Principal | N
     async with request.app[SESSIONS].begin() as session:
         row = (
             await session.execute(
-                select(ApiToken.id, User)
+                select(ApiToken.id, ApiToken.last_used_at, User)
                 .join(User, User.id == ApiToken.user_id)
                 .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None), User.is_active.is_(True))
             )
         ).first()
         if row is None:
             return None
-        token_id, user = row
+        token_id, last_used_at, user = row
         principal = await principal_for_user(session, user)
-        await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
+        now = utcnow()
+        if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION:
+            await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
     return principal
 
 

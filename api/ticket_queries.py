@@ -98,14 +98,19 @@ class SortOrder:
             key = key.nulls_last()
         return key, ticket_id.desc() if self.descending else ticket_id.asc()
 
-    def after(self, cursor: Cursor) -> Any:
-        """Tickets after ``cursor`` in this order (keyset pagination: stable under inserts)."""
-        same_id = Ticket.id < cursor.ticket_id if self.descending else Ticket.id > cursor.ticket_id
+    def after(self, cursor: Cursor, key: Any = None, ticket_id: Any = None) -> Any:
+        """Tickets after ``cursor`` in this order (keyset pagination: stable under inserts).
+
+        On ``tickets``, or on a subquery's ``key`` and ``ticket_id`` columns.
+        """
+        key = self.key if key is None else key
+        ticket_id = Ticket.id if ticket_id is None else ticket_id
+        same_id = ticket_id < cursor.ticket_id if self.descending else ticket_id > cursor.ticket_id
         if cursor.value is None:
-            return and_(self.key.is_(None), same_id)
-        beyond = self.key < cursor.value if self.descending else self.key > cursor.value
-        after = or_(beyond, and_(self.key == cursor.value, same_id))
-        return or_(after, self.key.is_(None)) if self.nullable else after
+            return and_(key.is_(None), same_id)
+        beyond = key < cursor.value if self.descending else key > cursor.value
+        after = or_(beyond, and_(key == cursor.value, same_id))
+        return or_(after, key.is_(None)) if self.nullable else after
 
     def value_fits(self, value: Any) -> bool:
         """A cursor value this order's column can hold (a forged cursor must not reach the database)."""
@@ -258,19 +263,42 @@ async def ticket_count(session: AsyncSession, query: TicketQuery) -> int:
 async def ticket_page(session: AsyncSession, query: TicketQuery) -> tuple[list[Any], int, str | None]:
     """One page of (ticket, pipeline, status, contact) rows, the total, and the next page's cursor."""
     order = query.order
-    # The page's ids first, from ``tickets`` alone (an index can answer it),
-    # then the joins for those rows only, not for every match before the sort.
-    page = select(Ticket.id.label("id"), order.key.label("sort_key")).where(*query.clauses)
-    if query.cursor is not None:
-        page = page.where(order.after(query.cursor))
-    page = page.order_by(*order.order_by()).limit(query.limit + 1)
+    kept = await kept_count(session, and_(*query.clauses))
+    if kept is None:
+        # Nothing keeps this count, so it is a pass over every match; the page
+        # is taken in the same pass (count(*) OVER () beside the sort key)
+        # instead of a second one.  It also keeps PostgreSQL from paging a
+        # search by walking the whole date index and testing each ticket's
+        # document (a LIMIT plan that took over a second at 1M tickets).
+        matches = select(Ticket.id.label("id"), order.key.label("sort_key"),
+                         func.count().over().label("total")).where(*query.clauses).subquery("matches")
+        page = select(matches.c.id, matches.c.sort_key, matches.c.total)
+        if query.cursor is not None:
+            page = page.where(order.after(query.cursor, matches.c.sort_key, matches.c.id))
+        page = page.order_by(*order.order_by(matches.c.sort_key, matches.c.id))
+    else:
+        # The page's ids from ``tickets`` alone (an index can answer it).
+        page = select(Ticket.id.label("id"), order.key.label("sort_key")).where(*query.clauses)
+        if query.cursor is not None:
+            page = page.where(order.after(query.cursor))
+        page = page.order_by(*order.order_by())
+    page = page.limit(query.limit + 1)
     if query.page is not None:
         page = page.offset((query.page - 1) * query.limit)
+    # Then the joins for those rows only, not for every match before the sort.
     ids = page.subquery("page")
-    statement = (joined(select(Ticket, Pipeline, Status, Contact, ids.c.sort_key)).join(ids, ids.c.id == Ticket.id)
-                 .order_by(*order.order_by(ids.c.sort_key, ids.c.id)))
-    total = await ticket_count(session, query)
+    counted = (ids.c.total,) if kept is None else ()
+    statement = (joined(select(Ticket, Pipeline, Status, Contact, ids.c.sort_key, *counted))
+                 .join(ids, ids.c.id == Ticket.id).order_by(*order.order_by(ids.c.sort_key, ids.c.id)))
     rows = (await session.execute(statement)).all()
+    if kept is not None:
+        total = kept
+    elif rows:
+        total = rows[0].total
+    elif query.cursor is None and query.page in (None, 1):
+        total = 0
+    else:  # past the last page: no row carries the total
+        total = await ticket_count(session, query)
     has_more = len(rows) > query.limit
     rows = rows[:query.limit]
     next_cursor = None
@@ -278,4 +306,3 @@ async def ticket_page(session: AsyncSession, query: TicketQuery) -> tuple[list[A
         last = rows[-1]
         next_cursor = Cursor(order.text, last.sort_key, last[0].id).encode()
     return [tuple(row)[:4] for row in rows], total, next_cursor
-

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from api_harness import OPERATOR, create_user_token
-from frontdesk.model import Attachment, Message, Status, Team, Ticket
+from frontdesk.model import ApiToken, Attachment, Message, Status, Team, Ticket
 from frontdesk.model.messages import OUTBOUND
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.message import Envelope
@@ -94,6 +94,25 @@ async def test_the_api_refuses_missing_and_wrong_tokens(client, three_tickets) -
     assert status == 401
     status, body = await get_json(client, f"/api/v1/tickets/{three_tickets[0]}", headers={"Authorization": "Basic x"})
     assert status == 401
+
+
+async def test_a_token_records_its_last_use_to_the_minute(client, sessions) -> None:  # type: ignore[no-untyped-def]
+    user_id, headers = await create_user_token(sessions, email="last.used@acme.test")
+    status, _ = await get_json(client, "/api/v1/tickets", headers=headers)
+    assert status == 200
+    async with sessions() as session:
+        first = await session.scalar(select(ApiToken.last_used_at).where(ApiToken.user_id == user_id))
+    assert first is not None
+    status, _ = await get_json(client, "/api/v1/tickets", headers=headers)
+    async with sessions() as session:
+        assert await session.scalar(select(ApiToken.last_used_at).where(ApiToken.user_id == user_id)) == first
+        # A minute later the next request records itself again.
+        await session.execute(update(ApiToken).where(ApiToken.user_id == user_id)
+                              .values(last_used_at=first - timedelta(minutes=2)))
+        await session.commit()
+    status, _ = await get_json(client, "/api/v1/tickets", headers=headers)
+    async with sessions() as session:
+        assert await session.scalar(select(ApiToken.last_used_at).where(ApiToken.user_id == user_id)) >= first
 
 
 async def test_list_is_newest_first_with_total_and_cursor_pages(client, three_tickets) -> None:  # type: ignore[no-untyped-def]

@@ -71,3 +71,30 @@ async def test_text_no_database_can_hold_is_harmless(client, sessions) -> None: 
         async with client.get("/api/v1/tickets", headers=OPERATOR, params={name: value}) as response:
             assert response.status == 400 and (await response.json())["error"]["parameter"] == name
     assert await _found(client, "zoë") == {ids["zoe"]}
+
+
+async def test_search_results_page_with_their_total(client, sessions) -> None:  # type: ignore[no-untyped-def]
+    """A search is counted in the pass that pages it: every page, and a page past the end, has the same total."""
+    ids = await _seed(sessions)
+    async with sessions.begin() as session:
+        new = await session.scalar(select(Status).where(Status.internal_name == "new"))
+        zoe = await session.scalar(select(Contact).where(Contact.first_name == "Zoë"))
+        for n in (2, 3):  # three tickets of Zoë's in all, one of Bob's
+            await create_ticket(session, actor=Actor.agent(None), status=new, source="api",
+                                name=f"Invoice question {n}", contact_id=zoe.id)
+
+    async def page(**params):  # type: ignore[no-untyped-def]
+        async with client.get("/api/v1/tickets", headers=OPERATOR, params={"q": "zoë", "limit": "2", **params}) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+    first = await page()
+    second = await page(cursor=first["next_cursor"])
+    assert first["total"] == second["total"] == 3
+    assert len(first["tickets"]) == 2 and len(second["tickets"]) == 1 and second["next_cursor"] is None
+    found = [t["id"] for t in first["tickets"] + second["tickets"]]
+    assert len(set(found)) == 3 and ids["zoe"] in found and ids["bob"] not in found
+    assert all(t["contact"]["first_name"] == "Zoë" for t in first["tickets"] + second["tickets"])
+    beyond = await page(page="3")
+    assert beyond["tickets"] == [] and beyond["total"] == 3
+    assert (await page(q="no such words anywhere"))["total"] == 0
