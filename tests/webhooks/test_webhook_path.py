@@ -7,10 +7,12 @@ import json
 from collections import Counter
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from _webhooks_support import CHAT_SECRET, count_rows
 from frontdesk.channels.webhooks import validation
-from frontdesk.model import InboundPayload, Message, Ticket
+from frontdesk.ingest import pipeline
+from frontdesk.model import InboundPayload, Message, QuarantinedItem, Ticket
 
 PAGE = "12345654332"
 CHAT_PATH = "/webhooks/chat/widget"
@@ -87,3 +89,37 @@ async def test_a_redelivered_messenger_event_is_one_message_whatever_the_body(we
     assert webhooks.processor.outcomes[ids[0]][0].startswith("ticket_created")
     assert webhooks.processor.outcomes[ids[1]][0].startswith("duplicate: ")
     assert [m.external_id for m in messages] == ["mid.same"]
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # PostgreSQL's deadlock_detected: the transaction lost a race
+
+
+async def test_a_message_that_keeps_losing_races_stays_pending_and_is_never_quarantined(
+        webhooks, sessions, monkeypatch) -> None:
+    real_store = pipeline.STAGES["store"]
+    losing = [True]
+    attempts = []
+
+    async def store_losing(state) -> None:
+        await real_store(state)
+        attempts.append(state.inbound.external_id)
+        if losing[0]:
+            raise DBAPIError("INSERT ...", {}, _Deadlock("deadlock detected"))
+
+    monkeypatch.setitem(pipeline.STAGES, "store", store_losing)
+    response = await webhooks.post_messenger(messenger_body("mid.contended"))
+    assert response.status == 200
+    await webhooks.settle()
+    assert len(attempts) >= 2  # re-run before giving up for now
+    async with sessions() as session:
+        [row] = (await session.scalars(select(InboundPayload))).all()
+    assert row.state == "pending"
+    assert await count_rows(sessions, Message, QuarantinedItem) == {"messages": 0, "quarantine": 0}
+    # The race is over: the retry (here the start-up recovery) processes it once.
+    losing[0] = False
+    await webhooks.processor.recover_pending()
+    await webhooks.settle()
+    async with sessions() as session:
+        assert (await session.get(InboundPayload, row.id)).state == "processed"
+    assert await count_rows(sessions, Message, QuarantinedItem) == {"messages": 1, "quarantine": 0}
