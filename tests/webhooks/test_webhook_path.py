@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from _webhooks_support import CHAT_SECRET, count_rows
 from frontdesk.channels.webhooks import validation
 from frontdesk.ingest import pipeline
+from frontdesk.ingest.intake import store_payload
 from frontdesk.model import InboundPayload, Message, QuarantinedItem, Ticket
 
 PAGE = "12345654332"
@@ -123,3 +124,50 @@ async def test_a_message_that_keeps_losing_races_stays_pending_and_is_never_quar
     async with sessions() as session:
         assert (await session.get(InboundPayload, row.id)).state == "processed"
     assert await count_rows(sessions, Message, QuarantinedItem) == {"messages": 1, "quarantine": 0}
+
+
+async def _stored(webhooks, *bodies: bytes) -> list[int]:
+    """Bodies committed as pending intake rows, not yet handed to the processor."""
+    stored = [await store_payload(webhooks.ctx, channel="messenger", route="messenger", raw=body,
+                                  headers={"verified_pages": [PAGE]}) for body in bodies]
+    return [s.id for s in stored]
+
+
+def psid_body(mid: str, psid: str, text: str = "Where is my parcel?") -> bytes:
+    return json.dumps({"object": "page", "entry": [{"id": PAGE, "time": 1700000000000, "messaging": [{
+        "sender": {"id": psid}, "recipient": {"id": PAGE}, "timestamp": 1700000000000,
+        "message": {"mid": mid, "text": text}}]}]}).encode()
+
+
+async def test_a_batch_of_payloads_threads_and_deduplicates_in_arrival_order(webhooks, sessions) -> None:
+    ids = await _stored(webhooks, psid_body("mid.b1", "ann"), psid_body("mid.b2", "ann"),
+                        psid_body("mid.b3", "bob"), messenger_body("mid.b1"))  # mid.b1 again, in another body
+    outcomes = await webhooks.processor.process_batch(ids)
+    kinds = [outcomes[i][0].split(":")[0] for i in ids]
+    assert kinds == ["ticket_created", "threaded", "ticket_created", "duplicate"]
+    async with sessions() as session:
+        messages = (await session.scalars(select(Message).order_by(Message.id))).all()
+        states = {row.state for row in (await session.scalars(select(InboundPayload))).all()}
+    assert [m.external_id for m in messages] == ["mid.b1", "mid.b2", "mid.b3"]
+    assert messages[0].ticket_id == messages[1].ticket_id != messages[2].ticket_id
+    assert states == {"processed"}
+
+
+async def test_a_poison_message_in_a_batch_is_quarantined_alone(webhooks, sessions, monkeypatch) -> None:
+    real_store = pipeline.STAGES["store"]
+
+    async def store_failing_for_one(state) -> None:
+        await real_store(state)
+        if state.inbound.external_id == "mid.poison":
+            raise ValueError("a bug that only this message meets")
+
+    monkeypatch.setitem(pipeline.STAGES, "store", store_failing_for_one)
+    ids = await _stored(webhooks, psid_body("mid.p1", "ann"), psid_body("mid.poison", "bob"),
+                        psid_body("mid.p2", "ann"))
+    outcomes = await webhooks.processor.process_batch(ids)
+    assert [outcomes[i][0].split(":")[0] for i in ids] == ["ticket_created", "quarantined", "threaded"]
+    async with sessions() as session:
+        [item] = (await session.scalars(select(QuarantinedItem))).all()
+        messages = (await session.scalars(select(Message).order_by(Message.id))).all()
+    assert item.cause == "store_failed" and "only this message" in item.detail
+    assert [m.external_id for m in messages] == ["mid.p1", "mid.p2"]
