@@ -311,16 +311,18 @@ async def pending_count(url: str) -> int:
     return (await stored_counts(url))["pending"]
 
 
-async def measure_drain(url: str, limit: float) -> dict:
-    """Time from the end of the load until no stored payload is pending (at most ``limit`` seconds)."""
-    start = time.monotonic()
+async def measure_drain(url: str, limit: float, server: int) -> dict:
+    """Time from the end of the load until no stored payload is pending (at most ``limit`` seconds), and its CPU."""
+    start, cpu = time.monotonic(), cpu_seconds([server])
     first = pending = await pending_count(url)
     while pending and time.monotonic() - start < limit:
         await asyncio.sleep(1.0)
         pending = await pending_count(url)
-    elapsed = time.monotonic() - start
+    elapsed, cpu = time.monotonic() - start, cpu_seconds([server]) - cpu
     rate = (first - pending) / elapsed if elapsed > 0 else 0.0
-    return {"pending_at_end_of_load": first, "pending_after": pending, "seconds": elapsed, "rate": rate}
+    per_payload = cpu * 1000 / (first - pending) if first > pending else 0.0
+    return {"pending_at_end_of_load": first, "pending_after": pending, "seconds": elapsed, "rate": rate,
+            "server_cpu_ms_per_payload": per_payload}
 
 
 def machine_facts() -> dict[str, str]:
@@ -373,7 +375,7 @@ async def bench(args: argparse.Namespace) -> dict:
                 figures["bare after"] = run_measured(bare_port, script, args, bare.pid)
                 figures["ratio"] = figures["frontdesk"]["rps"] / ((figures["bare"]["rps"] + figures["bare after"]["rps"]) / 2)
                 results["modes"][mode] = figures
-            results["drain"] = await measure_drain(url, 0 if args.hold_processing else args.drain_limit)
+            results["drain"] = await measure_drain(url, 0 if args.hold_processing else args.drain_limit, frontdesk.pid)
         finally:
             stop_server(frontdesk)
             stop_server(bare)
@@ -421,7 +423,8 @@ def report(results: dict, args: argparse.Namespace, command: str) -> str:
                    f"processed at {drain['rate']:.0f} payloads/s, so about {estimate:.0f} s more")
     lines += ["", "## Drain and what was stored", "",
               f"At the end of the load {drain['pending_at_end_of_load']} stored payloads were still pending: "
-              f"{drained}.", "",
+              f"{drained}; the server used {drain['server_cpu_ms_per_payload']:.1f} ms of CPU per payload "
+              "processed while draining.", "",
               f"At rest after the server stopped: {stored['inbound_payloads']} payload rows "
               f"({stored['pending']} still pending), {stored['messages']} messages, {stored['tickets']} tickets.",
               "", "## Modes", "",

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.background import finish_or_cancel
 from frontdesk.model import InboundPayload, utcnow
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage
-from frontdesk.storage.writer import write_connection
+from frontdesk.storage.writer import HeldConnection, write_connection
 from frontdesk.ingest.context import IngestContext
 
 log = structlog.get_logger(__name__)
@@ -114,7 +114,7 @@ PAYLOADS = InboundPayload.__table__
 
 
 async def commit_payload_rows(ctx: IngestContext, batch: list[dict[str, Any]], *,
-                              dedupe: bool = True) -> list[StoredPayload]:
+                              dedupe: bool = True, held: HeldConnection | None = None) -> list[StoredPayload]:
     """Insert the batch's new bodies as pending rows and commit, in one transaction.
 
     With ``dedupe``, a body already stored for its channel (same SHA-256,
@@ -123,10 +123,11 @@ async def commit_payload_rows(ctx: IngestContext, batch: list[dict[str, Any]], *
     first row.  Without, every input gets a row of its own.  Core
     statements in one transaction (:func:`write_connection`): this runs
     for every accepted mail and webhook, and an ORM session costs about as
-    much CPU as the insert.
+    much CPU as the insert.  ``held``: the group commit's own connection,
+    kept between batches.
     """
     received = utcnow()
-    async with write_connection(ctx.sessions) as connection:
+    async with (held.transaction(ctx.sessions) if held is not None else write_connection(ctx.sessions)) as connection:
         known: dict[tuple[str, str], int] = {}
         if dedupe:
             for payload_id, channel, blob in (await connection.execute(
@@ -173,6 +174,7 @@ class PayloadWriter:
         self.name = name
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[StoredPayload]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._held = HeldConnection()  # one connection for every group commit
         self._last_request = 0.0  # monotonic time of the latest request
 
     async def idle(self, timeout: float, quiet: float = 0.05) -> None:
@@ -196,6 +198,7 @@ class PayloadWriter:
         task, self._task = self._task, None
         if task is not None:  # a queue consumer never ends by itself: cancel it at once
             await finish_or_cancel(task, 0, name=self.name)
+        await self._held.close()
 
     async def insert(self, values: dict[str, Any]) -> StoredPayload:
         if self._task is None:  # not started: commit alone
@@ -214,7 +217,8 @@ class PayloadWriter:
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                stored = await commit_payload_rows(self.ctx, [values for values, _ in batch], dedupe=self.dedupe)
+                stored = await commit_payload_rows(self.ctx, [values for values, _ in batch], dedupe=self.dedupe,
+                                                   held=self._held)
             except Exception as error:  # noqa: BLE001 - every waiting request gets the error
                 for _, future in batch:
                     if not future.done():
