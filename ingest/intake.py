@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.background import finish_or_cancel
@@ -111,6 +111,11 @@ BLOB_PROBE = BlobStoreProbe()
 
 
 PAYLOADS = InboundPayload.__table__
+# The group commit's two statements, built once (and so compiled once, from SQLAlchemy's cache):
+# building ``blob.in_(<the batch's digests>)`` anew coerced every value, per batch.
+_KNOWN_BODIES = (select(PAYLOADS.c.id, PAYLOADS.c.channel, PAYLOADS.c.blob)
+                 .where(PAYLOADS.c.blob.in_(bindparam("digests", expanding=True))).order_by(PAYLOADS.c.id))
+_INSERT_PAYLOADS = insert(PAYLOADS).returning(PAYLOADS.c.id, sort_by_parameter_order=True)
 
 
 async def commit_payload_rows(ctx: IngestContext, batch: list[dict[str, Any]], *,
@@ -130,10 +135,8 @@ async def commit_payload_rows(ctx: IngestContext, batch: list[dict[str, Any]], *
     async with (held.transaction(ctx.sessions) if held is not None else write_connection(ctx.sessions)) as connection:
         known: dict[tuple[str, str], int] = {}
         if dedupe:
-            for payload_id, channel, blob in (await connection.execute(
-                    select(PAYLOADS.c.id, PAYLOADS.c.channel, PAYLOADS.c.blob)
-                    .where(PAYLOADS.c.blob.in_({values["blob"] for values in batch}))
-                    .order_by(PAYLOADS.c.id))).all():
+            digests = sorted({values["blob"] for values in batch})
+            for payload_id, channel, blob in (await connection.execute(_KNOWN_BODIES, {"digests": digests})).all():
                 known.setdefault((channel, blob), payload_id)
         # The first input with a given body owns its new row (every input, without dedupe).
         fresh: dict[Any, dict[str, Any]] = {}
@@ -143,8 +146,7 @@ async def commit_payload_rows(ctx: IngestContext, batch: list[dict[str, Any]], *
                 fresh[key] = {"headers": {}, "envelope": {}, **values, "state": PENDING, "received_at": received}
         inserted: dict[Any, int] = {}
         if fresh:
-            result = await connection.execute(
-                insert(PAYLOADS).returning(PAYLOADS.c.id, sort_by_parameter_order=True), list(fresh.values()))
+            result = await connection.execute(_INSERT_PAYLOADS, list(fresh.values()))
             inserted = dict(zip(fresh, result.scalars().all()))
     if not dedupe:
         return [StoredPayload(inserted[index], duplicate=False) for index in range(len(batch))]
