@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections import Counter
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
@@ -171,3 +172,21 @@ async def test_a_poison_message_in_a_batch_is_quarantined_alone(webhooks, sessio
         messages = (await session.scalars(select(Message).order_by(Message.id))).all()
     assert item.cause == "store_failed" and "only this message" in item.detail
     assert [m.external_id for m in messages] == ["mid.p1", "mid.p2"]
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"object": "page", "entry": [{"id": "1", "time": 1.5e3, "x": [true, false, null, -0.0]}]}',
+    b'{"big": 123456789012345678901234567890, "small": -9223372036854775809, "mid": 18446744073709551615}',
+    b'{"lone": "\\ud800", "pair": "\\ud83d\\ude00", "nul": "a\\u0000b"}',
+    b'{"dup": 1, "dup": 2}',
+])
+def test_the_body_decoder_reads_json_exactly_as_the_json_module(raw) -> None:
+    decoded = validation.decode_json(raw)
+    expected = json.loads(raw)
+    assert decoded == expected and json.dumps(decoded) == json.dumps(expected)
+
+
+@pytest.mark.parametrize("raw", [b'{"a": NaN}', b'{"a": -Infinity}', b"\xef\xbb\xbf{}", b"\xff", b"{", b"[" * 100_000])
+def test_the_body_decoder_refuses_what_it_always_refused(raw) -> None:
+    with pytest.raises(ValueError):
+        validation.decode_json(raw)
