@@ -38,6 +38,10 @@ from frontdesk.ingest.message import Envelope, QuarantineMessage
 log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 200
+# On SQLite a batch's transaction holds the database's one writer turn,
+# which the intake's group commit needs before any request is answered:
+# smaller batches keep that wait to a fraction of a second.
+SQLITE_BATCH_SIZE = 25
 
 
 class PayloadProcessor:
@@ -46,7 +50,7 @@ class PayloadProcessor:
     def __init__(self, ctx: IngestContext, config: WebhookConfig, handlers: dict[str, PayloadHandler],
                  ingest: IngestMessages, *, outage_retry_seconds: float = 5.0,
                  writer: PayloadWriter | None = None, max_yield_seconds: float = 0.0,
-                 batch_size: int = BATCH_SIZE) -> None:
+                 batch_size: int | None = None) -> None:
         self.ctx = ctx
         # Before each batch the processor may wait (at most
         # max_yield_seconds) for a lull in requests.  Off by default: any
@@ -59,6 +63,9 @@ class PayloadProcessor:
         self.handlers = handlers
         self.ingest = ingest
         self.outage_retry_seconds = outage_retry_seconds
+        if batch_size is None:
+            sqlite = ctx.sessions.kw["bind"].dialect.name == "sqlite"
+            batch_size = SQLITE_BATCH_SIZE if sqlite else BATCH_SIZE
         self.batch_size = batch_size
         self.queue: asyncio.Queue[int] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
