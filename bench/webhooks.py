@@ -262,12 +262,38 @@ async def postmaster_pid(url: str) -> int | None:
         await engine.dispose()
 
 
+def commit_stats(port: int) -> tuple[float, float, float] | None:
+    """(group commits, their seconds, inputs they made durable) so far, from the server's /metrics (daemon app only)."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    except OSError:
+        return None
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("writer") == "webhook-payload-writer" and sample.name.endswith(("_count", "_sum")):
+                found[sample.name] = sample.value
+    if not found:
+        return None
+    return (found.get("frontdesk_intake_commit_seconds_count", 0.0), found.get("frontdesk_intake_commit_seconds_sum", 0.0),
+            found.get("frontdesk_intake_commit_inputs_sum", 0.0))
+
+
 def run_measured(port: int, script: Path, args: argparse.Namespace, server: int,
-                 postmaster: int | None = None) -> dict:
-    """One wrk run, with the CPU the server (and the database server) used per request."""
+                 postmaster: int | None = None, commits: bool = False) -> dict:
+    """One wrk run, with the CPU the server (and the database server) used per request, and its group commits."""
     database = database_pids(postmaster)
+    before_commits = commit_stats(port) if commits else None
     before = (cpu_seconds([server]), cpu_seconds(database), time.monotonic())
     result = run_wrk(port, script, args)
+    after_commits = commit_stats(port) if before_commits is not None else None
+    if before_commits is not None and after_commits is not None and after_commits[0] > before_commits[0]:
+        count, seconds, inputs = (a - b for a, b in zip(after_commits, before_commits))
+        result["commits"] = {"count": count, "mean_ms": seconds * 1000 / count, "inputs_per_commit": inputs / count}
     database = sorted(set(database) | set(database_pids(postmaster)))
     server_cpu, database_cpu = cpu_seconds([server]) - before[0], cpu_seconds(database) - before[1]
     requests = max(result["requests"], 1)
@@ -370,7 +396,8 @@ async def bench(args: argparse.Namespace) -> dict:
                     run_wrk(port, warmup, argparse.Namespace(**{**vars(args), "duration": args.warmup}))
                 figures = {"bare": run_measured(bare_port, script, args, bare.pid)}
                 with py_spy(frontdesk.pid, args.py_spy and f"{args.py_spy}.{args.database}.{mode}"):
-                    figures["frontdesk"] = run_measured(frontdesk_port, script, args, frontdesk.pid, postmaster)
+                    figures["frontdesk"] = run_measured(frontdesk_port, script, args, frontdesk.pid, postmaster,
+                                                        commits=args.app == "daemon")
                 # The baseline again, after: the load from other work drifts, so the ratio is against the mean.
                 figures["bare after"] = run_measured(bare_port, script, args, bare.pid)
                 figures["ratio"] = figures["frontdesk"]["rps"] / ((figures["bare"]["rps"] + figures["bare after"]["rps"]) / 2)
@@ -410,12 +437,20 @@ def report(results: dict, args: argparse.Namespace, command: str) -> str:
             lines.append(f"| {mode} | {server} | {f['rps']:.0f} | {f['p50_us'] / 1000:.2f} | "
                          f"{f['p99_us'] / 1000:.2f} | {f['max_us'] / 1000:.1f} | {f['errors']} | "
                          f"{f['server_cpu_ms_per_request']:.3f} | {f['server_cpu_share']:.0%} | {database} |")
+    for mode, figures in results["modes"].items():
+        if "commits" in figures["frontdesk"]:
+            c = figures["frontdesk"]["commits"]
+            lines += ["", f"Group commits ({mode}): {c['count']:.0f}, {c['mean_ms']:.1f} ms each on average, "
+                          f"{c['inputs_per_commit']:.1f} requests made durable per commit "
+                          "(`frontdesk_intake_commit_seconds`, `frontdesk_intake_commit_inputs`)."]
     lines += ["", "| mode | ratio frontdesk / mean of the two bare runs (target >= 0.6) |", "|---|---:|"]
     for mode, figures in results["modes"].items():
         verdict = "met" if figures["ratio"] >= 0.6 else "NOT met"
         lines.append(f"| {mode} | {figures['ratio']:.2f} ({verdict}) |")
     stored, drain = results["stored"], results["drain"]
-    if drain["pending_after"] == 0:
+    if args.hold_processing:
+        drained = "processing was held (--hold-processing), so nothing was processed"
+    elif drain["pending_after"] == 0:
         drained = f"drained in {drain['seconds']:.1f} s ({drain['rate']:.0f} payloads/s)"
     else:
         estimate = drain["pending_after"] / drain["rate"] if drain["rate"] else float("inf")
@@ -423,8 +458,9 @@ def report(results: dict, args: argparse.Namespace, command: str) -> str:
                    f"processed at {drain['rate']:.0f} payloads/s, so about {estimate:.0f} s more")
     lines += ["", "## Drain and what was stored", "",
               f"At the end of the load {drain['pending_at_end_of_load']} stored payloads were still pending: "
-              f"{drained}; the server used {drain['server_cpu_ms_per_payload']:.1f} ms of CPU per payload "
-              "processed while draining.", "",
+              f"{drained}" + ("" if args.hold_processing else
+                              f"; the server used {drain['server_cpu_ms_per_payload']:.1f} ms of CPU per payload "
+                              "processed while draining") + ".", "",
               f"At rest after the server stopped: {stored['inbound_payloads']} payload rows "
               f"({stored['pending']} still pending), {stored['messages']} messages, {stored['tickets']} tickets.",
               "", "## Modes", "",
