@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -34,6 +35,11 @@ LATENCY = Histogram(
 )
 
 _PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+# Accepted webhook deliveries come at the providers' rate (thousands a
+# second in a burst), and each payload gets its own "webhook.processed"
+# line when it is processed: their access lines are DEBUG.  Refusals stay INFO.
+_WEBHOOKS = "/webhooks/"
+_access = logging.getLogger("frontdesk.http")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -46,6 +52,30 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+# (method, route, status) -> its request counter, (route) -> its latency histogram:
+# labels() validates and locks on every call, and a webhook burst calls it thousands of times a second.
+_counters: dict[tuple[str, str, str], Any] = {}
+_histograms: dict[str, Any] = {}
+
+
+def _count(method: str, route: str, status: int, elapsed: float) -> None:
+    key = (method, route, str(status))
+    counter = _counters.get(key)
+    if counter is None:
+        counter = _counters[key] = REQUESTS.labels(*key)
+    counter.inc()
+    histogram = _histograms.get(route)
+    if histogram is None:
+        histogram = _histograms[route] = LATENCY.labels(route)
+    histogram.observe(elapsed)
+
+
+def _access_level(route: str, status: int) -> int:
+    if status < 300 and (route in _PROBES or route.startswith(_WEBHOOKS)):
+        return logging.DEBUG
+    return logging.INFO
 
 
 def _route_template(request: web.Request) -> str:
@@ -76,13 +106,13 @@ async def request_context_middleware(request: web.Request, handler):  # type: ig
     finally:
         elapsed = time.perf_counter() - started
         route = _route_template(request)
-        REQUESTS.labels(request.method, route, str(status)).inc()
-        LATENCY.labels(route).observe(elapsed)
+        _count(request.method, route, status, elapsed)
         # The query string is left out: it may carry search terms about customers.
         # Successful probes and scrapes arrive every few seconds: keep them out of INFO.
-        level = logging.DEBUG if route in _PROBES and status == 200 else logging.INFO
-        log.log(level, "http.request", method=request.method, path=request.path, route=route,
-                 status=status, duration_ms=round(elapsed * 1000, 1), peer=request.remote)
+        level = _access_level(route, status)
+        if _access.isEnabledFor(level):  # structlog would build the whole line before the level drops it
+            log.log(level, "http.request", method=request.method, path=request.path, route=route,
+                     status=status, duration_ms=round(elapsed * 1000, 1), peer=request.remote)
         structlog.contextvars.unbind_contextvars("request_id")
 
 

@@ -11,6 +11,7 @@ apply the domain's rules.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -141,6 +142,7 @@ def request_schemas(document: Mapping[str, Any]) -> dict[tuple[str, str], Reques
 REQUEST_SCHEMAS = web.AppKey("request_schemas", dict)
 
 
+@functools.lru_cache(maxsize=1024)  # one per route: asked on every request
 def path_template(canonical: str) -> str:
     """A route's path as OpenAPI writes it: aiohttp's ``{ticket_id:\\d+}`` is ``{ticket_id}``."""
     return re.sub(r"\{(\w+):[^}]*\}", r"{\1}", canonical)

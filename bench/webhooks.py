@@ -74,7 +74,7 @@ async def hold(*args, **kwargs):  # type: ignore[no-untyped-def]
     await asyncio.Event().wait()
 
 
-async def serve_frontdesk(database_url: str, data_dir: str, held: bool = False) -> None:
+async def serve_frontdesk(database_url: str, data_dir: str, held: bool = False, alone: bool = False) -> None:
     from aiohttp import web
 
     from frontdesk.channels.webhooks.app import create_webhook_app
@@ -100,8 +100,16 @@ async def serve_frontdesk(database_url: str, data_dir: str, held: bool = False) 
     sessions = session_factory(engine)
     await ensure_defaults(sessions, settings)
     ctx = IngestContext(settings, sessions, BlobStore(settings.blob_dir))
-    root = web.Application()
-    root.add_subapp("/webhooks/", create_webhook_app(ctx, parse_webhook_config(settings), ingest=hold if held else None))
+    webhooks = create_webhook_app(ctx, parse_webhook_config(settings), ingest=hold if held else None)
+    if alone:  # the sub-application alone, without the API's middlewares
+        root = web.Application()
+        root.add_subapp("/webhooks/", webhooks)
+    else:  # as the daemon serves it (runtime.daemon): mounted in the API app, under its middlewares
+        from frontdesk.api.app import AppExtras, create_app
+        from frontdesk.channels.webhooks.app import openapi_paths
+
+        root = create_app(settings, sessions, ctx.blobs,
+                          extra=AppExtras(subapps=[("/webhooks/", webhooks)], openapi=[openapi_paths()]))
     await _serve(root)
 
 
@@ -208,6 +216,95 @@ def py_spy(pid: int, raw: str | None) -> Iterator[None]:
         spy.wait(timeout=60)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far (``/proc/<pid>/stat``), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone (a PostgreSQL backend that ended)
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def database_pids(postmaster: int | None) -> list[int]:
+    """The PostgreSQL postmaster and its children (backends, WAL writer, checkpointer), for their CPU."""
+    if postmaster is None:
+        return []
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    children.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return [postmaster, *children]
+
+
+async def postmaster_pid(url: str) -> int | None:
+    """The PostgreSQL server's postmaster, if it runs on this machine (else its CPU is not counted)."""
+    if not url.startswith("postgresql"):
+        return None
+    from sqlalchemy import text
+
+    from frontdesk.storage.database import create_engine
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            backend = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+    finally:
+        await engine.dispose()
+
+
+def commit_stats(port: int) -> tuple[float, float, float] | None:
+    """(group commits, their seconds, inputs they made durable) so far, from the server's /metrics (daemon app only)."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    except OSError:
+        return None
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("writer") == "webhook-payload-writer" and sample.name.endswith(("_count", "_sum")):
+                found[sample.name] = sample.value
+    if not found:
+        return None
+    return (found.get("frontdesk_intake_commit_seconds_count", 0.0), found.get("frontdesk_intake_commit_seconds_sum", 0.0),
+            found.get("frontdesk_intake_commit_inputs_sum", 0.0))
+
+
+def run_measured(port: int, script: Path, args: argparse.Namespace, server: int,
+                 postmaster: int | None = None, commits: bool = False) -> dict:
+    """One wrk run, with the CPU the server (and the database server) used per request, and its group commits."""
+    database = database_pids(postmaster)
+    before_commits = commit_stats(port) if commits else None
+    before = (cpu_seconds([server]), cpu_seconds(database), time.monotonic())
+    result = run_wrk(port, script, args)
+    after_commits = commit_stats(port) if before_commits is not None else None
+    if before_commits is not None and after_commits is not None and after_commits[0] > before_commits[0]:
+        count, seconds, inputs = (a - b for a, b in zip(after_commits, before_commits))
+        result["commits"] = {"count": count, "mean_ms": seconds * 1000 / count, "inputs_per_commit": inputs / count}
+    database = sorted(set(database) | set(database_pids(postmaster)))
+    server_cpu, database_cpu = cpu_seconds([server]) - before[0], cpu_seconds(database) - before[1]
+    requests = max(result["requests"], 1)
+    result["server_cpu_s"] = server_cpu
+    result["server_cpu_ms_per_request"] = server_cpu * 1000 / requests
+    result["server_cpu_share"] = server_cpu / (time.monotonic() - before[2])
+    if postmaster is not None:
+        result["database_cpu_ms_per_request"] = database_cpu * 1000 / requests
+    return result
+
+
 def run_wrk(port: int, script: Path, args: argparse.Namespace) -> dict:
     command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "10s",
                "-s", str(script), f"http://127.0.0.1:{port}{PATH}"]
@@ -240,16 +337,18 @@ async def pending_count(url: str) -> int:
     return (await stored_counts(url))["pending"]
 
 
-async def measure_drain(url: str, limit: float) -> dict:
-    """Time from the end of the load until no stored payload is pending (at most ``limit`` seconds)."""
-    start = time.monotonic()
+async def measure_drain(url: str, limit: float, server: int) -> dict:
+    """Time from the end of the load until no stored payload is pending (at most ``limit`` seconds), and its CPU."""
+    start, cpu = time.monotonic(), cpu_seconds([server])
     first = pending = await pending_count(url)
     while pending and time.monotonic() - start < limit:
         await asyncio.sleep(1.0)
         pending = await pending_count(url)
-    elapsed = time.monotonic() - start
+    elapsed, cpu = time.monotonic() - start, cpu_seconds([server]) - cpu
     rate = (first - pending) / elapsed if elapsed > 0 else 0.0
-    return {"pending_at_end_of_load": first, "pending_after": pending, "seconds": elapsed, "rate": rate}
+    per_payload = cpu * 1000 / (first - pending) if first > pending else 0.0
+    return {"pending_at_end_of_load": first, "pending_after": pending, "seconds": elapsed, "rate": rate,
+            "server_cpu_ms_per_payload": per_payload}
 
 
 def machine_facts() -> dict[str, str]:
@@ -277,7 +376,9 @@ async def bench(args: argparse.Namespace) -> dict:
     results: dict = {"database": args.database, "modes": {}}
     try:
         frontdesk, frontdesk_port = start_server(
-            ["frontdesk", url, str(workdir / "var"), *(["--hold"] if args.hold_processing else [])], uvloop=args.uvloop)
+            ["frontdesk", url, str(workdir / "var"), *(["--hold"] if args.hold_processing else []),
+             *(["--alone"] if args.app == "alone" else [])], uvloop=args.uvloop)
+        postmaster = await postmaster_pid(url)
         bare, bare_port = start_server(["bare"], uvloop=args.uvloop)
         try:
             modes = {"fixed": [message_body(0, run_id)],
@@ -286,19 +387,22 @@ async def bench(args: argparse.Namespace) -> dict:
             warmups = {"fixed": [message_body(0, run_id)],
                        "distinct": [message_body(n, f"{run_id}w") for n in range(1, args.distinct + 1)]}
             for mode, bodies in modes.items():
+                if mode not in args.modes.split(","):
+                    continue
                 script, warmup = workdir / f"{mode}.lua", workdir / f"{mode}-warmup.lua"
                 script.write_text(lua_script(bodies))
                 warmup.write_text(lua_script(warmups[mode]))
                 for port in (bare_port, frontdesk_port):  # connection pools, caches, first commit
                     run_wrk(port, warmup, argparse.Namespace(**{**vars(args), "duration": args.warmup}))
-                figures = {"bare": run_wrk(bare_port, script, args)}
-                with py_spy(frontdesk.pid, args.py_spy and mode == "distinct" and f"{args.py_spy}.{args.database}"):
-                    figures["frontdesk"] = run_wrk(frontdesk_port, script, args)
+                figures = {"bare": run_measured(bare_port, script, args, bare.pid)}
+                with py_spy(frontdesk.pid, args.py_spy and f"{args.py_spy}.{args.database}.{mode}"):
+                    figures["frontdesk"] = run_measured(frontdesk_port, script, args, frontdesk.pid, postmaster,
+                                                        commits=args.app == "daemon")
                 # The baseline again, after: the load from other work drifts, so the ratio is against the mean.
-                figures["bare after"] = run_wrk(bare_port, script, args)
+                figures["bare after"] = run_measured(bare_port, script, args, bare.pid)
                 figures["ratio"] = figures["frontdesk"]["rps"] / ((figures["bare"]["rps"] + figures["bare after"]["rps"]) / 2)
                 results["modes"][mode] = figures
-            results["drain"] = await measure_drain(url, 0 if args.hold_processing else args.drain_limit)
+            results["drain"] = await measure_drain(url, 0 if args.hold_processing else args.drain_limit, frontdesk.pid)
         finally:
             stop_server(frontdesk)
             stop_server(bare)
@@ -318,20 +422,35 @@ def report(results: dict, args: argparse.Namespace, command: str) -> str:
     lines += ["", "## Command", "", f"    {command}", "",
               f"wrk: {args.threads} threads, {args.connections} connections, {args.duration}s per run after "
               f"{args.warmup}s of unmeasured warm-up, "
-              f"database: {results['database']}; each server in its own process.", "", "## Figures", "",
-              "| mode | server | requests/s | p50 ms | p99 ms | max ms | non-2xx / socket errors |",
-              "|---|---|---:|---:|---:|---:|---:|"]
+              f"database: {results['database']}; each server in its own process; Frontdesk served "
+              + ("as the webhook sub-application alone" if args.app == "alone"
+                 else "as the daemon serves it (mounted in the API app, under its middlewares)") + ". "
+              "CPU is the process's user + system time over the run (`/proc/<pid>/stat`); the database's "
+              "is the local PostgreSQL postmaster and its children.", "", "## Figures", "",
+              "| mode | server | requests/s | p50 ms | p99 ms | max ms | non-2xx / socket errors "
+              "| server CPU ms / request | server busy | database CPU ms / request |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, figures in results["modes"].items():
         for server in ("bare", "frontdesk", "bare after"):
             f = figures[server]
+            database = f"{f['database_cpu_ms_per_request']:.3f}" if "database_cpu_ms_per_request" in f else ""
             lines.append(f"| {mode} | {server} | {f['rps']:.0f} | {f['p50_us'] / 1000:.2f} | "
-                         f"{f['p99_us'] / 1000:.2f} | {f['max_us'] / 1000:.1f} | {f['errors']} |")
+                         f"{f['p99_us'] / 1000:.2f} | {f['max_us'] / 1000:.1f} | {f['errors']} | "
+                         f"{f['server_cpu_ms_per_request']:.3f} | {f['server_cpu_share']:.0%} | {database} |")
+    for mode, figures in results["modes"].items():
+        if "commits" in figures["frontdesk"]:
+            c = figures["frontdesk"]["commits"]
+            lines += ["", f"Group commits ({mode}): {c['count']:.0f}, {c['mean_ms']:.1f} ms each on average, "
+                          f"{c['inputs_per_commit']:.1f} requests made durable per commit "
+                          "(`frontdesk_intake_commit_seconds`, `frontdesk_intake_commit_inputs`)."]
     lines += ["", "| mode | ratio frontdesk / mean of the two bare runs (target >= 0.6) |", "|---|---:|"]
     for mode, figures in results["modes"].items():
         verdict = "met" if figures["ratio"] >= 0.6 else "NOT met"
         lines.append(f"| {mode} | {figures['ratio']:.2f} ({verdict}) |")
     stored, drain = results["stored"], results["drain"]
-    if drain["pending_after"] == 0:
+    if args.hold_processing:
+        drained = "processing was held (--hold-processing), so nothing was processed"
+    elif drain["pending_after"] == 0:
         drained = f"drained in {drain['seconds']:.1f} s ({drain['rate']:.0f} payloads/s)"
     else:
         estimate = drain["pending_after"] / drain["rate"] if drain["rate"] else float("inf")
@@ -339,7 +458,9 @@ def report(results: dict, args: argparse.Namespace, command: str) -> str:
                    f"processed at {drain['rate']:.0f} payloads/s, so about {estimate:.0f} s more")
     lines += ["", "## Drain and what was stored", "",
               f"At the end of the load {drain['pending_at_end_of_load']} stored payloads were still pending: "
-              f"{drained}.", "",
+              f"{drained}" + ("" if args.hold_processing else
+                              f"; the server used {drain['server_cpu_ms_per_payload']:.1f} ms of CPU per payload "
+                              "processed while draining") + ".", "",
               f"At rest after the server stopped: {stored['inbound_payloads']} payload rows "
               f"({stored['pending']} still pending), {stored['messages']} messages, {stored['tickets']} tickets.",
               "", "## Modes", "",
@@ -378,7 +499,8 @@ def main() -> None:
             import uvloop
 
             run, serve = uvloop.run, serve[1:]
-        run(serve_bare() if serve[0] == "bare" else serve_frontdesk(serve[1], serve[2], held="--hold" in serve))
+        run(serve_bare() if serve[0] == "bare" else serve_frontdesk(serve[1], serve[2], held="--hold" in serve,
+                                                                     alone="--alone" in serve))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
@@ -394,8 +516,12 @@ def main() -> None:
     parser.add_argument("--uvloop", action="store_true", help="run both servers on uvloop")
     parser.add_argument("--hold-processing", action="store_true",
                         help="the edge alone: bodies are stored and answered, the processor holds (nothing is processed)")
-    parser.add_argument("--py-spy", metavar="RAW", help="record the Frontdesk server with py-spy during the distinct "
-                        "run; raw stacks to RAW.<database>")
+    parser.add_argument("--app", choices=["daemon", "alone"], default="daemon",
+                        help="serve the webhooks as the daemon does, under the API app's middlewares (default), "
+                        "or the webhook sub-application alone")
+    parser.add_argument("--modes", default="fixed,distinct", help="which modes to run, comma-separated")
+    parser.add_argument("--py-spy", metavar="RAW", help="record the Frontdesk server with py-spy during each measured "
+                        "run; raw stacks to RAW.<database>.<mode>")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: run deploy/install-deps.sh (Debian's wrk package)")

@@ -1,7 +1,11 @@
-"""The email batch runner: runs the email pipeline over a batch of mail, one transaction per batch.
+"""The batch runner: runs a pipeline over a batch of mail or of channel messages, one transaction per batch.
 
 The stages are the same named steps as ever (:mod:`ingest.stages`); this
-runner gives them their shape:
+runner gives them their shape (:func:`run_email_batch` for mail,
+:func:`run_message_batch` for Messenger, chat and form messages, whose
+raw payload is already in the blob store and whose stages look their
+facts up in the batch's transaction, where the messages stored before
+them in the batch are visible):
 
 1. every raw mail to the blob store, then the stages that touch no
    database (parse, in the process pool; screen; attachment bytes) for
@@ -17,8 +21,10 @@ One bad mail does not sink the batch.  A mail that fails before it wrote
 anything (parsing, deciding) is quarantined with its cause and the rest
 commit.  A mail that fails while writing rolls the batch back; the batch
 is then run again one mail at a time, so only that one is quarantined.  A
-storage outage raises :class:`~frontdesk.storage.database.StorageUnavailable`
-with nothing settled: the intake rows stay pending and are retried.
+storage outage, or a transaction that lost a race with another
+(``storage.database.lost_a_race``) on every attempt, raises
+:class:`~frontdesk.storage.database.StorageUnavailable` with nothing
+settled: the intake rows stay pending and are retried, never quarantined.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Protocol, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
@@ -41,7 +47,9 @@ from frontdesk.ingest.persist import TicketWrites
 from frontdesk.ingest.quarantine import add_quarantined, store_quarantined
 from frontdesk.ingest.runner import TRANSACTION_ATTEMPTS, Step, describe, envelope_record, store_raw
 from frontdesk.ingest.stages import FinalOutcome, Ingest
-from frontdesk.model import InboundPayload
+from frontdesk.model import Channel, Contact, InboundPayload
+from frontdesk.ingest.message import InboundMessage
+from frontdesk.ingest.persist import Persisted
 from frontdesk.storage.database import StorageUnavailable, is_storage_outage, lost_a_race
 from frontdesk.storage.writer import write_transaction
 
@@ -62,11 +70,46 @@ class EmailItem:
     replay_of: int | None = None
 
 
+@dataclass(frozen=True)
+class MessageItem:
+    """One normalized channel message to ingest (its raw payload already in the blob store)."""
+
+    message: InboundMessage
+    channel: Channel | None = None  # its channel row, when the caller already looked it up
+    replay_of: int | None = None  # the quarantined item being replayed
+    intake_id: int | None = None  # settled by the webhook processor, not here: a payload holds several
+
+    raw = None
+
+    @property
+    def envelope(self) -> Envelope:
+        message = self.message
+        return Envelope(channel=message.channel, source=message.source, channel_key=message.channel_key)
+
+
+class BatchFacts(Protocol):
+    """What the stages of one batch read once for the whole batch, and learn as it stores messages."""
+
+    async def look_up(self, session: AsyncSession, messages: list[InboundMessage]) -> None: ...
+
+    def remember(self, message: InboundMessage, stored: Persisted, contact: Contact | None) -> None: ...
+
+
+class _NoFacts:
+    """The message pipeline's stages query in the batch's transaction, where earlier messages are visible."""
+
+    async def look_up(self, session: AsyncSession, messages: list[InboundMessage]) -> None:
+        return None
+
+    def remember(self, message: InboundMessage, stored: Persisted, contact: Contact | None) -> None:
+        return None
+
+
 @dataclass
 class _Run:
-    """One mail's way through a batch."""
+    """One mail's (or message's) way through a batch."""
 
-    item: EmailItem
+    item: EmailItem | MessageItem
     state: Ingest
     stage: str = "begin"
     outcome: IngestOutcome | None = None
@@ -110,6 +153,26 @@ async def run_email_batch(ctx: IngestContext, steps: Sequence[Step], items: Sequ
     runs = [_Run(item, Ingest(ctx, None, item.envelope, item.raw, "", email_batch=batch)) for item in items]
     for run in runs:
         run.state.raw_blob = await store_raw(ctx, run.item.raw)
+    return await _run_batch(ctx, batch, runs, steps, writing)
+
+
+async def run_message_batch(ctx: IngestContext, steps: Sequence[Step], items: Sequence[MessageItem],
+                            *, writing: frozenset[str]) -> list[IngestOutcome]:
+    """Ingest channel messages through ``steps`` in one transaction; their outcomes, in order.
+
+    As :func:`run_email_batch`: a message that fails before writing is
+    quarantined alone, a failed write reruns the batch one message at a
+    time; raises only :class:`StorageUnavailable`.
+    """
+    if not items:
+        return []
+    runs = [_Run(item, Ingest(ctx, None, item.envelope, None, item.message.raw_blob, message=item.message,
+                              channel=item.channel)) for item in items]
+    return await _run_batch(ctx, _NoFacts(), runs, steps, writing)
+
+
+async def _run_batch(ctx: IngestContext, batch: BatchFacts, runs: list[_Run], steps: Sequence[Step],
+                     writing: frozenset[str]) -> list[IngestOutcome]:
     leading = 0
     while leading < len(steps) and not steps[leading].in_transaction:
         leading += 1
@@ -134,7 +197,7 @@ async def _before_transaction(run: _Run, steps: Sequence[Step]) -> None:
         run.fail(error)
 
 
-async def _process(ctx: IngestContext, batch: EmailBatch, runs: list[_Run], steps: Sequence[Step],
+async def _process(ctx: IngestContext, batch: BatchFacts, runs: list[_Run], steps: Sequence[Step],
                    writing: frozenset[str]) -> None:
     """The batch's transaction; after a failed write, one mail at a time."""
     try:
@@ -157,7 +220,7 @@ async def _process(ctx: IngestContext, batch: EmailBatch, runs: list[_Run], step
                    else IngestOutcome("quarantined", quarantine_id=quarantine_id, reason=run.cause))
 
 
-async def _transaction(ctx: IngestContext, batch: EmailBatch, runs: list[_Run], steps: Sequence[Step],
+async def _transaction(ctx: IngestContext, batch: BatchFacts, runs: list[_Run], steps: Sequence[Step],
                        writing: frozenset[str]) -> None:
     for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
         try:
@@ -169,7 +232,10 @@ async def _transaction(ctx: IngestContext, batch: EmailBatch, runs: list[_Run], 
         except DBAPIError as error:
             if is_storage_outage(error):
                 raise StorageUnavailable(f"storage unavailable: {describe(error)}") from error
-            if attempt == TRANSACTION_ATTEMPTS or not lost_a_race(error):
+            if lost_a_race(error) and attempt == TRANSACTION_ATTEMPTS:
+                # Contention, not a mail's fault: retried later, like an outage.
+                raise StorageUnavailable(f"lost a race {attempt} times: {describe(error)}") from error
+            if not lost_a_race(error):
                 # Not one mail's fault that we know of: find it one at a time.
                 raise _WriteFailed(runs[0], error) from error
             log.info("ingest: transaction lost a race with another (%s); retrying", describe(error))
@@ -181,7 +247,7 @@ async def _transaction(ctx: IngestContext, batch: EmailBatch, runs: list[_Run], 
             raise _WriteFailed(runs[0], error) from error
 
 
-async def _run_in(session: AsyncSession, batch: EmailBatch, runs: list[_Run], steps: Sequence[Step],
+async def _run_in(session: AsyncSession, batch: BatchFacts, runs: list[_Run], steps: Sequence[Step],
                   writing: frozenset[str]) -> None:
     rows = await claim_rows(session, [run.item.intake_id for run in runs if run.item.intake_id is not None])
     live = []
@@ -199,7 +265,7 @@ async def _run_in(session: AsyncSession, batch: EmailBatch, runs: list[_Run], st
     try:
         await writes.apply(session)
     except Exception as error:
-        if is_storage_outage(error):
+        if is_storage_outage(error) or lost_a_race(error):
             raise
         stored = [run for run in live if run.state.stored is not None]
         raise _WriteFailed(stored[-1] if stored else runs[0], error) from error
@@ -215,7 +281,7 @@ async def _run_in(session: AsyncSession, batch: EmailBatch, runs: list[_Run], st
             settle(row, QUARANTINED if run.cause is not None else PROCESSED)
 
 
-async def _run_one(run: _Run, batch: EmailBatch, steps: Sequence[Step], writing: frozenset[str]) -> None:
+async def _run_one(run: _Run, batch: BatchFacts, steps: Sequence[Step], writing: frozenset[str]) -> None:
     wrote = False
     try:
         for step in steps:

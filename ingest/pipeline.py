@@ -3,8 +3,11 @@
 A pipeline is an ordered tuple of stage names (the stages are
 :mod:`ingest.stages`); adding a step is one function there and one name in
 a tuple here.  :func:`ingest_emails` hands the email pipeline and a batch
-of mail to :func:`ingest.batch_runner.run_email_batch`, and
-:func:`ingest_message` the message pipeline and one message to
+of mail to :func:`ingest.batch_runner.run_email_batch`,
+:func:`ingest_messages` the message pipeline and a batch of channel
+messages (the webhook processor) to
+:func:`ingest.batch_runner.run_message_batch`, and :func:`ingest_message`
+the message pipeline and one message (replays, tools) to
 :func:`ingest.runner.run_pipeline`; the runners own the transaction and
 every outcome.
 """
@@ -16,7 +19,7 @@ from typing import Any, Sequence
 from frontdesk.ingest.context import IngestContext
 from frontdesk.model import Channel
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome
-from frontdesk.ingest.batch_runner import EmailItem, run_email_batch
+from frontdesk.ingest.batch_runner import EmailItem, MessageItem, run_email_batch, run_message_batch
 from frontdesk.ingest.runner import Step, run_pipeline
 from frontdesk.ingest.stages import (
     Stage,
@@ -104,6 +107,18 @@ async def ingest_email(ctx: IngestContext, raw: bytes, envelope: Envelope, *,
     came in (settled in the pipeline's transaction).
     """
     return (await ingest_emails(ctx, [EmailItem(raw, envelope, intake_id=intake_id, replay_of=replay_of)]))[0]
+
+
+async def ingest_messages(ctx: IngestContext, items: Sequence[MessageItem]) -> list[IngestOutcome]:
+    """Ingest a batch of Messenger / chat / form messages in arrival order, in one transaction; their outcomes.
+
+    A later message of the batch threads onto (or duplicates) an earlier
+    one exactly as if they had come in separate runs.  Raises
+    :class:`~frontdesk.storage.database.StorageUnavailable` when storage
+    is down or the transaction keeps losing races (nothing stored; the
+    caller retries); every other failure quarantines its message.
+    """
+    return await run_message_batch(ctx, steps("message"), items, writing=WRITING)
 
 
 async def ingest_message(ctx: IngestContext, message: InboundMessage, *, channel: Channel | None = None,

@@ -5,9 +5,11 @@ Final outcomes that end a run early are exceptions (:class:`FinalOutcome`,
 :func:`run_pipeline`:
 
 * success: commit, then run the context's on-commit callbacks;
-* a storage outage: roll back and raise
+* a storage outage, or a transaction that lost a race on every attempt:
+  roll back and raise
   :class:`~frontdesk.storage.database.StorageUnavailable` so the edge
-  answers "retry later" (SMTP 451, IMAP leaves the mail unseen);
+  answers "retry later" (SMTP 451, IMAP leaves the mail unseen, a webhook
+  intake row stays pending);
 * anything else (a bug, input we cannot handle): roll back and keep the
   raw input in the quarantine, with a cause, for replay.
 
@@ -101,7 +103,10 @@ async def run_pipeline(
     except QuarantineMessage as error:
         cause, detail = error.cause, error.detail
     except Exception as error:  # noqa: BLE001 - the one place every failure is sorted out
-        if is_storage_outage(error):
+        if is_storage_outage(error) or lost_a_race(error):
+            # Still losing after the re-runs is contention, not this message's
+            # fault: like an outage it is retried later (the intake row stays
+            # pending), never quarantined, as the batch runner does.
             log.warning("ingest: storage unavailable in stage %s: %s", stage_name, describe(error))
             raise StorageUnavailable(f"storage unavailable during {stage_name}: {describe(error)}") from error
         log.exception("ingest: stage %s failed; quarantining", stage_name)

@@ -28,8 +28,8 @@ from frontdesk.ingest.intake import (
     PayloadWriter, RecentPayloads, StoredPayload, body_digest, store_payload,
 )
 from frontdesk.channels.webhooks.messenger import entry_page_ids
-from frontdesk.channels.webhooks.processing import HANDLERS
-from frontdesk.channels.webhooks.processor import IngestFunction, PayloadProcessor
+from frontdesk.channels.webhooks.processing import HANDLERS, IngestMessages
+from frontdesk.channels.webhooks.processor import PayloadProcessor
 from frontdesk.channels.webhooks.ratelimit import SlidingWindowLimiter
 from frontdesk.channels.webhooks.signing import HUB_SIGNATURE_HEADER, TIMESTAMP_HEADER, hub_signature_matches
 from frontdesk.channels.webhooks.sync import sync_webhook_channels
@@ -172,19 +172,19 @@ async def form_receive(request: web.Request) -> web.Response:
 
 # --- The application -------------------------------------------------------------------------
 
-def create_webhook_app(ctx: IngestContext, config: WebhookConfig, *, ingest: IngestFunction | None = None,
+def create_webhook_app(ctx: IngestContext, config: WebhookConfig, *, ingest: IngestMessages | None = None,
                        sync_channels: bool = True, recover_pending: bool = True) -> web.Application:
     """The sub-application to mount at ``/webhooks/``.
 
     On start-up it mirrors the configured channels into the database,
     queues every payload still pending from before, and starts the worker
-    that processes stored payloads through ``ingest`` (by default
-    :func:`ingest.pipeline.ingest_message`).
+    that processes stored payloads in batches through ``ingest`` (by
+    default :func:`ingest.pipeline.ingest_messages`).
     """
     if ingest is None:
-        from frontdesk.ingest.pipeline import ingest_message
+        from frontdesk.ingest.pipeline import ingest_messages
 
-        ingest = ingest_message
+        ingest = ingest_messages
     app = web.Application(middlewares=[refusals])
     app[CONFIG] = config
     app[CONTEXT] = ctx

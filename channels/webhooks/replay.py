@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from sqlalchemy import select
 
@@ -23,15 +23,18 @@ from frontdesk.channels.webhooks import chat, forms, processing
 from frontdesk.channels.webhooks.config import WebhookConfig
 from frontdesk.ingest.intake import PROCESSED
 from frontdesk.channels.webhooks.messenger import MESSAGE, POSTBACK, classify_payload, messenger_inbound
-from frontdesk.channels.webhooks.processor import IngestFunction
 from frontdesk.channels.webhooks.validation import InvalidFields, decode_json
 from frontdesk.model import InboundPayload, utcnow
 from frontdesk.model.channels import CHAT, FORM, MESSENGER
 from frontdesk.storage.writer import write_transaction
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.message import Envelope, InboundMessage, IngestOutcome, QuarantineMessage
+from frontdesk.ingest.batch_runner import MessageItem
 from frontdesk.ingest.pipeline import ingest_message
 from frontdesk.ingest.quarantine import Replayer
+
+# ingest.pipeline.ingest_message, or a stand-in in tests: one message in, its outcome out.
+IngestFunction = Callable[..., Awaitable[IngestOutcome]]
 
 
 def _messages_in(config: WebhookConfig, channel: str, key: str | None, raw: bytes) -> list[InboundMessage]:
@@ -81,15 +84,21 @@ async def _replay_payload(ctx: IngestContext, config: WebhookConfig, ingest: Ing
         payload = await session.scalar(select(InboundPayload).where(InboundPayload.id == payload_id))
     if payload is None:
         return IngestOutcome("quarantined", reason=f"inbound payload {payload_id} is gone")
+    channels = processing.ChannelRows(ctx)
     try:
         if payload.channel == FORM:
             # Replaying is the operator's word that this was a person: a
             # filled honeypot (spam_honeypot) no longer holds it back.
-            outcomes = await processing.handle_form(ctx, config, payload, raw, ingest, replay=True)
+            work = await processing.handle_form(ctx, config, payload, raw, channels, replay=True)
         else:
-            outcomes = await processing.HANDLERS[payload.channel](ctx, config, payload, raw, ingest)
+            work = await processing.HANDLERS[payload.channel](ctx, config, payload, raw, channels)
     except QuarantineMessage as refusal:
         return IngestOutcome("quarantined", reason=refusal.cause)
+
+    async def one_at_a_time(ctx: IngestContext, items: list[MessageItem]) -> list[IngestOutcome]:
+        return [await ingest(ctx, item.message, channel=item.channel) for item in items]
+
+    [outcomes] = await processing.run_work(ctx, one_at_a_time, [work])
     async with write_transaction(ctx.sessions) as session:
         row = await session.get(InboundPayload, payload_id)
         if row is not None:

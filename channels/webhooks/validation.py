@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import re
+
+import orjson
 from typing import Any
 
 # Deliberately simple: one @, no spaces, a dot in the domain.  Delivery is
 # the real test; this only catches what is plainly not an address.
 EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 PHONE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
 
 
 class InvalidFields(Exception):
@@ -38,6 +41,16 @@ def decode_json(raw: bytes) -> Any:
     deep enough to exhaust the interpreter's stack (a RecursionError is no
     client error, so it must not escape as one).
     """
+    # orjson decodes a body four times faster than ``json``, and every
+    # webhook request decodes one.  It is stricter (no NaN, no lone
+    # surrogate, at most 1,024 levels), so what it refuses gets ``json``'s
+    # answer below, exactly as before; and it reads an integer beyond 64 bits
+    # as a float, so a body with 19 digits in a row goes to ``json`` too.
+    if not _LONG_NUMBER.search(raw):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except RecursionError:

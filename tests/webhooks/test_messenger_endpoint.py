@@ -210,7 +210,7 @@ async def test_a_redelivery_in_the_same_batch_gets_the_first_rows_id(webhook_set
 
 async def test_a_payload_that_cannot_be_processed_is_quarantined_with_its_cause(webhook_settings, webhook_config,
                                                                                 sessions, blobs) -> None:
-    async def broken_ingest(ctx, message, **_):
+    async def broken_ingest(ctx, items):
         raise RuntimeError("the pipeline fell over")
 
     server = await start_server(IngestContext(webhook_settings, sessions, blobs), webhook_config,
@@ -256,7 +256,7 @@ async def test_a_quarantined_payload_is_replayed_once_the_fault_is_fixed(webhook
     from frontdesk.channels.webhooks.replay import webhook_replayers
     from frontdesk.ingest.quarantine import replay_quarantined
 
-    async def broken_ingest(ctx, message, **_):
+    async def broken_ingest(ctx, items):
         raise RuntimeError("the pipeline fell over")
 
     ctx = IngestContext(webhook_settings, sessions, blobs)

@@ -6,11 +6,15 @@ import asyncio
 import json
 from collections import Counter
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from _webhooks_support import CHAT_SECRET, count_rows
 from frontdesk.channels.webhooks import validation
-from frontdesk.model import InboundPayload, Message, Ticket
+from frontdesk.ingest import pipeline
+from frontdesk.ingest.intake import store_payload
+from frontdesk.model import InboundPayload, Message, QuarantinedItem, Ticket
 
 PAGE = "12345654332"
 CHAT_PATH = "/webhooks/chat/widget"
@@ -87,3 +91,102 @@ async def test_a_redelivered_messenger_event_is_one_message_whatever_the_body(we
     assert webhooks.processor.outcomes[ids[0]][0].startswith("ticket_created")
     assert webhooks.processor.outcomes[ids[1]][0].startswith("duplicate: ")
     assert [m.external_id for m in messages] == ["mid.same"]
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # PostgreSQL's deadlock_detected: the transaction lost a race
+
+
+async def test_a_message_that_keeps_losing_races_stays_pending_and_is_never_quarantined(
+        webhooks, sessions, monkeypatch) -> None:
+    real_store = pipeline.STAGES["store"]
+    losing = [True]
+    attempts = []
+
+    async def store_losing(state) -> None:
+        await real_store(state)
+        attempts.append(state.inbound.external_id)
+        if losing[0]:
+            raise DBAPIError("INSERT ...", {}, _Deadlock("deadlock detected"))
+
+    monkeypatch.setitem(pipeline.STAGES, "store", store_losing)
+    response = await webhooks.post_messenger(messenger_body("mid.contended"))
+    assert response.status == 200
+    await webhooks.settle()
+    assert len(attempts) >= 2  # re-run before giving up for now
+    async with sessions() as session:
+        [row] = (await session.scalars(select(InboundPayload))).all()
+    assert row.state == "pending"
+    assert await count_rows(sessions, Message, QuarantinedItem) == {"messages": 0, "quarantine": 0}
+    # The race is over: the retry (here the start-up recovery) processes it once.
+    losing[0] = False
+    await webhooks.processor.recover_pending()
+    await webhooks.settle()
+    async with sessions() as session:
+        assert (await session.get(InboundPayload, row.id)).state == "processed"
+    assert await count_rows(sessions, Message, QuarantinedItem) == {"messages": 1, "quarantine": 0}
+
+
+async def _stored(webhooks, *bodies: bytes) -> list[int]:
+    """Bodies committed as pending intake rows, not yet handed to the processor."""
+    stored = [await store_payload(webhooks.ctx, channel="messenger", route="messenger", raw=body,
+                                  headers={"verified_pages": [PAGE]}) for body in bodies]
+    return [s.id for s in stored]
+
+
+def psid_body(mid: str, psid: str, text: str = "Where is my parcel?") -> bytes:
+    return json.dumps({"object": "page", "entry": [{"id": PAGE, "time": 1700000000000, "messaging": [{
+        "sender": {"id": psid}, "recipient": {"id": PAGE}, "timestamp": 1700000000000,
+        "message": {"mid": mid, "text": text}}]}]}).encode()
+
+
+async def test_a_batch_of_payloads_threads_and_deduplicates_in_arrival_order(webhooks, sessions) -> None:
+    ids = await _stored(webhooks, psid_body("mid.b1", "ann"), psid_body("mid.b2", "ann"),
+                        psid_body("mid.b3", "bob"), messenger_body("mid.b1"))  # mid.b1 again, in another body
+    outcomes = await webhooks.processor.process_batch(ids)
+    kinds = [outcomes[i][0].split(":")[0] for i in ids]
+    assert kinds == ["ticket_created", "threaded", "ticket_created", "duplicate"]
+    async with sessions() as session:
+        messages = (await session.scalars(select(Message).order_by(Message.id))).all()
+        states = {row.state for row in (await session.scalars(select(InboundPayload))).all()}
+    assert [m.external_id for m in messages] == ["mid.b1", "mid.b2", "mid.b3"]
+    assert messages[0].ticket_id == messages[1].ticket_id != messages[2].ticket_id
+    assert states == {"processed"}
+
+
+async def test_a_poison_message_in_a_batch_is_quarantined_alone(webhooks, sessions, monkeypatch) -> None:
+    real_store = pipeline.STAGES["store"]
+
+    async def store_failing_for_one(state) -> None:
+        await real_store(state)
+        if state.inbound.external_id == "mid.poison":
+            raise ValueError("a bug that only this message meets")
+
+    monkeypatch.setitem(pipeline.STAGES, "store", store_failing_for_one)
+    ids = await _stored(webhooks, psid_body("mid.p1", "ann"), psid_body("mid.poison", "bob"),
+                        psid_body("mid.p2", "ann"))
+    outcomes = await webhooks.processor.process_batch(ids)
+    assert [outcomes[i][0].split(":")[0] for i in ids] == ["ticket_created", "quarantined", "threaded"]
+    async with sessions() as session:
+        [item] = (await session.scalars(select(QuarantinedItem))).all()
+        messages = (await session.scalars(select(Message).order_by(Message.id))).all()
+    assert item.cause == "store_failed" and "only this message" in item.detail
+    assert [m.external_id for m in messages] == ["mid.p1", "mid.p2"]
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"object": "page", "entry": [{"id": "1", "time": 1.5e3, "x": [true, false, null, -0.0]}]}',
+    b'{"big": 123456789012345678901234567890, "small": -9223372036854775809, "mid": 18446744073709551615}',
+    b'{"lone": "\\ud800", "pair": "\\ud83d\\ude00", "nul": "a\\u0000b"}',
+    b'{"dup": 1, "dup": 2}',
+])
+def test_the_body_decoder_reads_json_exactly_as_the_json_module(raw) -> None:
+    decoded = validation.decode_json(raw)
+    expected = json.loads(raw)
+    assert decoded == expected and json.dumps(decoded) == json.dumps(expected)
+
+
+@pytest.mark.parametrize("raw", [b'{"a": NaN}', b'{"a": -Infinity}', b"\xef\xbb\xbf{}", b"\xff", b"{", b"[" * 100_000])
+def test_the_body_decoder_refuses_what_it_always_refused(raw) -> None:
+    with pytest.raises(ValueError):
+        validation.decode_json(raw)
