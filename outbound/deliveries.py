@@ -34,7 +34,7 @@ from frontdesk.events import SYSTEM, Actor, MessageDeliveryUpdated
 from frontdesk.model import Delivery, Message, utcnow
 from frontdesk.outbox import record_events
 from frontdesk.settings import Settings
-from frontdesk.storage.blobs import BlobStore
+from frontdesk.storage.blobs import BlobStore, sha256_hex
 from frontdesk.storage.writer import write_transaction
 from frontdesk.outbound.dispatch import Deliverers, DeliveryJob, PermanentDeliveryError
 from frontdesk.outbound.email.deliver import EMAIL, deliver_email
@@ -61,35 +61,48 @@ async def find_delivery(session: AsyncSession, idempotency_key: str) -> Delivery
     return await session.scalar(select(Delivery).where(Delivery.idempotency_key == idempotency_key))
 
 
-async def store_email(blobs: BlobStore, mail: OutboundEmail) -> tuple[str, dict[str, Any]]:
-    """Compose ``mail`` once and store its bytes; returns (blob, delivery payload)."""
+def composed_email(mail: OutboundEmail) -> tuple[bytes, dict[str, Any]]:
+    """Compose ``mail`` once: its bytes, and the delivery payload naming them by their blob digest."""
     raw = compose(mail).as_bytes()
-    blob = await blobs.put(raw)
     payload = {
-        "raw_blob": blob,
+        "raw_blob": sha256_hex(raw),
         "recipients": envelope_recipients(mail),
         "envelope_from": mail.from_address,
         "message_id_header": mail.message_id,
         "subject": mail.subject,
     }
-    return blob, payload
+    return raw, payload
+
+
+async def store_email(blobs: BlobStore, mail: OutboundEmail) -> tuple[str, dict[str, Any]]:
+    """Compose ``mail`` once and store its bytes; returns (blob, delivery payload)."""
+    raw, payload = composed_email(mail)
+    await blobs.put(raw)
+    return payload["raw_blob"], payload
+
+
+def delivery_row(*, idempotency_key: str, channel: str, recipient: str, kind: str, payload: Mapping[str, Any],
+                 ticket_id: int | None = None, message_id: int | None = None) -> dict[str, Any]:
+    """A queued delivery's column values: sent after the transaction that writes it commits."""
+    return {
+        "idempotency_key": idempotency_key,
+        "channel": channel,
+        "recipient": recipient[:320],
+        "kind": kind,
+        "payload": dict(payload),
+        "ticket_id": ticket_id,
+        "message_id": message_id,
+        "state": QUEUED,
+        "next_attempt_at": utcnow(),
+    }
 
 
 def queue_delivery(session: AsyncSession, *, idempotency_key: str, channel: str, recipient: str, kind: str,
                    payload: Mapping[str, Any], ticket_id: int | None = None,
                    message_id: int | None = None) -> Delivery:
     """Add a queued delivery to the caller's transaction; it is sent after that commits."""
-    row = Delivery(
-        idempotency_key=idempotency_key,
-        channel=channel,
-        recipient=recipient[:320],
-        kind=kind,
-        payload=dict(payload),
-        ticket_id=ticket_id,
-        message_id=message_id,
-        state=QUEUED,
-        next_attempt_at=utcnow(),
-    )
+    row = Delivery(**delivery_row(idempotency_key=idempotency_key, channel=channel, recipient=recipient, kind=kind,
+                                  payload=payload, ticket_id=ticket_id, message_id=message_id))
     session.add(row)
     return row
 
