@@ -38,7 +38,7 @@ from frontdesk.storage.blobs import BlobStore, sha256_hex
 from frontdesk.storage.writer import write_transaction
 from frontdesk.outbound.dispatch import Deliverers, DeliveryJob, PermanentDeliveryError
 from frontdesk.outbound.email.deliver import EMAIL, deliver_email
-from frontdesk.outbound.email.compose import OutboundEmail, compose, envelope_recipients
+from frontdesk.outbound.email.compose import OutboundEmail, compose_bytes, envelope_recipients
 from frontdesk.outbound.email.smarthost import SmarthostConnections
 
 log = structlog.get_logger(__name__)
@@ -63,7 +63,7 @@ async def find_delivery(session: AsyncSession, idempotency_key: str) -> Delivery
 
 def composed_email(mail: OutboundEmail) -> tuple[bytes, dict[str, Any]]:
     """Compose ``mail`` once: its bytes, and the delivery payload naming them by their blob digest."""
-    raw = compose(mail).as_bytes()
+    raw = compose_bytes(mail)
     payload = {
         "raw_blob": sha256_hex(raw),
         "recipients": envelope_recipients(mail),
