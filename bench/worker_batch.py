@@ -108,8 +108,12 @@ async def one_run(args: argparse.Namespace, settings, url: str, profile: cProfil
             loop = DeliveryLoop(settings, sessions, services.blobs)
             cpu, wall = time.process_time(), time.perf_counter()
             sent = 0
+            if profile:
+                profile.enable()
             while attempted := await loop.deliver_due():
                 sent += attempted
+            if profile:
+                profile.disable()
             result.update(sent=sent, deliver_cpu=time.process_time() - cpu,
                           deliver_wall=time.perf_counter() - wall)
             await loop.smarthost.close()
