@@ -31,20 +31,24 @@ class BatchReads:
     threads: dict[int, ThreadParent] = field(default_factory=dict)  # ticket -> the customer's mail we answer
     # recipient -> automated mails in the loop guard's window, this batch's own included
     automated_mail: collections.Counter[str] = field(default_factory=collections.Counter)
+    # The rows read for the batch: the identity map holds rows weakly, so they are held here.
+    rows: list[object] = field(default_factory=list)
 
     @classmethod
     async def load(cls, session: AsyncSession, events: Sequence[DomainEvent], tickets: Sequence[Ticket]) -> BatchReads:
         if not tickets:
             return cls()
-        await _rows(session, PipelineAutomation, PipelineAutomation.pipeline_id, {t.pipeline_id for t in tickets})
-        await _rows(session, Conversation, Conversation.id,
-                    {e.conversation_id for e in events if isinstance(e, MessageReceived)})
-        await _rows(session, Channel, Channel.id, {t.channel_id for t in tickets})
         # Status actions (Ticket received, ...) write to the contact, on the customer's thread.
         acting = {e.ticket_id for e in events if isinstance(e, (TicketCreated, TicketStatusChanged))}
         acted_on = [t for t in tickets if t.id in acting]
         contacts = await _rows(session, Contact, Contact.id, {t.contact_id for t in acted_on})
-        reads = cls(threads=await customer_threads(session, acted_on))
+        reads = cls(threads=await customer_threads(session, acted_on), rows=[
+            *await _rows(session, PipelineAutomation, PipelineAutomation.pipeline_id, {t.pipeline_id for t in tickets}),
+            *await _rows(session, Conversation, Conversation.id,
+                         {e.conversation_id for e in events if isinstance(e, MessageReceived)}),
+            *await _rows(session, Channel, Channel.id, {t.channel_id for t in tickets}),
+            *contacts,
+        ])
         await reads._count_automated_mail(session, {c.email for c in contacts if c.email})
         return reads
 
