@@ -5,7 +5,9 @@ attempt at the same effect (a replayed or redelivered event, a racing
 handler) fail inside its transaction, so effects happen exactly once.
 An :class:`EffectLedger` holds the keys a batch of events already applied,
 read in one query, and learns each key recorded while the batch runs, so an
-event delivered twice in one batch is applied once.
+event delivered twice in one batch is applied once; the keys it records
+are inserted in one statement by :meth:`EffectLedger.write`, before the
+batch's transaction commits.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from __future__ import annotations
 from typing import Iterable
 
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.model import AppliedEffect
+from frontdesk.model import AppliedEffect, utcnow
 
+_INSERT = insert(AppliedEffect.__table__)
 EFFECTS = Counter("frontdesk_automation_effects_total", "Automation effects applied", ["kind"])
 
 
@@ -30,6 +33,7 @@ class EffectLedger:
 
     def __init__(self, applied: Iterable[str] = ()) -> None:
         self._applied = set(applied)
+        self._recorded: list[dict[str, object]] = []
 
     @classmethod
     async def load(cls, session: AsyncSession, event_ids: Iterable[str]) -> EffectLedger:
@@ -42,8 +46,15 @@ class EffectLedger:
     def applied(self, key: str) -> bool:
         return key in self._applied
 
-    def record(self, session: AsyncSession, key: str, kind: str, ticket_id: int) -> None:
-        """Add the key to the caller's transaction, with the effect it guards."""
-        session.add(AppliedEffect(key=key, event_id=_event_part(key), kind=kind, ticket_id=ticket_id))
+    def record(self, key: str, kind: str, ticket_id: int) -> None:
+        """Note the key, with the effect it guards; :meth:`write` adds it to the transaction."""
+        self._recorded.append({"key": key, "event_id": _event_part(key), "kind": kind, "ticket_id": ticket_id,
+                               "created_at": utcnow()})
         self._applied.add(key)
         EFFECTS.labels(kind).inc()
+
+    async def write(self, session: AsyncSession) -> None:
+        """Insert the keys recorded so far in the caller's transaction (a key applied before fails it there)."""
+        if self._recorded:
+            await session.execute(_INSERT, self._recorded)
+            self._recorded = []

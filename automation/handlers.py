@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Sequence
+from typing import Callable, Sequence
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,13 +37,10 @@ from frontdesk.automation.actions import (
     plan_notifications,
     plan_status_actions,
 )
+from frontdesk.automation.batch_reads import BatchReads
+from frontdesk.automation.batch_writes import BatchWrites
 from frontdesk.automation.effects import EffectLedger
-from frontdesk.automation.loop_guard import (
-    AUTOMATED_MAIL_WINDOW_SECONDS,
-    RATE_LIMITED,
-    admit,
-    automated_mail_allowed,
-)
+from frontdesk.automation.loop_guard import RATE_LIMITED, admit
 from frontdesk.automation.mentions import notify_mentions
 from frontdesk.automation.services import AutomationServices
 from frontdesk.automation.triggers import NoChange, TicketState, TriggerSettings, status_trigger
@@ -64,7 +60,6 @@ from frontdesk.events import (
 from frontdesk.model import (
     Contact,
     Conversation,
-    Delivery,
     EmailTemplate,
     PipelineAutomation,
     Status,
@@ -72,17 +67,15 @@ from frontdesk.model import (
     TeamMembership,
     Ticket,
     User,
-    utcnow,
 )
 from frontdesk.model.automation import NOTIFY, TO_TEAM, TO_USER
 from frontdesk.model.channels import EMAIL
-from frontdesk.outbox import record_events
 from frontdesk.storage.writer import write_transaction
 from frontdesk.tickets.sla.store import load_settings
 from frontdesk.tickets.sla.tracking import TRACKED_EVENTS, track_event
 from frontdesk.tickets.spam import automation_skips
 from frontdesk.tickets.status import move_status
-from frontdesk.outbound.email.outgoing import queue_internal_email, queue_ticket_email
+from frontdesk.outbound.email.outgoing import prepare_ticket_email, queue_internal_email
 from frontdesk.outbound.email.render import contact_fields, owner_fields, render_template, ticket_fields
 
 log = structlog.get_logger(__name__)
@@ -168,16 +161,19 @@ async def _apply_in_one_transaction(services: AutomationServices, events: Sequen
         # The tickets first, all at once and in id order, so two workers (or
         # a worker and an agent) lock them in the same order; and every
         # applied key of the batch in one query.
-        await _lock_tickets(session, {e.ticket_id for e in events if e.ticket_id is not None})
+        tickets = await _lock_tickets(session, {e.ticket_id for e in events if e.ticket_id is not None})
         ledger = await EffectLedger.load(session, (e.id for e in events))
+        reads = await BatchReads.load(session, events, tickets)
+        writes = BatchWrites()
         queued = False
         for event in events:
-            queued = await _apply_event(services, session, ledger, event) or queued
+            queued = await _apply_event(services, session, ledger, reads, writes, event) or queued
+        await writes.write(session, services.blobs, ledger)
         return queued
 
 
 async def _apply_event(services: AutomationServices, session: AsyncSession, ledger: EffectLedger,
-                       event: DomainEvent) -> bool:
+                       reads: BatchReads, writes: BatchWrites, event: DomainEvent) -> bool:
     """One event's automation inside the caller's transaction; whether it queued mail."""
     if event.ticket_id is None:
         return False
@@ -188,9 +184,9 @@ async def _apply_event(services: AutomationServices, session: AsyncSession, ledg
         log.info("automation_loop_guard", event_id=event.id, type=event.type, ticket_id=event.ticket_id,
                  depth=event.depth, causation_id=event.causation_id, reason=admission.reason)
     elif isinstance(event, (MessageSent, MessageReceived)):
-        queued = await _apply_status_trigger(services, session, ledger, event)
+        queued = await _apply_status_trigger(session, ledger, writes, event)
     elif isinstance(event, (TicketCreated, TicketStatusChanged)):
-        queued = await _apply_status_actions(services, session, ledger, event)
+        queued = await _apply_status_actions(services, session, ledger, reads, writes, event)
     elif isinstance(event, (CommentCreated, CommentEdited)):
         queued = await notify_mentions(services, session, ledger, event)
     elif isinstance(event, SlaTimerFired):
@@ -208,17 +204,18 @@ async def _apply_sla_clocks(services: AutomationServices, session: AsyncSession,
     if ledger.applied(key):
         return False
     if await track_event(session, event):
-        ledger.record(session, key, "sla_clocks", event.ticket_id or 0)
+        ledger.record(key, "sla_clocks", event.ticket_id or 0)
     return False
 
 
-async def _lock_tickets(session: AsyncSession, ticket_ids: set[int]) -> None:
+async def _lock_tickets(session: AsyncSession, ticket_ids: set[int]) -> list[Ticket]:
     # FOR UPDATE on PostgreSQL serializes with agents changing the same
     # tickets; SQLite ignores it and serializes writers anyway.  The rows stay
     # in the session, so each event's ticket below is read from there.
-    if ticket_ids:
-        await session.execute(select(Ticket).where(Ticket.id.in_(sorted(ticket_ids))).order_by(Ticket.id)
-                              .with_for_update())
+    if not ticket_ids:
+        return []
+    return list((await session.scalars(select(Ticket).where(Ticket.id.in_(sorted(ticket_ids))).order_by(Ticket.id)
+                                       .with_for_update())).all())
 
 
 async def _locked_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
@@ -254,6 +251,16 @@ async def _status_chain(session: AsyncSession, status_id: int) -> list[StatusAct
     return cache[status_id]
 
 
+async def _templates(session: AsyncSession, ids: set[int]) -> list[EmailTemplate]:
+    """The chain's templates, read once per transaction (a batch's new tickets share them)."""
+    cache: dict[int, EmailTemplate | None] = session.info.setdefault("automation_templates", {})
+    if missing := sorted(ids - cache.keys()):
+        found = {t.id: t for t in (await session.scalars(
+            select(EmailTemplate).where(EmailTemplate.id.in_(missing)))).all()}
+        cache.update({i: found.get(i) for i in missing})
+    return [t for i in sorted(ids) if (t := cache[i]) is not None]
+
+
 async def _ticket_state(session: AsyncSession, ticket: Ticket) -> tuple[TicketState, dict[int, Status]]:
     statuses = await _pipeline_statuses(session, ticket.pipeline_id)
     state = TicketState(
@@ -264,7 +271,7 @@ async def _ticket_state(session: AsyncSession, ticket: Ticket) -> tuple[TicketSt
     return state, statuses
 
 
-async def _apply_status_trigger(services: AutomationServices, session: AsyncSession, ledger: EffectLedger,
+async def _apply_status_trigger(session: AsyncSession, ledger: EffectLedger, writes: BatchWrites,
                                 event: DomainEvent) -> bool:
     key = f"{event.id}:status-trigger"
     if ledger.applied(key):
@@ -287,8 +294,8 @@ async def _apply_status_trigger(services: AutomationServices, session: AsyncSess
         return False
     moved = move_status(ticket, statuses[ticket.status_id], statuses[decision.status_id],
                         actor=Actor(AUTOMATION), rule=decision.rule, cause=event)
-    ledger.record(session, key, "status_change", ticket.id)
-    await record_events(session, moved)
+    ledger.record(key, "status_change", ticket.id)
+    writes.event(moved)
     log.info("status_trigger_applied", event_id=event.id, ticket_id=ticket.id, rule=decision.rule,
              to_status=moved.to_status)
     return False
@@ -322,7 +329,7 @@ async def _apply_sla_notifications(services: AutomationServices, session: AsyncS
         else:
             log.info("sla_notification_skipped", event_id=event.id, ticket_id=ticket.id,
                      recipient=config.recipient_kind, reason=getattr(decision, "reason", None))
-        ledger.record(session, key, "sla_notify", ticket.id)
+        ledger.record(key, "sla_notify", ticket.id)
     return queued
 
 
@@ -356,9 +363,8 @@ async def _team_members(session: AsyncSession, team_ids: set[int]) -> dict[int, 
 async def _action_world(session: AsyncSession, ticket: Ticket, automation: PipelineAutomation | None,
                         chain: list[StatusAction]) -> tuple[ActionWorld, Contact | None, User | None]:
     contact = await session.get(Contact, ticket.contact_id) if ticket.contact_id else None
-    template_ids = {a.template_id for a in chain if a.template_id is not None}
-    templates = {t.id: t.transactional for t in (await session.scalars(
-        select(EmailTemplate).where(EmailTemplate.id.in_(template_ids)))).all()} if template_ids else {}
+    templates = {t.id: t.transactional for t in await _templates(
+        session, {a.template_id for a in chain if a.template_id is not None})}
     owner = await session.get(User, ticket.owner_id) if ticket.owner_id else None
     # The owner's team is their primary team; an owner without one falls back to the ticket's team.
     owner_team_id = (owner.primary_team_id or ticket.team_id) if owner else None
@@ -382,7 +388,7 @@ async def _action_world(session: AsyncSession, ticket: Ticket, automation: Pipel
 
 
 async def _apply_status_actions(services: AutomationServices, session: AsyncSession, ledger: EffectLedger,
-                                event: DomainEvent) -> bool:
+                                reads: BatchReads, writes: BatchWrites, event: DomainEvent) -> bool:
     ticket = await _locked_ticket(session, event.ticket_id or 0)
     if ticket is None:
         return False
@@ -410,7 +416,7 @@ async def _apply_status_actions(services: AutomationServices, session: AsyncSess
             log.info("status_action_skipped", event_id=event.id, ticket_id=ticket.id,
                      action_id=decision.action_id, reason=decision.reason)
             continue
-        if isinstance(decision, SendTemplate) and not await _may_send_automated(session, decision.to):
+        if isinstance(decision, SendTemplate) and not await reads.may_send_automated(session, decision.to):
             LOOP_GUARD_STOPS.labels(RATE_LIMITED).inc()
             log.warning("automation_loop_guard", event_id=event.id, ticket_id=ticket.id, reason=RATE_LIMITED,
                         action_id=decision.action_id)
@@ -419,16 +425,15 @@ async def _apply_status_actions(services: AutomationServices, session: AsyncSess
             template = await session.get(EmailTemplate, decision.template_id)
             assert template is not None  # planned from the same transaction's read
             rendered = render_template(template.subject, template.body_text, template.body_html, context)
-            message, _ = await queue_ticket_email(
-                session, services.blobs, services.settings, ticket=ticket, to=decision.to,
+            email = await prepare_ticket_email(
+                session, services.settings, ticket=ticket, to=decision.to,
                 subject=rendered.subject, text=rendered.text, html=rendered.html, idempotency_key=key,
-                kind="template", author_kind="automation", automated=True,
+                kind="template", author_kind="automation", automated=True, thread=reads.threads.get(ticket.id),
             )
-            ledger.record(session, key, "send_email", ticket.id)
-            await record_events(session, event.follow_up(
-                MessageSent, message_id=message.id, conversation_id=message.conversation_id, channel=EMAIL,
-                from_ticket=False, automated=True, template=template.key, action_id=decision.action_id,
-            ))
+            writes.email(ticket.id, email, _email_sent(event, email.message["conversation_id"], template.key,
+                                                       decision.action_id))
+            reads.sent_automated(decision.to)
+            ledger.record(key, "send_email", ticket.id)
         elif isinstance(decision, Notify):
             for person in decision.recipients:
                 await queue_internal_email(
@@ -437,18 +442,20 @@ async def _apply_status_actions(services: AutomationServices, session: AsyncSess
                     text=_notification_text(ticket, status, contact, person),
                     idempotency_key=f"{key}:user:{person.user_id}",
                 )
-            ledger.record(session, key, "notify", ticket.id)
+            ledger.record(key, "notify", ticket.id)
         queued = True
         log.info("status_action_applied", event_id=event.id, ticket_id=ticket.id,
                  action_id=decision.action_id, kind=type(decision).__name__)
     return queued
 
 
-async def _may_send_automated(session: AsyncSession, recipient: str) -> bool:
-    since = utcnow() - timedelta(seconds=AUTOMATED_MAIL_WINDOW_SECONDS)
-    recent = await session.scalar(select(func.count()).select_from(Delivery).where(
-        Delivery.recipient == recipient, Delivery.kind == "template", Delivery.created_at >= since))
-    return automated_mail_allowed(recent or 0)
+def _email_sent(cause: DomainEvent, conversation_id: int | None, template: str,
+                action_id: int) -> Callable[[int], MessageSent]:
+    """The ``message.sent`` of a template email, once its message has an id."""
+    def build(message_id: int) -> MessageSent:
+        return cause.follow_up(MessageSent, message_id=message_id, conversation_id=conversation_id, channel=EMAIL,
+                               from_ticket=False, automated=True, template=template, action_id=action_id)
+    return build
 
 
 def _notification_text(ticket: Ticket, status: Status, contact: Contact | None, person: Person) -> str:

@@ -62,5 +62,5 @@ async def notify_mentions(services: AutomationServices, session: AsyncSession, l
                 idempotency_key=keys[uid],
             )
             queued = True
-        ledger.record(session, keys[uid], "mention", ticket.id)
+        ledger.record(keys[uid], "mention", ticket.id)
     return queued

@@ -20,8 +20,9 @@ def _admin_dsn(pg_url: str) -> str:
     return make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def create_database(database: str, pg_url: str | None, workdir: Path, prefix: str) -> tuple[str, str | None]:
-    """The database URL, and the PostgreSQL database's name to drop (None for SQLite)."""
+async def create_database(database: str, pg_url: str | None, workdir: Path, prefix: str, *,
+                          template: str | None = None) -> tuple[str, str | None]:
+    """The database URL, and the PostgreSQL database's name to drop (None for SQLite); ``template`` copies one."""
     if database == "sqlite":
         return f"sqlite+aiosqlite:///{workdir / 'frontdesk.db'}", None
     import asyncpg
@@ -32,7 +33,7 @@ async def create_database(database: str, pg_url: str | None, workdir: Path, pref
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     conn = await asyncpg.connect(_admin_dsn(pg_url))
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     finally:
         await conn.close()
     return make_url(pg_url).set(database=name).render_as_string(hide_password=False), name

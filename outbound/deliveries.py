@@ -20,6 +20,7 @@ States: ``queued`` -> ``sent`` | ``deferred`` (retry at ``next_attempt_at``)
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -34,11 +35,11 @@ from frontdesk.events import SYSTEM, Actor, MessageDeliveryUpdated
 from frontdesk.model import Delivery, Message, utcnow
 from frontdesk.outbox import record_events
 from frontdesk.settings import Settings
-from frontdesk.storage.blobs import BlobStore
+from frontdesk.storage.blobs import BlobStore, sha256_hex
 from frontdesk.storage.writer import write_transaction
 from frontdesk.outbound.dispatch import Deliverers, DeliveryJob, PermanentDeliveryError
 from frontdesk.outbound.email.deliver import EMAIL, deliver_email
-from frontdesk.outbound.email.compose import OutboundEmail, compose, envelope_recipients
+from frontdesk.outbound.email.compose import OutboundEmail, compose_bytes, envelope_recipients
 from frontdesk.outbound.email.smarthost import SmarthostConnections
 
 log = structlog.get_logger(__name__)
@@ -61,35 +62,48 @@ async def find_delivery(session: AsyncSession, idempotency_key: str) -> Delivery
     return await session.scalar(select(Delivery).where(Delivery.idempotency_key == idempotency_key))
 
 
-async def store_email(blobs: BlobStore, mail: OutboundEmail) -> tuple[str, dict[str, Any]]:
-    """Compose ``mail`` once and store its bytes; returns (blob, delivery payload)."""
-    raw = compose(mail).as_bytes()
-    blob = await blobs.put(raw)
+def composed_email(mail: OutboundEmail) -> tuple[bytes, dict[str, Any]]:
+    """Compose ``mail`` once: its bytes, and the delivery payload naming them by their blob digest."""
+    raw = compose_bytes(mail)
     payload = {
-        "raw_blob": blob,
+        "raw_blob": sha256_hex(raw),
         "recipients": envelope_recipients(mail),
         "envelope_from": mail.from_address,
         "message_id_header": mail.message_id,
         "subject": mail.subject,
     }
-    return blob, payload
+    return raw, payload
+
+
+async def store_email(blobs: BlobStore, mail: OutboundEmail) -> tuple[str, dict[str, Any]]:
+    """Compose ``mail`` once and store its bytes; returns (blob, delivery payload)."""
+    raw, payload = composed_email(mail)
+    await blobs.put(raw)
+    return payload["raw_blob"], payload
+
+
+def delivery_row(*, idempotency_key: str, channel: str, recipient: str, kind: str, payload: Mapping[str, Any],
+                 ticket_id: int | None = None, message_id: int | None = None) -> dict[str, Any]:
+    """A queued delivery's column values: sent after the transaction that writes it commits."""
+    return {
+        "idempotency_key": idempotency_key,
+        "channel": channel,
+        "recipient": recipient[:320],
+        "kind": kind,
+        "payload": dict(payload),
+        "ticket_id": ticket_id,
+        "message_id": message_id,
+        "state": QUEUED,
+        "next_attempt_at": utcnow(),
+    }
 
 
 def queue_delivery(session: AsyncSession, *, idempotency_key: str, channel: str, recipient: str, kind: str,
                    payload: Mapping[str, Any], ticket_id: int | None = None,
                    message_id: int | None = None) -> Delivery:
     """Add a queued delivery to the caller's transaction; it is sent after that commits."""
-    row = Delivery(
-        idempotency_key=idempotency_key,
-        channel=channel,
-        recipient=recipient[:320],
-        kind=kind,
-        payload=dict(payload),
-        ticket_id=ticket_id,
-        message_id=message_id,
-        state=QUEUED,
-        next_attempt_at=utcnow(),
-    )
+    row = Delivery(**delivery_row(idempotency_key=idempotency_key, channel=channel, recipient=recipient, kind=kind,
+                                  payload=payload, ticket_id=ticket_id, message_id=message_id))
     session.add(row)
     return row
 
@@ -125,40 +139,69 @@ class DeliveryLoop(PollingLoop):
         await self.deliver_due()
 
     async def deliver_due(self, now: datetime | None = None) -> int:
-        """Attempt every delivery due at ``now``; returns how many were attempted."""
+        """Attempt every delivery due at ``now``; returns how many were attempted.
+
+        The due rows are claimed in one statement, sent, and their outcomes
+        recorded in one transaction (a backlog costs a few statements per
+        round, not two transactions per mail).  A crash before that record
+        leaves the claimed rows to their lease, and the same stored bytes go
+        out again after it, as for one row.
+        """
         now = now or utcnow()
         async with self.sessions() as session:
-            due = (await session.execute(
-                select(Delivery.id, Delivery.attempts, Delivery.channel, Delivery.recipient)
+            due = (await session.scalars(
+                select(Delivery.id)
                 .where(Delivery.state.in_(PENDING_STATES),
                        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
                 .order_by(Delivery.id).limit(200)
             )).all()
-        by_recipient: dict[tuple[str, str], list[tuple[int, int]]] = {}
-        for delivery_id, attempts, channel, recipient in due:
-            by_recipient.setdefault((channel, recipient), []).append((delivery_id, attempts))
+        jobs = await self._claim_due(list(due), now) if due else []
+        by_recipient: dict[tuple[str, str], list[DeliveryJob]] = {}
+        for job in jobs:
+            by_recipient.setdefault((job.channel, job.recipient), []).append(job)
         slots = asyncio.Semaphore(self.concurrency)
-        attempted = 0
+        outcomes: list[_Outcome] = []
 
-        async def send_in_order(rows: list[tuple[int, int]]) -> None:
-            nonlocal attempted
+        async def send_in_order(group: list[DeliveryJob]) -> None:
             async with slots:
-                for delivery_id, attempts in rows:
-                    if self.stopping:  # the rest stay due for the next start
+                for job in group:
+                    if self.stopping:  # the rest are handed back, due for the next start
                         return
-                    job = await self._claim(delivery_id, attempts, now)
-                    if job is not None:
-                        attempted += 1
-                        await self._attempt(job, now)
+                    outcomes.append(await self._attempt(job))
 
-        outcomes = await asyncio.gather(*(send_in_order(rows) for rows in by_recipient.values()),
-                                        return_exceptions=True)
-        for outcome in outcomes:  # every group ran to its end; now the first failure, if any
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return attempted
+        results = await asyncio.gather(*(send_in_order(group) for group in by_recipient.values()),
+                                       return_exceptions=True)
+        attempted = {outcome.job.delivery_id for outcome in outcomes}
+        if jobs:
+            await self._record(outcomes, [j.delivery_id for j in jobs if j.delivery_id not in attempted], now)
+        for result in results:  # every group ran to its end; now the first failure, if any
+            if isinstance(result, BaseException):
+                raise result
+        return len(outcomes)
+
+    def _job(self, row: Any) -> DeliveryJob:
+        return DeliveryJob(
+            delivery_id=row.id, idempotency_key=row.idempotency_key, channel=row.channel,
+            recipient=row.recipient, kind=row.kind, ticket_id=row.ticket_id, message_id=row.message_id,
+            attempt=row.attempts, payload=dict(row.payload or {}), settings=self.settings, blobs=self.blobs,
+            smarthost=self.smarthost,
+        )
+
+    async def _claim_due(self, delivery_ids: list[int], now: datetime) -> list[DeliveryJob]:
+        """Claim the rows of ``delivery_ids`` still due at ``now`` (another loop's claim made its rows not due)."""
+        table = Delivery.__table__
+        async with write_transaction(self.sessions) as session:
+            rows = (await session.execute(
+                update(table)
+                .where(table.c.id.in_(delivery_ids), table.c.state.in_(PENDING_STATES),
+                       or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= now))
+                .values(attempts=table.c.attempts + 1, next_attempt_at=now + timedelta(seconds=self.lease))
+                .returning(*table.c)
+            )).all()
+        return [self._job(row) for row in sorted(rows, key=lambda r: r.id)]
 
     async def _claim(self, delivery_id: int, attempts: int, now: datetime) -> DeliveryJob | None:
+        """Claim one row, if it still has ``attempts`` (as read) and is pending."""
         # Concurrent claims and records take turns on SQLite (a no-op on PostgreSQL).
         async with write_transaction(self.sessions) as session:
             claimed = await session.execute(
@@ -171,14 +214,9 @@ class DeliveryLoop(PollingLoop):
                 return None  # another loop took it
             row = await session.get(Delivery, delivery_id)
             assert row is not None
-            return DeliveryJob(
-                delivery_id=row.id, idempotency_key=row.idempotency_key, channel=row.channel,
-                recipient=row.recipient, kind=row.kind, ticket_id=row.ticket_id, message_id=row.message_id,
-                attempt=row.attempts, payload=dict(row.payload or {}), settings=self.settings, blobs=self.blobs,
-                smarthost=self.smarthost,
-            )
+            return self._job(row)
 
-    async def _attempt(self, job: DeliveryJob, now: datetime) -> None:
+    async def _attempt(self, job: DeliveryJob) -> _Outcome:
         deliver = self.deliverers.get(job.channel)
         provider_id: str | None = None
         error: str | None = None
@@ -197,32 +235,60 @@ class DeliveryLoop(PollingLoop):
         OUTCOMES.labels(job.channel, state).inc()
         log.info("delivery_attempt", delivery_id=job.delivery_id, channel=job.channel, attempt=job.attempt,
                  state=state, error=error)
-        await self._record(job, state, error, provider_id, now)
+        return _Outcome(job, state, error, provider_id)
 
-    async def _record(self, job: DeliveryJob, state: str, error: str | None, provider_id: str | None,
-                      now: datetime) -> None:
+    async def _record(self, outcomes: list[_Outcome], unattempted: list[int], now: datetime) -> None:
+        """Every outcome and its ``message.delivery_updated`` in one transaction; hand back what was not attempted."""
         async with write_transaction(self.sessions) as session:
-            row = await session.get(Delivery, job.delivery_id)
-            if row is None:
+            if unattempted:
+                table = Delivery.__table__
+                await session.execute(update(table).where(table.c.id.in_(unattempted))
+                                      .values(attempts=table.c.attempts - 1, next_attempt_at=now))
+            if not outcomes:
                 return
-            row.state = state
-            row.last_error = error
-            if state == SENT:
-                row.sent_at = utcnow()
-                row.next_attempt_at = None
-                if provider_id:
-                    row.payload = {**(row.payload or {}), "provider_id": provider_id}
-            elif state == DEFERRED:
-                row.next_attempt_at = now + self.retry_delay(job.attempt)
-            else:
-                row.next_attempt_at = None
-            if row.message_id is not None:
-                message = await session.get(Message, row.message_id)
-                if message is not None:
-                    message.delivery_state = state
-                    if state == SENT and message.sent_at is None:
-                        message.sent_at = row.sent_at
-                await record_events(session, MessageDeliveryUpdated(
-                    ticket_id=row.ticket_id, actor=Actor(SYSTEM), message_id=row.message_id, delivery_id=row.id,
-                    channel=row.channel, state=state, attempts=row.attempts, error=error,
-                ))
+            rows = {r.id: r for r in (await session.scalars(
+                select(Delivery).where(Delivery.id.in_([o.job.delivery_id for o in outcomes])))).all()}
+            message_ids = [r.message_id for r in rows.values() if r.message_id is not None]
+            messages = {m.id: m for m in (await session.scalars(
+                select(Message).where(Message.id.in_(message_ids))))} if message_ids else {}
+            events = []
+            for outcome in outcomes:
+                row = rows.get(outcome.job.delivery_id)
+                if row is not None:
+                    event = self._record_one(row, messages.get(row.message_id or 0), outcome, now)
+                    if event is not None:
+                        events.append(event)
+            await record_events(session, *events)
+
+    def _record_one(self, row: Delivery, message: Message | None, outcome: _Outcome,
+                    now: datetime) -> MessageDeliveryUpdated | None:
+        state, error = outcome.state, outcome.error
+        row.state = state
+        row.last_error = error
+        if state == SENT:
+            row.sent_at = utcnow()
+            row.next_attempt_at = None
+            if outcome.provider_id:
+                row.payload = {**(row.payload or {}), "provider_id": outcome.provider_id}
+        elif state == DEFERRED:
+            row.next_attempt_at = now + self.retry_delay(outcome.job.attempt)
+        else:
+            row.next_attempt_at = None
+        if row.message_id is None:
+            return None
+        if message is not None:
+            message.delivery_state = state
+            if state == SENT and message.sent_at is None:
+                message.sent_at = row.sent_at
+        return MessageDeliveryUpdated(
+            ticket_id=row.ticket_id, actor=Actor(SYSTEM), message_id=row.message_id, delivery_id=row.id,
+            channel=row.channel, state=state, attempts=row.attempts, error=error,
+        )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    job: DeliveryJob
+    state: str
+    error: str | None
+    provider_id: str | None

@@ -77,7 +77,10 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     shared.append(structlog.processors.UnicodeDecoder())
 
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # A line below the level is dropped before the processors run: the
+        # worker logs a few info lines per event, and at WARNING each still
+        # cost its timestamp and stack rendering.
+        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,

@@ -30,6 +30,7 @@ from frontdesk.storage.database import create_engine, session_factory
 from frontdesk.outbound.deliveries import DeliveryLoop
 from frontdesk.runtime.registries import deliverers
 from frontdesk.runtime.event_loop import use_event_loop
+from frontdesk.runtime.logs import configure_logging
 
 # (settings, sessions) -> the handler and what to start with the worker.
 HandlerFactory = Callable[
@@ -93,7 +94,11 @@ def run_worker(
 
 
 def main() -> int:
-    return run_worker(load_settings(os.environ.get("FRONTDESK_CONFIG")))
+    settings = load_settings(os.environ.get("FRONTDESK_CONFIG"))
+    # As ``frontdesk worker`` does (runtime.cli): unconfigured, structlog
+    # printed every info line of every event, whatever the log level said.
+    configure_logging(settings)
+    return run_worker(settings)
 
 
 if __name__ == "__main__":

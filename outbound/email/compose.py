@@ -18,6 +18,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 
 from frontdesk.mail_markers import AUTOMATED_MARKER_HEADER
 from frontdesk.model.base import utcnow
+from frontdesk.outbound.email.mime import write_mime
 
 # RFC 3834 section 5: automatic responses say so, and ask Exchange not to
 # answer them with its own automatic replies.
@@ -94,33 +95,50 @@ class OutboundEmail:
     extra_headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
-def compose(mail: OutboundEmail) -> EmailMessage:
-    """The MIME message: text part, HTML alternative when given, threading and automation headers."""
-    message = EmailMessage(policy=SMTP)
+def header_fields(mail: OutboundEmail) -> list[tuple[str, str]]:
+    """The message's header fields, in order, every value checked (HeaderInjectionError)."""
     sender = checked_address(mail.from_address, name="From")
     name = checked_header(mail.from_name, name="From name") if mail.from_name else ""
-    message["From"] = formataddr((name, sender)) if name else sender
-    message["To"] = ", ".join(checked_address(a, name="To") for a in mail.to)
+    fields = [("From", formataddr((name, sender)) if name else sender),
+              ("To", ", ".join(checked_address(a, name="To") for a in mail.to))]
     if mail.cc:
-        message["Cc"] = ", ".join(checked_address(a, name="Cc") for a in mail.cc)
-    message["Subject"] = checked_header(mail.subject, name="Subject")
-    message["Date"] = format_datetime(utcnow())
+        fields.append(("Cc", ", ".join(checked_address(a, name="Cc") for a in mail.cc)))
+    fields.append(("Subject", checked_header(mail.subject, name="Subject")))
+    fields.append(("Date", format_datetime(utcnow())))
     own_id = _msgid(checked_header(mail.message_id, name="Message-ID"))
     if own_id is None:
         raise HeaderInjectionError(f"not a Message-ID: {mail.message_id!r}")
-    message["Message-ID"] = f"<{own_id}>"
+    fields.append(("Message-ID", f"<{own_id}>"))
     parent = _msgid(mail.in_reply_to) if mail.in_reply_to else None
     if parent:
-        message["In-Reply-To"] = f"<{parent}>"
+        fields.append(("In-Reply-To", f"<{parent}>"))
     references = thread_references(list(mail.references), None)
     if references:
-        message["References"] = " ".join(f"<{r}>" for r in references)
+        fields.append(("References", " ".join(f"<{r}>" for r in references)))
     if mail.auto_submitted:
-        message["Auto-Submitted"] = mail.auto_submitted
-        message["X-Auto-Response-Suppress"] = "All"
-        message[AUTOMATED_MARKER_HEADER] = mail.auto_submitted
+        fields += [("Auto-Submitted", mail.auto_submitted), ("X-Auto-Response-Suppress", "All"),
+                   (AUTOMATED_MARKER_HEADER, mail.auto_submitted)]
     for header, value in mail.extra_headers:
-        message[checked_header(header, name="header name")] = checked_header(value, name=header)
+        fields.append((checked_header(header, name="header name"), checked_header(value, name=header)))
+    return fields
+
+
+def compose(mail: OutboundEmail) -> EmailMessage:
+    """The MIME message: text part, HTML alternative when given, threading and automation headers."""
+    return _standard(header_fields(mail), mail)
+
+
+def compose_bytes(mail: OutboundEmail) -> bytes:
+    """:func:`compose`'s bytes; written directly (:mod:`outbound.email.mime`) when the message allows it."""
+    fields = header_fields(mail)
+    written = write_mime(fields, mail.text, mail.html)
+    return written if written is not None else _standard(fields, mail).as_bytes()
+
+
+def _standard(fields: list[tuple[str, str]], mail: OutboundEmail) -> EmailMessage:
+    message = EmailMessage(policy=SMTP)
+    for name, value in fields:
+        message[name] = value
     message.set_content(mail.text)
     if mail.html is not None:
         message.add_alternative(mail.html, subtype="html")

@@ -8,7 +8,8 @@ from frontdesk.automation.event_processor import EventProcessor, ReceivedEvent, 
 from frontdesk.automation.handlers import AutomationHandler
 from frontdesk.background import Backoff, RetryPolicy
 from frontdesk.events import AGENT, MESSAGE_SENT, TICKET_STATUS_CHANGED, Actor, DomainEvent
-from frontdesk.model import AppliedEffect, DeadLetter, Delivery, OutboxEvent, Ticket
+from frontdesk.automation.loop_guard import MAX_AUTOMATED_MAILS_PER_WINDOW
+from frontdesk.model import AppliedEffect, DeadLetter, Delivery, Message, OutboxEvent, Ticket, TicketSearchDocument
 from _automation_world import break_template, make_ticket, status_ids
 from test_handlers import agent_email, closed, created
 
@@ -80,3 +81,45 @@ async def test_a_redelivered_batch_applies_nothing_twice(services, sessions) -> 
         assert set((await session.scalars(select(AppliedEffect.key))).all()) == keys
         assert (await session.get(Ticket, answered)).status_id == statuses["waiting_on_contact"]
         assert await session.scalar(select(func.count()).select_from(DeadLetter)) == 0
+
+
+async def test_a_batch_of_new_tickets_writes_each_email_on_its_own_ticket(services, sessions, blobs) -> None:  # type: ignore[no-untyped-def]
+    statuses = await status_ids(sessions)
+    tickets = [await make_ticket(sessions, contact_email=f"c{n}@example.com", message_id=f"m{n}@example.com",
+                                 subject=f"Order {n} is late") for n in range(3)]
+
+    await AutomationHandler(services).apply_batch([created(t, statuses["new"]) for t in tickets])
+
+    async with sessions() as session:
+        sent = [DomainEvent.from_dict(body) for body in (await session.scalars(
+            select(OutboxEvent.body).where(OutboxEvent.type == MESSAGE_SENT).order_by(OutboxEvent.id))).all()]
+        messages = {m.id: m for m in (await session.scalars(select(Message).where(Message.direction == "outbound")))}
+        deliveries = (await session.scalars(select(Delivery))).all()
+        found = {t: await indexed_with_email(session, f"order {n} is late") for n, t in enumerate(tickets)}
+    assert [e.ticket_id for e in sent] == tickets  # in the order decided
+    for event in sent:  # each event names its own ticket's message, threaded on the customer's mail
+        message = messages[event.message_id]
+        assert message.ticket_id == event.ticket_id and message.conversation_id == event.conversation_id
+        assert message.in_reply_to == f"m{tickets.index(event.ticket_id)}@example.com"
+        assert message.to_addresses == [f"c{tickets.index(event.ticket_id)}@example.com"]
+        assert blobs.exists(message.raw_blob)
+    assert {(d.ticket_id, d.message_id) for d in deliveries} == {(m.ticket_id, m.id) for m in messages.values()}
+    # The ticket's search document has the email's text: its index was refreshed with the batch.
+    assert all(found[t] for t in tickets)
+
+
+async def test_the_automated_mail_cap_counts_the_batchs_own_mail(services, sessions) -> None:  # type: ignore[no-untyped-def]
+    statuses = await status_ids(sessions)
+    # An autoresponder loop: one contact opens a new ticket with every mail, all in one batch.
+    tickets = [await make_ticket(sessions, message_id=f"m{n}@example.com") for n in range(MAX_AUTOMATED_MAILS_PER_WINDOW + 2)]
+
+    await AutomationHandler(services).apply_batch([created(t, statuses["new"]) for t in tickets])
+
+    assert sum((await deliveries_by_ticket(sessions)).values()) == MAX_AUTOMATED_MAILS_PER_WINDOW
+
+
+async def indexed_with_email(session, text: str) -> bool:  # type: ignore[no-untyped-def]
+    document = await session.scalar(select(TicketSearchDocument.document).where(
+        TicketSearchDocument.document.contains("we will get back to you soon"),
+        TicketSearchDocument.names.contains(text)))
+    return document is not None

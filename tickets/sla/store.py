@@ -35,6 +35,18 @@ async def load_settings(session: AsyncSession) -> SlaSettings:
     return dataclasses.replace(settings, version=row.version if row is not None else 0)
 
 
+async def transaction_settings(session: AsyncSession) -> SlaSettings:
+    """:func:`load_settings`, read once per session: the automation handler tracks a batch of events in one.
+
+    The handler's session is one transaction that never saves settings, so
+    what it read first stays what it sees.
+    """
+    cached = session.info.get("sla_settings")
+    if cached is None:
+        cached = session.info["sla_settings"] = await load_settings(session)
+    return cached
+
+
 def current_version() -> Any:
     """The stored settings' version as a SQL expression (0 before any are saved), for clock queries."""
     stored = select(SlaSettingsRow.version).where(SlaSettingsRow.id == SETTINGS_ID).scalar_subquery()

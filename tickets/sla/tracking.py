@@ -35,7 +35,7 @@ from frontdesk.model import Message, SlaClock, Status, Ticket, utcnow
 from frontdesk.model.messages import INBOUND, OUTBOUND
 from frontdesk.tickets.sla import clocks
 from frontdesk.tickets.sla.settings import FIRST_RESPONSE, NEXT_RESPONSE, TIME_TO_CLOSE
-from frontdesk.tickets.sla.store import load_settings, pause_status_ids, ticket_values
+from frontdesk.tickets.sla.store import pause_status_ids, ticket_values, transaction_settings
 
 TRACKED_EVENTS = (TicketCreated, TicketStatusChanged, TicketPropertyChanged, MessageReceived, MessageSent)
 RESPONSE_CLOCKS = (FIRST_RESPONSE, NEXT_RESPONSE)
@@ -56,7 +56,7 @@ async def track_event(session: AsyncSession, event: DomainEvent, *, now: datetim
     """Move the clocks of ``event``'s ticket as the event says; False when SLAs are off (nothing to do)."""
     if not isinstance(event, TRACKED_EVENTS) or event.ticket_id is None:
         return False
-    settings = await load_settings(session)
+    settings = await transaction_settings(session)
     ticket = await session.get(Ticket, event.ticket_id) if settings.enabled else None
     if ticket is None:
         return False
