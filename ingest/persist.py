@@ -39,7 +39,7 @@ from frontdesk.tickets.errors import DomainError
 from frontdesk.tickets.header_fields import flatten
 from frontdesk.tickets.inboxes import help_desk_id
 from frontdesk.tickets.property_values import submitted_custom_values
-from frontdesk.tickets.search_index import refresh_ticket_index
+from frontdesk.tickets.search_index import refresh_ticket_indexes
 
 TICKET_NAME_LIMIT = 500
 DESCRIPTION_LIMIT = 4000
@@ -160,8 +160,7 @@ class TicketWrites:
             )
         await link_pairs(session, CONTACTS, self.contacts)
         await link_pairs(session, COMPANIES, self.companies)
-        for ticket_id in self.tickets:
-            await refresh_ticket_index(session, ticket_id)
+        await refresh_ticket_indexes(session, self.tickets)
         await record_events(session, *self.events)
 
 
