@@ -197,6 +197,7 @@ async def _run_in(session: AsyncSession, batch: EmailBatch, runs: list[_Run], st
     for run in live:
         await _run_one(run, batch, steps, writing)
     try:
+        await batch.drop_unused_contacts(session, [run.state.contact for run in live if run.state.stored is not None])
         await writes.apply(session)
     except Exception as error:
         if is_storage_outage(error):
