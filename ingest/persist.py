@@ -2,6 +2,9 @@
 
 Everything here runs inside the pipeline runner's transaction, so the
 rows and the outbox events they announce commit together or not at all.
+A message on its own is flushed as it is stored; a batch of mail
+(:class:`BatchStore`) stores its rows under reserved ids and writes them
+together, one statement per table, when its :class:`TicketWrites` apply.
 Attachment bytes go to the content-addressed blob store first; a rolled
 back transaction leaves at most an unreferenced blob, never a row that
 points at nothing.
