@@ -10,6 +10,7 @@ from a new sender end with one contact, not an error.
 
 from __future__ import annotations
 
+import functools
 from email.utils import parseaddr
 from typing import Any
 
@@ -24,8 +25,13 @@ from frontdesk.tickets.contacts import find_or_create_by_email, find_or_create_b
 NAME_LIMIT = 200
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_address(value: str | None) -> str | None:
-    """The bare, lower-cased address in ``value``, or None if there is none."""
+    """The bare, lower-cased address in ``value``, or None if there is none.
+
+    Cached: a batch asks about the same few addresses many times (sender,
+    contact, To and Cc of every mail), and ``parseaddr`` is not cheap.
+    """
     if not value:
         return None
     address = parseaddr(value)[1] or value
