@@ -36,6 +36,11 @@ from frontdesk.ingest.screening.rule import Ours
 from frontdesk.ingest.threading import KnownMessage, ThreadFacts, gather_thread_facts, thread_email
 
 
+# From this many mails a batch reads and writes set-based (BatchStore);
+# a single mail is stored with its own few statements, as that is cheaper.
+SET_BASED_FROM = 2
+
+
 @dataclass
 class EmailBatch:
     ctx: IngestContext
@@ -45,7 +50,7 @@ class EmailBatch:
     threads: ThreadFacts = field(default_factory=ThreadFacts)
     contacts: dict[str, Contact] = field(default_factory=dict)  # senders, by normalized address
     new_contacts: set[int] = field(default_factory=set)  # created by look_up
-    store: BatchStore = field(default_factory=BatchStore)
+    store: BatchStore | None = None  # set-based writes (batches of SET_BASED_FROM mails or more)
     _ours: asyncio.Future[Ours] | None = None
 
     async def ours(self) -> Ours:
@@ -69,6 +74,10 @@ class EmailBatch:
         self.copies = await stored_email_copies(session, messages)
         self.threads = threads = await gather_thread_facts(session, messages, self.ctx.secret_key)
         storing = [m for m in messages if m.screening == ACCEPTED and email_copy_key(m) not in self.copies]
+        if len(messages) < SET_BASED_FROM:
+            # One mail: its few statements cost less than the batch's reads.
+            self.contacts, self.new_contacts, self.store = {}, set(), None
+            return
         self.contacts, self.new_contacts = await identify_email_senders(session, storing)
         # At most this many new tickets: a mail the stored facts thread stays threaded.
         starting = sum(1 for m in storing if thread_email(m, threads, self.ctx.secret_key).starts_ticket)

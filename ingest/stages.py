@@ -193,7 +193,7 @@ async def store(state: Ingest) -> None:
         state.db, state.ctx.blobs, state.inbound,
         channel=state.channel, contact=state.contact, match=state.match, own_addresses=own,
         attachment_blobs=state.attachment_blobs, writes=state.writes,
-        store=state.email_batch.store if state.email_batch is not None else None,
+        store=state.email_batch.store if state.email_batch is not None else None,  # None: one by one
     )
     state.stored = stored
     state.outcome = persist.outcome_for(stored, state.match, state.inbound)
