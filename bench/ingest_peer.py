@@ -333,6 +333,7 @@ async def run_frontdesk(database_url: str, mails: list[Mail], workdir: Path) -> 
     sessions = session_factory(engine)
     try:
         from kafka_latency import wait_port  # the benches' one readiness check
+        from process_tree import tree_cpu
 
         await wait_port(smtp_port, daemon, "frontdesk run")
         warm = [Mail(f"warm.{n}@customers.test", f"warm.{n}@customers.test", None,
@@ -341,11 +342,14 @@ async def run_frontdesk(database_url: str, mails: list[Mail], workdir: Path) -> 
         await _send(smtp_port, warm)
         await _until_stored(sessions, daemon, 20, 120)
         before = await _counts(sessions)
+        cpu_before = tree_cpu(daemon.pid)
         started = time.perf_counter()
         failures = await _send(smtp_port, mails)
         sent_in = time.perf_counter() - started
         after = await _until_stored(sessions, daemon, before[0] + before[2] + len(mails) - len(failures), 1800)
         elapsed = time.perf_counter() - started
+        # The daemon and its children (the parse pool's workers): the server's CPU for the workload.
+        cpu = sum(t - cpu_before.get(p, 0.0) for p, t in tree_cpu(daemon.pid).items())
         async with sessions() as session:
             placed = dict((await session.execute(select(Message.external_id, Message.ticket_id).where(
                 Message.direction == "inbound", Message.external_id.not_like("warm.%")))).all())
@@ -357,7 +361,7 @@ async def run_frontdesk(database_url: str, mails: list[Mail], workdir: Path) -> 
         except subprocess.TimeoutExpired:
             daemon.kill()
             daemon.wait()
-    return {"elapsed": elapsed, "accepted_in": sent_in, "failures": failures, "placed": placed,
+    return {"elapsed": elapsed, "cpu": cpu, "accepted_in": sent_in, "failures": failures, "placed": placed,
             "stored": after[0] - before[0], "events": after[1] - before[1], "quarantined": after[2] - before[2]}
 
 
@@ -589,7 +593,8 @@ def report(results: list[dict], facts: dict[str, int], args: argparse.Namespace,
         if "frontdesk" in result:
             fd = result["frontdesk"]
             lines.append(f"- Frontdesk: {total:,} mails in {fd['elapsed']:.1f} s; all accepted (250) after "
-                         f"{fd['accepted_in']:.1f} s; {fd['stored']:,} stored on tickets, {fd['events']:,} "
+                         f"{fd['accepted_in']:.1f} s; server CPU {fd['cpu']:.1f} s "
+                         f"({1000 * fd['cpu'] / total:.1f} ms per mail, daemon and its parse workers); {fd['stored']:,} stored on tickets, {fd['events']:,} "
                          f"`message.received` events, {fd['quarantined']} quarantined, "
                          f"{len(fd['failures'])} refused{': ' + '; '.join(fd['failures'][:3]) if fd['failures'] else ''}")
         if "peer" in result:

@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from aiosmtpd.smtp import SMTP  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from process_tree import tree_rss_kib  # noqa: E402
 from kafka_latency import (DEFERRED, Run, Sink, drop_database, free_port, fresh_database, send,  # noqa: E402
                            wait_port, wait_until)
 from frontdesk.model import InboundPayload, OutboxEvent  # noqa: E402
@@ -53,35 +54,6 @@ from frontdesk.storage.database import create_engine, session_factory  # noqa: E
 
 SAMPLE_EVERY = 10.0
 WINDOW = 120.0  # seconds at each end of the run compared
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
-
-
-def tree_rss_kib(pid: int) -> int:
-    """The resident set of ``pid`` and every descendant (a process pool's workers count)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        total += _rss_kib(current)
-        todo.extend(children.get(current, []))
-    return total
 
 
 async def probe_rate(run_: Run, sink: Sink, count: int) -> float:

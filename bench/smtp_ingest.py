@@ -266,12 +266,15 @@ async def frontdesk_run(installation: Installation, count: int, concurrency: int
     from sqlalchemy import func, select
 
     from frontdesk.channels.smtp import SmtpChannel
+    from frontdesk.ingest import parse_pool
     from frontdesk.ingest.context import IngestContext
     from frontdesk.ingest.email_intake import EmailIntake
     from frontdesk.ingest.intake import PENDING
     from frontdesk.model import InboundPayload
 
     ctx = IngestContext(settings=installation.settings, sessions=installation.sessions, blobs=installation.blobs)
+    if not paused:
+        await parse_pool.start(installation.settings.parse_workers)  # as `frontdesk run` does
     intake = EmailIntake(ctx, paused=paused)
     await intake.start()
     channel = SmtpChannel(ctx, replace(installation.settings.smtp, host="127.0.0.1", port=0), intake=intake)
@@ -291,6 +294,7 @@ async def frontdesk_run(installation: Installation, count: int, concurrency: int
     finally:
         await channel.stop(grace=10)
         await intake.stop(grace=60)  # the mail in hand finishes: its transaction must not hold the lock
+        parse_pool.shutdown()
     result = Run(elapsed, sent, failures, cpu)
     result.accepted = sum(n for _, n in rows)
     result.processed = sum(n for state, n in rows if state != PENDING)

@@ -191,6 +191,9 @@ class Settings:
     max_custom_views: int = 100
     log_level: str = "INFO"
     log_format: str = "json"  # "json" or "console"
+    # Processes that parse mail for the email pipeline, started with the
+    # daemon (ingest.parse_pool); None: one per core; 0: parse in-process.
+    parse_workers: int | None = None
     # Channel sections owned by the webhook channels (messenger, chat, forms)
     # are kept raw here and parsed by the channel that owns them.
     # Their secret-named values are held as Secrets (see ``is_secret_key``).
@@ -294,6 +297,19 @@ def _lease_seconds(value: Any) -> float:
     if not 1 <= seconds <= 3600:
         raise ConfigError("imap lease_seconds must be between 1 and 3600")
     return seconds
+
+
+def _parse_workers(value: str | None) -> int | None:
+    """``FRONTDESK_PARSE_WORKERS``: a whole number of processes, 0 or more; unset means one per core."""
+    if value is None or value.strip() == "":
+        return None
+    try:
+        workers = int(value.strip())
+    except ValueError:
+        raise ConfigError(f"FRONTDESK_PARSE_WORKERS must be a whole number of processes, not {value!r}") from None
+    if workers < 0:
+        raise ConfigError(f"FRONTDESK_PARSE_WORKERS must be 0 or more, not {workers}")
+    return workers
 
 
 def load_settings(
@@ -401,6 +417,7 @@ def load_settings(
                              or 100),
         log_level=(env.get("FRONTDESK_LOG_LEVEL") or raw.get("log", {}).get("level") or "INFO").upper(),
         log_format=env.get("FRONTDESK_LOG_FORMAT") or raw.get("log", {}).get("format") or "json",
+        parse_workers=_parse_workers(env.get("FRONTDESK_PARSE_WORKERS")),
         channels=raw.get("channels", {}),
         used_defaults=tuple(defaults_used),
     )

@@ -260,9 +260,13 @@ async def _run_in(session: AsyncSession, batch: BatchFacts, runs: list[_Run], st
             run.stage = "look_up"
             live.append(run)
     await batch.look_up(session, [run.state.inbound for run in live])
-    for run in live:
-        await _run_one(run, batch, steps, writing)
+    # The mails' new rows are written together at the end (TicketWrites);
+    # a read in between must not flush a change that points at one of them.
+    with session.no_autoflush:
+        for run in live:
+            await _run_one(run, batch, steps, writing)
     try:
+        await batch.drop_unused_contacts(session, [run.state.contact for run in live if run.state.stored is not None])
         await writes.apply(session)
     except Exception as error:
         if is_storage_outage(error) or lost_a_race(error):

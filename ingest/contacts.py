@@ -10,6 +10,7 @@ from a new sender end with one contact, not an error.
 
 from __future__ import annotations
 
+import functools
 from email.utils import parseaddr
 from typing import Any
 
@@ -19,13 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.model import Company, Contact, ContactIdentity
 from frontdesk.ingest.message import InboundMessage
 from frontdesk.storage.upsert import dialect_insert
-from frontdesk.tickets.contacts import find_or_create_by_email
+from frontdesk.tickets.contacts import find_or_create_by_email, find_or_create_by_emails
 
 NAME_LIMIT = 200
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_address(value: str | None) -> str | None:
-    """The bare, lower-cased address in ``value``, or None if there is none."""
+    """The bare, lower-cased address in ``value``, or None if there is none.
+
+    Cached: a batch asks about the same few addresses many times (sender,
+    contact, To and Cc of every mail), and ``parseaddr`` is not cheap.
+    """
     if not value:
         return None
     address = parseaddr(value)[1] or value
@@ -75,6 +81,24 @@ async def identify_email_sender(session: AsyncSession, message: InboundMessage) 
         return None
     first, last = split_display_name(message.sender_name)
     return await find_or_create_by_email(session, address, first_name=first, last_name=last)
+
+
+async def identify_email_senders(session: AsyncSession, messages: list[InboundMessage]
+                                 ) -> tuple[dict[str, Contact], set[int]]:
+    """:func:`identify_email_sender` for a batch of mail, set-based: the contacts by normalized address, and the new ones' ids.
+
+    Mails are taken in arrival order, so a name only the second of two
+    mails from a new address gives fills the contact as it would one mail
+    at a time.
+    """
+    names: dict[str, tuple[str | None, str | None]] = {}
+    for message in messages:
+        address = normalize_address(message.sender_address)
+        if address is not None:
+            first, last = split_display_name(message.sender_name)
+            known_first, known_last = names.get(address, (None, None))
+            names[address] = (known_first or first, known_last or last)
+    return await find_or_create_by_emails(session, names)
 
 
 async def identify_channel_sender(session: AsyncSession, message: InboundMessage, channel_id: int) -> Contact | None:

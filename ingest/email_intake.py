@@ -31,7 +31,6 @@ from frontdesk.background import PollingLoop
 from frontdesk.model import InboundPayload
 from frontdesk.model.channels import EMAIL
 from frontdesk.storage.database import StorageUnavailable
-from frontdesk.ingest import parse_pool
 from frontdesk.ingest.batch_runner import EmailItem
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.intake import PENDING, PayloadWriter, store_payload
@@ -81,7 +80,6 @@ class EmailIntake(PollingLoop):
         """Stop processing (the mail in hand finishes within ``grace``), then the writer."""
         await super().stop(grace)
         await self.writer.stop()
-        await asyncio.to_thread(parse_pool.shutdown)
 
     async def accept(self, raw: bytes, envelope: Envelope) -> int:
         """Commit the raw mail and its envelope as a pending intake row; return the row's id.

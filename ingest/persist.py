@@ -2,6 +2,9 @@
 
 Everything here runs inside the pipeline runner's transaction, so the
 rows and the outbox events they announce commit together or not at all.
+A message on its own is flushed as it is stored; a batch of mail
+(:class:`BatchStore`) stores its rows under reserved ids and writes them
+together, one statement per table, when its :class:`TicketWrites` apply.
 Attachment bytes go to the content-addressed blob store first; a rolled
 back transaction leaves at most an unreferenced blob, never a row that
 points at nothing.
@@ -10,9 +13,10 @@ points at nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.events import AGENT, CUSTOMER, Actor, DomainEvent, MessageReceived, MessageScreened
@@ -26,7 +30,9 @@ from frontdesk.model import (
     Ticket,
     TicketParticipant,
 )
+from frontdesk.model.channels import EMAIL
 from frontdesk.model.messages import ACCEPTED, INBOUND
+from frontdesk.storage.ids import ReservedIds, reserve_ids
 from frontdesk.outbox import record_events
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.ingest.contacts import normalize_address
@@ -34,12 +40,12 @@ from frontdesk.storage.upsert import dialect_insert
 from frontdesk.ingest.message import InboundMessage, IngestOutcome, QuarantineMessage
 from frontdesk.ingest.threading import ThreadMatch
 from frontdesk.tickets.associations import COMPANIES, CONTACTS, link_pairs
-from frontdesk.tickets.creation import create_ticket, ticket_created
+from frontdesk.tickets.creation import create_ticket, new_ticket, ticket_created
 from frontdesk.tickets.errors import DomainError
 from frontdesk.tickets.header_fields import flatten
 from frontdesk.tickets.inboxes import help_desk_id
 from frontdesk.tickets.property_values import submitted_custom_values
-from frontdesk.tickets.search_index import refresh_ticket_index
+from frontdesk.tickets.search_index import refresh_ticket_indexes
 
 TICKET_NAME_LIMIT = 500
 DESCRIPTION_LIMIT = 4000
@@ -92,6 +98,65 @@ class Persisted:
     ticket: Ticket | None
     conversation: Conversation | None
     ticket_created: bool
+
+
+@dataclass
+class BatchStore:
+    """What storing a batch of mail reads, read once for it, and the ids its new rows are written under.
+
+    Filled by :meth:`read` in the batch's transaction (:mod:`ingest.email_batch`).
+    With it, :func:`persist_message` runs no statement: its rows are added
+    with reserved ids and written together, one statement per table, when
+    the runner applies the batch's :class:`TicketWrites`.  Whatever it does
+    not hold (a ticket no lookup named) is read as without it.
+    """
+
+    statuses: dict[int, Status] = field(default_factory=dict)  # first open status by pipeline
+    help_desk: int | None = None
+    tickets: dict[int, Ticket] = field(default_factory=dict)
+    conversations: dict[int, Conversation] = field(default_factory=dict)
+    latest_email: dict[int, Conversation | None] = field(default_factory=dict)  # by ticket: newest email thread
+    ids: dict[str, ReservedIds] = field(default_factory=dict)
+
+    @classmethod
+    async def read(cls, session: AsyncSession, *, pipelines: Iterable[int], tickets: Iterable[int],
+                   conversations: Iterable[int], reserve: dict[str, int]) -> BatchStore:
+        store = cls(help_desk=await help_desk_id(session))
+        pipeline_ids = sorted(set(pipelines))
+        if pipeline_ids:
+            for status in (await session.scalars(
+                    select(Status).where(Status.pipeline_id.in_(pipeline_ids), Status.is_closed.is_(False))
+                    .order_by(Status.pipeline_id, Status.position, Status.id))).all():
+                store.statuses.setdefault(status.pipeline_id, status)
+        ticket_ids = sorted(set(tickets))
+        if ticket_ids:
+            store.tickets = {t.id: t for t in (await session.scalars(
+                select(Ticket).where(Ticket.id.in_(ticket_ids)))).all()}
+            store.latest_email = dict.fromkeys(ticket_ids)
+            newest = (select(func.max(Conversation.id)).where(Conversation.ticket_id.in_(ticket_ids),
+                                                               Conversation.channel == EMAIL)
+                      .group_by(Conversation.ticket_id))
+            for conversation in (await session.scalars(select(Conversation).where(Conversation.id.in_(newest)))).all():
+                store.latest_email[conversation.ticket_id] = conversation
+                store.conversations[conversation.id] = conversation
+        conversation_ids = sorted(set(conversations) - set(store.conversations))
+        if conversation_ids:
+            store.conversations.update({c.id: c for c in (await session.scalars(
+                select(Conversation).where(Conversation.id.in_(conversation_ids)))).all()})
+        store.ids = await reserve_ids(session, reserve)
+        return store
+
+
+async def _ticket(session: AsyncSession, ticket_id: int, store: BatchStore | None) -> Ticket | None:
+    if store is not None and ticket_id in store.tickets:
+        return store.tickets[ticket_id]
+    return await session.get(Ticket, ticket_id)
+
+
+async def _conversation(session: AsyncSession, conversation_id: int, store: BatchStore | None) -> Conversation | None:
+    if store is not None and conversation_id in store.conversations:
+        return store.conversations[conversation_id]
+    return await session.get(Conversation, conversation_id)
 
 
 async def first_open_status(session: AsyncSession, pipeline_id: int) -> Status:
@@ -148,8 +213,20 @@ class TicketWrites:
     companies: set[tuple[int, int]] = field(default_factory=set)
     tickets: dict[int, None] = field(default_factory=dict)  # in order, once each
     events: list[DomainEvent] = field(default_factory=list)
+    # A batch's new tickets, conversations, messages and attachments (BatchStore), in order.
+    new_rows: list[Any] = field(default_factory=list)
 
     async def apply(self, session: AsyncSession) -> None:
+        if self.new_rows:
+            # One statement per table, parents first.  No autoflush: a
+            # pending change to an existing row (a conversation joining a
+            # new ticket) may point at a row inserted here, so it goes after.
+            with session.no_autoflush:
+                for model in (Ticket, Conversation, Message, Attachment):
+                    rows = [_values(row) for row in self.new_rows if type(row) is model]
+                    if rows:
+                        await session.execute(insert(model), rows)
+        await session.flush()
         if self.participants:
             # Sorted, so two concurrent writers lock the same rows in the
             # same order and cannot deadlock each other.
@@ -160,19 +237,25 @@ class TicketWrites:
             )
         await link_pairs(session, CONTACTS, self.contacts)
         await link_pairs(session, COMPANIES, self.companies)
-        for ticket_id in self.tickets:
-            await refresh_ticket_index(session, ticket_id)
+        await refresh_ticket_indexes(session, self.tickets)
         await record_events(session, *self.events)
 
 
+def _values(row: Any) -> dict[str, Any]:
+    """The column values set on a new, unsaved row (the rest take their defaults)."""
+    state = row.__dict__
+    return {attr.key: state[attr.key] for attr in sa_inspect(type(row)).column_attrs if attr.key in state}
+
+
 async def _store_attachments(session: AsyncSession, blobs: BlobStore, message_id: int,
-                             message: InboundMessage, digests: list[str | None] | None) -> None:
+                             message: InboundMessage, digests: list[str | None] | None,
+                             add: Callable[[Attachment], None]) -> None:
     for index, part in enumerate(message.attachments):
         if digests is not None:
             digest = digests[index]
         else:
             digest = await blobs.put(part.data) if part.data is not None else None
-        session.add(Attachment(
+        add(Attachment(
             message_id=message_id,
             filename=clean_text(part.filename, 500),
             content_type=clean_text(part.content_type or "application/octet-stream", 255) or "application/octet-stream",
@@ -234,6 +317,7 @@ async def persist_message(
     own_addresses: set[str],
     attachment_blobs: list[str | None] | None = None,
     writes: TicketWrites,
+    store: BatchStore | None = None,
 ) -> Persisted:
     """Write the message where ``match`` says, creating the ticket and conversation it needs.
 
@@ -241,33 +325,24 @@ async def persist_message(
     blob store, in order; without them the bytes are stored here.  What
     follows for the ticket (participants, associations, search document,
     events) is added to ``writes``, which the runner applies before it
-    commits.
+    commits.  With a batch's ``store`` nothing is written here: the rows
+    are added under reserved ids and written when ``writes`` is applied.
     """
     screened = message.screening != ACCEPTED
-    ticket = await session.get(Ticket, match.ticket_id) if match.ticket_id is not None else None
-    conversation = await session.get(Conversation, match.conversation_id) if match.conversation_id else None
+    ticket = await _ticket(session, match.ticket_id, store) if match.ticket_id is not None else None
+    conversation = await _conversation(session, match.conversation_id, store) if match.conversation_id else None
     if ticket is None and conversation is not None and conversation.ticket_id is not None:
-        ticket = await session.get(Ticket, conversation.ticket_id)
+        ticket = await _ticket(session, conversation.ticket_id, store)
     created = False
 
     if not screened:
         if ticket is not None and (conversation is None or conversation.ticket_id != ticket.id):
-            conversation = await _latest_conversation(session, ticket.id, message.channel)
+            if store is not None and message.channel == EMAIL and ticket.id in store.latest_email:
+                conversation = store.latest_email[ticket.id]
+            else:
+                conversation = await _latest_conversation(session, ticket.id, message.channel)
         if ticket is None and channel.create_tickets and message.direction == INBOUND:
-            ticket = await create_ticket(
-                session,
-                actor=_actor(message),
-                status=await first_open_status(session, channel.pipeline_id),
-                source=message.channel,
-                channel_id=channel.id,
-                contact_id=contact.id if contact else None,
-                company_id=contact.company_id if contact else None,
-                # The event waits for the conversation (see ingest_events),
-                # the search document for the end of the run (TicketWrites).
-                record=False,
-                index=False,
-                **await _ticket_values(session, message),
-            )
+            ticket = await _new_ticket(session, message, channel, contact, store, writes)
             created = True
         if conversation is None:
             conversation = Conversation(
@@ -277,10 +352,13 @@ async def persist_message(
                 thread_key=clean_text(message.thread_key or message.external_id, 998),
                 contact_id=contact.id if contact else None,
                 is_forwarded=message.is_forwarded,
-                inbox_id=await help_desk_id(session),
+                inbox_id=store.help_desk if store is not None else await help_desk_id(session),
             )
-            session.add(conversation)
-            await session.flush()
+            await _add(session, conversation, store, writes, "conversations")
+            if store is not None:
+                store.conversations[conversation.id] = conversation
+                if ticket is not None and message.channel == EMAIL:
+                    store.latest_email[ticket.id] = conversation
         elif conversation.ticket_id is None and ticket is not None:
             conversation.ticket_id = ticket.id
         if created:
@@ -288,9 +366,9 @@ async def persist_message(
             ticket.origin_conversation_id = conversation.id
 
     row = _message_row(message, channel, match, ticket, conversation)
-    session.add(row)
-    await session.flush()
-    await _store_attachments(session, blobs, row.id, message, attachment_blobs)
+    await _add(session, row, store, writes, "messages")
+    await _store_attachments(session, blobs, row.id, message, attachment_blobs,
+                             writes.new_rows.append if store is not None else session.add)
     if ticket is not None and not screened:
         writes.participants.update((ticket.id, a) for a in message_participants(message, contact, own_addresses))
         if contact is not None and not created:  # create_ticket associated the first one
@@ -303,6 +381,43 @@ async def persist_message(
     stored = Persisted(row, ticket, conversation, created)
     writes.events += ingest_events(message, stored)
     return stored
+
+
+async def _add(session: AsyncSession, row: Any, store: BatchStore | None, writes: TicketWrites, table: str) -> None:
+    """Add a new row: under a reserved id, written later with the batch's; alone, flushed now for its id."""
+    if store is not None:
+        row.id = await store.ids[table].take(session)
+        writes.new_rows.append(row)
+    else:
+        session.add(row)
+        await session.flush()
+
+
+async def _new_ticket(session: AsyncSession, message: InboundMessage, channel: Channel, contact: Contact | None,
+                      store: BatchStore | None, writes: TicketWrites) -> Ticket:
+    values = dict(
+        source=message.channel,
+        channel_id=channel.id,
+        contact_id=contact.id if contact else None,
+        company_id=contact.company_id if contact else None,
+        **await _ticket_values(session, message),
+    )
+    if store is None:
+        return await create_ticket(
+            session, actor=_actor(message), status=await first_open_status(session, channel.pipeline_id),
+            # The event waits for the conversation (see ingest_events),
+            # the search document for the end of the run (TicketWrites).
+            record=False, index=False, **values)
+    status = store.statuses.get(channel.pipeline_id) or await first_open_status(session, channel.pipeline_id)
+    ticket = new_ticket(status=status, id=await store.ids["tickets"].take(session), **values)
+    writes.new_rows.append(ticket)
+    store.tickets[ticket.id] = ticket
+    # What create_ticket associates, written with the batch's other associations.
+    if ticket.contact_id is not None:
+        writes.contacts.add((ticket.id, ticket.contact_id))
+    if ticket.company_id is not None:
+        writes.companies.add((ticket.id, ticket.company_id))
+    return ticket
 
 
 _TICKET_FIELD_COLUMNS = {"priority": 20, "category": 100}

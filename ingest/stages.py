@@ -154,7 +154,9 @@ async def reject_known_message(state: Ingest) -> None:
 async def identify_email_contact(state: Ingest) -> None:
     """Find or create the sender as a contact; screened mail (MAILER-DAEMON, vacation) creates none."""
     if state.inbound.screening == ACCEPTED:
-        state.contact = await contacts.identify_email_sender(state.db, state.inbound)
+        # Found or created with the whole batch's senders (EmailBatch.look_up).
+        state.contact = state.batch.contact(state.inbound) or await contacts.identify_email_sender(
+            state.db, state.inbound)
 
 
 async def identify_channel_contact(state: Ingest) -> None:
@@ -191,6 +193,7 @@ async def store(state: Ingest) -> None:
         state.db, state.ctx.blobs, state.inbound,
         channel=state.channel, contact=state.contact, match=state.match, own_addresses=own,
         attachment_blobs=state.attachment_blobs, writes=state.writes,
+        store=state.email_batch.store if state.email_batch is not None else None,  # None: one by one
     )
     state.stored = stored
     state.outcome = persist.outcome_for(stored, state.match, state.inbound)

@@ -3,12 +3,12 @@
 Start-up order: configuration checks, storage (migrations where allowed,
 defaults), one shared :class:`ingest.context.IngestContext`, the outbound
 delivery loop and automation (the embedded runner, or the outbox relay that
-feeds the Kafka worker), the email intake processor (which first processes
+feeds the Kafka worker), the mail parse pool, the email intake processor (which first processes
 mail a previous run accepted but did not process), then the edges: SMTP,
 IMAP pollers, HTTP with the webhook sub-app.  Every ingest commit wakes the
 runners through ``IngestContext.on_commit``.  Shutdown runs the other way:
 stop accepting SMTP and HTTP (in-flight work finishes within the grace
-period), stop the pollers, the email intake processor, automation and
+period), stop the pollers, the email intake processor, the parse pool, automation and
 deliveries, dispose the engine.
 """
 
@@ -44,6 +44,7 @@ from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, ConfigError, Settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import create_engine, is_storage_outage, session_factory
 from frontdesk.storage.migrate import current_revision, head_revision, upgrade
+from frontdesk.ingest import parse_pool
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.email_channels import receiving_addresses
 from frontdesk.ingest.email_intake import EmailIntake
@@ -141,6 +142,10 @@ class Daemon:
         self.ctx = IngestContext(settings=settings, sessions=sessions, blobs=blobs)
 
         await self._start_automation()
+        # The parse pool starts now, so its memory is there from the start;
+        # stopped after the email intake, whose batches use it.
+        await parse_pool.start(settings.parse_workers)
+        self._stoppables.append(self._stop_parse_pool)
         # One durable email intake for SMTP and IMAP.  Started before the
         # edges and stopped after them (a _stoppable), so every row an edge
         # commits is processed or left pending for the next start.
@@ -187,6 +192,10 @@ class Daemon:
             ctx.on_commit.append(wake_relay)
             log.info("automation.outbox_relay_started", topic=topics.events)
         ctx.on_commit.append(deliveries.wake_async)
+
+    @staticmethod
+    async def _stop_parse_pool() -> None:
+        await asyncio.to_thread(parse_pool.shutdown)
 
     async def _run_loop(self, loop: PollingLoop) -> None:
         await loop.start()

@@ -124,7 +124,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     """Settings for a test installation with two support addresses."""
     base = load_settings(environ={"FRONTDESK_DATA_DIR": str(tmp_path / "var"),
                                   "FRONTDESK_SECRET_KEY": "test-secret-key",
-                                  "FRONTDESK_API_TOKEN": "test-api-token"})
+                                  "FRONTDESK_API_TOKEN": "test-api-token",
+                                  # No parse pool in a test daemon: in-process parsing is cheaper here.
+                                  "FRONTDESK_PARSE_WORKERS": "0"})
     return replace(
         base,
         database_url=database_url,

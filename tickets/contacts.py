@@ -150,11 +150,56 @@ async def find_or_create_by_email(
             contact = await contact_with_email(session, address)
             assert contact is not None
         return contact
-    for attribute, value in (("first_name", first_name), ("last_name", last_name), ("phone", phone),
-                             ("company_id", company_id)):
+    _fill_empty(contact, first_name=first_name, last_name=last_name, phone=phone, company_id=company_id)
+    return contact
+
+
+def _fill_empty(contact: Contact, **values: Any) -> None:
+    """Values only fill empty fields: a display name in one email must not overwrite what an agent typed."""
+    for attribute, value in values.items():
         if value and not getattr(contact, attribute):
             setattr(contact, attribute, value)
-    return contact
+
+
+async def find_or_create_by_emails(session: AsyncSession, names: Mapping[str, tuple[str | None, str | None]]
+                                   ) -> tuple[dict[str, Contact], set[int]]:
+    """:func:`find_or_create_by_email` for many (already checked, lower-cased) addresses at once.
+
+    The contacts by address, and the ids of those this call created.
+
+    ``names`` maps each address to its (first, last) name.  One read, one
+    insert of the new addresses (with "on conflict do nothing", in address
+    order), and one more read only for addresses a concurrent writer
+    created in between.  The same rules as for one: names fill empty
+    fields only, and a new contact joins the company of its domain.
+    """
+    addresses = sorted(names)
+    if not addresses:
+        return {}, set()
+    found = {c.email: c for c in (await session.scalars(select(Contact).where(Contact.email.in_(addresses)))).all()}
+    new = [address for address in addresses if address not in found]
+    created: dict[str, Contact] = {}
+    if new:
+        domains = {address.rpartition("@")[2] for address in new}
+        companies: dict[str, int] = {}
+        for company_id, domain in await session.execute(
+                select(Company.id, Company.domain).where(Company.domain.in_(domains)).order_by(Company.id)):
+            companies.setdefault(domain, company_id)
+        rows = [dict(email=address, first_name=names[address][0], last_name=names[address][1], phone=None,
+                     company_id=companies.get(address.rpartition("@")[2]), is_marketing_contact=False)
+                for address in new]
+        inserted = await session.scalars(
+            dialect_insert(session, Contact).values(rows).on_conflict_do_nothing(index_elements=["email"])
+            .returning(Contact))
+        created = {c.email: c for c in inserted.all()}
+        found.update(created)
+        lost = [address for address in new if address not in found]
+        if lost:  # concurrent writers created these first: theirs are the ones
+            found.update({c.email: c for c in (await session.scalars(
+                select(Contact).where(Contact.email.in_(lost)))).all()})
+    for address, (first, last) in names.items():
+        _fill_empty(found[address], first_name=first, last_name=last)
+    return found, {c.id for c in created.values()}
 
 
 async def create_company(session: AsyncSession, values: Mapping[str, str | None], *, prefix: str = "") -> Company:

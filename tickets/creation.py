@@ -57,13 +57,9 @@ async def create_ticket(
         values = dict(name=name, description=description, priority=priority, category=category,
                       owner_id=owner_id, team_id=team_id)
         await check_required_properties(session, {**values, **custom}, status.id, actor_kind=actor.kind)
-    now = now or utcnow()
-    ticket = Ticket(
-        name=name, description=description, priority=priority, category=category, owner_id=owner_id,
-        team_id=team_id, pipeline_id=status.pipeline_id, status_id=status.id, source_channel=source,
-        channel_id=channel_id, contact_id=contact_id, company_id=company_id, custom_properties=custom,
-        created_at=now, updated_at=now, closed_at=now if status.is_closed else None,
-    )
+    ticket = new_ticket(status=status, source=source, name=name, description=description, priority=priority,
+                        category=category, owner_id=owner_id, team_id=team_id, channel_id=channel_id,
+                        contact_id=contact_id, company_id=company_id, custom_properties=custom, now=now)
     session.add(ticket)
     await session.flush()
     await link(session, CONTACTS, ticket.id, [contact_id])
@@ -72,6 +68,30 @@ async def create_ticket(
         await refresh_ticket_index(session, ticket.id)
     if record:
         await record_events(session, ticket_created(ticket, actor))
+    return ticket
+
+
+def new_ticket(*, status: Status, source: str, name: str, description: str | None = None,
+               priority: str | None = None, category: str | None = None, owner_id: int | None = None,
+               team_id: int | None = None, channel_id: int | None = None, contact_id: int | None = None,
+               company_id: int | None = None, custom_properties: Mapping[str, Any] | None = None,
+               now: datetime | None = None, id: int | None = None) -> Ticket:
+    """The row of a new ticket in ``status``, not yet added to a session (values already validated).
+
+    :func:`create_ticket` stores it; a batch of mail adds its new tickets
+    with ids it reserved and writes them together, associating each
+    one's contact and company itself.
+    """
+    now = now or utcnow()
+    ticket = Ticket(
+        name=name, description=description, priority=priority, category=category, owner_id=owner_id,
+        team_id=team_id, pipeline_id=status.pipeline_id, status_id=status.id, source_channel=source,
+        channel_id=channel_id, contact_id=contact_id, company_id=company_id,
+        custom_properties=dict(custom_properties or {}),
+        created_at=now, updated_at=now, closed_at=now if status.is_closed else None,
+    )
+    if id is not None:
+        ticket.id = id
     return ticket
 
 

@@ -12,7 +12,7 @@ from frontdesk.ingest.batch_runner import EmailItem
 from frontdesk.ingest.context import IngestContext
 from frontdesk.ingest.intake import store_payload
 from frontdesk.ingest.pipeline import ingest_email, ingest_emails
-from frontdesk.model import InboundPayload, Message, OutboxEvent, QuarantinedItem
+from frontdesk.model import InboundPayload, Message, OutboxEvent, QuarantinedItem, Ticket
 from _ingest_mail import mail, smtp_envelope
 
 
@@ -158,3 +158,35 @@ async def test_a_batch_records_the_same_events_as_one_mail_at_a_time(ctx, sessio
         "ticket.created", "message.received", "ticket.created", "message.received", "message.received",
         "message.screened"]
     assert normalized(await events_since(last), "batch") == single_events
+
+
+async def test_a_batch_indexes_each_touched_ticket_once_with_all_its_mail_and_its_contact(ctx, sessions):
+    from frontdesk.model import TicketSearchDocument
+
+    outcomes = await ingest_emails(ctx, items(
+        mail(message_id="s1@example.com", subject="Printer", body="The toner smudges."),
+        mail(message_id="s2@example.com", subject="Invoice", sender="Bo Brant <bo@example.com>", body="Wrong VAT."),
+        mail(message_id="s3@example.com", subject="Re: Printer", in_reply_to="s1@example.com", body="Also jams."),
+    ))
+    printer, invoice = outcomes[0].ticket_id, outcomes[1].ticket_id
+    async with sessions() as session:
+        documents = {d.ticket_id: d for d in (await session.scalars(select(TicketSearchDocument))).all()}
+    assert set(documents) == {printer, invoice}
+    assert "toner smudges" in documents[printer].document and "also jams" in documents[printer].document
+    assert "ada@example.com" in documents[printer].names and "wrong vat" not in documents[printer].document
+    assert "bo brant" not in documents[printer].names and "brant" in documents[invoice].names
+
+
+async def test_a_new_sender_twice_in_one_batch_is_one_contact_named_as_mail_by_mail(ctx, sessions):
+    from frontdesk.model import Contact
+
+    outcomes = await ingest_emails(ctx, items(
+        mail(message_id="c1@example.com", sender="cy@example.com", subject="One"),
+        mail(message_id="c2@example.com", sender="Cy Young <CY@example.com>", subject="Two"),
+    ))
+    assert [o.kind for o in outcomes] == ["ticket_created", "ticket_created"]
+    async with sessions() as session:
+        contacts = (await session.scalars(select(Contact).where(Contact.email == "cy@example.com"))).all()
+        tickets = {t.id: t.contact_id for t in (await session.scalars(select(Ticket))).all()}
+    assert [(c.first_name, c.last_name) for c in contacts] == [("Cy", "Young")]
+    assert tickets == {outcomes[0].ticket_id: contacts[0].id, outcomes[1].ticket_id: contacts[0].id}

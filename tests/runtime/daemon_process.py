@@ -32,9 +32,38 @@ def frontdesk(*args: str, env: Mapping[str, str], cwd: Path, timeout: float = 12
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
+def alive(pid: int) -> bool:
+    """``pid`` runs (exists and is not a zombie)."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z"
+
+
+def descendants(pid: int) -> list[int]:
+    """The live processes ``pid`` started, and theirs (a parse pool's forkserver and workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            children.setdefault(int(stat[1]), []).append(int(entry.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        current = todo.pop()
+        if alive(current):
+            found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
 def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("FRONTDESK_")}
-    env.update({"FRONTDESK_DATA_DIR": str(tmp_path / "var")}, **extra)
+    # No parse pool unless a test asks for one: a forkserver per daemon costs start-up time.
+    env.update({"FRONTDESK_DATA_DIR": str(tmp_path / "var"), "FRONTDESK_PARSE_WORKERS": "0"}, **extra)
     return env
 
 

@@ -33,6 +33,12 @@ def test_an_unreadable_config_file_is_a_clear_error(tmp_path) -> None:  # type: 
     assert "configuration error" in result.stderr and "missing.toml" in result.stderr
 
 
+def test_a_bad_parse_worker_count_stops_run_at_start_up(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = frontdesk("run", env=base_env(tmp_path, FRONTDESK_PARSE_WORKERS="two"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "configuration error" in result.stderr and "FRONTDESK_PARSE_WORKERS" in result.stderr
+
+
 def test_worker_without_kafka_says_what_to_set(tmp_path) -> None:  # type: ignore[no-untyped-def]
     result = frontdesk("worker", env=base_env(tmp_path), cwd=tmp_path)
     assert result.returncode == 2

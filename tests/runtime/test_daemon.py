@@ -7,6 +7,7 @@ import json
 import logging
 import smtplib
 import socket
+import time
 from dataclasses import replace
 from email.message import EmailMessage
 from typing import Iterator
@@ -14,7 +15,7 @@ from typing import Iterator
 import pytest
 import structlog
 
-from daemon_process import DaemonProcess, base_env
+from daemon_process import DaemonProcess, alive, base_env, descendants
 from frontdesk.settings import EXAMPLE_SUPPORT_ADDRESS, Secret, load_settings
 from frontdesk.runtime.logs import configure_logging
 
@@ -42,6 +43,7 @@ def daemon(tmp_path) -> Iterator[DaemonProcess]:  # type: ignore[no-untyped-def]
         FRONTDESK_SMARTHOST_USER="relay",
         FRONTDESK_SMARTHOST_PASSWORD=SMARTHOST_PASSWORD,
         FRONTDESK_LOG_LEVEL="DEBUG",
+        FRONTDESK_PARSE_WORKERS="1",
     )
     process = DaemonProcess(cwd=tmp_path, env=env)
     process.start()
@@ -53,6 +55,9 @@ def daemon(tmp_path) -> Iterator[DaemonProcess]:  # type: ignore[no-untyped-def]
 
 def test_zero_config_daemon_turns_an_email_into_a_ticket_and_stops_cleanly(daemon, tmp_path) -> None:  # type: ignore[no-untyped-def]
     daemon.wait_until_healthy()
+    # The parse pool runs from the start (a forkserver and its one worker), not from the first busy batch.
+    assert [e["workers"] for e in daemon.events() if e["event"] == "parse_pool.started"] == [1]
+    assert len(descendants(daemon.process.pid)) >= 2
 
     message = EmailMessage()
     message["From"] = "Ada Lovelace <ada@example.com>"
@@ -85,7 +90,13 @@ def test_zero_config_daemon_turns_an_email_into_a_ticket_and_stops_cleanly(daemo
     assert ready["checks"]["imap:helpdesk"]["ready"] is False
     assert ready["checks"]["imap:helpdesk"]["state"] in ("starting", "connecting", "backoff")
 
+    pool = descendants(daemon.process.pid)
     assert daemon.terminate() == 0
+    # Graceful shutdown stopped the worker; the forkserver and resource tracker follow their parent out.
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pool) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pool and not [pid for pid in pool if alive(pid)]
 
     events = daemon.events()
     names = [event["event"] for event in events]
