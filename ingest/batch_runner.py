@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Iterable, Protocol, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
@@ -94,6 +94,8 @@ class BatchFacts(Protocol):
 
     def remember(self, message: InboundMessage, stored: Persisted, contact: Contact | None) -> None: ...
 
+    async def drop_unused_contacts(self, session: AsyncSession, used: Iterable[Contact | None]) -> None: ...
+
 
 class _NoFacts:
     """The message pipeline's stages query in the batch's transaction, where earlier messages are visible."""
@@ -103,6 +105,9 @@ class _NoFacts:
 
     def remember(self, message: InboundMessage, stored: Persisted, contact: Contact | None) -> None:
         return None
+
+    async def drop_unused_contacts(self, session: AsyncSession, used: Iterable[Contact | None]) -> None:
+        return None  # the stages made each contact in the transaction, for a message they stored
 
 
 @dataclass
