@@ -25,7 +25,10 @@ from frontdesk.outbound.email.mime import write_mime
 AUTO_REPLIED = "auto-replied"
 AUTO_GENERATED = "auto-generated"
 
-_LINE_BREAK = re.compile(r"[\r\n]")
+# Every character Python's email package (and ``str.splitlines``) takes for
+# a line break, not only CR and LF: the package refuses a header holding one,
+# so a customer's subject with U+2028 would otherwise fail the whole mail.
+_LINE_BREAK = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _MSGID = re.compile(r"^[^\s<>@]+@[^\s<>@]+$")
 MAX_REFERENCES = 20  # long threads: keep the first and the most recent ids
 
@@ -43,7 +46,7 @@ def checked_header(value: str, *, name: str) -> str:
 
 def flatten_header(value: str) -> str:
     """Template output for a header: every run of line breaks becomes one space."""
-    return re.sub(r"\s*[\r\n]+\s*", " ", value.replace("\x00", "")).strip()
+    return re.sub(rf"\s*{_LINE_BREAK.pattern}+\s*", " ", value.replace("\x00", "")).strip()
 
 
 def subject_with_token(subject: str, ticket_id: int) -> str:

@@ -46,6 +46,8 @@ def test_compose_threads_and_marks_automated_mail() -> None:
 @pytest.mark.parametrize("changes", [
     {"subject": "Hi\r\nBcc: victim@example.org"},
     {"subject": "Hi\nX-Evil: 1"},
+    {"subject": "Hi\u2028Bcc: victim@example.org"},
+    {"subject": "Hi\x85X-Evil: 1"},
     {"to": ("ada@example.com\r\nBcc: victim@example.org",)},
     {"cc": ("x@example.com\nBcc: y@example.org",)},
     {"from_name": "Support\r\nBcc: victim@example.org"},
@@ -62,6 +64,12 @@ def test_template_output_cannot_inject_headers_and_html_is_escaped() -> None:
     rendered = render_template("About {{ ticket.name }}", "Hi {{ contact.first_name }}",
                                "<p>Hi {{ contact.first_name }}</p>", context)
     assert rendered.subject == "About Help Bcc: victim@example.org"  # one line: no new header
+    # Line breaks beyond CR and LF too: the email package refuses every one of them in a header.
+    for odd in ("\u2028", "\u2029", "\x85", "\x0b", "\x1c"):
+        flat = render_template("About {{ ticket.name }}", "x", None,
+                               {"ticket": {"id": 7, "name": f"Help{odd}please"}}).subject
+        assert flat == "About Help please"
+        assert compose(outbound(subject=flat))["Subject"] == flat
     message = compose(outbound(subject=rendered.subject))
     assert message["Bcc"] is None
     assert rendered.html == "<p>Hi &lt;script&gt;alert(1)&lt;/script&gt;</p>"
