@@ -139,21 +139,34 @@ class DeliveryLoop(PollingLoop):
         await self.deliver_due()
 
     async def deliver_due(self, now: datetime | None = None) -> int:
-        """Attempt every delivery due at ``now``; returns how many were attempted.
-
-        The due rows are claimed in one statement, sent, and their outcomes
-        recorded in one transaction (a backlog costs a few statements per
-        round, not two transactions per mail).  A crash before that record
-        leaves the claimed rows to their lease, and the same stored bytes go
-        out again after it, as for one row.
-        """
+        """Attempt every delivery due at ``now``, round after round; returns how many were attempted."""
         now = now or utcnow()
+        total = 0
+        while not self.stopping:
+            attempted, claimed = await self._deliver_round(now)
+            total += attempted
+            if claimed < self.concurrency:  # nothing more was due
+                break
+        return total
+
+    async def _deliver_round(self, now: datetime) -> tuple[int, int]:
+        """One round: (deliveries attempted, rows claimed).
+
+        At most ``concurrency`` due rows are claimed, in one statement (a
+        claimed row waits out its lease if this loop dies, so no more are
+        taken than are sent at once), and sent; outcomes are
+        recorded as they come, the ones that finish together in one
+        transaction (a group commit), and a slot sends its next mail only
+        once its last outcome is recorded.  So a crash leaves at most
+        ``concurrency`` sent but unrecorded; those rows keep their lease and
+        the same stored bytes go out again after it, as for one row.
+        """
         async with self.sessions() as session:
             due = (await session.scalars(
                 select(Delivery.id)
                 .where(Delivery.state.in_(PENDING_STATES),
                        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
-                .order_by(Delivery.id).limit(200)
+                .order_by(Delivery.id).limit(self.concurrency)
             )).all()
         jobs = await self._claim_due(list(due), now) if due else []
         by_recipient: dict[tuple[str, str], list[DeliveryJob]] = {}
@@ -161,23 +174,36 @@ class DeliveryLoop(PollingLoop):
             by_recipient.setdefault((job.channel, job.recipient), []).append(job)
         slots = asyncio.Semaphore(self.concurrency)
         outcomes: list[_Outcome] = []
+        unrecorded: list[_Outcome] = []
+        recording = asyncio.Lock()
+
+        async def record_finished() -> None:
+            async with recording:  # whoever holds it records every outcome finished meanwhile
+                if unrecorded:
+                    batch = unrecorded[:]
+                    del unrecorded[:]
+                    await self._record(batch, [], now)
 
         async def send_in_order(group: list[DeliveryJob]) -> None:
             async with slots:
                 for job in group:
                     if self.stopping:  # the rest are handed back, due for the next start
                         return
-                    outcomes.append(await self._attempt(job))
+                    outcome = await self._attempt(job)
+                    outcomes.append(outcome)
+                    unrecorded.append(outcome)
+                    await record_finished()
 
         results = await asyncio.gather(*(send_in_order(group) for group in by_recipient.values()),
                                        return_exceptions=True)
         attempted = {outcome.job.delivery_id for outcome in outcomes}
-        if jobs:
-            await self._record(outcomes, [j.delivery_id for j in jobs if j.delivery_id not in attempted], now)
+        unattempted = [j.delivery_id for j in jobs if j.delivery_id not in attempted]
+        if unattempted:
+            await self._record([], unattempted, now)
         for result in results:  # every group ran to its end; now the first failure, if any
             if isinstance(result, BaseException):
                 raise result
-        return len(outcomes)
+        return len(outcomes), len(jobs)
 
     def _job(self, row: Any) -> DeliveryJob:
         return DeliveryJob(
